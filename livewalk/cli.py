@@ -1,0 +1,546 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Command line
+------------
+
+``livewalk`` (also ``python3 -m livewalk``): pagemap, smaps, vtop and ptdump
+of a live kernel, a vmcore or a QEMU guest, computed by livewalk's
+reimplementation of the kernel's page-table walker.
+
+Every error is one line on standard error, ``livewalk: error: ...``, with
+exit status 2 for usage errors and 1 for others; ``--debug`` adds the
+traceback. Nothing is ever written to the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+from .errors import AddressError, LivewalkError, UsageError, WalkFailedError
+from .progress import Progress
+
+__all__ = ("main", "build_parser", "run_command", "parse_range", "parse_address")
+
+PROG = "livewalk"
+M64 = 0xFFFF_FFFF_FFFF_FFFF
+PAGE_SHIFT = 12
+
+_EPILOG = """\
+target selection (any command):
+  the running kernel by default (through /proc/kcore, as root), or
+  -c VMCORE, or --qemu QMP_SOCKET; -s PATH points at debugging information
+  (a vmlinux file, or a directory to search for one), as in drgn's CLI.
+
+examples:
+  livewalk pagemap --pid 1234 --range 7f0000000000:7f0000200000 --format raw > pm.bin
+  livewalk smaps --pid 1234
+  livewalk vtop --pid 1234 7ffd12345000
+  livewalk vtop --kernel ffffffff81000000
+  livewalk ptdump --check-wx
+  livewalk --qemu /tmp/qmp.sock -s /build/linux vtop --kernel ffffffff81000000
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (``livewalk: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def parse_address(text: str, what: str = "address") -> int:
+    """
+    Parse a hexadecimal address (``0x`` prefix optional, ``_`` and ``'``
+    allowed as separators).
+
+    >>> hex(parse_address("7f00_0000_0000"))
+    '0x7f0000000000'
+    >>> parse_address("zz")
+    Traceback (most recent call last):
+      ...
+    livewalk.errors.UsageError: bad address 'zz': expected a hexadecimal number such as 7f0000001000
+    """
+    s = text.strip().replace("_", "").replace("'", "")
+    if s.lower().startswith("0x"):
+        s = s[2:]
+    try:
+        if not s or s.startswith(("-", "+")):
+            raise ValueError
+        value = int(s, 16)
+    except ValueError:
+        raise UsageError(
+            f"bad {what} {text!r}: expected a hexadecimal number such as 7f0000001000"
+        ) from None
+    if value > M64:
+        raise UsageError(f"bad {what} {text!r}: larger than 64 bits")
+    return value
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """
+    Parse ``START:END`` (hexadecimal, END exclusive) for ``--range``.
+
+    >>> [hex(x) for x in parse_range("7f0000000000:7f0000200000")]
+    ['0x7f0000000000', '0x7f0000200000']
+    """
+    start_s, sep, end_s = text.partition(":")
+    if not sep or not start_s.strip() or not end_s.strip():
+        raise UsageError(
+            f"bad --range {text!r}: expected START:END in hexadecimal, "
+            "e.g. 7f0000000000:7f0000200000"
+        )
+    start = parse_address(start_s, "--range start")
+    end = parse_address(end_s, "--range end")
+    if start >= end:
+        raise UsageError(f"bad --range {text!r}: START must be below END")
+    return start, end
+
+
+def _add_target_options(p: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    g = p.add_argument_group("target selection (default: the running kernel)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("-c", "--core", metavar="VMCORE", default=default,
+                   help="inspect this kernel core dump (vmcore, kdump, ELF)")
+    x.add_argument("--qemu", metavar="QMP_SOCKET", default=default,
+                   help="inspect a QEMU guest over QMP (Unix socket path or host:port; "
+                   "QEMU needs -device vmcoreinfo and the guest qemu_fw_cfg)")
+    g.add_argument("-s", "--symbols", metavar="PATH", action="append",
+                   default=default,
+                   help="debugging information: a vmlinux file, or a directory to search "
+                   "for the kernel image (repeatable)")
+    g.add_argument("--kernel-directory", "--kernel-dir", dest="kernel_directories",
+                   metavar="DIR", action="append", default=default,
+                   help="search DIR for the kernel image (repeatable, as drgn's option)")
+    g.add_argument("--no-default-symbols", action="store_true",
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="only use debugging information given with -s")
+    g.add_argument("--debug", action="store_true",
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="show tracebacks and drgn's log messages")
+
+
+def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.ArgumentParser:
+    """
+    The ``livewalk`` argument parser. *with_target* adds the target
+    selection options (not wanted inside a drgn session, which has its
+    program already).
+    """
+    parser = _Parser(
+        prog=prog,
+        allow_abbrev=False,
+        description="The Linux kernel's page-table walker, run over a live kernel, "
+        "a vmcore or a QEMU guest with drgn.",
+        epilog=_EPILOG if with_target else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if with_target:
+        _add_target_options(parser, suppress=False)
+    version = _version()
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description, allow_abbrev=False,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if with_target:
+            _add_target_options(p, suppress=True)
+        return p
+
+    p = add(
+        "pagemap",
+        "/proc/PID/pagemap entries of a process",
+        "The /proc/PID/pagemap entries of a process (Linux 7.2 fs/proc/task_mmu.c "
+        "pagemap_read), computed by walking its page tables.\n\n"
+        "--format raw writes exactly the bytes that reading /proc/PID/pagemap at\n"
+        "offset START/4096*8 would give, 8 per page, for each --range in the order\n"
+        "given (the pages that contain [START, END)). Without --range: every VMA in\n"
+        "address order, so raw output is the concatenation of each VMA's entries\n"
+        "(the gaps between VMAs are left out).\n"
+        "--format text/json coalesce runs of similar pages (same flags, PFN\n"
+        "advancing by one) for people and scripts.",
+    )
+    p.add_argument("--pid", type=int, required=True, help="process ID")
+    p.add_argument("--range", dest="ranges", metavar="START:END", action="append",
+                   type=_range_type, help="hexadecimal address range (repeatable)")
+    p.add_argument("--format", choices=("raw", "text", "json"), default="text",
+                   help="output format (default: text)")
+    p.add_argument("--no-pfn", action="store_true",
+                   help="zero the PFNs as the kernel does for readers without "
+                   "CAP_SYS_ADMIN")
+
+    p = add("smaps", "/proc/PID/smaps of a process",
+            "The /proc/PID/smaps of a process, computed by walking its page tables.")
+    p.add_argument("--pid", type=int, required=True, help="process ID")
+    p.add_argument("--json", action="store_true", help="JSON instead of the smaps format")
+
+    p = add(
+        "vtop",
+        "translate a virtual address, level by level",
+        "Translate a virtual address: every level's entry address and value with\n"
+        "decoded flags, the leaf size, the physical address or the decoded\n"
+        "swap/migration entry, and the VMA. PROT_NONE pages are present (their PFN\n"
+        "is stored inverted); with 4-level paging the P4D level is folded.",
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--pid", type=int, help="translate in this process's address space")
+    who.add_argument("--kernel", action="store_true",
+                     help="translate in the kernel page tables (init_mm)")
+    p.add_argument("addresses", metavar="ADDR", nargs="+", type=_addr_type,
+                   help="hexadecimal virtual address")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = add(
+        "ptdump",
+        "the kernel page tables as ranges with attributes",
+        "The kernel page tables (init_mm) as ranges with attributes, in the format of\n"
+        "x86's /sys/kernel/debug/page_tables/kernel.",
+    )
+    p.add_argument("--check-wx", action="store_true",
+                   help="only report W+X pages, like check_wx_pages "
+                   "(exit status 1 if there are any)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("livewalk")
+    except Exception:
+        return "0.1.0 (source tree)"
+
+
+def _range_type(text: str) -> tuple[int, int]:
+    try:
+        return parse_range(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _addr_type(text: str) -> int:
+    try:
+        return parse_address(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------
+# Commands
+
+
+def _mm(prog: Any, pid: int) -> tuple[Any, Any]:
+    from .target import find_mm
+
+    return find_mm(prog, pid)  # type: ignore[no-any-return]
+
+
+def _task_size(mm: Any) -> int:
+    try:
+        return int(mm.task_size)
+    except Exception:
+        return 1 << 56
+
+
+def _comm(task: Any) -> str:
+    try:
+        return task.comm.string_().decode(errors="replace")
+    except Exception:
+        return ""
+
+
+def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
+    from .pagemap import pagemap_read
+
+    fn = pagemap_read
+    return fn(mm, start, end, show_pfn=show_pfn)  # type: ignore[no-any-return]
+
+
+def _entries_bytes(entries: Sequence[int]) -> bytes:
+    from array import array
+
+    arr = entries if isinstance(entries, array) else array("Q", entries)
+    if sys.byteorder != "little":
+        arr = array("Q", arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
+    from .backend import backend_for_mm
+
+    backend = backend_for_mm(mm)
+    vmas = getattr(backend, "vmas", None)
+    if vmas is not None:
+        return [(v.vm_start, v.vm_end) for v in vmas(mm)]
+    out: list[tuple[int, int]] = []
+    addr = 0
+    while True:
+        v = backend.find_vma(mm, addr)
+        if v is None:
+            return out
+        out.append((v.vm_start, v.vm_end))
+        addr = v.vm_end
+
+
+def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    task, mm = _mm(prog, args.pid)
+    task_size = _task_size(mm)
+    if args.ranges:
+        ranges = []
+        for start, end in args.ranges:
+            if end > task_size:
+                raise AddressError(
+                    f"range {start:#x}:{end:#x} goes past the end of user space "
+                    f"({task_size:#x}) of PID {args.pid}"
+                )
+            # The pages that contain [start, end), as a read at
+            # start / 4096 * 8 of (pages * 8) bytes would return.
+            first = start >> PAGE_SHIFT
+            last = (end - 1) >> PAGE_SHIFT
+            ranges.append((first << PAGE_SHIFT, (last + 1) << PAGE_SHIFT))
+    else:
+        ranges = _vma_ranges(mm)
+    total = sum(e - s for s, e in ranges)
+    raw = args.format == "raw"
+    docs: list[dict[str, Any]] = []
+    with Progress("pagemap", total_bytes=total, counting="ranges") as progress:
+        for start, end in ranges:
+            if raw:
+                data = _entries_bytes(_pagemap_read(mm, start, end, not args.no_pfn))
+                out.flush()
+                buf = getattr(out, "buffer", None)
+                if buf is not None:
+                    buf.write(data)
+                    buf.flush()
+                else:  # a text-only stream (e.g. inside a drgn session)
+                    out.write(data.hex())
+            else:
+                runs = _pagemap_runs(mm, start, end, not args.no_pfn)
+                if args.format == "json":
+                    docs.append({"start": start, "end": end, "runs": runs})
+                else:
+                    out.write(f"# {start:#014x}-{end:#014x}\n")
+                    for line in _format_runs(runs):
+                        out.write(line + "\n")
+            progress.update(add_vmas=1, add_bytes=end - start)
+    if args.format == "json":
+        json.dump(
+            {
+                "pid": args.pid,
+                "comm": _comm(task),
+                "ranges": [
+                    {"start": d["start"], "end": d["end"], "runs": json.loads(_runs_json(d["runs"]))}
+                    for d in docs
+                ],
+            },
+            out,
+            indent=1,
+        )
+        out.write("\n")
+    return 0
+
+
+def _pagemap_runs(mm: Any, start: int, end: int, show_pfn: bool) -> Any:
+    from .pagemap import pagemap_runs
+
+    return pagemap_runs(mm, start, end, show_pfn=show_pfn)
+
+
+def _format_runs(runs: Any) -> Any:
+    from .pagemap import format_pagemap_text
+
+    return format_pagemap_text(runs)
+
+
+def _runs_json(runs: Any) -> str:
+    from .pagemap import pagemap_json
+
+    return pagemap_json(runs)  # type: ignore[no-any-return]
+
+
+def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from . import smaps as sm
+
+    task, mm = _mm(prog, args.pid)
+    with Progress("smaps", counting="VMAs") as progress:
+        entries = sm.smaps(mm, progress=progress)
+    if args.json:
+        to_json = getattr(sm, "smaps_json", None) or getattr(sm, "smaps_to_json", None)
+        if to_json is not None:
+            doc = to_json(entries)
+        else:
+            doc = [_as_dict(e) for e in entries]
+        if isinstance(doc, str):
+            out.write(doc.rstrip("\n") + "\n")
+        else:
+            json.dump(doc, out, indent=1)
+            out.write("\n")
+    else:
+        text = sm.format_smaps(entries)
+        out.write(text if text.endswith("\n") or not text else text + "\n")
+    return 0
+
+
+def _as_dict(obj: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _as_dict(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _as_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_as_dict(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from .vtop import format_vtop, vtop, vtop_json, vtop_kernel
+
+    results = []
+    if args.kernel:
+        for addr in args.addresses:
+            results.append(vtop_kernel(prog, addr))
+    else:
+        task, mm = _mm(prog, args.pid)
+        for addr in args.addresses:
+            r = vtop(mm, addr)
+            r.pid = args.pid
+            r.comm = _comm(task)
+            results.append(r)
+    if args.json:
+        docs = [vtop_json(r) for r in results]
+        json.dump(docs[0] if len(docs) == 1 else docs, out, indent=1)
+        out.write("\n")
+    else:
+        out.write("\n\n".join(format_vtop(r) for r in results) + "\n")
+    return 0
+
+
+def cmd_ptdump(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from .ptdump import format_prot, ptdump, ptdump_json
+
+    with Progress("ptdump", counting="ranges") as progress:
+        def tick(addr: int) -> None:
+            progress.update(add_vmas=1)
+
+        result = ptdump(prog, check_wx=args.check_wx, progress=tick if progress.enabled else None)
+    if args.json:
+        json.dump(ptdump_json(result), out, indent=1)
+        out.write("\n")
+        return 1 if args.check_wx and result.wx_pages else 0
+    if args.check_wx:
+        for r in result.wx_ranges:
+            out.write(
+                f"W+X: 0x{r.start:016x}-0x{r.end:016x} {format_prot(r.prot, r.level)}"
+                f"  [{r.marker}]\n"
+            )
+        if result.wx_pages:
+            out.write(
+                f"x86/mm: Checked W+X mappings: FAILED, {result.wx_pages} W+X pages found.\n"
+            )
+            return 1
+        out.write("x86/mm: Checked W+X mappings: passed, no W+X pages found.\n")
+        return 0
+    out.write("\n".join(result.lines) + "\n")
+    return 0
+
+
+_COMMANDS = {
+    "pagemap": cmd_pagemap,
+    "smaps": cmd_smaps,
+    "vtop": cmd_vtop,
+    "ptdump": cmd_ptdump,
+}
+
+
+def run_command(prog: Any, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """
+    Run the parsed command *args* against the open drgn program *prog*,
+    writing to *out* (default ``sys.stdout``). Walk failures (a table that
+    cannot be read, a memory fault) become :class:`~livewalk.errors.WalkFailedError`.
+    """
+    if out is None:
+        out = sys.stdout
+    from .backend import TableReadError
+
+    try:
+        import drgn
+
+        fault_errors: tuple[type[BaseException], ...] = (drgn.FaultError,)
+    except ImportError:  # pragma: no cover
+        fault_errors = ()
+    try:
+        return _COMMANDS[args.command](prog, args, out)
+    except TableReadError as e:
+        raise WalkFailedError(f"{e} (the page is missing from the dump or outside RAM)") from e
+    except fault_errors as e:
+        raise WalkFailedError(f"cannot read target memory: {e}") from e
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .target import open_program
+
+    return open_program(
+        core=args.core,
+        qemu=args.qemu,
+        symbols=args.symbols or (),
+        kernel_directories=args.kernel_directories or (),
+        default_symbols=not args.no_default_symbols,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``livewalk`` command; returns the exit status."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    else:
+        logging.getLogger("drgn").setLevel(logging.CRITICAL + 1)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog = _open(args)
+        return run_command(prog, args)
+    except LivewalkError as e:
+        if debug:
+            traceback.print_exc()
+        _error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `livewalk ptdump | head`): not an error.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except Exception:
+            pass
+        return 0
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        msg = " ".join(str(e).split()) or type(e).__name__
+        _error(f"internal error: {type(e).__name__}: {msg} (run with --debug for a traceback)")
+        return 1
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,7 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""``python3 -m livewalk.crosscheck --pid PID [--trigger NAME ...]``."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,439 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Replay
+------
+
+Run livewalk's walker over what a traced kernel walk walked, with an ops
+struct that has the same callbacks. Each Python callback records its call
+(slot, ``addr``, ``next``, depth or hmask, the entry's kernel address and
+raw value, ``walk.action`` on entry, ``walk.vma``'s start), compares it at
+once with the kernel's call at the same step, and then returns the value the
+kernel's callback returned there and sets ``walk.action`` to what the kernel
+callback left. So livewalk's walker is driven by the kernel's callbacks'
+decisions, and every decision of the *walker* (which callback, which slot,
+which range, which depth, descend or not) is checked against the kernel's.
+
+What state the replay walks
+===========================
+
+:class:`ReplayBackend` wraps the real backend (drgn on ``/proc/kcore``) and
+serves page tables from one of:
+
+* a **snapshot** taken just before the trigger (:func:`snapshot_tables`):
+  every page-table page of the user half of the target mm, read with drgn
+  while the target is idle. Triggers that only read (pagemap, smaps,
+  numa_maps, mincore, PAGEMAP_SCAN) are compared exactly against it: the
+  raw entry values the BPF probes read at each callback must equal what
+  drgn read before the trigger.
+* an **overlay** of the values the kernel saw (:func:`kernel_overlay`), on
+  top of the snapshot, for triggers that change page tables while or before
+  they walk: guard install (tables allocated, markers installed, a populated
+  range zapped between two walks), and for the kernel's own tables (ptdump
+  of init_mm, which the kernel changes all the time). Every slot a callback
+  reported is served with the value the kernel read there (a slot where
+  ``install_pte`` was called is served as none, since the kernel installs
+  only into none slots; a hole reported by ``pte_hole`` under a known table
+  is served as none). The control flow is then compared exactly; entry
+  values are independently checked wherever the snapshot (or live) value
+  equals the kernel's, and every slot where they differ is counted in
+  :attr:`ReplayBackend.changed` and reported ("changed during the trigger,
+  served as the kernel saw them").
+
+Other mutating triggers (clear_refs, MADV_COLD/PAGEOUT/FREE/WILLNEED,
+mlock, mbind, migrate_pages) change entries only after their callback has
+read them (clearing young/dirty bits, zapping, swapping, splitting a THP
+inside the callback); since their ops have no ``pte_entry`` the walker
+never looks at a slot again after the callback, so the pre-trigger snapshot
+is exactly what the kernel walked, and they are compared against it with
+the overlay on only as a safety net (its ``changed`` count must be 0 for
+them, and is reported).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import errno
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import pagewalk as pw
+from ..backend import VMA, TableReadError
+from ..x86 import _PAGE_PRESENT, _PAGE_PSE, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT
+from .compare import Divergence, ReplayCall, diff_step
+from .model import POINTER_SLOTS, KernelWalk
+
+__all__ = (
+    "ABORT",
+    "ReplayBackend",
+    "ReplayMM",
+    "ReplayResult",
+    "kernel_overlay",
+    "list_vmas",
+    "replay_walk",
+    "snapshot_tables",
+)
+
+#: What a replay callback returns once the replay has diverged: stops the
+#: walk (the kernel's later decisions no longer apply).
+ABORT = -errno.ECANCELED
+
+_LEVEL_OF_SLOT = {"pgd_entry": 4, "p4d_entry": 3, "pud_entry": 2, "pmd_entry": 1, "pte_entry": 0}
+
+
+class ReplayMM:
+    """
+    The mm handed to livewalk's entry points during a replay: it names the
+    :class:`ReplayBackend` (``livewalk_backend``) and wraps the real mm
+    (:attr:`inner`, a drgn ``struct mm_struct *``).
+    """
+
+    def __init__(self, inner: Any, backend: ReplayBackend, *, is_init: bool = False) -> None:
+        self.inner = inner
+        self.livewalk_backend = backend
+        self.is_init = is_init
+
+    def __repr__(self) -> str:
+        return f"ReplayMM({self.inner!r})"
+
+
+def list_vmas(base: Any, mm: Any) -> list[VMA]:
+    """All VMAs of *mm* in address order, through ``find_vma``."""
+    fn = getattr(base, "vmas", None)
+    if fn is not None:
+        try:
+            return list(fn(mm))
+        except TypeError:
+            pass
+    out: list[VMA] = []
+    addr = 0
+    while True:
+        v = base.find_vma(mm, addr)
+        if v is None:
+            return out
+        out.append(v)
+        addr = v.vm_end
+
+
+def snapshot_tables(base: Any, pgd_kaddr: int, *, user_only: bool = True) -> dict[int, tuple[int, ...]]:
+    """
+    Read every page-table page reachable from the top-level table at
+    *pgd_kaddr* (for a user mm only its lower half, the user address space)
+    and return them by physical address.
+    """
+    paging = base.paging
+    mask = paging.physical_mask & ~((1 << PAGE_SHIFT) - 1)
+    tables: dict[int, tuple[int, ...]] = {}
+    top = base.pgd_phys(pgd_kaddr) & ~((1 << PAGE_SHIFT) - 1)
+    # level numbers: 4 PGD, 3 P4D, 2 PUD, 1 PMD, 0 PTE (the table's level)
+    stack = [(top, 4)]
+    while stack:
+        paddr, level = stack.pop()
+        if paddr in tables:
+            continue
+        try:
+            t = tuple(base.read_table(paddr))
+        except TableReadError:
+            continue
+        tables[paddr] = t
+        if level == 0:
+            continue
+        n = 256 if (level == 4 and user_only) else 512
+        for i in range(n):
+            v = t[i]
+            if not v & _PAGE_PRESENT:
+                continue
+            if level in (1, 2) and v & _PAGE_PSE:
+                continue
+            nxt = level - 1
+            if level == 4 and paging.levels == 4:
+                nxt = 2
+            stack.append((v & mask, nxt))
+    return tables
+
+
+def kernel_overlay(walk: KernelWalk, pgd_phys: Callable[[int], int], paging: Any) -> dict[int, int]:
+    """
+    The page-table values *walk*'s callbacks saw, by physical address of the
+    slot: the value read at every pointer callback; none (0) for every slot
+    where ``install_pte`` was called and for every hole ``pte_hole`` reported
+    at depth 0-3 under a table the trace identifies (the parent's value, or
+    a sibling slot's address).
+    """
+    mask = paging.physical_mask & ~((1 << PAGE_SHIFT) - 1)
+    ov: dict[int, int] = {}
+    # the latest pointer step per level: (addr, next, kaddr, value)
+    last: dict[int, tuple[int, int, int, int]] = {}
+    level_shift = {0: PAGE_SHIFT, 1: PMD_SHIFT, 2: PUD_SHIFT, 3: 39, 4: paging.pgdir_shift}
+
+    def slot_in(table_paddr: int, level: int, addr: int) -> int:
+        return table_paddr + 8 * ((addr >> level_shift[level]) & 511)
+
+    top = pgd_phys(walk.pgd) if walk.pgd else None
+    for s in walk.steps:
+        if s.slot in POINTER_SLOTS and s.ptr:
+            ov[pgd_phys(s.ptr)] = s.value
+            lvl = _LEVEL_OF_SLOT.get(s.slot)
+            if lvl is not None:
+                last[lvl] = (s.addr, s.next, s.ptr, s.value)
+        elif s.slot == "install_pte":
+            pmd = last.get(1)
+            if pmd is not None and pmd[0] <= s.addr < pmd[1]:
+                v = pmd[3]
+                if v & _PAGE_PRESENT and not v & _PAGE_PSE:
+                    ov[slot_in(v & mask, 0, s.addr)] = 0
+        elif s.slot == "pte_hole" and 0 <= s.arg <= 3:
+            level = {0: 4, 1: 3, 2: 2, 3: 1}[s.arg]
+            if s.arg == 0 and paging.levels == 4:
+                level = 4
+            table: int | None = None
+            if level == 4:
+                table = top
+            else:
+                parent = level + 1
+                if parent == 3 and paging.levels == 4:
+                    parent = 3  # the folded p4d_entry carries the PGD slot
+                p = last.get(parent)
+                if p is not None and p[0] <= s.addr < p[1]:
+                    v = p[3]
+                    if v & _PAGE_PRESENT and not v & _PAGE_PSE:
+                        table = v & mask
+                if table is None:
+                    sib = last.get(level)
+                    up = level_shift[level + 1] if level + 1 in level_shift else 64
+                    if sib is not None and (sib[0] >> up) == (s.addr >> up):
+                        table = pgd_phys(sib[2]) & ~0xFFF
+            if table is not None:
+                ov.setdefault(slot_in(table, level, s.addr), 0)
+    return ov
+
+
+class ReplayBackend:
+    """
+    A :class:`~livewalk.backend.PageTableBackend` for replays: the real
+    backend *base*, with page tables from *tables* (a snapshot by physical
+    address; missing pages are read from *base*), patched with *overlay*
+    (slot physical address -> value), and VMAs from *vmas* (or *base*).
+
+    :ivar changed: ``(slot paddr, base value, kernel value)`` for every
+        overlaid slot whose snapshot/live value differed from the kernel's
+    :ivar reads: tables served
+    """
+
+    def __init__(
+        self,
+        base: Any,
+        *,
+        tables: dict[int, tuple[int, ...]] | None = None,
+        overlay: dict[int, int] | None = None,
+        vmas: list[VMA] | None = None,
+    ) -> None:
+        self.base = base
+        self.paging = base.paging
+        self.tables = tables or {}
+        self.vmas = vmas
+        self._ends = [v.vm_end for v in vmas] if vmas is not None else []
+        self.changed: list[tuple[int, int, int]] = []
+        self.reads = 0
+        self._patches: dict[int, dict[int, int]] = {}
+        self.mm: ReplayMM | None = None
+        self._init: ReplayMM | None = None
+        self.set_overlay(overlay or {})
+
+    def set_overlay(self, overlay: dict[int, int]) -> None:
+        self._patches = {}
+        for pa, v in overlay.items():
+            self._patches.setdefault(pa & ~0xFFF, {})[(pa & 0xFFF) >> 3] = v
+
+    def __getattr__(self, name: str) -> Any:
+        # zero_pfn, huge_zero_pfn, vm_flag_bits... come from the real backend
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def read_table(self, paddr: int) -> Sequence[int]:
+        self.reads += 1
+        vals: Sequence[int] | None = self.tables.get(paddr)
+        if vals is None:
+            vals = self.base.read_table(paddr)
+        patch = self._patches.get(paddr)
+        if patch:
+            out = list(vals)
+            for i, v in patch.items():
+                if out[i] != v:
+                    self.changed.append((paddr + 8 * i, out[i], v))
+                    out[i] = v
+            return out
+        return vals
+
+    def mm_pgd(self, mm: Any) -> int:
+        return int(self.base.mm_pgd(mm.inner if isinstance(mm, ReplayMM) else mm))
+
+    def pgd_phys(self, pgd: int) -> int:
+        return int(self.base.pgd_phys(pgd))
+
+    def find_vma(self, mm: Any, addr: int) -> VMA | None:
+        if self.vmas is not None:
+            i = bisect.bisect_right(self._ends, addr)
+            return self.vmas[i] if i < len(self.vmas) else None
+        return self.base.find_vma(mm.inner if isinstance(mm, ReplayMM) else mm, addr)  # type: ignore[no-any-return]
+
+    def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Any:
+        return self.base.mapping_vmas(mapping, first_index, last_index)
+
+    def vma_mm(self, vma: VMA) -> Any:
+        return self.mm
+
+    def is_init_mm(self, mm: Any) -> bool:
+        if isinstance(mm, ReplayMM):
+            return mm.is_init
+        return bool(self.base.is_init_mm(mm))
+
+    def init_mm(self) -> Any:
+        if self._init is None:
+            self._init = ReplayMM(self.base.init_mm(), self, is_init=True)
+        return self._init
+
+    def entry_object(self, level: int, kaddr: int) -> Any:
+        return self.base.entry_object(level, kaddr)
+
+    def vma_covering(self, start: int, end: int) -> VMA | None:
+        """A VMA with bounds [*start*, *end*) and the flags of the VMA that holds *start*."""
+        v = self.find_vma(self.mm, start)
+        if v is None or v.vm_start > start:
+            return None
+        if (v.vm_start, v.vm_end) == (start, end):
+            return v
+        return dataclasses.replace(v, vm_start=start, vm_end=end)
+
+
+@dataclasses.dataclass
+class ReplayResult:
+    """
+    The outcome of replaying one kernel walk.
+
+    :ivar calls: livewalk's callback calls, in order
+    :ivar ret: livewalk's return value
+    :ivar divergence: the first difference, or ``None``
+    """
+
+    calls: list[ReplayCall]
+    ret: int | None
+    divergence: Divergence | None
+
+
+class _Replayer:
+    def __init__(self, kwalk: KernelWalk, corrupt_step: int | None = None) -> None:
+        self.k = kwalk.steps
+        self.i = 0
+        self.calls: list[ReplayCall] = []
+        self.div: Divergence | None = None
+        self.corrupt_step = corrupt_step
+
+    def step(self, slot: str, walk: Any, addr: int, next_: int, arg: int = 0, entry: Any = None) -> Any:
+        vi = walk.vma_info
+        call = ReplayCall(
+            slot=slot,
+            addr=addr,
+            next=next_,
+            arg=arg,
+            ptr=(entry.kaddr or 0) if entry is not None else 0,
+            value=entry.value if entry is not None else 0,
+            action_in=int(walk.action),
+            vma_start=vi.vm_start if vi is not None else 0,
+        )
+        n = len(self.calls)
+        if self.corrupt_step is not None and n == self.corrupt_step:
+            # deliberately wrong (tests that the crosscheck can fail)
+            call = dataclasses.replace(call, addr=call.addr ^ (1 << PAGE_SHIFT))
+        self.calls.append(call)
+        if self.div is not None:
+            return ABORT
+        if self.i >= len(self.k):
+            self.div = Divergence(n, None, call, ("extra call",), self.k[max(0, n - 3) : n])
+            return ABORT
+        ks = self.k[self.i]
+        fields = diff_step(ks, call)
+        if fields:
+            self.div = Divergence(n, ks, call, fields, self.k[max(0, n - 3) : n])
+            return ABORT
+        self.i += 1
+        walk.action = pw.PageWalkAction(ks.action_out) if ks.action_out in (0, 1, 2) else ks.action_out
+        if slot == "post_vma":
+            return None
+        return ks.ret
+
+    def ops(self, kwalk: KernelWalk) -> pw.MMWalkOps:
+        cbs: dict[str, Callable[..., Any]] = {}
+        st = self.step
+        for slot in kwalk.slots:
+            if slot in ("pgd_entry", "p4d_entry", "pud_entry", "pmd_entry", "pte_entry"):
+                cbs[slot] = (lambda s: lambda e, a, n, w: st(s, w, a, n, 0, e))(slot)
+            elif slot == "pte_hole":
+                cbs[slot] = lambda a, n, d, w: st("pte_hole", w, a, n, d)
+            elif slot == "hugetlb_entry":
+                cbs[slot] = lambda e, h, a, n, w: st("hugetlb_entry", w, a, n, h, e)
+            elif slot in ("test_walk", "pre_vma"):
+                cbs[slot] = (lambda s: lambda a, n, w: st(s, w, a, n))(slot)
+            elif slot == "post_vma":
+                cbs[slot] = lambda w: st("post_vma", w, 0, 0)
+            elif slot == "install_pte":
+                cbs[slot] = self._install
+        lock = kwalk.walk_lock if kwalk.walk_lock in (0, 1, 2, 3) else 0
+        return pw.MMWalkOps(**cbs, walk_lock=lock)
+
+    def _install(self, addr: int, next_: int, ptep: Any, walk: Any) -> Any:
+        i = self.i
+        ret = self.step("install_pte", walk, addr, next_)
+        if self.div is None and i < len(self.k):
+            ptep.value = self.k[i].value
+        return ret
+
+
+def replay_walk(
+    kwalk: KernelWalk,
+    backend: ReplayBackend,
+    mm: ReplayMM | None,
+    *,
+    corrupt_step: int | None = None,
+) -> ReplayResult:
+    """
+    Replay *kwalk* with livewalk over *backend* (whose ``mm`` is *mm*) and
+    compare it, step by step, with the kernel's walk.
+
+    *corrupt_step* deliberately alters livewalk's call at that index (its
+    ``addr``), to show that a divergence is caught and reported there.
+    """
+    r = _Replayer(kwalk, corrupt_step)
+    ops = r.ops(kwalk)
+    name = kwalk.fn.name
+    ret: int | None
+    if name in ("walk_page_range", "walk_page_range_mm_unsafe"):
+        fn = pw.walk_page_range if name == "walk_page_range" else pw.walk_page_range_mm_unsafe
+        ret = fn(mm, kwalk.start, kwalk.end, ops)
+    elif name in ("walk_page_vma", "walk_page_range_vma", "walk_page_range_vma_unsafe"):
+        vma = backend.vma_covering(kwalk.vma_start, kwalk.vma_end)
+        if vma is None:
+            return ReplayResult([], None, Divergence(0, kwalk.steps[0] if kwalk.steps else None, None,
+                                                     (f"no VMA at {kwalk.vma_start:#x} to replay on",), []))
+        if name == "walk_page_vma":
+            ret = pw.walk_page_vma(vma, ops, backend=backend)
+        elif name == "walk_page_range_vma":
+            ret = pw.walk_page_range_vma(vma, kwalk.start, kwalk.end, ops, backend=backend)
+        else:
+            ret = pw.walk_page_range_vma_unsafe(vma, kwalk.start, kwalk.end, ops, backend=backend)
+    elif name == "walk_page_range_debug":
+        ret = pw.walk_page_range_debug(mm, kwalk.start, kwalk.end, ops, kwalk.pgd or None)
+    elif name in ("walk_kernel_page_table_range", "walk_kernel_page_table_range_lockless"):
+        ret = pw.walk_kernel_page_table_range(kwalk.start, kwalk.end, ops, kwalk.pgd or None, backend=backend)
+    else:
+        return ReplayResult([], None, Divergence(0, None, None, (f"{name} is not replayed",), []))
+    div = r.div
+    if div is None and r.i < len(kwalk.steps):
+        n = len(r.calls)
+        div = Divergence(n, kwalk.steps[r.i], None, ("missing call",), kwalk.steps[max(0, n - 3) : n])
+    if div is None and ret != kwalk.ret:
+        n = len(r.calls)
+        div = Divergence(n, None, None, (f"return value: kernel {kwalk.ret}, livewalk {ret}",),
+                         kwalk.steps[max(0, n - 3) : n])
+    return ReplayResult(r.calls, ret, div)

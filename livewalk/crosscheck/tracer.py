@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Tracer
+------
+
+Loads ``bpf/walktrace.c`` with bcc (compiled once per run), attaches a
+kprobe and a kretprobe to every walker entry point the running kernel has,
+and to the callback functions of the ops structs the triggers use, and
+collects the ring buffer's records while a trigger runs.
+
+Callback functions are resolved from the ops structs: statically allocated
+ops (``pagemap_ops``, ``smaps_walk_ops``...) are read with drgn before the
+trigger; every traced walk's ops struct is also read by BPF at the entry
+point, so a walk whose ops has a callback that is not attached is detected
+(the trigger is then run again with it attached). Function addresses are
+mapped to names through drgn's symbol table (kallsyms); a name must be
+unique to be attached (bcc attaches by name).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import LivewalkError
+from .model import ENTRY_POINTS, SLOTS, TraceAssembly, assemble, decode_event
+
+__all__ = ("Tracer", "TracerError", "bpf_source_path")
+
+#: Ring buffer size in pages (32 MiB); records are drained while a trigger runs.
+RINGBUF_PAGES = 8192
+
+
+class TracerError(LivewalkError):
+    """The BPF tracer could not be set up."""
+
+
+def bpf_source_path() -> Path:
+    """``bpf/walktrace.c`` of this source tree (or ``$LIVEWALK_BPF_DIR``)."""
+    d = os.environ.get("LIVEWALK_BPF_DIR")
+    if d:
+        return Path(d) / "walktrace.c"
+    return Path(__file__).resolve().parents[2] / "bpf" / "walktrace.c"
+
+
+class Tracer:
+    """
+    The BPF side of the crosscheck.
+
+    :param prog: the drgn program of the running kernel (for symbols)
+    :ivar missing_entry_points: entry points not in this kernel (not traced)
+    :ivar attached: callback function address -> (name, slot)
+    """
+
+    def __init__(self, prog: Any, *, ringbuf_pages: int = RINGBUF_PAGES) -> None:
+        try:
+            from bcc import BPF
+        except ImportError as e:
+            raise TracerError(f"cannot import bcc ({e}): install python3-bpfcc") from e
+        src = bpf_source_path()
+        try:
+            text = src.read_text()
+        except OSError as e:
+            raise TracerError(f"cannot read the BPF program {src}: {e.strerror}") from e
+        self.prog = prog
+        try:
+            self.bpf = BPF(text=text, cflags=[f"-DRINGBUF_PAGES={ringbuf_pages}", "-Wno-macro-redefined"])
+        except Exception as e:  # bcc raises plain Exception on compile/load errors
+            raise TracerError(f"cannot load {src.name}: {e}") from e
+        self.missing_entry_points: list[str] = []
+        self.entry_points: list[str] = []
+        for ep in ENTRY_POINTS.values():
+            if self._unique_symbol(ep.name) is None:
+                self.missing_entry_points.append(ep.name)
+                continue
+            try:
+                self.bpf.attach_kprobe(event=ep.name, fn_name=f"kp_{ep.name}")
+                self.bpf.attach_kretprobe(event=ep.name, fn_name=f"kr_{ep.name}", maxactive=64)
+            except Exception:
+                self.missing_entry_points.append(ep.name)
+                continue
+            self.entry_points.append(ep.name)
+        self.attached: dict[int, tuple[str, str]] = {}
+        self.unattachable: dict[int, str] = {}
+        self._records: list[bytes] = []
+        self.bpf["events"].open_ring_buffer(self._on_event)
+        self._lost_seen = 0
+
+    # -- symbols --------------------------------------------------------------
+
+    def _unique_symbol(self, name: str) -> int | None:
+        try:
+            syms = self.prog.symbols(name)
+        except (LookupError, AttributeError):
+            syms = []
+        if not syms:
+            try:
+                return int(self.prog.symbol(name).address)
+            except LookupError:
+                return None
+        addrs = {int(s.address) for s in syms}
+        return addrs.pop() if len(addrs) == 1 else None
+
+    def symbol_name(self, addr: int) -> str:
+        """The name of the function containing *addr* (``"0x..."`` if unknown)."""
+        try:
+            return str(self.prog.symbol(addr).name)
+        except LookupError:
+            return f"{addr:#x}"
+
+    def ops_callbacks(self, ops_symbol: str) -> dict[str, int]:
+        """The callback pointers (slot -> address) of a static ``mm_walk_ops``."""
+        try:
+            ops = self.prog[ops_symbol]
+        except KeyError:
+            return {}
+        out = {}
+        for slot in SLOTS:
+            v = int(getattr(ops, slot).value_())
+            if v:
+                out[slot] = v
+        return out
+
+    # -- attaching callbacks ------------------------------------------------------
+
+    def attach_callback(self, addr: int, slot: str) -> bool:
+        """Attach the kprobe for *slot* and the shared kretprobe to the function at *addr*."""
+        if addr in self.attached:
+            return self.attached[addr][1] == slot
+        if addr in self.unattachable:
+            return False
+        name = self.symbol_name(addr)
+        if self._unique_symbol(name) != addr:
+            self.unattachable[addr] = f"{name}: not a unique symbol"
+            return False
+        try:
+            self.bpf.attach_kprobe(event=name, fn_name=f"kp_cb_{slot}")
+            self.bpf.attach_kretprobe(event=name, fn_name="kr_callback", maxactive=64)
+        except Exception as e:
+            self.unattachable[addr] = f"{name}: {e}"
+            return False
+        self.attached[addr] = (name, slot)
+        return True
+
+    def attach_names(self, pairs: Iterable[tuple[str, str]]) -> list[str]:
+        """Attach callback functions given as ``(function name, slot)``; returns failures."""
+        bad = []
+        for name, slot in pairs:
+            addr = self._unique_symbol(name)
+            if addr is None or not self.attach_callback(addr, slot):
+                bad.append(name)
+        return bad
+
+    def attach_ops(self, ops_symbols: Iterable[str]) -> list[str]:
+        """Attach every callback of these static ops structs; returns failures."""
+        bad = []
+        for sym in ops_symbols:
+            for slot, addr in self.ops_callbacks(sym).items():
+                if not self.attach_callback(addr, slot):
+                    bad.append(f"{sym}.{slot}")
+        return bad
+
+    def untraced_callbacks(self, walks: Iterable[Any]) -> list[tuple[int, str]]:
+        """Callbacks of traced walks' ops that have no probe: ``(address, slot)``."""
+        out = []
+        for w in walks:
+            for slot, addr in zip(SLOTS, w.callbacks):
+                if addr and addr not in self.attached:
+                    out.append((addr, slot))
+        return out
+
+    # -- running -----------------------------------------------------------------
+
+    def _on_event(self, ctx: Any, data: Any, size: int) -> None:
+        self._records.append(ctypes.string_at(data, size))
+
+    def _set(self, table: str, key: int, value: int, ktype: Any = ctypes.c_int, vtype: Any = ctypes.c_ulonglong) -> None:
+        self.bpf[table][ktype(key)] = vtype(value)
+
+    def lost(self) -> int:
+        """Ring-buffer records lost so far (reservation failures, all CPUs)."""
+        t = self.bpf["lost"]
+        return int(sum(t[ctypes.c_int(0)]))
+
+    def trace(self, pids: Iterable[int], action: Callable[[], Any]) -> tuple[TraceAssembly, int, Any]:
+        """
+        Run *action* with tracing enabled for the processes *pids*; return
+        the assembled walks, the number of records lost meanwhile, and what
+        *action* returned. Records are drained while *action* runs (in a
+        thread).
+        """
+        pid_tab = self.bpf["pids"]
+        pid_tab.clear()
+        for p in pids:
+            pid_tab[ctypes.c_uint(p)] = ctypes.c_ubyte(1)
+        self._records = []
+        lost0 = self.lost()
+        result: list[Any] = []
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.append(action())
+            except BaseException as e:  # re-raised in the caller's thread
+                error.append(e)
+
+        self._set("cfg", 0, 1)
+        t = threading.Thread(target=run, name="livewalk-trigger")
+        t.start()
+        try:
+            while t.is_alive():
+                self.bpf.ring_buffer_poll(50)
+            t.join()
+        finally:
+            self._set("cfg", 0, 0)
+        # let walks that already started finish, then drain
+        time.sleep(0.05)
+        self.bpf.ring_buffer_consume()
+        lost = self.lost() - lost0
+        if error:
+            raise error[0]
+        records = [decode_event(r) for r in self._records]
+        self._records = []
+        return assemble(records), lost, (result[0] if result else None)

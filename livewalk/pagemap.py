@@ -1,0 +1,806 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+pagemap
+-------
+
+``/proc/PID/pagemap`` computed from a kernel's page tables: an ordinary user
+of the walker, like the kernel's ``pagemap_ops`` (Linux 7.2
+``fs/proc/task_mmu.c``: ``pagemap_pmd_range``, ``pagemap_pte_hole`` and
+``pagemap_hugetlb_range``; no ``pte_entry``, so nothing is ever split).
+
+:func:`pagemap_read` returns exactly the 64-bit entries that reading
+``/proc/PID/pagemap`` at offset ``start / 4096 * 8`` gives, one per 4 KiB
+page. :func:`pagemap_runs` gives the same entries coalesced into runs of
+similar pages, and :func:`format_pagemap_text` / :func:`pagemap_json` print
+them.
+
+Entry layout (Linux 7.2): bits 0-54 the PFN, or for a swap-format entry the
+swap type (bits 0-4) and offset (bits 5-54); bit 55 soft-dirty, 56 exclusively
+mapped, 57 uffd-wp, 58 guard region, 61 file page or shared anonymous, 62
+swapped (any non-present swap-format entry), 63 present.
+
+>>> mm = resolve_mm(prog, 1234)
+>>> entries = pagemap_read(mm, 0x7F0000000000, 0x7F0000200000)
+>>> hex(entries[0])
+'0x818000000012a45b'
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from .backend import backend_for_mm
+from .x86 import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_TABLE, X86Paging
+
+__all__ = (
+    "PM_PFRAME_BITS",
+    "PM_PFRAME_MASK",
+    "PM_SOFT_DIRTY",
+    "PM_MMAP_EXCLUSIVE",
+    "PM_UFFD_WP",
+    "PM_GUARD_REGION",
+    "PM_FILE",
+    "PM_SWAP",
+    "PM_PRESENT",
+    "PM_FLAG_NAMES",
+    "DrgnPageState",
+    "PagemapPage",
+    "PagemapPageState",
+    "PagemapRun",
+    "pagemap_read",
+    "pagemap_runs",
+    "pagemap_flag_names",
+    "format_pagemap_text",
+    "pagemap_json",
+    "pagemap_walk_ops",
+)
+
+PM_PFRAME_BITS = 55
+PM_PFRAME_MASK = (1 << PM_PFRAME_BITS) - 1
+PM_SOFT_DIRTY = 1 << 55
+PM_MMAP_EXCLUSIVE = 1 << 56
+PM_UFFD_WP = 1 << 57
+PM_GUARD_REGION = 1 << 58
+PM_FILE = 1 << 61
+PM_SWAP = 1 << 62
+PM_PRESENT = 1 << 63
+
+#: ``MAX_SWAPFILES_SHIFT``: the swap type takes the low 5 bits of a frame.
+MAX_SWAPFILES_SHIFT = 5
+
+#: Flag names, highest bit first, as printed by :func:`pagemap_flag_names`.
+PM_FLAG_NAMES = (
+    (PM_PRESENT, "PRESENT"),
+    (PM_SWAP, "SWAP"),
+    (PM_FILE, "FILE"),
+    (PM_GUARD_REGION, "GUARD_REGION"),
+    (PM_UFFD_WP, "UFFD_WP"),
+    (PM_MMAP_EXCLUSIVE, "MMAP_EXCLUSIVE"),
+    (PM_SOFT_DIRTY, "SOFT_DIRTY"),
+)
+
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+_PMD_SIZE = 1 << PMD_SHIFT
+# x86 PTE bits (arch/x86/include/asm/pgtable_types.h)
+_P = 1 << 0
+_RW = 1 << 1
+_USER = 1 << 2
+_ACCESSED = 1 << 5
+_DIRTY = 1 << 6
+_PSE = 1 << 7
+_PROTNONE = 1 << 8
+_SPECIAL = 1 << 9
+_UFFD_WP = 1 << 10
+_SOFT_DIRTY = 1 << 11
+_KNL_ERRATUM = _ACCESSED | _DIRTY
+# Swap-format entries: bit 1 soft-dirty, bit 2 uffd-wp; type in bits 59-63,
+# offset in bits 9-58 of the inverted value (arch/x86/include/asm/pgtable_64.h).
+_SWP_TYPE_SHIFT = 59
+_SWP_OFFSET_FIRST_BIT = 9
+_SWP_OFFSET_MASK = (1 << 50) - 1
+# PTE markers (include/linux/swapops.h)
+_MARKER_UFFD_WP = 1 << 0
+_MARKER_GUARD = 1 << 2
+
+
+class PagemapPage(NamedTuple):
+    """
+    What pagemap needs to know about the ``struct page`` of a PFN.
+
+    :ivar anon: ``folio_test_anon(page_folio(page))``
+    :ivar mapcount: ``folio_precise_page_mapcount(folio, page)``
+        (``CONFIG_PAGE_MAPCOUNT``)
+    :ivar maybe_shared: ``folio_maybe_mapped_shared(folio)``
+    """
+
+    anon: bool
+    mapcount: int
+    maybe_shared: bool
+
+
+class PagemapPageState(Protocol):
+    """
+    Where pagemap gets the ``struct page`` state it needs. The drgn
+    implementation is :class:`DrgnPageState`; tests may supply their own.
+    """
+
+    def highest_memmap_pfn(self) -> int:
+        """``highest_memmap_pfn``."""
+        ...
+
+    def page_info(self, pfn: int) -> PagemapPage | None:
+        """The :class:`PagemapPage` of *pfn*, or ``None`` if it has no readable ``struct page``."""
+        ...
+
+    def hugetlb_pmd_shared(self, ptep: int) -> bool:
+        """``hugetlb_pmd_shared(ptep)``: the table page holding *ptep* is shared."""
+        ...
+
+
+_U64S = struct.Struct("<Q")
+_S32S = struct.Struct("<i")
+# page_mapcount_is_type(): a _mapcount below PGTY_mapcount_underflow << 24
+# (as a signed int) holds a page type (include/linux/page-flags.h)
+_PAGE_TYPE_LIMIT = -(1 << 24)
+
+
+class DrgnPageState:
+    """
+    :class:`PagemapPageState` of a drgn program, through
+    :class:`livewalk.kstate.PageReader` (the vmemmap read in 4 KiB blocks,
+    ``page_folio`` with the Linux 7.1+ ``compound_info`` mask, precise
+    mapcount). One object per pagemap read: it caches what it reads.
+    """
+
+    def __init__(self, prog: Any) -> None:
+        from .kstate import PageReader
+
+        self.prog = prog
+        self.reader = PageReader(prog)
+        self._cache: dict[int, PagemapPage | None] = {}
+
+    def highest_memmap_pfn(self) -> int:
+        return self.reader.ks.highest_memmap_pfn
+
+    def page_info(self, pfn: int) -> PagemapPage | None:
+        try:
+            return self._cache[pfn]
+        except KeyError:
+            pass
+        from drgn import FaultError
+
+        r = self.reader
+        ks = r.ks
+        info: PagemapPage | None
+        try:
+            raw = r.page_bytes(pfn)
+            compound = _U64S.unpack_from(raw, ks.off_compound)[0]
+            flags = _U64S.unpack_from(raw, ks.off_flags)[0]
+            if not compound & 1 and not flags >> ks.pg_head & 1:
+                # A small folio (neither tail nor head): the page is the
+                # folio, and its own fields answer everything.
+                mapping = _U64S.unpack_from(raw, ks.off_mapping)[0]
+                mc = _S32S.unpack_from(raw, ks.off_mapcount)[0]
+                mapcount = 0 if mc < _PAGE_TYPE_LIMIT else mc + 1
+                info = PagemapPage(bool(mapping & 1), mapcount, mapcount > 1)
+            else:
+                pi = r.info(pfn)
+                info = PagemapPage(r.anon(pi), r.precise_mapcount(pi), r.maybe_mapped_shared(pi))
+        except FaultError:
+            info = None
+        self._cache[pfn] = info
+        return info
+
+    def hugetlb_pmd_shared(self, ptep: int) -> bool:
+        from drgn import FaultError
+
+        try:
+            return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
+        except FaultError:
+            return False
+
+
+def _page_state_for(backend: Any) -> PagemapPageState:
+    state = getattr(backend, "page_state", None)
+    if state is not None:
+        return state() if callable(state) else state  # type: ignore[no-any-return]
+    prog = getattr(backend, "prog", None)
+    if prog is None:
+        raise TypeError(f"{type(backend).__name__} provides no page state for pagemap")
+    return DrgnPageState(prog)
+
+
+class PagemapRun(NamedTuple):
+    """
+    A run of pages whose entries differ only by a steadily advancing frame:
+    page ``i`` of the run (address ``start + i * 4096``) has the entry
+    ``flags | ((frame + i * step) & PM_PFRAME_MASK)``.
+
+    :ivar start: first address
+    :ivar end: first address after the run
+    :ivar flags: the flag bits (55-63)
+    :ivar frame: frame field (bits 0-54) of the first page
+    :ivar step: frame increment per page (0; 1 for PFNs; 32 for swap offsets)
+    """
+
+    start: int
+    end: int
+    flags: int
+    frame: int
+    step: int
+
+    @property
+    def npages(self) -> int:
+        return (self.end - self.start) >> PAGE_SHIFT
+
+    def entry(self, i: int) -> int:
+        """The raw entry of page *i* of the run."""
+        return self.flags | ((self.frame + i * self.step) & PM_PFRAME_MASK)
+
+
+# -- sinks: where the callbacks put entries ---------------------------------
+
+
+class _ArraySink:
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = array("Q")
+
+    def fill(self, value: int, n: int) -> None:
+        if n > 0:
+            self.out.extend(array("Q", (value,)) * n)
+
+    def seq(self, flags: int, frame: int, n: int, step: int) -> None:
+        if step == 0 or frame + n * step <= PM_PFRAME_MASK:
+            base = flags | frame
+            self.out.extend(range(base, base + n * step, step) if step else array("Q", (base,)) * n)
+        else:
+            self.out.extend(flags | ((frame + i * step) & PM_PFRAME_MASK) for i in range(n))
+
+    def values(self, vals: Sequence[int]) -> None:
+        self.out.extend(vals)
+
+
+class _RunSink:
+    __slots__ = ("runs", "_start", "_flags", "_frame", "_step", "_n")
+
+    def __init__(self, start: int) -> None:
+        self.runs: list[PagemapRun] = []
+        self._start = start
+        self._n = 0
+        self._flags = self._frame = self._step = 0
+
+    def _close(self) -> None:
+        if self._n:
+            end = self._start + (self._n << PAGE_SHIFT)
+            self.runs.append(PagemapRun(self._start, end, self._flags, self._frame, self._step))
+            self._start = end
+            self._n = 0
+
+    def seq(self, flags: int, frame: int, n: int, step: int) -> None:
+        if n <= 0:
+            return
+        if step and frame + (n - 1) * step > PM_PFRAME_MASK:
+            for i in range(n):
+                self.seq(flags, (frame + i * step) & PM_PFRAME_MASK, 1, 0)
+            return
+        if n == 1:
+            step = 0
+        if self._n and flags == self._flags:
+            if self._n == 1:
+                d = frame - self._frame
+                if d in (0, 1, 32) and (n == 1 or step == d):
+                    self._step = d
+                    self._n += n
+                    return
+            elif frame == self._frame + self._n * self._step and (n == 1 or step == self._step):
+                self._n += n
+                return
+        self._close()
+        self._flags, self._frame, self._step, self._n = flags, frame, step, n
+
+    def fill(self, value: int, n: int) -> None:
+        self.seq(value & ~PM_PFRAME_MASK, value & PM_PFRAME_MASK, n, 0)
+
+    def values(self, vals: Sequence[int]) -> None:
+        seq = self.seq
+        for v in vals:
+            seq(v & ~PM_PFRAME_MASK, v & PM_PFRAME_MASK, 1, 0)
+
+    def finish(self) -> list[PagemapRun]:
+        self._close()
+        return self.runs
+
+
+# -- the walk -------------------------------------------------------------------
+
+
+class _Pagemap:
+    """``struct pagemapread`` plus what the raw decoders need."""
+
+    def __init__(
+        self, mm: Any, backend: Any, sink: Any, show_pfn: bool, page_state: PagemapPageState
+    ) -> None:
+        self.mm = mm
+        self.backend = backend
+        self.sink = sink
+        self.show_pfn = show_pfn
+        self.pages = page_state
+        paging: X86Paging = backend.paging
+        self.paging = paging
+        self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & _U64
+        self.pmd_pfn_mask = paging.physical_mask & ~(_PMD_SIZE - 1) & _U64
+        self.swp_pfn_mask = (1 << (paging.max_physmem_bits - PAGE_SHIFT)) - 1
+        self.sd_bit = _SOFT_DIRTY if paging.soft_dirty else 0
+        self.swp_sd_bit = _RW if paging.soft_dirty else 0
+        self.uffd_bit = _UFFD_WP if paging.uffd_wp else 0
+        self.swp_uffd_bit = _USER if paging.uffd_wp else 0
+        st = paging.swap_types
+        self.pfn_types = frozenset(
+            t
+            for t in (
+                st.hwpoison,
+                st.migration_read,
+                st.migration_read_exclusive,
+                st.migration_write,
+                st.device_write,
+                st.device_read,
+                st.device_exclusive,
+            )
+            if t is not None
+        )
+        self.marker_type = st.pte_marker
+        bits = getattr(backend, "vm_flag_bits", None)
+        self.vm_softdirty = bits.VM_SOFTDIRTY if bits is not None else (
+            (1 << 27) if paging.soft_dirty else 0
+        )
+        self.highest_memmap_pfn = page_state.highest_memmap_pfn()
+        # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
+        self._memo_lo = 1
+        self._memo_hi = 0
+        self._memo_vma: Any = None
+
+    def find_vma(self, addr: int) -> Any:
+        if self._memo_lo <= addr < self._memo_hi:
+            return self._memo_vma
+        vma = self.backend.find_vma(self.mm, addr)
+        self._memo_lo = addr
+        self._memo_hi = vma.vm_end if vma is not None else _U64 + 1
+        self._memo_vma = vma
+        return vma
+
+    def vma_sd(self, vma: Any) -> int:
+        return PM_SOFT_DIRTY if vma.vm_flags & self.vm_softdirty else 0
+
+    def swp_frame_page(self, v: int) -> tuple[int, int, int | None]:
+        """(type, frame without flags, pfn of the page or None) of a swap-format entry."""
+        typ = v >> _SWP_TYPE_SHIFT
+        off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+        if typ in self.pfn_types:
+            pfn = off & self.swp_pfn_mask
+            return typ, off, pfn
+        return typ, off, None
+
+
+def _pte_pfn(v: int, mask: int) -> int:
+    if v and not v & _P:
+        v ^= _U64  # L1TF: non-present entries hold the inverted PFN
+    return (v & mask) >> PAGE_SHIFT
+
+
+def pagemap_pte_hole(addr: int, end: int, depth: int, walk: Any) -> int:
+    """
+    ``pagemap_pte_hole``: every page of [*addr*, *end*) is 0, or
+    ``PM_SOFT_DIRTY`` inside a VMA with ``VM_SOFTDIRTY`` (looked up per
+    page with ``find_vma``, whatever *depth* and ``walk.vma`` say).
+    """
+    pm: _Pagemap = walk.private
+    sink = pm.sink
+    while addr < end:
+        vma = pm.find_vma(addr)
+        hole_end = min(end, vma.vm_start) if vma is not None else end
+        if addr < hole_end:
+            sink.fill(0, (hole_end - addr) >> PAGE_SHIFT)
+            addr = hole_end
+        if vma is None:
+            break
+        stop = min(end, vma.vm_end)
+        if addr < stop:
+            sink.fill(pm.vma_sd(vma), (stop - addr) >> PAGE_SHIFT)
+            addr = stop
+    return 0
+
+
+def _pmd_is_huge(v: int) -> bool:
+    if v & (_P | _PROTNONE | _PSE):
+        return bool(v & _PSE)
+    return bool(v & ~_KNL_ERRATUM)
+
+
+def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: Any) -> None:
+    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
+    flags = pm.vma_sd(vma)
+    frame = 0
+    step = 0
+    pfn: int | None = None
+    n = (end - addr) >> PAGE_SHIFT
+    if v & (_P | _PROTNONE | _PSE):  # pmd_present
+        mask = pm.pmd_pfn_mask if v & _PSE else pm.pte_pfn_mask
+        pfn = _pte_pfn(v, mask)
+        flags |= PM_PRESENT
+        if v & pm.sd_bit:
+            flags |= PM_SOFT_DIRTY
+        if v & pm.uffd_bit:
+            flags |= PM_UFFD_WP
+        if pm.show_pfn:
+            frame = pfn + idx
+            step = 1
+    elif v & ~_KNL_ERRATUM:  # a migration or device-private PMD
+        typ, off, _ = pm.swp_frame_page(v)
+        if pm.show_pfn:
+            o = off & pm.swp_pfn_mask if typ in pm.pfn_types else off
+            frame = typ | ((o + idx) << MAX_SWAPFILES_SHIFT)
+            step = 1 << MAX_SWAPFILES_SHIFT
+        flags |= PM_SWAP
+        if v & pm.swp_sd_bit:
+            flags |= PM_SOFT_DIRTY
+        if v & pm.swp_uffd_bit:
+            flags |= PM_UFFD_WP
+        # as in Linux 7.2: softleaf_to_page() without a softleaf_has_pfn() check
+        pfn = off & pm.swp_pfn_mask
+    if pfn is not None:
+        info = pm.pages.page_info(pfn)
+        if info is not None:
+            if not info.anon:
+                flags |= PM_FILE
+            # Exclusivity is decided once, on the PMD's first page, for all
+            # of its entries, as in Linux 7.2 pagemap_pmd_range_thp().
+            if flags & PM_PRESENT and info.mapcount == 1:
+                flags |= PM_MMAP_EXCLUSIVE
+    pm.sink.seq(flags, frame, n, step)
+
+
+def _pmd_bad(v: int, pm: _Pagemap) -> bool:
+    flags = v & ~pm.pte_pfn_mask & _U64
+    return (flags & ~(_USER | _ACCESSED)) != (_P | _RW | _DIRTY)
+
+
+def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
+    """
+    ``pagemap_pmd_range``: a huge (THP, migration or device) PMD gives one
+    run; a PMD pointing to a PTE table gives one entry per PTE, decoded from
+    the table's raw values.
+    """
+    pm: _Pagemap = walk.private
+    vma = walk.vma_info
+    v = pmd.value
+    if _pmd_is_huge(v):
+        _pagemap_pmd_range_thp(pm, v, addr, end, vma)
+        return 0
+    if _pmd_bad(v, pm):
+        # The kernel clears a bad PMD in pte_offset_map_lock() and retries
+        # (ACTION_AGAIN), then sees a none PMD: a hole. Read-only, we report
+        # that hole without clearing anything.
+        return pagemap_pte_hole(addr, end, 3, walk)
+    table = pmd.pte_table()
+    i0 = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
+    n = (end - addr) >> PAGE_SHIFT
+    pm.sink.values(_pte_entries(pm, table, i0, n, addr, vma))
+    return 0
+
+
+def _pte_entries(
+    pm: _Pagemap, table: Sequence[int], i0: int, n: int, addr: int, vma: Any
+) -> list[int]:
+    """``pte_to_pagemap_entry`` over ``table[i0:i0+n]`` (raw values)."""
+    vma_sd = pm.vma_sd(vma)
+    show_pfn = pm.show_pfn
+    pfn_mask = pm.pte_pfn_mask
+    sd_bit, uffd_bit = pm.sd_bit, pm.uffd_bit
+    swp_sd_bit, swp_uffd_bit = pm.swp_sd_bit, pm.swp_uffd_bit
+    highest = pm.highest_memmap_pfn
+    page_info = pm.pages.page_info
+    pfn_types = pm.pfn_types
+    swp_pfn_mask = pm.swp_pfn_mask
+    marker = pm.marker_type
+    out: list[int] = []
+    append = out.append
+    for i in range(i0, i0 + n):
+        v = table[i]
+        if not v & ~_KNL_ERRATUM:  # pte_none
+            append(vma_sd)
+            continue
+        pfn: int | None = None
+        frame = 0
+        if v & (_P | _PROTNONE):  # pte_present
+            if v & _P:
+                p = (v & pfn_mask) >> PAGE_SHIFT
+            else:
+                p = ((v ^ _U64) & pfn_mask) >> PAGE_SHIFT
+            if show_pfn:
+                frame = p
+            flags = PM_PRESENT | vma_sd
+            # vm_normal_page(): x86 has pte_special, so a special PTE (zero
+            # page, PFNMAP, special mixedmap) has no page, and neither has a
+            # PFN beyond highest_memmap_pfn.
+            if not v & _SPECIAL and p <= highest:
+                pfn = p
+            if v & sd_bit:
+                flags |= PM_SOFT_DIRTY
+            if v & uffd_bit:
+                flags |= PM_UFFD_WP
+        else:
+            flags = PM_SWAP | vma_sd
+            if v & swp_sd_bit:
+                flags |= PM_SOFT_DIRTY
+            if v & swp_uffd_bit:
+                flags |= PM_UFFD_WP
+            typ = v >> _SWP_TYPE_SHIFT
+            off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+            if typ in pfn_types:
+                pfn = off & swp_pfn_mask
+                if show_pfn:
+                    frame = typ | (pfn << MAX_SWAPFILES_SHIFT)
+            else:
+                if show_pfn:
+                    frame = typ | (off << MAX_SWAPFILES_SHIFT)
+                if typ == marker:
+                    if off & _MARKER_UFFD_WP:
+                        flags |= PM_UFFD_WP
+                    if off & _MARKER_GUARD:
+                        flags |= PM_GUARD_REGION
+        if pfn is not None:
+            info = page_info(pfn)
+            if info is not None:
+                if not info.anon:
+                    flags |= PM_FILE
+                if flags & PM_PRESENT and info.mapcount == 1:
+                    flags |= PM_MMAP_EXCLUSIVE
+        append((frame & PM_PFRAME_MASK) | flags)
+    return out
+
+
+def pagemap_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: Any) -> int:
+    """``pagemap_hugetlb_range``: one call per huge page (the slot may be none)."""
+    pm: _Pagemap = walk.private
+    vma = walk.vma_info
+    flags = pm.vma_sd(vma)
+    frame = 0
+    step = 0
+    v = pte.value
+    n = (end - addr) >> PAGE_SHIFT
+    if v & (_P | _PROTNONE):  # pte_present
+        pfn = _pte_pfn(v, pm.pte_pfn_mask)
+        info = pm.pages.page_info(pfn)
+        if info is not None:
+            if not info.anon:
+                flags |= PM_FILE
+            kaddr = pte.kaddr
+            shared_table = kaddr is not None and pm.pages.hugetlb_pmd_shared(kaddr)
+            if not info.maybe_shared and not shared_table:
+                flags |= PM_MMAP_EXCLUSIVE
+        if v & pm.uffd_bit:
+            flags |= PM_UFFD_WP
+        flags |= PM_PRESENT
+        if pm.show_pfn:
+            frame = pfn + ((addr & (~hmask & _U64)) >> PAGE_SHIFT)
+            step = 1
+    elif v & ~_KNL_ERRATUM and pm.paging.uffd_wp:  # pte_swp_uffd_wp_any()
+        if v & _USER:
+            flags |= PM_UFFD_WP
+        else:
+            typ = v >> _SWP_TYPE_SHIFT
+            off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+            if typ == pm.marker_type and off & _MARKER_UFFD_WP:
+                flags |= PM_UFFD_WP
+    pm.sink.seq(flags, frame, n, step)
+    return 0
+
+
+def pagemap_walk_ops() -> Any:
+    """
+    The walker ops of pagemap (``pagemap_ops`` in Linux 7.2
+    ``fs/proc/task_mmu.c``): ``pmd_entry``, ``pte_hole`` and
+    ``hugetlb_entry``, with ``PGWALK_RDLOCK``.
+    """
+    from .pagewalk import PGWALK_RDLOCK, MMWalkOps
+
+    return MMWalkOps(
+        pmd_entry=pagemap_pmd_range,
+        pte_hole=pagemap_pte_hole,
+        hugetlb_entry=pagemap_hugetlb_range,
+        walk_lock=PGWALK_RDLOCK,
+    )
+
+
+def _task_size(mm: Any, backend: Any) -> int:
+    """``mm->task_size``; for an mm without one, ``TASK_SIZE_MAX``."""
+    ts = getattr(mm, "task_size", None)
+    if ts is None:
+        return int(backend.paging.task_size_max)
+    return int(ts.value_() if hasattr(ts, "value_") else ts)
+
+
+def _clamp(mm: Any, backend: Any, start: int, end: int) -> tuple[int, int]:
+    """
+    The [start, end) that ``pagemap_read()`` walks for a read of the pages
+    of [*start*, *end*), as Linux 7.2 computes it: start rounded down to a
+    page, the end clamped to ``mm->task_size`` (a start beyond it reads
+    nothing). The LAM untagging of the start is the identity for tasks that
+    do not use LAM.
+    """
+    task_size = _task_size(mm, backend)
+    start_vaddr = (start >> PAGE_SHIFT) << PAGE_SHIFT
+    end_vaddr = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) << PAGE_SHIFT
+    if end_vaddr > task_size:
+        end_vaddr = task_size
+    if start_vaddr > task_size:
+        start_vaddr = end_vaddr
+    return start_vaddr, max(start_vaddr, end_vaddr)
+
+
+def _run_walk(
+    mm: Any,
+    start: int,
+    end: int,
+    sink: Any,
+    show_pfn: bool,
+    backend: Any,
+    page_state: PagemapPageState | None,
+) -> None:
+    from .pagewalk import walk_page_range
+
+    if page_state is None:
+        page_state = _page_state_for(backend)
+    pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
+    ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm)
+    if ret < 0:
+        raise OSError(-ret, f"pagemap walk of [{start:#x}, {end:#x}) failed")
+
+
+def pagemap_read(
+    mm: Any,
+    start: int,
+    end: int,
+    *,
+    show_pfn: bool = True,
+    backend: Any = None,
+    page_state: PagemapPageState | None = None,
+) -> array:
+    """
+    The ``/proc/PID/pagemap`` entries of the pages of [*start*, *end*): what
+    reading ``(end - start) / 4096 * 8`` bytes at offset ``start / 4096 * 8``
+    returns in Linux 7.2 (``pagemap_read``), including the clamp at
+    ``mm->task_size`` (fewer entries, or none, past the top of user space)
+    and zeros for addresses outside any VMA.
+
+    The whole range is walked at once (the kernel walks 2 MiB at a time; the
+    entries are the same).
+
+    >>> pagemap_read(mm, 0x400000, 0x401000)
+    array('Q', [11565767237059379232])
+
+    :param mm: ``struct mm_struct *`` (or an mm of another backend)
+    :param start: first address (rounded down to a page)
+    :param end: end address (rounded up to a page)
+    :param show_pfn: report PFNs and swap locations, as for a reader with
+        ``CAP_SYS_ADMIN``; when false the frame bits are 0
+    :param backend: the :class:`~livewalk.backend.PageTableBackend`
+        (default: the mm's)
+    :param page_state: where ``struct page`` state comes from (default:
+        :class:`DrgnPageState` of the backend's program)
+    :return: one ``u64`` per page
+    """
+    if backend is None:
+        backend = backend_for_mm(mm)
+    s, e = _clamp(mm, backend, start, end)
+    sink = _ArraySink()
+    if s < e:
+        _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
+    return sink.out
+
+
+def pagemap_runs(
+    mm: Any,
+    start: int,
+    end: int,
+    *,
+    show_pfn: bool = True,
+    backend: Any = None,
+    page_state: PagemapPageState | None = None,
+) -> list[PagemapRun]:
+    """
+    The entries of :func:`pagemap_read`, coalesced into :class:`PagemapRun`
+    runs of similar pages: same flags, and a frame that stays the same,
+    advances by 1 (PFNs) or by 32 (swap offsets) from page to page.
+
+    >>> for r in pagemap_runs(mm, 0x400000, 0x600000):
+    ...     print(hex(r.start), hex(r.end), pagemap_flag_names(r.flags), hex(r.frame))
+    """
+    if backend is None:
+        backend = backend_for_mm(mm)
+    s, e = _clamp(mm, backend, start, end)
+    sink = _RunSink(s)
+    if s < e:
+        _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
+    return sink.finish()
+
+
+def runs_from_entries(start: int, entries: Iterable[int]) -> list[PagemapRun]:
+    """Coalesce raw entries (page *i* at ``start + i * 4096``) into runs."""
+    sink = _RunSink(start)
+    sink.values(list(entries))
+    return sink.finish()
+
+
+def pagemap_flag_names(flags: int) -> list[str]:
+    """
+    Names of the flag bits set in *flags*.
+
+    >>> pagemap_flag_names(PM_PRESENT | PM_SOFT_DIRTY)
+    ['PRESENT', 'SOFT_DIRTY']
+    """
+    return [name for bit, name in PM_FLAG_NAMES if flags & bit]
+
+
+def _describe_frame(run: PagemapRun) -> str:
+    last = run.frame + (run.npages - 1) * run.step
+    if run.flags & PM_PRESENT:
+        if run.npages == 1 or run.step == 0:
+            return f"pfn {run.frame:#x}"
+        return f"pfn {run.frame:#x}-{last:#x}"
+    if run.flags & PM_SWAP:
+        typ = run.frame & ((1 << MAX_SWAPFILES_SHIFT) - 1)
+        off = run.frame >> MAX_SWAPFILES_SHIFT
+        loff = last >> MAX_SWAPFILES_SHIFT
+        rng = f"{off:#x}" if loff == off else f"{off:#x}-{loff:#x}"
+        return f"swap type {typ} offset {rng}"
+    return ""
+
+
+def format_pagemap_text(runs: Iterable[PagemapRun], *, holes: bool = True) -> Iterator[str]:
+    """
+    One line per run: address range, page count, flags and frames.
+
+    >>> print(*format_pagemap_text(runs), sep="\\n")
+    0x00400000-0x00401000      1 PRESENT|FILE|SOFT_DIRTY pfn 0x2d3f1
+    """
+    for r in runs:
+        if not holes and r.flags == 0 and r.frame == 0:
+            continue
+        names = "|".join(pagemap_flag_names(r.flags)) or "-"
+        frame = _describe_frame(r)
+        line = f"{r.start:#014x}-{r.end:#014x} {r.npages:8d} {names}"
+        yield f"{line} {frame}" if frame else line
+
+
+def pagemap_json(runs: Iterable[PagemapRun]) -> str:
+    """
+    The runs as a JSON array of objects (``start``, ``end``, ``pages``,
+    ``flags`` (names), ``raw_flags``, ``frame``, ``frame_step``, and
+    ``pfn`` or ``swap_type``/``swap_offset`` where they apply).
+    """
+    out = []
+    for r in runs:
+        d: dict[str, Any] = {
+            "start": r.start,
+            "end": r.end,
+            "pages": r.npages,
+            "flags": pagemap_flag_names(r.flags),
+            "raw_flags": r.flags,
+            "frame": r.frame,
+            "frame_step": r.step,
+        }
+        if r.flags & PM_PRESENT:
+            d["pfn"] = r.frame
+        elif r.flags & PM_SWAP:
+            d["swap_type"] = r.frame & ((1 << MAX_SWAPFILES_SHIFT) - 1)
+            d["swap_offset"] = r.frame >> MAX_SWAPFILES_SHIFT
+        out.append(d)
+    return json.dumps(out)
+

@@ -1,0 +1,454 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Synthetic page tables
+---------------------
+
+An in-memory :class:`~livewalk.backend.PageTableBackend` for tests and
+examples: page-table pages live at synthetic physical addresses, are built
+with a small builder (:class:`SyntheticMM`) and are returned whole by
+:meth:`SyntheticBackend.read_table`, like a real backend would.
+
+>>> mm = SyntheticMM(levels=4)
+>>> vma = mm.add_vma(0x7F0000000000, 0x7F0000400000)
+>>> mm.map_4k(0x7F0000001000, pfn=0x1234)
+>>> mm.map_2m(0x7F0000200000, pfn=0x40000)
+>>> hex(mm.lookup(PageTableLevel.PTE, 0x7F0000001000))
+'0x8000000001234067'
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .backend import VMA, TableReadError
+from .x86 import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_NX,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    _PAGE_TABLE,
+    _PAGE_USER,
+    M64,
+    P4D_SHIFT,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PMD_SHIFT,
+    PTE_MARKER_GUARD,
+    PUD_SHIFT,
+    PageTableLevel,
+    X86Paging,
+    mk_pte,
+    swp_entry_to_pte,
+)
+
+__all__ = (
+    "DEFAULT_PTE_FLAGS",
+    "SyntheticBackend",
+    "SyntheticMM",
+    "SyntheticMapping",
+    "SyntheticVMA",
+    "SyntheticVMAInfo",
+    "VM_READ",
+    "VM_WRITE",
+    "VM_EXEC",
+    "VM_SHARED",
+    "VM_HUGETLB",
+)
+
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_EXEC = 0x4
+VM_SHARED = 0x8
+VM_PFNMAP = 0x400
+VM_HUGETLB = 0x400000
+
+#: Present, writable, user, accessed, dirty, NX: a typical anonymous 4 KiB page.
+DEFAULT_PTE_FLAGS = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX
+
+_SHIFTS = {
+    PageTableLevel.PTE: PAGE_SHIFT,
+    PageTableLevel.PMD: PMD_SHIFT,
+    PageTableLevel.PUD: PUD_SHIFT,
+    PageTableLevel.P4D: P4D_SHIFT,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SyntheticVMAInfo(VMA):
+    """A :class:`~livewalk.backend.VMA` that also says whether it is anonymous."""
+
+    anonymous: bool = True
+
+
+class SyntheticVMA:
+    """
+    The synthetic ``struct vm_area_struct`` (what ``walk.vma`` is).
+
+    :ivar mm: its :class:`SyntheticMM`
+    :ivar snapshot: its :class:`SyntheticVMAInfo`
+    """
+
+    def __init__(self, mm: SyntheticMM) -> None:
+        self.mm = mm
+        self.livewalk_backend = mm.livewalk_backend
+        self.snapshot: SyntheticVMAInfo
+
+    def __repr__(self) -> str:
+        s = self.snapshot
+        return f"SyntheticVMA({s.vm_start:#x}-{s.vm_end:#x}, flags={s.vm_flags:#x})"
+
+
+class SyntheticMapping:
+    """A synthetic ``struct address_space``: the VMAs that map it, in i_mmap order."""
+
+    def __init__(self, backend: SyntheticBackend) -> None:
+        self.livewalk_backend = backend
+        self.vmas: list[VMA] = []
+
+
+class SyntheticBackend:
+    """
+    In-memory page tables at synthetic physical addresses.
+
+    :ivar paging: :class:`~livewalk.x86.X86Paging`
+    :ivar reads: number of :meth:`read_table` calls
+    :ivar unreadable: physical addresses whose read raises ``TableReadError``
+    :ivar zero_pfn: PFN of the shared zero page
+    :ivar huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
+    """
+
+    TABLE_BASE = 0x1000000
+
+    def __init__(
+        self,
+        paging: X86Paging | None = None,
+        *,
+        levels: int = 5,
+        zero_pfn: int = 0x2A00,
+        huge_zero_pfn: int | None = 0x2C00,
+    ) -> None:
+        self.paging = paging if paging is not None else X86Paging(levels=levels)
+        self._mem: dict[int, array[int]] = {}
+        self._next = self.TABLE_BASE
+        self.reads = 0
+        self.unreadable: set[int] = set()
+        self.zero_pfn = zero_pfn
+        self.huge_zero_pfn = huge_zero_pfn
+        self._init_mm = SyntheticMM(backend=self, kernel=True)
+
+    def alloc_table(self) -> int:
+        """A new zeroed page-table page; returns its physical address."""
+        paddr = self._next
+        self._next += PAGE_SIZE
+        self._mem[paddr] = array("Q", bytes(PAGE_SIZE))
+        return paddr
+
+    # -- PageTableBackend ----------------------------------------------------
+
+    def read_table(self, paddr: int) -> Sequence[int]:
+        self.reads += 1
+        t = self._mem.get(paddr)
+        if t is None or paddr in self.unreadable:
+            raise TableReadError(paddr)
+        return t
+
+    def mm_pgd(self, mm: Any) -> int:
+        return self.paging.va(mm.pgd_paddr)
+
+    def pgd_phys(self, pgd: int) -> int:
+        return (pgd - self.paging.page_offset) & M64
+
+    def find_vma(self, mm: Any, addr: int) -> VMA | None:
+        i = bisect.bisect_right(mm._ends, addr)
+        return mm._vmas[i] if i < len(mm._vmas) else None
+
+    def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Iterable[VMA]:
+        for vma in mapping.vmas:
+            last = vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT) - 1
+            if vma.vm_pgoff <= last_index and last >= first_index:
+                yield vma
+
+    def vma_mm(self, vma: VMA) -> Any:
+        return getattr(vma.obj, "mm", None)
+
+    def is_init_mm(self, mm: Any) -> bool:
+        return mm is self._init_mm
+
+    def init_mm(self) -> Any:
+        return self._init_mm
+
+    def entry_object(self, level: int, kaddr: int) -> Any:
+        return None
+
+    # -- helpers ----------------------------------------------------------------
+
+    def new_mm(self) -> SyntheticMM:
+        """A new, empty user mm on this backend."""
+        return SyntheticMM(backend=self)
+
+    def new_mapping(self) -> SyntheticMapping:
+        """A new synthetic ``address_space``."""
+        return SyntheticMapping(self)
+
+
+class SyntheticMM:
+    """
+    A synthetic ``mm_struct`` with a builder for its page tables and VMAs.
+
+    :param levels: 4 or 5 (ignored when *backend* is given)
+    :param backend: share an existing :class:`SyntheticBackend`
+    """
+
+    def __init__(
+        self, levels: int = 5, *, backend: SyntheticBackend | None = None, kernel: bool = False
+    ) -> None:
+        if backend is None:
+            backend = SyntheticBackend(levels=levels)
+        self.livewalk_backend = backend
+        self.paging = backend.paging
+        self.kernel = kernel
+        self.pgd_paddr = backend.alloc_table()
+        self._vmas: list[VMA] = []
+        self._ends: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"SyntheticMM(pgd={self.pgd_paddr:#x}{', kernel' if self.kernel else ''})"
+
+    @property
+    def backend(self) -> SyntheticBackend:
+        return self.livewalk_backend
+
+    @property
+    def pgd(self) -> int:
+        """``mm->pgd``: kernel virtual address of the top-level table."""
+        return self.paging.va(self.pgd_paddr)
+
+    # -- VMAs -------------------------------------------------------------------
+
+    def add_vma(
+        self,
+        start: int,
+        end: int,
+        flags: int = VM_READ | VM_WRITE,
+        *,
+        pgoff: int | None = None,
+        hugetlb_shift: int = 0,
+        pfnmap: bool = False,
+        anonymous: bool | None = None,
+        mapping: SyntheticMapping | None = None,
+    ) -> SyntheticVMAInfo:
+        """
+        Add a VMA [*start*, *end*) (page aligned, not overlapping others).
+        ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (21 or 30) makes a
+        hugetlb VMA. ``anonymous`` defaults to true for private VMAs that are
+        neither hugetlb, PFN maps nor part of a *mapping*.
+        """
+        if start >= end or start % PAGE_SIZE or end % PAGE_SIZE:
+            raise ValueError(f"bad VMA range {start:#x}-{end:#x}")
+        for v in self._vmas:
+            if start < v.vm_end and v.vm_start < end:
+                raise ValueError(f"VMA {start:#x}-{end:#x} overlaps {v.vm_start:#x}-{v.vm_end:#x}")
+        if pfnmap:
+            flags |= VM_PFNMAP
+        if hugetlb_shift:
+            flags |= VM_HUGETLB
+        if anonymous is None:
+            anonymous = not (flags & VM_SHARED or pfnmap or hugetlb_shift or mapping is not None)
+        obj = SyntheticVMA(self)
+        info = SyntheticVMAInfo(
+            vm_start=start,
+            vm_end=end,
+            vm_flags=flags,
+            vm_pgoff=start >> PAGE_SHIFT if pgoff is None else pgoff,
+            hugetlb_shift=hugetlb_shift,
+            pfnmap=bool(flags & VM_PFNMAP),
+            obj=obj,
+            anonymous=anonymous,
+        )
+        obj.snapshot = info
+        self._vmas.append(info)
+        self._vmas.sort(key=lambda v: v.vm_start)
+        self._ends = [v.vm_end for v in self._vmas]
+        if mapping is not None:
+            mapping.vmas.append(info)
+        return info
+
+    @property
+    def vmas(self) -> list[VMA]:
+        return list(self._vmas)
+
+    # -- page tables --------------------------------------------------------------
+
+    def _index(self, level: int, addr: int) -> int:
+        if level == PageTableLevel.PGD:
+            return (addr >> self.paging.pgdir_shift) & 511
+        return (addr >> _SHIFTS[PageTableLevel(level)]) & 511
+
+    def _levels(self) -> list[PageTableLevel]:
+        if self.paging.levels == 5:
+            return [PageTableLevel.PGD, PageTableLevel.P4D, PageTableLevel.PUD,
+                    PageTableLevel.PMD, PageTableLevel.PTE]
+        return [PageTableLevel.PGD, PageTableLevel.PUD, PageTableLevel.PMD, PageTableLevel.PTE]
+
+    def table_paddr(self, level: int, addr: int, *, create: bool = False) -> int | None:
+        """
+        Physical address of the table that holds the *level* entry for
+        *addr* (with 4-level paging, P4D means the PGD table); creates the
+        missing tables on the way when *create*.
+        """
+        b = self.livewalk_backend
+        if level == PageTableLevel.P4D and self.paging.levels == 4:
+            level = PageTableLevel.PGD
+        paddr = self.pgd_paddr
+        for lvl in self._levels():
+            if lvl == level:
+                return paddr
+            t = b._mem[paddr]
+            i = self._index(lvl, addr)
+            v = t[i]
+            if not v & _PAGE_PRESENT or (lvl in (PageTableLevel.PUD, PageTableLevel.PMD) and v & _PAGE_PSE):
+                if not create:
+                    return None
+                if v:
+                    raise ValueError(f"{lvl.name} entry for {addr:#x} is {v:#x}, not a table")
+                child = b.alloc_table()
+                t[i] = child | _PAGE_TABLE
+                paddr = child
+            else:
+                paddr = v & self.paging.physical_mask & ~(PAGE_SIZE - 1)
+        raise AssertionError(level)
+
+    def kaddr_of(self, level: int, addr: int) -> int | None:
+        """Kernel virtual address of the *level* slot for *addr* (None if no table)."""
+        p = self.table_paddr(level, addr)
+        if p is None:
+            return None
+        return self.paging.va(p) + 8 * self._index(level, addr)
+
+    def set_entry(self, level: int, addr: int, value: int) -> None:
+        """Write a raw entry at *level* for *addr*, creating tables above it."""
+        if level == PageTableLevel.P4D and self.paging.levels == 4:
+            level = PageTableLevel.PGD
+        p = self.table_paddr(level, addr, create=True)
+        assert p is not None
+        self.livewalk_backend._mem[p][self._index(level, addr)] = value & M64
+
+    def lookup(self, level: int, addr: int) -> int | None:
+        """The raw *level* entry for *addr*, or None if its table does not exist."""
+        if level == PageTableLevel.P4D and self.paging.levels == 4:
+            level = PageTableLevel.PGD
+        p = self.table_paddr(level, addr)
+        if p is None:
+            return None
+        return self.livewalk_backend._mem[p][self._index(level, addr)]
+
+    def set_pte(self, addr: int, value: int) -> None:
+        self.set_entry(PageTableLevel.PTE, addr, value)
+
+    def set_pmd(self, addr: int, value: int) -> None:
+        self.set_entry(PageTableLevel.PMD, addr, value)
+
+    def set_pud(self, addr: int, value: int) -> None:
+        self.set_entry(PageTableLevel.PUD, addr, value)
+
+    def set_p4d(self, addr: int, value: int) -> None:
+        self.set_entry(PageTableLevel.P4D, addr, value)
+
+    def set_pgd(self, addr: int, value: int) -> None:
+        self.set_entry(PageTableLevel.PGD, addr, value)
+
+    def map_4k(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
+        """Map one 4 KiB page."""
+        self.set_pte(addr, mk_pte(pfn, flags))
+
+    def map_range_4k(self, start: int, end: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
+        """Map [start, end) with 4 KiB pages, consecutive PFNs from *pfn*."""
+        for n, addr in enumerate(range(start, end, PAGE_SIZE)):
+            self.map_4k(addr, pfn + n, flags)
+
+    def fill_pte_table(self, addr: int, values: Sequence[int]) -> None:
+        """Set the 512 PTEs of the PTE table covering *addr* at once."""
+        self.set_entry(PageTableLevel.PTE, addr & ~((1 << PMD_SHIFT) - 1), 0)
+        p = self.table_paddr(PageTableLevel.PTE, addr)
+        assert p is not None
+        self.livewalk_backend._mem[p] = array("Q", values)
+
+    def map_2m(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
+        """Map a 2 MiB page (PSE PMD): THP or hugetlb."""
+        self.set_pmd(addr, mk_pte(pfn, flags | _PAGE_PSE))
+
+    def map_1g(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
+        """Map a 1 GiB page (PSE PUD)."""
+        self.set_pud(addr, mk_pte(pfn, flags | _PAGE_PSE))
+
+    def map_huge_zero(self, addr: int, *, uffd_wp: bool = False) -> None:
+        """Map the huge zero page at *addr* (special, read-only PSE PMD)."""
+        hz = self.livewalk_backend.huge_zero_pfn
+        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX | _PAGE_SPECIAL
+        if uffd_wp:
+            flags |= 1 << 10
+        self.map_2m(addr, hz if hz is not None else 0, flags)
+
+    def map_zero(self, addr: int) -> None:
+        """Map the shared zero page at *addr* (special, read-only)."""
+        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX | _PAGE_SPECIAL
+        self.map_4k(addr, self.livewalk_backend.zero_pfn, flags)
+
+    def map_protnone(self, addr: int, pfn: int, level: int = PageTableLevel.PTE) -> None:
+        """A PROT_NONE / NUMA-hint entry (PFN stored inverted)."""
+        flags = _PAGE_PROTNONE | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+        if level == PageTableLevel.PMD:
+            flags |= _PAGE_PSE
+        self.set_entry(level, addr, mk_pte(pfn, flags))
+
+    def _swap_type(self, name: str) -> int:
+        t = getattr(self.paging.swap_types, name)
+        if t is None:
+            raise ValueError(f"no {name} swap type in this configuration")
+        return int(t)
+
+    def map_swap(self, addr: int, type: int, offset: int, level: int = PageTableLevel.PTE, **kw: bool) -> None:
+        """A swap entry (keywords: ``soft_dirty``, ``uffd_wp``, ``exclusive``)."""
+        self.set_entry(level, addr, swp_entry_to_pte(type, offset, **kw))
+
+    def map_migration(
+        self,
+        addr: int,
+        pfn: int,
+        *,
+        write: bool = False,
+        exclusive: bool = False,
+        level: int = PageTableLevel.PTE,
+        **kw: bool,
+    ) -> None:
+        """A migration entry (read, read-exclusive or write) for *pfn*."""
+        name = "migration_write" if write else "migration_read_exclusive" if exclusive else "migration_read"
+        self.set_entry(level, addr, swp_entry_to_pte(self._swap_type(name), pfn, **kw))
+
+    def map_device(self, addr: int, pfn: int, *, kind: str = "device_write", level: int = PageTableLevel.PTE) -> None:
+        """A device-private (``device_write``/``device_read``) or ``device_exclusive`` entry."""
+        self.set_entry(level, addr, swp_entry_to_pte(self._swap_type(kind), pfn))
+
+    def map_hwpoison(self, addr: int, pfn: int) -> None:
+        """A hwpoison entry for *pfn*."""
+        self.set_pte(addr, swp_entry_to_pte(self._swap_type("hwpoison"), pfn))
+
+    def map_marker(self, addr: int, bits: int = PTE_MARKER_GUARD) -> None:
+        """A PTE marker (guard, uffd-wp, poisoned bits)."""
+        self.set_pte(addr, swp_entry_to_pte(self._swap_type("pte_marker"), bits))
+
+    def make_unreadable(self, level: int, addr: int) -> int:
+        """Make the table holding the *level* entry for *addr* unreadable; returns its paddr."""
+        p = self.table_paddr(level, addr)
+        if p is None:
+            raise ValueError(f"no {PageTableLevel(level).name} table for {addr:#x}")
+        self.livewalk_backend.unreadable.add(p)
+        return p

@@ -1,0 +1,358 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Targets
+-------
+
+Opening the kernel to inspect as a ``drgn.Program``, the way drgn's own
+command line does (``drgn -k``, ``drgn -c VMCORE``, ``drgn --qemu SOCKET``,
+``drgn -s PATH``), and finding the ``mm`` of a process in it. Every failure
+is a one-line :class:`~livewalk.errors.LivewalkError`.
+
+Nothing here writes to the target.
+
+>>> prog = open_program()                              # doctest: +SKIP
+>>> prog = open_program(core="/var/crash/vmcore")      # doctest: +SKIP
+>>> prog = open_program(qemu="/tmp/qmp.sock", symbols=["/build/linux"])  # doctest: +SKIP
+>>> task, mm = find_mm(prog, 1)                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import (
+    DebugInfoError,
+    KernelThreadError,
+    LivewalkError,
+    NoSuchProcessError,
+    TargetError,
+)
+
+__all__ = ("open_program", "find_mm", "to_mm", "task_of")
+
+#: ``PF_KTHREAD`` (``include/linux/sched.h``)
+PF_KTHREAD = 0x00200000
+
+
+def _strerror(e: OSError) -> str:
+    if e.errno is not None:
+        return os.strerror(e.errno)
+    return str(e)
+
+
+def _split_symbols(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split ``-s`` arguments into (directories, files), checking they exist."""
+    dirs: list[str] = []
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            dirs.append(os.path.abspath(path))
+        elif os.path.exists(path):
+            files.append(os.path.abspath(path))
+        else:
+            raise DebugInfoError(f"debugging information path {path!r} does not exist")
+    return dirs, files
+
+
+def open_program(
+    *,
+    core: str | None = None,
+    qemu: str | None = None,
+    symbols: Iterable[str] = (),
+    kernel_directories: Iterable[str] = (),
+    default_symbols: bool = True,
+) -> Any:
+    """
+    Open a Linux kernel as a ``drgn.Program`` and load the kernel image's
+    debugging information (``vmlinux`` only: livewalk needs no module
+    symbols).
+
+    :param core: a vmcore (``/proc/vmcore``, kdump, makedumpfile or ELF) to
+        open instead of the running kernel
+    :param qemu: the QMP address of a QEMU guest (a Unix socket path or
+        ``host:port``) to open instead of the running kernel
+    :param symbols: like drgn's ``-s``: files with debugging information
+        (a ``vmlinux``), or directories to search for the kernel image (as
+        drgn's ``--kernel-directory``)
+    :param kernel_directories: more directories to search for the kernel image
+    :param default_symbols: also search drgn's standard places
+        (``/usr/lib/debug``, ``/boot``...)
+    :raises TargetError: if the target cannot be opened or is not a Linux
+        kernel
+    :raises DebugInfoError: if no matching ``vmlinux`` debugging
+        information is found
+    """
+    try:
+        import drgn
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise TargetError(
+            f"cannot import drgn ({e}): install python3-drgn or `pip install drgn`"
+        ) from e
+
+    if core is not None and qemu is not None:
+        raise TargetError("give at most one of -c/--core and --qemu")
+
+    dirs, files = _split_symbols(symbols)
+    dirs.extend(os.path.abspath(d) for d in kernel_directories)
+
+    prog = drgn.Program()
+    if core is not None:
+        _set_core(prog, core)
+    elif qemu is not None:
+        _set_qemu(prog, qemu)
+    else:
+        _set_kernel(prog)
+
+    if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
+        what = core if core is not None else (qemu or "the target")
+        raise TargetError(f"{what} is not a Linux kernel core dump (it is a user-space core)")
+
+    _load_vmlinux(prog, dirs, files, default_symbols)
+    return prog
+
+
+def _set_core(prog: Any, path: str) -> None:
+    if not os.path.exists(path):
+        raise TargetError(f"cannot open core file {path!r}: No such file or directory")
+    if os.path.isdir(path):
+        raise TargetError(f"cannot open core file {path!r}: it is a directory")
+    try:
+        prog.set_core_dump(path)
+    except OSError as e:
+        raise TargetError(f"cannot open core file {path!r}: {_strerror(e)}") from e
+    except ValueError as e:
+        # drgn: "not an ELF core file", "invalid ELF magic"...
+        raise TargetError(f"{path!r} is not a kernel core dump: {e}") from e
+    except Exception as e:
+        raise TargetError(f"cannot use core file {path!r}: {e}") from e
+
+
+def _set_qemu(prog: Any, address: str) -> None:
+    if not hasattr(prog, "set_qemu_qmp"):  # pragma: no cover - drgn < 0.2
+        raise TargetError("this drgn has no QEMU support (--qemu needs drgn 0.2 or later)")
+    if "/" in address and not os.path.exists(address):
+        raise TargetError(f"cannot connect to QEMU QMP socket {address!r}: No such file")
+    _probe_qmp(address)
+    try:
+        prog.set_qemu_qmp(address)
+    except OSError as e:
+        raise TargetError(f"cannot connect to QEMU QMP socket {address!r}: {_strerror(e)}") from e
+    except Exception as e:
+        raise TargetError(f"cannot debug the QEMU guest at {address!r}: {e}") from e
+
+
+#: Seconds to wait for a QMP server's greeting (``$LIVEWALK_QMP_TIMEOUT``).
+QMP_TIMEOUT = 10.0
+
+
+def _probe_qmp(address: str) -> None:
+    """
+    Connect once and wait for the QMP greeting, with a timeout. QEMU serves
+    one QMP client at a time: while another client (another drgn) holds the
+    socket, a new client is queued and would wait forever for the greeting.
+    """
+    import socket
+    import time
+
+    try:
+        timeout = float(os.environ.get("LIVEWALK_QMP_TIMEOUT", QMP_TIMEOUT))
+    except ValueError:
+        timeout = QMP_TIMEOUT
+    try:
+        if "/" in address or ":" not in address:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: Any = address
+        else:
+            host, _, port = address.rpartition(":")
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            target = (host.strip("[]"), int(port))
+    except (OSError, ValueError) as e:
+        raise TargetError(f"bad QMP address {address!r}: {e}") from e
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        sock.settimeout(timeout)
+        sock.connect(target)
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError as e:
+        raise TargetError(
+            f"QEMU QMP socket {address!r} sent no greeting in {timeout:g} s: another QMP "
+            "client is probably attached (QEMU serves one at a time)"
+        ) from e
+    except OSError as e:
+        raise TargetError(f"cannot connect to QEMU QMP socket {address!r}: {_strerror(e)}") from e
+    finally:
+        sock.close()
+    if b'"QMP"' not in data:
+        raise TargetError(f"{address!r} is not a QEMU QMP socket (no QMP greeting)")
+
+
+def _set_kernel(prog: Any) -> None:
+    try:
+        prog.set_kernel()
+    except PermissionError as e:
+        raise TargetError(
+            "cannot open /proc/kcore: Permission denied "
+            "(reading the running kernel needs root, or CAP_SYS_RAWIO)"
+        ) from e
+    except FileNotFoundError as e:
+        raise TargetError(
+            "cannot open /proc/kcore: No such file or directory "
+            "(not a live Linux kernel with CONFIG_PROC_KCORE; use -c VMCORE or --qemu SOCKET)"
+        ) from e
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise TargetError(f"cannot open the running kernel: {_strerror(e)} (run as root)") from e
+        raise TargetError(f"cannot open the running kernel: {_strerror(e)}") from e
+    except Exception as e:
+        raise TargetError(f"cannot open the running kernel: {e}") from e
+
+
+def _release(prog: Any) -> str:
+    try:
+        return prog["UTS_RELEASE"].string_().decode()
+    except Exception:
+        return "(unknown release)"
+
+
+def _load_vmlinux(prog: Any, dirs: list[str], files: list[str], default: bool) -> None:
+    import drgn
+
+    # drgn logs its own warnings (missing module symbols...): keep them out of
+    # a livewalk user's way unless the caller turned logging up.
+    logger = logging.getLogger("drgn")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+    opts = prog.debug_info_options
+    if dirs:
+        opts.kernel_directories = tuple(dirs) + (
+            tuple(opts.kernel_directories) if default else ()
+        )
+    elif not default:
+        opts.kernel_directories = ()
+    if not default:
+        opts.directories = ()
+    try:
+        prog.load_debug_info(files, main=True)
+    except drgn.MissingDebugInfoError:
+        pass
+    except OSError as e:
+        raise DebugInfoError(f"cannot read debugging information: {_strerror(e)}") from e
+    except Exception as e:
+        raise DebugInfoError(f"cannot load debugging information: {e}") from e
+
+    try:
+        main = prog.main_module()
+        missing = main.wants_debug_file()
+    except LookupError:
+        missing = True
+        main = None
+    if not missing:
+        return
+    release = _release(prog)
+    build_id = ""
+    if main is not None and getattr(main, "build_id", None):
+        build_id = f" (build ID {main.build_id.hex()})"
+    if files or dirs:
+        given = ", ".join(files + dirs)
+        raise DebugInfoError(
+            f"no matching debugging information for kernel {release}{build_id}: "
+            f"{given} does not contain a vmlinux with this build ID"
+        )
+    raise DebugInfoError(
+        f"no debugging information for kernel {release}{build_id}: install its vmlinux "
+        f"(e.g. Debian's linux-image-{release}-dbg) or pass -s PATH_TO_VMLINUX_OR_DIR"
+    )
+
+
+def task_of(prog: Any, pid: int) -> Any:
+    """
+    ``find_task(prog, pid)``, or :class:`~livewalk.errors.NoSuchProcessError`.
+    """
+    from drgn.helpers.linux.pid import find_task
+
+    if pid < 0:
+        raise NoSuchProcessError(pid)
+    try:
+        task = find_task(prog, pid)
+    except LookupError as e:
+        raise NoSuchProcessError(pid) from e
+    if not task:
+        raise NoSuchProcessError(pid)
+    return task
+
+
+def _comm(task: Any) -> str:
+    try:
+        return task.comm.string_().decode(errors="replace")
+    except Exception:
+        return ""
+
+
+def _mm_of_task(task: Any, pid: int | None = None) -> Any:
+    mm = task.mm
+    if mm:
+        return mm
+    if pid is None:
+        pid = int(task.pid)
+    if int(task.flags) & PF_KTHREAD or pid == 0:
+        raise KernelThreadError(pid, _comm(task))
+    raise LivewalkError(
+        f"PID {pid} ({_comm(task)}) has no mm: it is exiting or a zombie"
+    )
+
+
+def find_mm(prog: Any, pid: int) -> tuple[Any, Any]:
+    """
+    Return ``(task, mm)`` for process *pid* of *prog*.
+
+    :raises NoSuchProcessError: if there is no such task
+    :raises KernelThreadError: if it is a kernel thread (``mm == NULL``)
+    """
+    task = task_of(prog, pid)
+    return task, _mm_of_task(task, pid)
+
+
+def to_mm(obj: Any) -> Any:
+    """
+    Accept what a drgn user has at hand and return a ``struct mm_struct *``:
+    an ``mm_struct`` (pointer or object), a ``task_struct`` (pointer or
+    object), or a PID (an ``int``, looked up in drgn's default program).
+
+    >>> to_mm(find_task(prog, 1))            # doctest: +SKIP
+    *(struct mm_struct *)0xff1100000a5c8000 = {...}
+    """
+    if isinstance(obj, int):
+        import drgn
+
+        return find_mm(drgn.get_default_prog(), obj)[1]
+    type_ = getattr(obj, "type_", None)
+    if type_ is None:
+        # A synthetic or other backend's mm: pass it through.
+        return obj
+    import drgn
+
+    t = type_.unaliased()
+    if t.kind == drgn.TypeKind.POINTER:
+        target = t.type.unaliased()
+        name = getattr(target, "tag", None)
+    else:
+        name = getattr(t, "tag", None)
+        obj = obj.address_of_()
+    if name == "mm_struct":
+        return obj
+    if name == "task_struct":
+        return _mm_of_task(obj)
+    raise TypeError(f"expected a struct mm_struct or struct task_struct, not {type_}")

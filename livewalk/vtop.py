@@ -1,0 +1,686 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+vtop
+----
+
+Translate one virtual address, showing every page-table level on the way:
+the address and raw value of each entry with its decoded flags, the leaf
+size, then the physical address or the decoded swap / migration / device /
+marker entry, and the VMA. This is crash's ``vtop``, but right about
+``PROT_NONE`` (a ``PROTNONE`` entry is present, with its PFN stored inverted)
+and about non-present entries.
+
+It is an ordinary walker user, like the kernel's own: the user translation
+is :func:`~livewalk.pagewalk.walk_page_range` over ``[addr, addr + 1)`` with
+``pgd/p4d/pud/pmd/pte_entry``, ``pte_hole`` and ``hugetlb_entry`` callbacks
+(and a ``test_walk`` that returns 0 so that ``VM_PFNMAP`` VMAs are walked
+too, as ``mprotect``'s ``prot_none_walk_ops`` does). The p?d callbacks set
+``ACTION_CONTINUE`` on leaves and non-present entries, as ``mm/ptdump.c``
+does, so nothing is ever split. Hugetlb VMAs never reach the p?d callbacks
+(as in Linux 7.2 mm/pagewalk.c), and an address outside every VMA is only a
+``pte_hole(depth=-1)``: in both cases the upper levels are collected with a
+second, VMA-less walk (:func:`~livewalk.pagewalk.walk_page_range_debug`),
+which is what ptdump does. Kernel addresses use
+:func:`~livewalk.pagewalk.walk_kernel_page_table_range`.
+
+>>> r = vtop(find_task(prog, 1), 0x7f1234567000)        # doctest: +SKIP
+>>> print(format_vtop(r))                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from .backend import VMA, backend_for_mm
+from .errors import AddressError
+from .x86 import PAGE_SIZE, PageTableLevel, X86Paging
+
+__all__ = (
+    "VtopStep",
+    "VtopResult",
+    "vtop",
+    "vtop_kernel",
+    "format_vtop",
+    "vtop_json",
+    "decode_pte_flags",
+    "vm_flags_string",
+)
+
+M64 = 0xFFFF_FFFF_FFFF_FFFF
+
+_LEVEL_NAMES = {
+    PageTableLevel.PGD: "PGD",
+    PageTableLevel.P4D: "P4D",
+    PageTableLevel.PUD: "PUD",
+    PageTableLevel.PMD: "PMD",
+    PageTableLevel.PTE: "PTE",
+}
+
+_LEVEL_SHIFT = {
+    PageTableLevel.P4D: 39,
+    PageTableLevel.PUD: 30,
+    PageTableLevel.PMD: 21,
+    PageTableLevel.PTE: 12,
+}
+
+# ``depth`` of ``pte_hole`` -> the level whose entry is none (-1: no VMA).
+_DEPTH_LEVEL = {
+    0: PageTableLevel.PGD,
+    1: PageTableLevel.P4D,
+    2: PageTableLevel.PUD,
+    3: PageTableLevel.PMD,
+}
+
+_VM_READ, _VM_WRITE, _VM_EXEC, _VM_SHARED = 0x1, 0x2, 0x4, 0x8
+
+
+def vm_flags_string(vm_flags: int) -> str:
+    """
+    The ``rwxp`` permission column of ``/proc/PID/maps`` for *vm_flags*.
+
+    >>> vm_flags_string(0x3)
+    'rw-p'
+    >>> vm_flags_string(0x0)
+    '---p'
+    """
+    return (
+        ("r" if vm_flags & _VM_READ else "-")
+        + ("w" if vm_flags & _VM_WRITE else "-")
+        + ("x" if vm_flags & _VM_EXEC else "-")
+        + ("s" if vm_flags & _VM_SHARED else "p")
+    )
+
+
+def decode_pte_flags(value: int, level: int, paging: X86Paging | None = None) -> list[str]:
+    """
+    Name the flag bits of a raw x86_64 entry (``arch/x86/include/asm/
+    pgtable_types.h``). Bit 7 is ``PSE`` at PMD/PUD level and ``PAT`` in a
+    PTE; bit 12 is ``PAT_LARGE`` in a PMD/PUD leaf. A non-present entry with
+    bit 8 set is ``PROTNONE`` (``PROT_NONE`` or a NUMA hinting fault). Swap
+    entries (not present, not ``PROTNONE``) have their own layout: their soft
+    flags are ``SWP_SOFT_DIRTY`` (bit 1), ``SWP_UFFD_WP`` (bit 2) and
+    ``SWP_EXCLUSIVE`` (bit 3).
+
+    >>> decode_pte_flags(0x8000000000000067, PageTableLevel.PTE)
+    ['PRESENT', 'RW', 'USER', 'ACCESSED', 'DIRTY', 'NX']
+    >>> decode_pte_flags(0x80000001234560a5 & ~1 | 0x100, PageTableLevel.PTE)
+    ['PROTNONE', 'USER', 'ACCESSED', 'PAT', 'NX']
+    """
+    uffd_wp = paging.uffd_wp if paging is not None else True
+    soft_dirty = paging.soft_dirty if paging is not None else True
+    present = bool(value & 1)
+    protnone = not present and bool(value & 0x100)
+    if value == 0:
+        return []
+    if not present and not protnone:
+        names = ["NOT_PRESENT(swap format)"]
+        if value & 0x2:
+            names.append("SWP_SOFT_DIRTY")
+        if value & 0x4:
+            names.append("SWP_UFFD_WP")
+        if value & 0x8:
+            names.append("SWP_EXCLUSIVE")
+        return names
+    names = ["PRESENT" if present else "PROTNONE"]
+    leaf_level = level in (PageTableLevel.PMD, PageTableLevel.PUD) and bool(value & 0x80)
+    for bit, name in ((1, "RW"), (2, "USER"), (3, "PWT"), (4, "PCD"), (5, "ACCESSED"), (6, "DIRTY")):
+        if value >> bit & 1:
+            names.append(name)
+    if value & 0x80:
+        names.append("PAT" if level == PageTableLevel.PTE else "PSE")
+    if present and value & 0x100:
+        names.append("GLOBAL")
+    if value & 0x200:
+        names.append("SPECIAL")
+    if uffd_wp and value & 0x400:
+        names.append("UFFD_WP")
+    if soft_dirty and value & 0x800:
+        names.append("SOFT_DIRTY")
+    if leaf_level and value & 0x1000:
+        names.append("PAT_LARGE")
+    if value >> 58 & 1:
+        names.append("SAVED_DIRTY" if level != PageTableLevel.PGD else "NOPTISHADOW")
+    pkey = value >> 59 & 0xF
+    if pkey:
+        names.append(f"PKEY={pkey}")
+    if value >> 63:
+        names.append("NX")
+    return names
+
+
+@dataclasses.dataclass
+class VtopStep:
+    """
+    One page-table entry on the way to an address.
+
+    :ivar level: its :class:`~livewalk.x86.PageTableLevel`
+    :ivar kaddr: kernel virtual address of the entry (what a ``pte_t *``
+        points at)
+    :ivar value: raw 64-bit value
+    :ivar index: index of the entry in its table
+    :ivar none: the entry is none (``p?d_none``): the walk ended here with a
+        ``pte_hole``
+    """
+
+    level: PageTableLevel
+    kaddr: int
+    value: int
+    index: int
+    none: bool = False
+
+
+@dataclasses.dataclass
+class VtopResult:
+    """
+    The translation of one address (see :func:`vtop`).
+
+    :ivar addr: the virtual address
+    :ivar kernel: it was translated in the kernel page tables (``init_mm``)
+    :ivar levels: 4 or 5 (paging levels of the target)
+    :ivar pgd: kernel address of the top-level table walked
+    :ivar steps: the entries from the top level down to the last one read
+    :ivar state: ``"present"``, ``"protnone"``, ``"none"`` (nothing mapped:
+        a hole or a none leaf), ``"swap"``, ``"migration"``, ``"device"``,
+        ``"hwpoison"``, ``"marker"`` (a PTE marker: guard, uffd-wp,
+        poisoned) or ``"no_vma"`` (the address is in no VMA)
+    :ivar leaf_level: the level of the last entry (the leaf) or ``None``
+    :ivar leaf_size: bytes mapped by the leaf (4 KiB, 2 MiB, 1 GiB...), or
+        for a hole the size of the hole's span at that level
+    :ivar phys: the physical address (present and ``PROTNONE`` leaves)
+    :ivar pfn: the leaf's PFN (also for migration and device entries)
+    :ivar swap: the decoded non-present entry (``SwapEntry``) or ``None``
+    :ivar hugetlb: the leaf was handed to ``hugetlb_entry``
+    :ivar vma: the :class:`~livewalk.backend.VMA` snapshot, or ``None``
+    :ivar vma_name: the VMA's file path or ``[heap]``/``[stack]``-style name
+    :ivar hole_depth: the ``depth`` of the ``pte_hole`` that ended the walk
+    """
+
+    addr: int
+    kernel: bool
+    levels: int
+    pgd: int
+    steps: list[VtopStep] = dataclasses.field(default_factory=list)
+    state: str = "none"
+    leaf_level: PageTableLevel | None = None
+    leaf_size: int = 0
+    phys: int | None = None
+    pfn: int | None = None
+    swap: Any = None
+    hugetlb: bool = False
+    vma: VMA | None = None
+    vma_name: str = ""
+    hole_depth: int | None = None
+    pid: int | None = None
+    comm: str = ""
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+class _State:
+    def __init__(self, result: VtopResult, backend: Any) -> None:
+        self.result = result
+        self.backend = backend
+        self.paging: X86Paging = backend.paging
+        self.leaf: Any = None  # entry object of the leaf
+        self.hole: tuple[int, int, int] | None = None  # addr, next, depth
+        self.vma_seen = False
+        self.walk: Any = None  # the MMWalk, for its errors
+
+    def add(self, entry: Any) -> None:
+        level = PageTableLevel(int(entry.level))
+        if level == PageTableLevel.P4D and self.paging.levels == 4:
+            # p4d_offset() returns the PGD slot itself: nothing new to show.
+            return
+        for step in self.result.steps:
+            if step.level == level:
+                return
+        self.result.steps.append(
+            VtopStep(level, int(entry.kaddr), int(entry.value), _index(self.paging, level, self.result.addr))
+        )
+
+
+def _index(paging: X86Paging, level: PageTableLevel, addr: int) -> int:
+    if level == PageTableLevel.PGD:
+        return (addr >> paging.pgdir_shift) & 511
+    return (addr >> _LEVEL_SHIFT[level]) & 511
+
+
+def _level_size(paging: X86Paging, level: PageTableLevel) -> int:
+    if level == PageTableLevel.PGD:
+        return 1 << paging.pgdir_shift
+    return 1 << _LEVEL_SHIFT[level]
+
+
+def _ops(collect_hugetlb: bool) -> Any:
+    from .pagewalk import MMWalkOps, PageWalkAction
+
+    def pgd_entry(pgd: Any, addr: int, next: int, walk: Any) -> int:
+        walk.private.walk = walk
+        walk.private.add(pgd)
+        return 0
+
+    def p4d_entry(p4d: Any, addr: int, next: int, walk: Any) -> int:
+        walk.private.add(p4d)
+        return 0
+
+    def upper_entry(entry: Any, addr: int, next: int, walk: Any) -> int:
+        st: _State = walk.private
+        st.add(entry)
+        if entry.leaf or not entry.present:
+            # A huge leaf, or a non-present PMD (migration or device entry):
+            # look at it here and never let the walker split it.
+            st.leaf = entry
+            walk.action = PageWalkAction.ACTION_CONTINUE
+        return 0
+
+    def pte_entry(pte: Any, addr: int, next: int, walk: Any) -> int:
+        st: _State = walk.private
+        st.add(pte)
+        st.leaf = pte
+        return 0
+
+    def pte_hole(addr: int, next: int, depth: int, walk: Any) -> int:
+        st: _State = walk.private
+        st.walk = walk
+        st.hole = (addr, next, depth)
+        return 0
+
+    def hugetlb_entry(pte: Any, hmask: int, addr: int, next: int, walk: Any) -> int:
+        st: _State = walk.private
+        st.leaf = pte
+        st.result.hugetlb = True
+        st.result.leaf_size = (~hmask & M64) + 1
+        return 0
+
+    def test_walk(addr: int, next: int, walk: Any) -> int:
+        # Walk every VMA, VM_PFNMAP ones included (the default walk_page_test
+        # would report those as a hole and skip them).
+        walk.private.vma_seen = True
+        return 0
+
+    return MMWalkOps(
+        pgd_entry=pgd_entry,
+        p4d_entry=p4d_entry,
+        pud_entry=upper_entry,
+        pmd_entry=upper_entry,
+        pte_entry=pte_entry,
+        pte_hole=pte_hole,
+        hugetlb_entry=hugetlb_entry if collect_hugetlb else None,
+        test_walk=test_walk,
+    )
+
+
+def _check_ret(ret: Any, what: str) -> None:
+    from .errors import WalkFailedError
+
+    if isinstance(ret, int) and ret < 0:
+        raise WalkFailedError(f"{what} failed with error {ret}")
+
+
+def _fill_hole(st: _State) -> None:
+    """Add the none entry that ended the walk (the walker hands none to pte_hole)."""
+    r = st.result
+    if st.hole is None or st.leaf is not None:
+        return
+    depth = st.hole[2]
+    r.hole_depth = depth
+    if depth < 0:
+        return
+    level = _DEPTH_LEVEL[depth]
+    if level == PageTableLevel.P4D and st.paging.levels == 4:
+        level = PageTableLevel.PGD
+    r.leaf_level = level
+    r.leaf_size = _level_size(st.paging, level)
+    r.state = "none"
+    for step in r.steps:
+        if step.level == level:
+            # 4-level paging: pgd_entry saw the slot (pgd_none() is always
+            # false), then the folded P4D test found it none.
+            step.none = True
+            return
+    # Find the table that holds the none entry: below the last step shown.
+    if r.steps:
+        parent = r.steps[-1]
+        table_phys = parent.value & st.paging.physical_mask & ~0xFFF
+    else:
+        table_phys = None
+    index = _index(st.paging, level, r.addr)
+    if level == PageTableLevel.PGD or table_phys is None:
+        table_kaddr = r.pgd
+        try:
+            table_phys = st.backend.pgd_phys(r.pgd)
+        except Exception:
+            return
+    else:
+        table_kaddr = st.paging.va(table_phys)
+    try:
+        value = int(st.backend.read_table(table_phys)[index])
+    except Exception:
+        value = 0
+    r.steps.append(VtopStep(level, table_kaddr + 8 * index, value, index, none=True))
+
+
+def _finish(st: _State) -> VtopResult:
+    r = st.result
+    for e in getattr(st.walk, "errors", None) or ():
+        level = getattr(e, "level", None)
+        name = _LEVEL_NAMES.get(level, str(level)) if level is not None else "?"
+        msg = (
+            f"{name} entry for {int(getattr(e, 'addr', 0)):#x} "
+            f"(value {int(getattr(e, 'value', 0)):#x}): {getattr(e, 'reason', e)}"
+        )
+        if msg not in r.errors:
+            r.errors.append(msg)
+    r.steps.sort(key=lambda s: -int(s.level))
+    leaf = st.leaf
+    if leaf is None:
+        _fill_hole(st)
+        return r
+    level = PageTableLevel(int(leaf.level))
+    if r.hugetlb:
+        # hugetlb_entry gets a pte_t * whatever the size: name the level by it.
+        level = PageTableLevel.PUD if r.leaf_size >= 1 << 30 else PageTableLevel.PMD
+    r.leaf_level = level
+    if not r.leaf_size:
+        r.leaf_size = _level_size(st.paging, level)
+    if r.hugetlb:
+        found = False
+        for step in r.steps:
+            if step.level == level:
+                found = True
+        if not found:
+            r.steps.append(VtopStep(level, int(leaf.kaddr), int(leaf.value), _index(st.paging, level, r.addr)))
+    if leaf.none:
+        r.state = "none"
+        return r
+    if leaf.present:
+        r.state = "protnone" if leaf.protnone else "present"
+        r.pfn = int(leaf.pfn)
+        r.phys = (r.pfn << 12) + (r.addr & (r.leaf_size - 1))
+        return r
+    swap = leaf.swap
+    r.swap = swap
+    kind = getattr(getattr(swap, "kind", None), "name", str(getattr(swap, "kind", "")))
+    kind = kind.upper()
+    if kind.startswith("MIGRATION"):
+        r.state = "migration"
+    elif kind.startswith("DEVICE"):
+        r.state = "device"
+    elif kind.startswith("HWPOISON"):
+        r.state = "hwpoison"
+    elif kind.startswith("PTE_MARKER") or kind.startswith("MARKER"):
+        r.state = "marker"
+    else:
+        r.state = "swap"
+    pfn = getattr(swap, "pfn", None)
+    if pfn is not None:
+        r.pfn = int(pfn)
+    return r
+
+
+def _vma_name(vma: VMA | None) -> str:
+    if vma is None or vma.obj is None:
+        return ""
+    try:
+        obj = vma.obj
+        if obj.vm_file:
+            from drgn.helpers.linux.fs import d_path
+
+            return d_path(obj.vm_file.f_path).decode(errors="replace")
+        mm = obj.vm_mm
+        if vma.vm_start <= int(mm.brk) and vma.vm_end >= int(mm.start_brk):
+            return "[heap]"
+        if vma.vm_start <= int(mm.start_stack) < vma.vm_end:
+            return "[stack]"
+    except Exception:
+        return ""
+    return ""
+
+
+def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
+    if not 0 <= addr <= M64:
+        raise AddressError(f"address {addr:#x} is not a 64-bit address")
+    task_size = paging.task_size_max + PAGE_SIZE
+    try:
+        task_size = int(mm.task_size)
+    except Exception:
+        pass
+    if addr >= task_size:
+        raise AddressError(
+            f"address {addr:#x} is outside user space (which ends at {task_size:#x}): "
+            "use --kernel for kernel addresses"
+        )
+
+
+def _canonical(paging: X86Paging, addr: int) -> bool:
+    bits = 57 if paging.levels == 5 else 48
+    top = addr >> (bits - 1)
+    return top == 0 or top == (M64 >> (bits - 1))
+
+
+def vtop(mm: Any, addr: int) -> VtopResult:
+    """
+    Translate user address *addr* in *mm* (a ``struct mm_struct *`` or
+    ``struct task_struct *`` drgn Object, or a synthetic mm).
+
+    :raises AddressError: if *addr* is not below the mm's ``task_size``
+    :raises KernelThreadError: for a task without an mm
+    """
+    from .pagewalk import walk_page_range, walk_page_range_debug
+    from .target import to_mm
+
+    mm = to_mm(mm)
+    backend = backend_for_mm(mm)
+    paging: X86Paging = backend.paging
+    _check_user_addr(paging, mm, addr)
+    pgd = backend.mm_pgd(mm)
+    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
+    st = _State(result, backend)
+    ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st)
+    _check_ret(ret, "walk_page_range")
+    result.vma = backend.find_vma(mm, addr)
+    if result.vma is not None and result.vma.vm_start > addr:
+        result.vma = None
+    result.vma_name = _vma_name(result.vma)
+    if result.vma is None or result.vma.is_hugetlb or result.hugetlb:
+        # No VMA (a pte_hole(-1)), or a hugetlb VMA (hugetlb_entry only):
+        # collect the upper levels with a VMA-less walk, as ptdump does.
+        leaf, hugetlb, size = st.leaf, result.hugetlb, result.leaf_size
+        st2 = _State(result, backend)
+        ret = walk_page_range_debug(mm, addr, addr + 1, _ops(False), pgd, st2)
+        _check_ret(ret, "walk_page_range_debug")
+        if hugetlb:
+            st2.leaf, st2.hole = leaf, None
+            result.hugetlb, result.leaf_size = True, size
+        st = st2
+    _finish(st)
+    if result.vma is None and result.state == "none":
+        result.state = "no_vma"
+    return result
+
+
+def vtop_kernel(prog: Any, addr: int) -> VtopResult:
+    """
+    Translate kernel address *addr* in the kernel page tables of *prog*
+    (``init_mm``, ``swapper_pg_dir``) with
+    :func:`~livewalk.pagewalk.walk_kernel_page_table_range`.
+
+    :raises AddressError: if *addr* is not a canonical kernel-half address
+    """
+    from .drgn_backend import DrgnBackend
+
+    backend = DrgnBackend.for_program(prog)
+    return _vtop_kernel(backend, addr)
+
+
+def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
+    from .pagewalk import walk_kernel_page_table_range
+
+    paging: X86Paging = backend.paging
+    if not 0 <= addr <= M64 or not addr >> 63:
+        raise AddressError(
+            f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"
+        )
+    if not _canonical(paging, addr):
+        raise AddressError(
+            f"address {addr:#x} is not canonical with {paging.levels}-level paging"
+        )
+    init_mm = backend.init_mm()
+    pgd = backend.mm_pgd(init_mm)
+    result = VtopResult(addr=addr, kernel=True, levels=paging.levels, pgd=pgd)
+    st = _State(result, backend)
+    ret = walk_kernel_page_table_range(addr, addr + 1, _ops(False), pgd=None, private=st, backend=backend)
+    _check_ret(ret, "walk_kernel_page_table_range")
+    return _finish(st)
+
+
+def _size_str(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def _swap_str(swap: Any, paging: X86Paging) -> str:
+    if swap is None:
+        return "(unknown non-present entry)"
+    kind = getattr(swap, "kind", None)
+    kind_name = getattr(kind, "name", str(kind))
+    parts = [f"{kind_name.lower()} entry: type {int(swap.type)}, offset {int(swap.offset):#x}"]
+    pfn = getattr(swap, "pfn", None)
+    if pfn is not None:
+        parts.append(f"pfn {int(pfn):#x}")
+    for attr in ("guard", "marker_uffd_wp", "poisoned"):
+        if getattr(swap, attr, False):
+            parts.append(attr)
+    return ", ".join(parts)
+
+
+def format_vtop(r: VtopResult) -> str:
+    """
+    Format a :class:`VtopResult` for people, in the spirit of crash's
+    ``vtop``: the translation, then one line per level (``LEVEL: entry
+    address => value  flags``), then the page and the VMA.
+    """
+    from .x86 import X86Paging
+
+    paging = X86Paging(levels=r.levels)
+    lines = []
+    if r.phys is not None:
+        phys = f"{r.phys:x}"
+    else:
+        phys = {
+            "none": "(not mapped)",
+            "no_vma": "(not mapped: no VMA)",
+            "swap": "(swapped out)",
+            "migration": "(under migration)",
+            "device": "(device-private memory)",
+            "hwpoison": "(hardware-poisoned)",
+            "marker": "(PTE marker)",
+        }.get(r.state, f"({r.state})")
+    lines.append(f"{'VIRTUAL':<18} PHYSICAL")
+    lines.append(f"{r.addr:<18x} {phys}")
+    lines.append("")
+    who = "kernel (init_mm)" if r.kernel else (
+        f"PID {r.pid}" + (f" ({r.comm})" if r.comm else "") if r.pid is not None else "user mm"
+    )
+    paging_note = (
+        "5-level paging" if r.levels == 5 else "4-level paging, P4D folded into PGD"
+    )
+    lines.append(f"{who}, {paging_note}, PGD table at {r.pgd:x}")
+    for step in r.steps:
+        name = _LEVEL_NAMES[step.level]
+        if step.none:
+            flags = "(none)"
+        else:
+            flags = " ".join(decode_pte_flags(step.value, step.level, paging)) or "(none)"
+        lines.append(f"  {name}: {step.kaddr:x} [{step.index:3d}] => {step.value:016x}  {flags}")
+    if r.levels == 4:
+        lines.append("  (P4D is folded: p4d_offset() returns the PGD entry)")
+    if r.leaf_level is not None:
+        kind = "hugetlb " if r.hugetlb else ""
+        lvl = _LEVEL_NAMES[r.leaf_level]
+        if r.state in ("present", "protnone") and r.phys is not None:
+            extra = " PROTNONE (PROT_NONE or NUMA hinting; PFN stored inverted)" if r.state == "protnone" else ""
+            lines.append(f"  PAGE: {r.phys - (r.addr & (r.leaf_size - 1)):x}  pfn {r.pfn:#x}  {_size_str(r.leaf_size)} {kind}{lvl} leaf{extra}")
+        elif r.state in ("none", "no_vma"):
+            span = f"{_size_str(r.leaf_size)} span" if r.leaf_size else ""
+            where = f"{lvl} none" + (f" ({span})" if span else "")
+            lines.append(f"  NOT MAPPED: {where}")
+        else:
+            lines.append(f"  {r.state.upper()}: {_swap_str(r.swap, paging)} ({_size_str(r.leaf_size)} {kind}{lvl} entry)")
+    elif r.state == "no_vma":
+        lines.append("  NOT MAPPED: no VMA and no page table for this address")
+    for err in r.errors:
+        lines.append(f"  WARNING: {err}")
+    if not r.kernel:
+        if r.vma is not None:
+            v = r.vma
+            obj = f"{int(v.obj.value_()):x} " if v.obj is not None and hasattr(v.obj, "value_") else ""
+            name = f"  {r.vma_name}" if r.vma_name else ""
+            lines.append(
+                f"  VMA: {obj}{v.vm_start:x}-{v.vm_end:x} {vm_flags_string(v.vm_flags)} "
+                f"flags {v.vm_flags:#x} pgoff {v.vm_pgoff:#x}{name}"
+            )
+        else:
+            lines.append("  VMA: none (the address is in no VMA)")
+    return "\n".join(lines)
+
+
+def vtop_json(r: VtopResult) -> dict[str, Any]:
+    """A JSON-ready ``dict`` of a :class:`VtopResult` (numbers as integers)."""
+    swap = None
+    if r.swap is not None:
+        s = r.swap
+        kind = getattr(s, "kind", None)
+        swap = {
+            "kind": getattr(kind, "name", str(kind)).lower(),
+            "type": int(s.type),
+            "offset": int(s.offset),
+            "pfn": None if getattr(s, "pfn", None) is None else int(s.pfn),
+        }
+    vma = None
+    if r.vma is not None:
+        vma = {
+            "start": r.vma.vm_start,
+            "end": r.vma.vm_end,
+            "flags": r.vma.vm_flags,
+            "perms": vm_flags_string(r.vma.vm_flags),
+            "pgoff": r.vma.vm_pgoff,
+            "hugetlb_shift": r.vma.hugetlb_shift,
+            "pfnmap": r.vma.pfnmap,
+            "name": r.vma_name,
+        }
+    return {
+        "addr": r.addr,
+        "kernel": r.kernel,
+        "pid": r.pid,
+        "levels": r.levels,
+        "p4d_folded": r.levels == 4,
+        "pgd": r.pgd,
+        "steps": [
+            {
+                "level": _LEVEL_NAMES[s.level],
+                "entry": s.kaddr,
+                "index": s.index,
+                "value": s.value,
+                "none": s.none,
+                "flags": [] if s.none else decode_pte_flags(s.value, s.level, X86Paging(levels=r.levels)),
+            }
+            for s in r.steps
+        ],
+        "state": r.state,
+        "leaf_level": None if r.leaf_level is None else _LEVEL_NAMES[r.leaf_level],
+        "leaf_size": r.leaf_size,
+        "hugetlb": r.hugetlb,
+        "phys": r.phys,
+        "pfn": r.pfn,
+        "swap": swap,
+        "vma": vma,
+        "errors": list(r.errors),
+    }
+
+
+def _dumps(r: VtopResult) -> str:
+    return json.dumps(vtop_json(r), indent=2)

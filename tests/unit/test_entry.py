@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Entry decoding. Raw values are built by hand from the x86_64 layouts in
+arch/x86/include/asm/pgtable_types.h, pgtable_64.h (swap entries: type in
+bits 59-63, inverted offset in bits 9-58, flags in bits 1-3) and
+include/linux/swap.h / swapops.h (type numbering, marker bits).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from livewalk.entry import Entry, EntryContext
+from livewalk.x86 import (
+    PageTableLevel,
+    SwapKind,
+    SwapTypes,
+    X86Paging,
+    decode_swap,
+    mk_pte,
+    p4d_bad,
+    pgd_bad,
+    pgd_none,
+    pmd_bad,
+    pmd_present,
+    pte_none,
+    pte_pfn,
+    pte_present,
+    swp_entry_to_pte,
+)
+
+P5 = X86Paging(levels=5)
+P4 = X86Paging(levels=4)
+CTX = EntryContext(P5)
+PTE, PMD, PUD, P4D, PGD = (PageTableLevel.PTE, PageTableLevel.PMD, PageTableLevel.PUD,
+                           PageTableLevel.P4D, PageTableLevel.PGD)
+ONES_9_58 = (1 << 59) - (1 << 9)  # bits 9..58 set: an inverted offset of 0
+
+
+def swp(type_: int, offset: int, flags: int = 0) -> int:
+    """Swap PTE by hand: offset bit k is stored inverted at bit 9 + k."""
+    return (ONES_9_58 ^ (offset << 9)) | (type_ << 59) | flags
+
+
+def e(v: int, level: int = PTE, ctx: EntryContext = CTX) -> Entry:
+    return Entry(v, 0xFFFF888000001000, level, ctx)
+
+
+def test_present_pte_bits() -> None:
+    x = e(0x8000000012345067)  # P RW U A D, NX, pfn 0x12345
+    assert (x.present, x.none, x.protnone, x.leaf) == (True, False, False, True)
+    assert x.pfn == 0x12345 and x.phys_addr == 0x12345000
+    assert (x.rw, x.user, x.accessed, x.dirty, x.nx) == (True, True, True, True, True)
+    assert (x.global_, x.special, x.soft_dirty, x.uffd_wp, x.exclusive) == (False, False, False, False, False)
+    assert x.swap is None
+    g = e(0x0000000000001163)  # P RW A D G, pfn 1
+    assert g.global_ and not g.nx and not g.user and g.pfn == 1
+    sd = e(0x0000000000001E25)  # P A SPECIAL UFFD_WP SOFT_DIRTY
+    assert sd.special and sd.uffd_wp and sd.soft_dirty and not sd.dirty and not sd.rw
+    assert e(0x0400000000001025).dirty  # _PAGE_SAVED_DIRTY (bit 58)
+
+
+def test_none_ignores_knl_erratum_bits() -> None:
+    assert e(0).none and e(0x60).none and not e(0x60).present
+    assert pte_none(0x40) and not pte_none(0x200)
+    assert e(0x60).swap is None
+
+
+def test_protnone_pfn_inverted() -> None:
+    # pfn_pte(0x1234, PAGE_NONE): PAGE_NONE = PROTNONE | ACCESSED; L1TF inverts the PFN field
+    raw = ((~(0x1234 << 12)) & 0x000F_FFFF_FFFF_F000) | 0x120
+    x = e(raw)
+    assert x.present and x.protnone and x.pfn == 0x1234 and x.swap is None
+    assert not x.global_  # bit 8 is PROTNONE here
+    assert mk_pte(0x1234, 0x120) == raw
+    assert pte_pfn(raw, P5) == 0x1234
+
+
+def test_mk_pte_without_flags_is_not_inverted() -> None:
+    assert mk_pte(5, 0) == 0x5000
+    assert mk_pte(5, 0x67) == 0x5067
+
+
+def test_swap_entry() -> None:
+    raw = swp(2, 0x1000, flags=0b1110)  # soft-dirty, uffd-wp, exclusive
+    assert raw == ((1 << 59) - (1 << 9)) - (1 << 21) + (1 << 60) + 0b1110
+    x = e(raw)
+    assert not x.present and not x.none
+    s = x.swap
+    assert s is not None
+    assert (s.type, s.offset, s.kind) == (2, 0x1000, SwapKind.SWAP)
+    assert s.soft_dirty and s.uffd_wp and s.exclusive and s.pfn is None
+    assert x.soft_dirty and x.uffd_wp and x.exclusive and not x.dirty and not x.rw
+    assert swp_entry_to_pte(2, 0x1000, soft_dirty=True, uffd_wp=True, exclusive=True) == raw
+
+
+@pytest.mark.parametrize(
+    "type_,kind",
+    [
+        (24, SwapKind.HWPOISON),
+        (25, SwapKind.MIGRATION_READ),
+        (26, SwapKind.MIGRATION_READ_EXCLUSIVE),
+        (27, SwapKind.MIGRATION_WRITE),
+        (28, SwapKind.DEVICE_WRITE),
+        (29, SwapKind.DEVICE_READ),
+        (30, SwapKind.DEVICE_EXCLUSIVE),
+        (31, SwapKind.PTE_MARKER),
+        (0, SwapKind.SWAP),
+        (23, SwapKind.SWAP),
+    ],
+)
+def test_swap_kinds_default_numbering(type_: int, kind: SwapKind) -> None:
+    s = decode_swap(swp(type_, 0x5678), P5)
+    assert s is not None and s.kind is kind and s.type == type_
+    if kind in (SwapKind.HWPOISON, SwapKind.MIGRATION_READ, SwapKind.MIGRATION_READ_EXCLUSIVE,
+                SwapKind.MIGRATION_WRITE, SwapKind.DEVICE_WRITE, SwapKind.DEVICE_READ,
+                SwapKind.DEVICE_EXCLUSIVE):
+        assert s.pfn == 0x5678
+    else:
+        assert s.pfn is None
+
+
+def test_migration_young_dirty_bits() -> None:
+    # SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT = 40 (5-level), 34 (4-level)
+    s = decode_swap(swp(27, 0x5678 | (1 << 40) | (1 << 41)), P5)
+    assert s is not None and s.pfn == 0x5678 and s.migration_young and s.migration_dirty
+    s4 = decode_swap(swp(27, 0x5678 | (1 << 34)), P4)
+    assert s4 is not None and s4.pfn == 0x5678 and s4.migration_young and not s4.migration_dirty
+
+
+def test_pte_markers() -> None:
+    g = e(swp(31, 4)).swap
+    assert g is not None and g.guard and not g.marker_uffd_wp and not g.poisoned
+    u = e(swp(31, 1 | 2)).swap
+    assert u is not None and u.marker_uffd_wp and u.poisoned and not u.guard
+
+
+def test_swap_numbering_depends_on_config() -> None:
+    st = SwapTypes.from_config(device_private=False, migration=True, memory_failure=True)
+    p = X86Paging(swap_types=st)
+    assert decode_swap(swp(28, 1), p).kind is SwapKind.MIGRATION_READ  # type: ignore[union-attr]
+    assert decode_swap(swp(27, 1), p).kind is SwapKind.HWPOISON  # type: ignore[union-attr]
+    assert decode_swap(swp(26, 1), p).kind is SwapKind.SWAP  # type: ignore[union-attr]
+
+
+def test_pmd_and_pud_leaves() -> None:
+    x = e(0x80000000004000E7, PMD)  # PSE 2 MiB at 4 MiB
+    assert x.leaf and x.present and x.pfn == 0x400 and not x.is_table
+    assert e(0x00000000004010E7, PMD).pfn == 0x400  # bit 12 is PAT_LARGE, not PFN
+    assert e(0x00000000400000E7, PUD).pfn == 0x40000
+    assert e(0x80, PMD).present and pmd_present(0x80)  # PSE alone: split transient
+    assert not pte_present(0x80)  # at PTE level bit 7 is PAT
+    t = e(0x0000000001234067, PMD)
+    assert t.is_table and not t.leaf and t.pfn == 0x1234
+    mig = e(swp(25, 0x200), PMD)
+    assert not mig.present and mig.swap is not None and mig.swap.pfn == 0x200
+    assert e(0x67, PUD).swap is None  # no software leaves above PMD
+
+
+def test_pgd_level_depends_on_paging() -> None:
+    c4 = EntryContext(P4)
+    assert not e(0, PGD, c4).none and e(0, PGD, c4).present
+    assert e(0, PGD).none and not e(0, PGD).present
+    assert not pgd_none(0, P4) and pgd_none(0, P5)
+
+
+def test_bad_predicates() -> None:
+    assert not pmd_bad(0x1234067, P5) and not pmd_bad(0x1234063, P5)
+    assert pmd_bad(0x1234077, P5)  # PCD
+    assert pmd_bad(0x1234065, P5)  # no RW
+    assert not p4d_bad(0x8000000001234067, P5)  # NX ignored with PTI
+    assert p4d_bad(0x8000000001234067, X86Paging(pti=False))
+    assert not pgd_bad(0x1234067, P5) and pgd_bad(0x1234065, P5)
+    assert not pgd_bad(0x1234065, P4)
+    assert e(0x1234077, PMD).bad and not e(0x1234067, PMD).bad
+
+
+def test_object_and_tables_without_backend() -> None:
+    x = e(0x1234067, PMD)
+    assert x.object is None
+    assert e(0x1234067, PTE).pte_table() is None
+    assert e(0x80000000004000E7, PMD).pte_table() is None
+    assert int(x) == 0x1234067 and x == e(0x1234067, PMD) and "PMD" in repr(x)

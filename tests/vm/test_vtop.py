@@ -1,0 +1,293 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""``livewalk vtop`` agrees with the kernel.
+
+User addresses: the workload ``tests/workloads/mappings.py`` runs in the
+guest; for an address in every kind of mapping it builds (each region's
+first page, each named part, a page inside each THP and hugetlb page, and
+the known holes), ``python3 -m livewalk vtop --pid PID --json`` (drgn on
+``/proc/kcore``) is compared with the kernel's own ``/proc/PID/pagemap``
+entry for the same page, read in the guest at the same time:
+
+* present (``PM_PRESENT``) exactly when vtop finds a present or ``PROTNONE``
+  leaf, with the same PFN (the page's own PFN inside a huge leaf);
+* a swap-format entry (``PM_SWAP``: swap, migration, PTE markers) exactly
+  when vtop decodes one, with the same swap type and offset;
+* neither: vtop finds nothing mapped (a none entry, a hole, or no VMA);
+* a 2 MiB leaf where the kernel's smaps says the VMA is PMD-mapped
+  (``AnonHugePages`` / ``*_Hugetlb``), a 4 KiB PTE leaf elsewhere.
+
+Kernel addresses: ``vtop --kernel`` of ``_text`` gives the start of "Kernel
+code" in ``/proc/iomem``; of an ``ioremap`` area listed in
+``/proc/vmallocinfo``, its ``phys=`` address; of the direct map at
+``page_offset_base + X``, physical address X. Both paging modes; the text
+output says whether P4D is folded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+READY_TIMEOUT = 300.0
+PM_PFN = (1 << 55) - 1
+PM_SWAP = 1 << 62
+PM_PRESENT = 1 << 63
+
+
+@pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
+def wl(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(guest, ready JSON) of a running workload, per paging mode."""
+    g = request.getfixturevalue(f"guest{request.param}")
+    path = f"/tmp/livewalk-vtop-test-{request.param}.json"
+    g.run(f"rm -f {path}", timeout=60)
+    pid = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
+    deadline = time.monotonic() + READY_TIMEOUT
+    ready = None
+    while time.monotonic() < deadline:
+        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
+        if r.returncode == 0 and r.stdout.strip():
+            ready = json.loads(r.stdout)
+            break
+        if g.run(f"kill -0 {pid}", timeout=60).returncode != 0:
+            pytest.fail(f"workload exited: {g.spawn_log(pid)[-3000:]}")
+        time.sleep(1)
+    if ready is None:
+        pytest.fail("workload not ready")
+    try:
+        yield g, ready
+    finally:
+        g.run(f"kill {ready['pid']}; rm -f {path}", timeout=60)
+
+
+def _addresses(ready: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for label, (s, e) in ready["regions"].items():
+        out[label] = s
+        if e - s >= 0x200000:
+            out[f"{label}+1M+5p"] = s + 0x100000 + 5 * 4096
+        out[f"{label}.last"] = e - 4096
+    for label, parts in ready["parts"].items():
+        for part, (s, _e) in parts.items():
+            out[f"{label}.{part}"] = s
+    for name, (s, _e) in ready["holes"].items():
+        out[f"hole:{name}"] = s
+    return out
+
+
+_PAGEMAP_READER = """
+import json, struct, sys
+pid = int(sys.argv[1])
+addrs = json.load(open(sys.argv[2]))
+out = {}
+with open(f"/proc/{pid}/pagemap", "rb") as f:
+    for k, a in addrs.items():
+        f.seek(a // 4096 * 8)
+        out[k] = struct.unpack("<Q", f.read(8))[0]
+smaps = {}
+cur = None
+for line in open(f"/proc/{pid}/smaps"):
+    head = line.split()[0]
+    if "-" in head and ":" not in head:
+        s, e = (int(x, 16) for x in head.split("-"))
+        cur = smaps.setdefault(f"{s}-{e}", {})
+    elif line.split(":")[0] in ("AnonHugePages", "Shared_Hugetlb", "Private_Hugetlb",
+                                 "FilePmdMapped", "ShmemPmdMapped"):
+        cur[line.split(":")[0]] = int(line.split()[1])
+print(json.dumps({"pagemap": out, "smaps": smaps}))
+"""
+
+
+def test_vtop_matches_pagemap(wl: tuple[Any, dict[str, Any]]) -> None:
+    g, ready = wl
+    pid = ready["pid"]
+    addrs = _addresses(ready)
+    g.put("/tmp/lw-vtop-addrs.json", json.dumps(addrs))
+    g.put("/tmp/lw-vtop-reader.py", _PAGEMAP_READER)
+    before = g.run(f"python3 /tmp/lw-vtop-reader.py {pid} /tmp/lw-vtop-addrs.json", timeout=120)
+    assert before.returncode == 0, before.stderr
+    alist = " ".join(hex(a) for a in addrs.values())
+    r = g.run(f"python3 -m livewalk vtop --pid {pid} --json {alist}", timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    after = g.run(f"python3 /tmp/lw-vtop-reader.py {pid} /tmp/lw-vtop-addrs.json", timeout=120)
+    kb, ka = json.loads(before.stdout), json.loads(after.stdout)
+    assert kb["pagemap"] == ka["pagemap"], "the workload moved during the test"
+    kernel = kb["pagemap"]
+    smaps = kb["smaps"]
+    results = json.loads(r.stdout)
+    assert len(results) == len(addrs)
+    kinds = set()
+    for (name, addr), v in zip(addrs.items(), results):
+        e = kernel[name]
+        assert v["addr"] == addr
+        assert v["levels"] == g.levels and v["p4d_folded"] == (g.levels == 4), name
+        where = f"{name} {addr:#x}: pagemap {e:#018x}, vtop {v['state']} {v['swap']}"
+        if e & PM_PRESENT:
+            kinds.add("present")
+            assert v["state"] in ("present", "protnone"), where
+            assert v["pfn"] is not None and v["phys"] is not None, where
+            assert v["phys"] >> 12 == e & PM_PFN, where
+            if v["state"] == "protnone":
+                kinds.add("protnone")
+        elif e & PM_SWAP:
+            assert v["swap"] is not None, where
+            assert v["state"] in ("swap", "migration", "device", "hwpoison", "marker"), where
+            assert v["swap"]["type"] == (e & PM_PFN) & 31, where
+            assert v["swap"]["offset"] == (e & PM_PFN) >> 5, where
+            kinds.add(v["state"])
+        else:
+            assert v["state"] in ("none", "no_vma"), where
+            assert v["phys"] is None and v["swap"] is None, where
+            kinds.add(v["state"])
+        if name.startswith("hole:"):
+            assert v["state"] == "no_vma" and v["vma"] is None, where
+        # Leaf size: the kernel's smaps says whether the VMA is PMD-mapped.
+        if v["vma"] is not None and v["state"] in ("present", "protnone"):
+            f = smaps[f"{v['vma']['start']}-{v['vma']['end']}"]
+            huge_kb = sum(f.get(k, 0) for k in ("AnonHugePages", "Shared_Hugetlb",
+                                                  "Private_Hugetlb", "FilePmdMapped",
+                                                  "ShmemPmdMapped"))
+            size_kb = (v["vma"]["end"] - v["vma"]["start"]) // 1024
+            if huge_kb == size_kb or name.startswith("thp_zero"):
+                # (the huge zero page is PMD-mapped but not counted in
+                # AnonHugePages; test_workload checks it is the huge zero page)
+                assert v["leaf_size"] == 2 << 20 and v["leaf_level"] == "PMD", where
+            elif huge_kb == 0:
+                assert v["leaf_size"] == 4096 and v["leaf_level"] == "PTE", where
+            hugetlb = bool(f.get("Shared_Hugetlb", 0) or f.get("Private_Hugetlb", 0))
+            assert v["hugetlb"] == hugetlb, where
+        # Every level down to the leaf is listed, top first.
+        levels = [s["level"] for s in v["steps"]]
+        full = ["PGD", "P4D", "PUD", "PMD", "PTE"] if g.levels == 5 else ["PGD", "PUD", "PMD", "PTE"]
+        assert levels == full[: len(levels)], where
+    # The workload gave every kind of entry a chance.
+    assert {"present", "protnone", "swap", "marker", "none", "no_vma"} <= kinds, kinds
+
+
+def test_vtop_text(wl: tuple[Any, dict[str, Any]]) -> None:
+    g, ready = wl
+    pid = ready["pid"]
+    thp = ready["regions"]["thp"][0]
+    swap = ready["regions"]["swap"][0]
+    r = g.run(f"python3 -m livewalk vtop --pid {pid} {thp:#x} {swap:x}", timeout=600)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    out = r.stdout
+    if g.levels == 5:
+        assert "5-level paging" in out and "  P4D: " in out
+    else:
+        assert "4-level paging, P4D folded into PGD" in out and "  P4D: " not in out
+    assert "2 MiB PMD leaf" in out
+    assert "SWAP: swap entry: type" in out
+    assert f"{thp:x}-" in out and "VMA: " in out
+
+
+def test_vtop_kernel(wl: tuple[Any, dict[str, Any]]) -> None:
+    g, _ready = wl
+    script = r"""
+import json, re
+syms = {}
+for line in open("/proc/kallsyms"):
+    a, t, n = line.split()[:3]
+    if n in ("_text", "_etext", "jiffies"):
+        syms[n] = int(a, 16)
+code = None
+for line in open("/proc/iomem"):
+    m = re.match(r"\s*([0-9a-f]+)-([0-9a-f]+) : Kernel code", line)
+    if m:
+        code = int(m.group(1), 16)
+iomap = None
+for line in open("/proc/vmallocinfo"):
+    m = re.match(r"0x([0-9a-f]+)-0x([0-9a-f]+)\s+\d+ .*phys=0x([0-9a-f]+) ioremap", line)
+    if m:
+        iomap = [int(m.group(1), 16), int(m.group(3), 16)]
+        break
+print(json.dumps({"syms": syms, "code": code, "ioremap": iomap}))
+"""
+    g.put("/tmp/lw-ksyms.py", script)
+    k = json.loads(g.run("python3 /tmp/lw-ksyms.py", timeout=60).stdout)
+    assert k["code"] is not None and k["ioremap"] is not None, k
+    r = g.run(
+        "python3 -c \"import drgn; p = drgn.program_from_kernel(); "
+        "print(p['page_offset_base'].value_())\"",
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    page_offset = int(r.stdout)
+    text, iomap = k["syms"]["_text"], k["ioremap"]
+    addrs = [text, k["syms"]["jiffies"], iomap[0], page_offset + 0x1234000]
+    r = g.run("python3 -m livewalk vtop --kernel --json " + " ".join(hex(a) for a in addrs), timeout=600)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    vt, vj, vi, vd = json.loads(r.stdout)
+    assert vt["state"] == "present" and vt["phys"] == k["code"]
+    # Kernel text: executable, read-only, global; data: writable, NX.
+    leaf = vt["steps"][-1]["flags"]
+    assert "NX" not in leaf and "RW" not in leaf and "GLOBAL" in leaf
+    assert vj["state"] == "present" and "NX" in vj["steps"][-1]["flags"]
+    assert "RW" in vj["steps"][-1]["flags"]
+    assert vi["state"] == "present" and vi["phys"] == iomap[1]
+    assert vd["state"] == "present" and vd["phys"] == 0x1234000
+    assert "NX" in vd["steps"][-1]["flags"]
+    for v in (vt, vj, vi, vd):
+        assert v["kernel"] and v["vma"] is None and v["p4d_folded"] == (g.levels == 4)
+
+
+def test_vtop_address_errors(wl: tuple[Any, dict[str, Any]]) -> None:
+    g, ready = wl
+    pid = ready["pid"]
+    r = g.run(f"python3 -m livewalk vtop --pid {pid} ffffffff81000000", timeout=300)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("livewalk: error: address 0xffffffff81000000 is outside user space")
+    assert len(r.stderr.splitlines()) == 1
+    r = g.run("python3 -m livewalk vtop --kernel 7f0000000000", timeout=300)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
+    assert "is not a kernel address" in r.stderr
+
+
+def _host(g: Any, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _release_qmp(g)
+    env = dict(os.environ, PYTHONPATH=root)
+    return subprocess.run(
+        [sys.executable, "-m", "livewalk", "--qemu", g.qmp_socket,
+         "-s", os.path.dirname(g.vmlinux), *args],
+        capture_output=True, text=True, cwd=root, env=env, timeout=600,
+    )
+
+
+def _release_qmp(g: Any) -> None:
+    # QEMU serves one QMP client at a time and Guest.host_program() keeps
+    # its Program (and connection) for the session: drop it so that the
+    # livewalk command can attach; host_program() makes a new one if needed.
+    import gc
+
+    if getattr(g, "_prog", None) is not None:
+        g._prog = None
+        gc.collect()
+
+
+def test_vtop_from_host(wl: tuple[Any, dict[str, Any]]) -> None:
+    g, ready = wl
+    pid = ready["pid"]
+    addrs = [ready["regions"][k][0] for k in ("thp", "swap", "protnone", "hugetlb_shared", "anon")]
+    p = _host(g, "vtop", "--pid", str(pid), "--json", *(hex(a) for a in addrs))
+    assert p.returncode == 0, p.stderr
+    host = json.loads(p.stdout)
+    r = g.run(f"python3 -m livewalk vtop --pid {pid} --json " + " ".join(hex(a) for a in addrs),
+              timeout=600)
+    assert r.returncode == 0, r.stderr
+    guest = json.loads(r.stdout)
+    for h, v in zip(host, guest):
+        # Same walk of the same tables, over QMP or /proc/kcore.
+        for key in ("state", "phys", "pfn", "swap", "leaf_size", "leaf_level", "hugetlb", "steps"):
+            assert h[key] == v[key], (key, h, v)
+        assert h["vma"]["start"] == v["vma"]["start"] and h["vma"]["flags"] == v["vma"]["flags"]

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The ``vm/build`` and ``vm/run`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .guest import REPO, BootError, Guest, GuestError
+from .image import ImageError, ensure_image
+
+__all__ = ["build_main", "run_main"]
+
+
+def build_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="vm/build",
+        description="Build the livewalk test VM image, or reuse the cached one "
+        "(cache: ${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}).",
+    )
+    ap.add_argument("--quiet", action="store_true", help="hide mmdebstrap's output")
+    args = ap.parse_args(argv)
+    t = time.monotonic()
+    try:
+        img = ensure_image(resolve_versions=True, quiet=args.quiet)
+    except (ImageError, OSError) as e:
+        print(f"vm/build: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a failed build step (CalledProcessError...)
+        print(f"vm/build: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"vm/build: kernel {img.release}")
+    for k, v in img.manifest["versions"].items():
+        if k != "release":
+            print(f"vm/build:   {k} {v}")
+    print(f"vm/build: image {img.path} (built {img.manifest.get('built')})")
+    print(f"vm/build: done in {time.monotonic() - t:.1f} s")
+    return 0
+
+
+def run_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="vm/run",
+        usage="vm/run [--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
+        description="Boot the livewalk test VM (building the image on first use), run "
+        "COMMAND as root in /src (this working tree, read-only), stream its output, "
+        "copy the guest's /out back, shut down and exit with COMMAND's status.",
+    )
+    ap.add_argument("--levels", type=int, choices=(4, 5), default=5, help="paging levels (default 5)")
+    ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, disks)")
+    ap.add_argument("--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)")
+    ap.add_argument("--timeout", type=float, default=3600, help="command timeout in seconds")
+    ap.add_argument("--memory", default="4G", help="guest memory (default 4G)")
+    ap.add_argument("--smp", type=int, default=2, help="vCPUs (default 2)")
+    ap.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        ap.print_usage(sys.stderr)
+        print("vm/run: error: no command given", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else REPO / "out" / time.strftime("run-%Y%m%d-%H%M%S")
+    # SIGTERM/SIGHUP: unwind through the with-block so QEMU is stopped.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+
+    def stream(fd: int, data: bytes) -> None:
+        f = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
+        f.write(data)
+        f.flush()
+
+    g = Guest(levels=args.levels, memory=args.memory, smp=args.smp, out_dir=out, keep=args.keep)
+    status = 1
+    try:
+        with g:
+            r = g.run(shlex.join(cmd), timeout=args.timeout, stream=stream)
+            if r.timed_out:
+                print(f"vm/run: command timed out after {args.timeout:.0f} s", file=sys.stderr)
+                status = 124
+            elif r.returncode < 0:
+                status = 128 - r.returncode
+            else:
+                status = r.returncode
+    except (BootError, GuestError, ImageError) as e:
+        print(f"vm/run: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vm/run: interrupted", file=sys.stderr)
+        return 130
+    if g.out_dir is not None and any(g.out_dir.iterdir()):
+        print(f"vm/run: guest /out copied to {g.out_dir}", file=sys.stderr)
+    elif g.out_dir is not None and not args.out:
+        try:
+            os.rmdir(g.out_dir)
+        except OSError:
+            pass
+    if args.keep and g.run_dir is not None:
+        print(f"vm/run: run directory kept: {g.run_dir}", file=sys.stderr)
+    return status
