@@ -23,8 +23,16 @@
  * space can refuse to compare a partial trace.
  */
 #include <uapi/linux/ptrace.h>
-#include <linux/mm_types.h>
-#include <linux/pagewalk.h>
+
+/*
+ * Structure offsets come from the running kernel's debug info (drgn), passed
+ * as -D flags by the tracer, so no kernel header is parsed (compiling with
+ * linux/mm_types.h takes minutes under TCG):
+ *   OFF_VMA_START, OFF_VMA_END, OFF_VMA_MM   struct vm_area_struct
+ *   OFF_WALK_VMA, OFF_WALK_ACTION            struct mm_walk
+ *   OFF_OPS_WALK_LOCK                        struct mm_walk_ops
+ */
+#define RD(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
 #define EV_WALK_START 1
 #define EV_WALK_END 2
@@ -147,7 +155,7 @@ static __always_inline int walk_enter(struct pt_regs *ctx, u32 fn, int ops_arg, 
 	struct walk_start_ev *e;
 	u32 zero32 = 0;
 	u32 *ctr;
-	const struct mm_walk_ops *ops;
+	u64 ops;
 	int i;
 
 	st = wstate.lookup(&tid);
@@ -182,19 +190,19 @@ static __always_inline int walk_enter(struct pt_regs *ctx, u32 fn, int ops_arg, 
 	e->vma_end = 0;
 	e->vma_mm = 0;
 	if (vma_arg >= 0) {
-		struct vm_area_struct *vma = (struct vm_area_struct *)parm(ctx, vma_arg);
+		u64 vma = parm(ctx, vma_arg);
 
-		bpf_probe_read_kernel(&e->vma_start, sizeof(u64), &vma->vm_start);
-		bpf_probe_read_kernel(&e->vma_end, sizeof(u64), &vma->vm_end);
-		bpf_probe_read_kernel(&e->vma_mm, sizeof(u64), &vma->vm_mm);
+		RD(e->vma_start, vma, OFF_VMA_START);
+		RD(e->vma_end, vma, OFF_VMA_END);
+		RD(e->vma_mm, vma, OFF_VMA_MM);
 	}
-	ops = (const struct mm_walk_ops *)parm(ctx, ops_arg);
+	ops = parm(ctx, ops_arg);
 	if (bpf_probe_read_kernel(&e->cbs, sizeof(e->cbs), (void *)ops))
 		__builtin_memset(&e->cbs, 0, sizeof(e->cbs));
 	{
 		u32 lock = 0;
 
-		bpf_probe_read_kernel(&lock, sizeof(lock), (void *)&ops->walk_lock);
+		RD(lock, ops, OFF_OPS_WALK_LOCK);
 		e->walk_lock = lock;
 	}
 	events.ringbuf_submit(e, 0);
@@ -254,8 +262,7 @@ static __always_inline int cb_enter(struct pt_regs *ctx, u32 slot, int kind)
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct walk_state *st = wstate.lookup(&tid);
 	struct pending p = {};
-	struct mm_walk *walk;
-	struct vm_area_struct *vma = NULL;
+	u64 vma = 0;
 
 	if (!st || st->depth == 0)
 		return 0;
@@ -298,11 +305,10 @@ static __always_inline int cb_enter(struct pt_regs *ctx, u32 slot, int kind)
 	}
 	if (p.ptr && kind != 5)
 		bpf_probe_read_kernel(&p.val, sizeof(u64), (void *)p.ptr);
-	walk = (struct mm_walk *)p.walk;
-	bpf_probe_read_kernel(&p.action_in, sizeof(u32), &walk->action);
-	bpf_probe_read_kernel(&vma, sizeof(vma), &walk->vma);
+	RD(p.action_in, p.walk, OFF_WALK_ACTION);
+	RD(vma, p.walk, OFF_WALK_VMA);
 	if (vma)
-		bpf_probe_read_kernel(&p.vma_start, sizeof(u64), &vma->vm_start);
+		RD(p.vma_start, vma, OFF_VMA_START);
 	pend.update(&tid, &p);
 	return 0;
 }
@@ -313,7 +319,6 @@ int kr_callback(struct pt_regs *ctx)
 	struct walk_state *st = wstate.lookup(&tid);
 	struct pending *p = pend.lookup(&tid);
 	struct callback_ev *e;
-	struct mm_walk *walk;
 	u32 action = 0;
 
 	if (!p)
@@ -322,8 +327,7 @@ int kr_callback(struct pt_regs *ctx)
 		pend.delete(&tid);
 		return 0;
 	}
-	walk = (struct mm_walk *)p->walk;
-	bpf_probe_read_kernel(&action, sizeof(u32), &walk->action);
+	RD(action, p->walk, OFF_WALK_ACTION);
 	e = events.ringbuf_reserve(sizeof(*e));
 	if (!e) {
 		count_lost();

@@ -158,7 +158,7 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
     p = add(
         "pagemap",
         "/proc/PID/pagemap entries of a process",
-        "The /proc/PID/pagemap entries of a process (Linux 7.2 fs/proc/task_mmu.c "
+        "The /proc/PID/pagemap entries of a process (Linux 7.2 fs/proc/task_mmu.c\n"
         "pagemap_read), computed by walking its page tables.\n\n"
         "--format raw writes exactly the bytes that reading /proc/PID/pagemap at\n"
         "offset START/4096*8 would give, 8 per page, for each --range in the order\n"
@@ -261,8 +261,7 @@ def _comm(task: Any) -> str:
 def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
     from .pagemap import pagemap_read
 
-    fn = pagemap_read
-    return fn(mm, start, end, show_pfn=show_pfn)  # type: ignore[no-any-return]
+    return pagemap_read(mm, start, end, show_pfn=show_pfn)
 
 
 def _entries_bytes(entries: Sequence[int]) -> bytes:
@@ -273,6 +272,13 @@ def _entries_bytes(entries: Sequence[int]) -> bytes:
         arr = array("Q", arr)
         arr.byteswap()
     return arr.tobytes()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
@@ -293,6 +299,8 @@ def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
 
 
 def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    if args.format == "raw" and _isatty(out):
+        raise UsageError("--format raw writes binary data: redirect standard output to a file or pipe")
     task, mm = _mm(prog, args.pid)
     task_size = _task_size(mm)
     if args.ranges:

@@ -30,6 +30,11 @@ import shlex
 import sys
 from typing import Any
 
+# Load the submodule livewalk.pagemap now, before the package binds the name
+# "pagemap" to the function below: loading it later would rebind the
+# package attribute to the module.
+from .pagemap import pagemap_read as _pagemap_read
+
 __all__ = ("pagemap", "run_livewalk_command")
 
 
@@ -42,10 +47,9 @@ def pagemap(task_or_mm: Any, start: int, end: int, *, show_pfn: bool = True) -> 
     >>> pagemap(find_task(prog, 1), 0x400000, 0x402000)   # doctest: +SKIP
     array('Q', [11565767237059379232, 0])
     """
-    from .pagemap import pagemap_read
     from .target import to_mm
 
-    return pagemap_read(to_mm(task_or_mm), start, end, show_pfn=show_pfn)
+    return _pagemap_read(to_mm(task_or_mm), start, end, show_pfn=show_pfn)
 
 
 def run_livewalk_command(prog: Any, argv: list[str] | str, out: Any = None) -> int:

@@ -337,7 +337,8 @@ class WalkError(NamedTuple):
         unreadable table, of the entry pointing to it)
     :ivar addr: first address the entry covers
     :ivar value: the entry's raw value, or the table's physical address
-    :ivar reason: ``"bad"``, ``"unreadable"`` or ``"again-limit"``
+    :ivar reason: ``"bad"``, ``"unreadable"``, ``"again-limit"`` or
+        ``"loop"`` (a table reached from two levels: corrupted tables)
     """
 
     level: int
@@ -403,6 +404,7 @@ class MMWalk(EntryContext):
         "_kernel_pte",
         "_task_size",
         "_pfn_mask",
+        "_table_level",
     )
 
     def __init__(
@@ -437,6 +439,10 @@ class MMWalk(EntryContext):
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
         self._pfn_mask = self.paging.physical_mask & PAGE_MASK
+        # physical address of each table read -> level of the entry that
+        # pointed to it (5 for the top-level table): a table reached from
+        # two levels is a loop (corrupted tables; livewalk.consistency)
+        self._table_level: dict[int, int] = {}
 
     def _set_vma(self, vma: VMA | None) -> None:
         self.vma_info = vma
@@ -446,7 +452,10 @@ class MMWalk(EntryContext):
         return f"MMWalk(mm={self.mm!r}, vma={self.vma!r}, action={int(self.action)}, no_vma={self.no_vma})"
 
     def _error(self, level: int, addr: int, value: int, reason: str) -> None:
-        self.errors.append(WalkError(PageTableLevel(level), addr, value, reason))
+        errors = self.errors
+        if reason == "unreadable" and errors and errors[-1].reason == "loop" and errors[-1].value == value:
+            return  # already reported as a loop by _child()
+        errors.append(WalkError(PageTableLevel(level), addr, value, reason))
 
     def _child(self, key: tuple[int, int], value: int) -> tuple[Sequence[int], int | None]:
         """The table an entry points to, and its kernel address (None if emulated)."""
@@ -454,6 +463,12 @@ class MMWalk(EntryContext):
         if ch is not None:
             return ch, None
         paddr = value & self._pfn_mask
+        seen = self._table_level.setdefault(paddr, key[0])
+        if seen != key[0]:
+            # a page used as a table at two levels: only corrupted tables do
+            # this; refuse to descend (the walk stays finite and honest)
+            self._error(key[0], key[1], paddr, "loop")
+            raise TableReadError(paddr, f"page-table loop: table {paddr:#x} reached at two levels")
         return self.read_table(paddr), (self.paging.page_offset + paddr) & M64
 
 
@@ -883,6 +898,7 @@ def _top_table(walk: MMWalk) -> tuple[Sequence[int], int]:
     base = int(base) & M64
     try:
         paddr = walk.backend.pgd_phys(base)
+        walk._table_level.setdefault(paddr & ~(PAGE_SIZE - 1), 5)
         return walk.read_table(paddr & ~(PAGE_SIZE - 1)), base & ~(PAGE_SIZE - 1)
     except TableReadError as e:
         walk._error(4, 0, getattr(e, "paddr", base), "unreadable")

@@ -130,7 +130,7 @@ def format_prot(prot: int, level: int) -> str:
     The attribute columns of one range, as ``printk_prot()`` prints them.
 
     >>> format_prot(0x8000000000000163, 4)
-    '    RW                     GLB NX pte'
+    '    RW                 GLB NX pte'
     >>> format_prot(0x1e1, 3)
     '    ro         PSE     GLB x  pmd'
     """

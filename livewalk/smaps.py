@@ -506,19 +506,7 @@ def _d_path(prog: Program, file: Object) -> bytes:
     the global root (or to the top of a detached mount such as the
     internal shmem mount), with `` (deleted)`` for unlinked dentries.
     """
-    path = file.f_path
-    # file_user_path(): backing files of stacking filesystems show the user path.
-    try:
-        fmode_backing = int(prog["FMODE_BACKING"].value_())
-    except KeyError:
-        fmode_backing = 0
-    if fmode_backing and int(file.f_mode.value_()) & fmode_backing:
-        try:
-            path = Object(
-                prog, "struct backing_file", address=int(file.address_of_().value_())
-            ).user_path
-        except LookupError:
-            pass
+    path = _file_user_path(prog, file)
     dentry = path.dentry.read_()
     mnt = path.mnt.read_()
     d_op = dentry.d_op.read_()
@@ -566,6 +554,20 @@ def _d_path(prog: Program, file: Object) -> bytes:
     if unhashed and not is_root:
         out += b" (deleted)"
     return out
+
+
+#: ``FMODE_BACKING`` (Linux 7.2 ``include/linux/fs.h``; a macro, not in debug info).
+FMODE_BACKING = 1 << 24
+
+
+def _file_user_path(prog: Program, file: Object) -> Object:
+    """``file_user_path()``: a stacking filesystem's backing file shows the user's path."""
+    if int(file.f_mode.value_()) & FMODE_BACKING:
+        try:
+            return Object(prog, "struct backing_file", address=int(file.value_())).user_path
+        except (LookupError, AttributeError):
+            pass
+    return file.f_path
 
 
 def _vma_name(prog: Program, vma_obj: Object, mm: Object) -> bytes | None:
@@ -620,7 +622,8 @@ def vma_header(prog: Program, vma_obj: Object, mm: Object) -> str:
     dev = ino = pgoff = 0
     vm_file = v.vm_file.read_()
     if int(vm_file.value_()):
-        inode = vm_file.f_inode
+        # file_user_inode()
+        inode = _file_user_path(prog, vm_file).dentry.d_inode
         dev = int(inode.i_sb.s_dev.value_())
         ino = int(inode.i_ino.value_())
         pgoff = int(v.vm_pgoff.value_()) << 12
@@ -773,11 +776,14 @@ def thp_eligible(prog: Program, vma_obj: Object, vma: VMA) -> int:
 
             if shmem_mapping(vm_file_obj.f_mapping):
                 return 1 if orders & _shmem_allowable_huge_orders(prog, vma_obj, vma) else 0
+        # vma_can_map_huge_file(vma, vm_flags, TVA_SMAPS)
         huge_fault = int(vma_obj.vm_ops.huge_fault.value_()) if ops else 0
         bypass = bool(flags >> 10 & 1) and bool(huge_fault)
         if not (bypass or global_always or (global_enabled and vm_hugepage)):
             return 0
-        return 1 if huge_fault else 0
+        if huge_fault:
+            return 1
+        return 1 if _file_thp_enabled(prog, vma_obj) else 0
     # vma_is_temporary_stack(): VM_GROWSDOWN with VM_STACK_INCOMPLETE_SETUP
     # (VM_RAND_READ | VM_SEQ_READ; VM_STACK_EARLY is 0 without GROWSUP).
     incomplete = (1 << 16) | (1 << 15)
@@ -785,6 +791,32 @@ def thp_eligible(prog: Program, vma_obj: Object, vma: VMA) -> int:
         return 0
     # No anon_vma yet still counts for smaps.
     return 1
+
+
+def _file_thp_enabled(prog: Program, vma_obj: Object) -> bool:
+    """
+    ``file_thp_enabled()`` (Linux 7.2 ``mm/huge_memory.c``): a regular file,
+    not an anonymous inode (``S_ANON_INODE``, 1 << 19), whose mapping allows
+    PMD-sized folios (``AS_FOLIO_ORDER_MIN`` <= 9 <= ``AS_FOLIO_ORDER_MAX``
+    fields of ``mapping->flags``).
+    """
+    vm_file = vma_obj.vm_file.read_()
+    if not int(vm_file.value_()):
+        return False
+    inode = vm_file.f_inode
+    if int(inode.i_flags.value_()) & (1 << 19):
+        return False
+    try:
+        mflags = int(vm_file.f_mapping.flags.value_())
+    except (TypeError, ValueError):
+        return False
+    bits = _enum(prog, "AS_FOLIO_ORDER_BITS", 5)
+    omin = _enum(prog, "AS_FOLIO_ORDER_MIN", 16)
+    omax = _enum(prog, "AS_FOLIO_ORDER_MAX", omin + bits)
+    fmask = (1 << bits) - 1
+    if not ((mflags >> omin) & fmask <= 9 <= (mflags >> omax) & fmask):
+        return False
+    return int(inode.i_mode.value_()) & 0o170000 == 0o100000
 
 
 def _enum(prog: Program, name: str, default: int) -> int:
@@ -825,43 +857,61 @@ def _mm_flags(mm: Object) -> int:
     return 0
 
 
+def _shmem_orders_within_size(inode: Object, orders: int, index: int) -> int:
+    """``shmem_get_orders_within_size(inode, orders, index, 0)``."""
+    i_size = (max(0, int(inode.i_size.value_())) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    while orders:
+        order = orders.bit_length() - 1
+        aligned = -(-(index + 1) // (1 << order)) * (1 << order)
+        if i_size >> 12 >= aligned:
+            return orders
+        orders &= ~(1 << order)
+    return 0
+
+
 def _shmem_allowable_huge_orders(prog: Program, vma_obj: Object, vma: VMA) -> int:
-    """``shmem_allowable_huge_orders(inode, vma, pgoff, 0, false)``, approximately."""
+    """
+    ``shmem_allowable_huge_orders(inode, vma, vma->vm_pgoff, 0, false)`` and
+    ``shmem_huge_global_enabled()`` (Linux 7.2 ``mm/shmem.c``; the
+    ``SHMEM_HUGE_*`` values are macros there: NEVER 0, ALWAYS 1,
+    WITHIN_SIZE 2, ADVISE 3, DENY -1, FORCE -2).
+    """
+    file_default = ((1 << 10) - 1) & ~1
     inode = vma_obj.vm_file.f_inode
-    anon_shmem = _sym_name(prog, int(vma_obj.vm_ops.value_())) == "shmem_anon_vm_ops"
-    try:
-        sbinfo = Object(prog, "struct shmem_sb_info *", inode.i_sb.s_fs_info.value_())
-        sb_huge = int(sbinfo.huge.value_())
-    except (LookupError, AttributeError):
-        sb_huge = 0
-    shmem_huge = _enum(prog, "shmem_huge", 0)
-    deny, force = -1, -2
-    hugepage = vma.vm_flags >> 29 & 1
-    # shmem_huge_global_enabled(): SHMEM_HUGE_NEVER 0, ALWAYS 1, WITHIN_SIZE 2, ADVISE 3
-    huge = sb_huge if not anon_shmem else shmem_huge
-    if shmem_huge == force:
-        global_orders = 1 << 9
-    elif shmem_huge == deny:
+    index = vma.vm_pgoff
+    hugepage = bool(vma.vm_flags >> 29 & 1)
+    shmem_huge = int(prog["shmem_huge"].value_())
+    # shmem_huge_global_enabled()
+    if int(inode.i_mode.value_()) & 0o170000 != 0o100000 or shmem_huge == -1:
         global_orders = 0
-    elif huge == 1 or (huge == 3 and hugepage):
+    elif shmem_huge == -2:
         global_orders = 1 << 9
-    elif huge == 2:
-        size = int(inode.i_size.value_())
-        global_orders = 1 << 9 if size >= (vma.vm_pgoff + 512) << 12 else 0
     else:
+        sbinfo = Object(prog, "struct shmem_sb_info *", inode.i_sb.s_fs_info.value_())
+        huge = int(sbinfo.huge.value_())
         global_orders = 0
+        if huge == 1:
+            global_orders = file_default
+        if huge == 2:
+            global_orders = _shmem_orders_within_size(inode, file_default, index)
+        if huge in (2, 3) and not global_orders and hugepage:
+            global_orders = file_default
+    anon_shmem = _sym_name(prog, int(vma_obj.vm_ops.value_())) == "shmem_anon_vm_ops"
     if not anon_shmem:
         return global_orders
-    if shmem_huge == deny:
+    if shmem_huge == -1:
         return 0
-    if shmem_huge == force:
+    if shmem_huge == -2:
         return int(prog["huge_shmem_orders_inherit"].value_())
     mask = int(prog["huge_shmem_orders_always"].value_())
+    mask |= _shmem_orders_within_size(
+        inode, int(prog["huge_shmem_orders_within_size"].value_()), index
+    )
     if hugepage:
         mask |= int(prog["huge_shmem_orders_madvise"].value_())
     if global_orders:
         mask |= int(prog["huge_shmem_orders_inherit"].value_())
-    return mask & (((1 << 10) - 1) & ~1)
+    return file_default & mask
 
 
 def _vma_pkey(vm_flags: int) -> int:

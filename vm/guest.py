@@ -57,8 +57,8 @@ REPO = VM_DIR.parent
 
 # Messages in the console log that mean the boot failed.
 FATAL = re.compile(
-    r"Kernel panic - not syncing|Oops:|BUG: |general protection fault|"
-    r"kernel BUG at|Unable to mount root|VFS: Cannot open root"
+    r"Kernel panic - not syncing|Oops:|BUG: kernel NULL pointer|BUG: unable to handle|"
+    r"general protection fault|kernel BUG at|Unable to mount root|VFS: Cannot open root"
 )
 
 _live: weakref.WeakSet[Guest] = weakref.WeakSet()
@@ -280,6 +280,21 @@ def extract_out_image(img: Path, dest: Path) -> list[str]:
 # --- the guest -------------------------------------------------------------------
 
 
+def _numa_args(memory: str, smp: int, nodes: int) -> list[str]:
+    """QEMU options for *nodes* NUMA nodes sharing *memory* (e.g. "4G") and the vCPUs."""
+    if nodes <= 1:
+        return []
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    total = int(memory[:-1]) * units[memory[-1].upper()] if memory[-1].upper() in units else int(memory)
+    args: list[str] = []
+    for n in range(nodes):
+        cpus = [c for c in range(smp) if c % nodes == n]
+        args += ["-object", f"memory-backend-ram,id=numa{n},size={total // nodes // (1 << 20)}M"]
+        node = f"node,nodeid={n},memdev=numa{n}" + "".join(f",cpus={c}" for c in cpus)
+        args += ["-numa", node]
+    return args
+
+
 class Guest:
     """A booted test VM.
 
@@ -311,6 +326,7 @@ class Guest:
         attempts: int = 3,
         extra_cmdline: str = "",
         quiet: bool = False,
+        numa_nodes: int = 1,
     ) -> None:
         if levels not in (4, 5):
             raise ValueError(f"levels must be 4 or 5, not {levels!r}")
@@ -326,6 +342,7 @@ class Guest:
         self.attempts = attempts
         self.extra_cmdline = extra_cmdline
         self.quiet = quiet
+        self.numa_nodes = numa_nodes  # >1: split RAM and vCPUs over that many NUMA nodes
         self.image: Image | None = None
         self.accel = ""
         self.release = ""
@@ -453,6 +470,7 @@ class Guest:
             *accel,
             "-smp", str(self.smp),
             "-m", self.memory,
+            *_numa_args(self.memory, self.smp, self.numa_nodes),
             "-display", "none", "-vga", "none", "-nic", "none", "-monitor", "none",
             "-no-reboot",
             "-serial", f"file:{d / 'console.log'}",

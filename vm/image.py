@@ -485,7 +485,8 @@ def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
                 str(rootfs),
                 str(work / "root.img"),
                 f"{size_mib}M",
-            ]
+            ],
+            stdout=subprocess.DEVNULL,
         )
         _log(f"root.img ({size_mib} MiB, {used >> 20} MiB used) made in {time.monotonic() - t:.1f} s")
         shutil.rmtree(rootfs)

@@ -145,6 +145,10 @@ def _run_trigger(
             cs = None
         r = replay_walk(w, rb, rmm, corrupt_step=cs)
         res.changed += len(rb.changed)
+        if verbose is not None:
+            for pa, before, saw in rb.changed[:4]:
+                verbose.write(f"    slot at phys {pa:#x}: {before:#018x} before the trigger, "
+                              f"{saw:#018x} when the kernel walked it (bits {before ^ saw:#x} changed)\n")
         if r.divergence is not None:
             res.mismatches += 1
             if len(res.divergences) < 3:

@@ -48,6 +48,29 @@ def bpf_source_path() -> Path:
     return Path(__file__).resolve().parents[2] / "bpf" / "walktrace.c"
 
 
+def struct_offsets(prog: Any) -> dict[str, int]:
+    """
+    The structure offsets ``bpf/walktrace.c`` needs, from the kernel's debug
+    info (so the BPF program needs no kernel headers).
+    """
+    import drgn
+
+    def off(type_name: str, member: str) -> int:
+        try:
+            return int(drgn.offsetof(prog.type(type_name), member))
+        except LookupError as e:
+            raise TracerError(f"no {type_name}.{member} in the kernel's debug info") from e
+
+    return {
+        "OFF_VMA_START": off("struct vm_area_struct", "vm_start"),
+        "OFF_VMA_END": off("struct vm_area_struct", "vm_end"),
+        "OFF_VMA_MM": off("struct vm_area_struct", "vm_mm"),
+        "OFF_WALK_VMA": off("struct mm_walk", "vma"),
+        "OFF_WALK_ACTION": off("struct mm_walk", "action"),
+        "OFF_OPS_WALK_LOCK": off("struct mm_walk_ops", "walk_lock"),
+    }
+
+
 class Tracer:
     """
     The BPF side of the crosscheck.
@@ -68,8 +91,9 @@ class Tracer:
         except OSError as e:
             raise TracerError(f"cannot read the BPF program {src}: {e.strerror}") from e
         self.prog = prog
+        cflags = [f"-DRINGBUF_PAGES={ringbuf_pages}", *(f"-D{k}={v}" for k, v in struct_offsets(prog).items())]
         try:
-            self.bpf = BPF(text=text, cflags=[f"-DRINGBUF_PAGES={ringbuf_pages}", "-Wno-macro-redefined"])
+            self.bpf = BPF(text=text, cflags=cflags)
         except Exception as e:  # bcc raises plain Exception on compile/load errors
             raise TracerError(f"cannot load {src.name}: {e}") from e
         self.missing_entry_points: list[str] = []

@@ -181,3 +181,28 @@ def test_object_and_tables_without_backend() -> None:
     assert e(0x1234067, PTE).pte_table() is None
     assert e(0x80000000004000E7, PMD).pte_table() is None
     assert int(x) == 0x1234067 and x == e(0x1234067, PMD) and "PMD" in repr(x)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.integers(0, 31), st.integers(0, (1 << 50) - 1), st.integers(0, 7))
+def test_swap_roundtrip(type_: int, offset: int, fl: int) -> None:
+    raw = swp(type_, offset, fl << 1)
+    s = decode_swap(raw, P5)
+    if raw == 0:  # offset 2^50 - 1, type 0, no flags: a none entry
+        assert s is None
+        return
+    assert s is not None
+    assert (s.type, s.offset) == (type_, offset)
+    assert (s.soft_dirty, s.uffd_wp, s.exclusive) == (bool(fl & 1), bool(fl & 2), bool(fl & 4))
+    assert swp_entry_to_pte(type_, offset, soft_dirty=bool(fl & 1), uffd_wp=bool(fl & 2),
+                            exclusive=bool(fl & 4)) == raw
+
+
+@given(st.integers(1, (1 << 40) - 1), st.sampled_from([0x120, 0x100, 0x167 & ~1]))
+def test_protnone_roundtrip(pfn: int, flags: int) -> None:
+    raw = mk_pte(pfn, flags)
+    x = e(raw)
+    assert x.present and x.protnone and x.pfn == pfn and x.swap is None

@@ -863,3 +863,22 @@ def test_anon_thp_split_pte_flags() -> None:
     r = Rec(("pte_entry",))
     assert walk_page_range(mm2, 0x400000, 0x401000, r.ops) == 0
     assert r.entries[0].value == 0x25 | (0x40000 << 12)
+
+
+def test_walks_keyword_exposes_the_walk() -> None:
+    mm = mk(5)
+    mm.add_vma(0x400000, 0x600000, VM_READ | VM_SHARED)
+    mm.add_vma(P4D, P4D + 0x1000)
+    mm.map_2m(0x400000, pfn=0x40000)
+    mm.map_4k(P4D, pfn=1)
+    p4d = mm.lookup(PageTableLevel.P4D, P4D)
+    assert p4d is not None
+    mm.set_p4d(P4D, p4d | 0x10)
+    walks: list = []
+    r = Rec(("pte_entry", "pte_hole"))
+    assert walk_page_range(mm, 0x400000, 2 * P4D, r.ops, walks=walks) == 0
+    (w,) = walks
+    assert w.splits == [(PageTableLevel.PMD, 0x400000, "zapped")]
+    assert [(e.level, e.addr, e.reason) for e in w.errors] == [(PageTableLevel.P4D, P4D, "bad")]
+    assert w.table_reads == 4  # PGD, P4D, PUD, PMD tables; the bad P4D is not followed
+    assert walk_page_range(mm, 1, 0, r.ops, walks=walks) == EINVAL and len(walks) == 1

@@ -180,9 +180,10 @@ print(json.dumps({"rc": p.returncode, "stderr": p.stderr.decode(errors="replace"
 '''
 
 
-# A second workload for what mappings.py does not build: userfaultfd
-# write-protection (present, swapped, unpopulated markers, shmem, hugetlb),
-# UFFDIO_POISON markers and a hardware-poisoned page (MADV_HWPOISON).
+# A second workload for what mappings.py does not build: a THP mapped by
+# PTEs, KSM-merged pages, userfaultfd write-protection (present, swapped,
+# unpopulated markers, shmem, hugetlb), UFFDIO_POISON markers and a
+# hardware-poisoned page (MADV_HWPOISON).
 EXTRA_WORKLOAD = r'''
 import ctypes, fcntl, json, os, signal, struct, sys, time
 
@@ -202,6 +203,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 libc.syscall.restype = ctypes.c_long
 regions, skipped = {}, {}
 slot = [0]
@@ -320,7 +322,37 @@ def hwpoison(name):
         raise OSError(ctypes.get_errno(), "MADV_HWPOISON")
 
 
-for name, fn in (("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
+def thp_pte_mapped(name):
+    # A THP whose PMD mapping is split by mprotect on part of it: a large
+    # folio mapped by PTEs (entire mapcount 0, per-page mapcounts).
+    a = mapping(name, 2 * HPAGE, MAP_PRIVATE | MAP_ANON)
+    t = (a + HPAGE - 1) & ~(HPAGE - 1)
+    libc.madvise(t, HPAGE, 14)  # MADV_HUGEPAGE
+    ctypes.memset(t, 0x61, HPAGE)
+    if libc.mprotect(ctypes.c_void_p(t + 64 * PAGE), ctypes.c_size_t(8 * PAGE), 1) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect")
+
+
+def ksm(name):
+    # Identical pages merged by KSM: anonymous (KSM) folios mapped many times.
+    a = mapping(name, 16 * PAGE, MAP_PRIVATE | MAP_ANON)
+    ctypes.memset(a, 0x62, 16 * PAGE)
+    if libc.madvise(a, 16 * PAGE, 12) != 0:  # MADV_MERGEABLE
+        raise OSError(ctypes.get_errno(), "MADV_MERGEABLE")
+    with open("/sys/kernel/mm/ksm/run", "w") as f:
+        f.write("1")
+    try:
+        for _ in range(300):
+            if not pagemap_of(a) >> 56 & 1 and pagemap_of(a + PAGE) & ((1 << 55) - 1) == pagemap_of(a) & ((1 << 55) - 1):
+                return
+            time.sleep(0.1)
+        raise OSError(0, "KSM did not merge")
+    finally:
+        with open("/sys/kernel/mm/ksm/run", "w") as f:
+            f.write("0")
+
+
+for name, fn in (("thp_pte_mapped", thp_pte_mapped), ("ksm", ksm), ("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
                  ("poison", poison), ("shmem_wp", shmem_wp), ("hugetlb_wp", hugetlb_wp),
                  ("hwpoison", hwpoison)):
     build(name, fn)
@@ -552,7 +584,7 @@ def _guest_check(g: Any, pid: int) -> dict[str, Any]:
     return json.loads(r.stdout)  # type: ignore[no-any-return]
 
 
-def test_pagemap_uffd_poison_guest_kcore(guest: Any) -> None:
+def test_pagemap_more_kinds_guest_kcore(guest: Any) -> None:
     g = guest
     g.put("/tmp/livewalk-pagemap-extra.py", EXTRA_WORKLOAD)
     spawned = g.spawn("python3 /tmp/livewalk-pagemap-extra.py", ready='"pid"', timeout=300)
@@ -568,7 +600,7 @@ def test_pagemap_uffd_poison_guest_kcore(guest: Any) -> None:
     ours = {k: _u64s(v) for k, v in d["ours"].items()}
     problems, moved, pages = compare(ready, maps, k1, k2, ours)
     _report(
-        "guest /proc/kcore, uffd/poison workload", g, problems, moved, pages,
+        "guest /proc/kcore, second workload", g, problems, moved, pages,
         f"built {sorted(ready['regions'])}, skipped {ready['skipped']}",
     )
     assert not problems
@@ -598,6 +630,12 @@ def test_pagemap_uffd_poison_guest_kcore(guest: Any) -> None:
         assert any(v & swap and (v & 31) == 24 for v in entries("hwpoison"))
     if "hugetlb_wp" in built:
         assert any(v & present and v & uffd for v in entries("hugetlb_wp"))
+    if "thp_pte_mapped" in built:  # written THP: 512 present pages
+        assert sum(1 for v in entries("thp_pte_mapped") if v & present) == 512
+    if "ksm" in built:  # merged: one PFN mapped 16 times, never exclusive
+        ks = entries("ksm")
+        assert all(v & present and not v & (1 << 56) for v in ks)
+        assert len({v & PM_PFRAME_MASK for v in ks}) == 1
 
 
 def _smaps_vmas(text: str) -> list[tuple[int, int, set[str], int]]:

@@ -297,6 +297,40 @@ p3 = mmap(8, PROT_RW, MAP_SHARED, fd, 40 * PAGE)
 p4 = mmap(64, 1, MAP_PRIVATE, fd)
 out.update(shmem_private=[p1, p1 + 64 * PAGE], shmem_private_part=[p2, p2 + 16 * PAGE],
            shmem_shared_part=[p3, p3 + 8 * PAGE], shmem_private_ro=[p4, p4 + 64 * PAGE])
+# THPeligible of file, shmem and memfd VMAs with MADV_HUGEPAGE (THP is in
+# madvise mode in the test VM)
+MADV_HUGEPAGE, MADV_MERGEABLE = 14, 12
+path = "/var/tmp/livewalk-smaps-thp.data"  # on the root filesystem (ext4), not tmpfs
+with open(path, "wb") as f:
+    f.write(b"\x11" * (1024 * PAGE))
+ffd = os.open(path, os.O_RDONLY)
+f1 = mmap(1024, 1, MAP_PRIVATE, ffd)
+libc.madvise(f1, 1024 * PAGE, MADV_HUGEPAGE)
+ctypes.string_at(f1, 1)
+os.unlink(path)  # stays mapped, shown " (deleted)"
+h1 = mmap(1024, PROT_RW, MAP_SHARED | MAP_ANON)
+libc.madvise(h1, 1024 * PAGE, MADV_HUGEPAGE)
+ctypes.memset(h1, 1, PAGE)
+h2 = mmap(64, PROT_RW, MAP_SHARED, fd)
+libc.madvise(h2, 64 * PAGE, MADV_HUGEPAGE)
+out.update(thp_file=[f1, f1 + 1024 * PAGE], thp_shmem_anon=[h1, h1 + 1024 * PAGE],
+           thp_memfd=[h2, h2 + 64 * PAGE])
+# KSM: identical pages merged by ksmd
+k = mmap(32, PROT_RW, MAP_PRIVATE | MAP_ANON)
+ctypes.memset(k, 0x77, 32 * PAGE)
+libc.madvise(k, 32 * PAGE, MADV_MERGEABLE)
+with open("/sys/kernel/mm/ksm/run", "w") as f:
+    f.write("1")
+merged = False
+for _ in range(300):
+    with open("/sys/kernel/mm/ksm/pages_sharing") as f:
+        if int(f.read()) >= 31:
+            merged = True
+            break
+    time.sleep(0.1)
+with open("/sys/kernel/mm/ksm/run", "w") as f:
+    f.write("0")
+out["ksm"] = [k, k + 32 * PAGE, merged]
 r, w = os.pipe()
 child = os.fork()
 if child == 0:
@@ -462,6 +496,13 @@ def test_smaps_swap_and_shmem_host_qmp(swap_workload: tuple[Any, dict[str, Any]]
         # The kernel itself shows what this workload is for.
         sw = _vma_at(text, ready["swap_before_fork"][0])["fields"]
         assert sw["Swap"] > 0 and sw["SwapPss"] < sw["Swap"], sw  # swap count 2
+        ksm = _vma_at(text, ready["ksm"][0])["fields"]
+        assert ksm["KSM"] > 0, ksm
+        for label in ("thp_file", "thp_shmem_anon", "thp_memfd"):
+            f = _vma_at(text, ready[label][0])["fields"]
+            print(f"  {label}: THPeligible {f['THPeligible']}")
+        # A regular ext4 file with MADV_HUGEPAGE: file_thp_enabled() holds.
+        assert _vma_at(text, ready["thp_file"][0])["fields"]["THPeligible"] == 1
         for label in (
             "shmem_private",
             "shmem_private_part",

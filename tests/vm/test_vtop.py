@@ -17,9 +17,9 @@ entry for the same page, read in the guest at the same time:
   (``AnonHugePages`` / ``*_Hugetlb``), a 4 KiB PTE leaf elsewhere.
 
 Kernel addresses: ``vtop --kernel`` of ``_text`` gives the start of "Kernel
-code" in ``/proc/iomem``; of an ``ioremap`` area listed in
-``/proc/vmallocinfo``, its ``phys=`` address; of the direct map at
-``page_offset_base + X``, physical address X. Both paging modes; the text
+code" in ``/proc/iomem``; of a kernel thread's (vmalloc'd) stack, drgn's own
+``follow_phys()``; of the direct map at ``page_offset_base + X``, physical
+address X. Both paging modes; the text
 output says whether P4D is folded.
 """
 
@@ -192,6 +192,9 @@ def test_vtop_kernel(wl: tuple[Any, dict[str, Any]]) -> None:
     g, _ready = wl
     script = r"""
 import json, re
+import drgn
+from drgn.helpers.linux.mm import follow_phys
+from drgn.helpers.linux.pid import find_task
 syms = {}
 for line in open("/proc/kallsyms"):
     a, t, n = line.split()[:3]
@@ -202,39 +205,39 @@ for line in open("/proc/iomem"):
     m = re.match(r"\s*([0-9a-f]+)-([0-9a-f]+) : Kernel code", line)
     if m:
         code = int(m.group(1), 16)
-iomap = None
-for line in open("/proc/vmallocinfo"):
-    m = re.match(r"0x([0-9a-f]+)-0x([0-9a-f]+)\s+\d+ .*phys=0x([0-9a-f]+) ioremap", line)
-    if m:
-        iomap = [int(m.group(1), 16), int(m.group(3), 16)]
-        break
-print(json.dumps({"syms": syms, "code": code, "ioremap": iomap}))
+p = drgn.program_from_kernel()
+stack = find_task(p, 2).stack.value_() + 0x123   # vmalloc'd (CONFIG_VMAP_STACK)
+init_mm = p["init_mm"].address_of_()
+print(json.dumps({"syms": syms, "code": code, "page_offset": p["page_offset_base"].value_(),
+                  "vmalloc_base": p["vmalloc_base"].value_(),
+                  "stack": stack, "stack_phys": follow_phys(init_mm, stack)}))
 """
     g.put("/tmp/lw-ksyms.py", script)
-    k = json.loads(g.run("python3 /tmp/lw-ksyms.py", timeout=60).stdout)
-    assert k["code"] is not None and k["ioremap"] is not None, k
-    r = g.run(
-        "python3 -c \"import drgn; p = drgn.program_from_kernel(); "
-        "print(p['page_offset_base'].value_())\"",
-        timeout=300,
-    )
+    r = g.run("python3 /tmp/lw-ksyms.py", timeout=300)
     assert r.returncode == 0, r.stderr
-    page_offset = int(r.stdout)
-    text, iomap = k["syms"]["_text"], k["ioremap"]
-    addrs = [text, k["syms"]["jiffies"], iomap[0], page_offset + 0x1234000]
+    k = json.loads(r.stdout)
+    assert k["code"] is not None, k
+    # The stack is in the vmalloc area (ioremap/vmalloc addresses in
+    # /proc/vmallocinfo are hashed); its physical address is drgn's own
+    # translation (libdrgn's page-table walk, not livewalk's).
+    assert k["stack"] >= k["vmalloc_base"]
+    addrs = [k["syms"]["_text"], k["syms"]["jiffies"], k["stack"], k["page_offset"] + 0x1234000]
     r = g.run("python3 -m livewalk vtop --kernel --json " + " ".join(hex(a) for a in addrs), timeout=600)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    vt, vj, vi, vd = json.loads(r.stdout)
+    vt, vj, vs, vd = json.loads(r.stdout)
+    # _text is at the start of "Kernel code" in /proc/iomem.
     assert vt["state"] == "present" and vt["phys"] == k["code"]
     # Kernel text: executable, read-only, global; data: writable, NX.
     leaf = vt["steps"][-1]["flags"]
     assert "NX" not in leaf and "RW" not in leaf and "GLOBAL" in leaf
     assert vj["state"] == "present" and "NX" in vj["steps"][-1]["flags"]
     assert "RW" in vj["steps"][-1]["flags"]
-    assert vi["state"] == "present" and vi["phys"] == iomap[1]
+    assert vs["state"] == "present" and vs["phys"] == k["stack_phys"]
+    assert vs["leaf_level"] == "PTE" and "NX" in vs["steps"][-1]["flags"]
+    # The direct map: page_offset_base + X maps physical address X.
     assert vd["state"] == "present" and vd["phys"] == 0x1234000
     assert "NX" in vd["steps"][-1]["flags"]
-    for v in (vt, vj, vi, vd):
+    for v in (vt, vj, vs, vd):
         assert v["kernel"] and v["vma"] is None and v["p4d_folded"] == (g.levels == 4)
 
 

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A process whose address space never stands still (issue 6).
+
+Run it as root in the test VM::
+
+    python3 tests/workloads/churn.py --threads 3 --ready-file /tmp/churn.json &
+
+Each thread owns a 2 MiB-aligned slot of ``--slot-mib`` MiB and loops,
+at random, over the operations a live kernel must cope with while livewalk
+reads its page tables:
+
+- ``map``: ``mmap`` the slot (``MAP_FIXED_NOREPLACE``), ``MADV_HUGEPAGE`` on
+  half of it (THP ``enabled=madvise`` in the VM), then write-fault it;
+- ``unmap`` / ``remap``: ``munmap`` it, or ``mremap`` it to the other half of
+  the slot and back (the PTE tables move);
+- ``split``: ``mprotect`` one 4 KiB page inside a THP (splits the PMD) or
+  ``MADV_DONTNEED`` a 4 KiB page of it (partial zap);
+- ``collapse``: ``MADV_COLLAPSE`` a 2 MiB range of 4 KiB pages into a THP;
+- ``swap``: ``MADV_PAGEOUT`` part of the slot (zram swap in the VM), then
+  fault some of it back;
+- ``protect``: ``mprotect`` a random range read-only and back;
+- ``fault``: write-fault random pages.
+
+The main thread also forks a short-lived child from time to time (copying
+and then freeing page tables). Only the standard library (ctypes for the
+system calls) is used. When every thread has started, one JSON line
+``{"pid": ..., "slots": [[start, end], ...]}`` is printed and written
+atomically to ``--ready-file``. On SIGTERM (or after ``--seconds``) the
+counts of each operation are written to ``--stats-file`` (JSON) and the
+process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import random
+import signal
+import threading
+import time
+
+PAGE = 4096
+HPAGE = 2 << 20
+PROT_READ, PROT_WRITE = 1, 2
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x10, 0x100000
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_COLLAPSE = 4, 14, 15, 21, 25
+MAP_FAILED = ctypes.c_void_p(-1).value
+#: Slots start here (well away from the interpreter's own mappings).
+BASE = 0x5A00_0000_0000
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+libc.memset.restype = ctypes.c_void_p
+
+STOP = threading.Event()
+
+
+class Slot:
+    """One thread's region: [start, start + size), mapped at ``addr`` (or not)."""
+
+    def __init__(self, index: int, size: int) -> None:
+        self.start = BASE + index * 2 * size
+        self.size = size
+        self.half = size // 2
+        self.addr: int | None = None  # where the mapping is now
+        self.len = 0
+        self.counts: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+
+    def count(self, op: str, ok: bool = True) -> None:
+        d = self.counts if ok else self.failures
+        d[op] = d.get(op, 0) + 1
+
+    # -- operations ----------------------------------------------------------
+
+    def map(self, rng: random.Random) -> None:
+        if self.addr is not None:
+            self.unmap(rng)
+        length = self.half
+        a = libc.mmap(self.start, length, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+        if a in (None, MAP_FAILED) or a != self.start:
+            self.count("map", False)
+            return
+        self.addr, self.len = a, length
+        libc.madvise(a, length // 2, MADV_HUGEPAGE)
+        libc.madvise(a + length // 2, length // 2, MADV_NOHUGEPAGE)
+        libc.memset(a, 0x5A, length)
+        self.count("map")
+
+    def unmap(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        libc.munmap(self.addr, self.len)
+        self.addr = None
+        self.count("unmap")
+
+    def remap(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        other = self.start + self.half if self.addr == self.start else self.start
+        a = libc.mremap(self.addr, self.len, self.len, MREMAP_MAYMOVE | MREMAP_FIXED, other)
+        if a in (None, MAP_FAILED):
+            self.count("remap", False)
+            return
+        self.addr = a
+        self.count("remap")
+
+    def split(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        thp = self.addr + rng.randrange(0, max(1, (self.len // 2) // HPAGE)) * HPAGE
+        page = thp + rng.randrange(0, HPAGE // PAGE) * PAGE
+        if rng.random() < 0.5:
+            libc.mprotect(page, PAGE, PROT_READ)
+            libc.mprotect(page, PAGE, PROT_READ | PROT_WRITE)
+        else:
+            libc.madvise(page, PAGE, MADV_DONTNEED)
+        self.count("split")
+
+    def collapse(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        thp = self.addr + rng.randrange(0, max(1, (self.len // 2) // HPAGE)) * HPAGE
+        r = libc.madvise(thp, HPAGE, MADV_COLLAPSE)
+        self.count("collapse", r == 0)
+
+    def swap(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        off = rng.randrange(0, self.len // PAGE) * PAGE
+        n = min(self.len - off, rng.randrange(1, 256) * PAGE)
+        r = libc.madvise(self.addr + off, n, MADV_PAGEOUT)
+        self.count("swap", r == 0)
+        if rng.random() < 0.5:
+            libc.memset(self.addr + off, 0x11, min(n, 16 * PAGE))
+
+    def protect(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        off = rng.randrange(0, self.len // PAGE) * PAGE
+        n = min(self.len - off, rng.randrange(1, 64) * PAGE)
+        libc.mprotect(self.addr + off, n, PROT_READ)
+        libc.mprotect(self.addr + off, n, PROT_READ | PROT_WRITE)
+        self.count("protect")
+
+    def fault(self, rng: random.Random) -> None:
+        if self.addr is None:
+            return
+        for _ in range(16):
+            off = rng.randrange(0, self.len // PAGE) * PAGE
+            libc.memset(self.addr + off, rng.randrange(256), 64)
+        self.count("fault")
+
+
+OPS = ("map", "unmap", "remap", "split", "collapse", "swap", "protect", "fault", "fault")
+
+
+def worker(slot: Slot, seed: int) -> None:
+    rng = random.Random(seed)
+    slot.map(rng)
+    while not STOP.is_set():
+        op = rng.choice(OPS)
+        if slot.addr is None and op != "unmap":
+            op = "map"
+        getattr(slot, op)(rng)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=3)
+    ap.add_argument("--slot-mib", type=int, default=16, help="size of each thread's slot")
+    ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until SIGTERM)")
+    ap.add_argument("--ready-file")
+    ap.add_argument("--stats-file")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    slots = [Slot(i, args.slot_mib << 20) for i in range(args.threads)]
+    threads = [threading.Thread(target=worker, args=(s, args.seed * 1000 + i), daemon=True)
+               for i, s in enumerate(slots)]
+    signal.signal(signal.SIGTERM, lambda *a: STOP.set())
+    signal.signal(signal.SIGINT, lambda *a: STOP.set())
+    for t in threads:
+        t.start()
+    ready = {"pid": os.getpid(), "slots": [[s.start, s.start + s.size] for s in slots]}
+    line = json.dumps(ready)
+    print(line, flush=True)
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(line + "\n")
+        os.rename(tmp, args.ready_file)
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    forks = 0
+    while not STOP.is_set():
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        STOP.wait(0.5)
+        # a short-lived child: fork copies the page tables, exit frees them
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        forks += 1
+    STOP.set()
+    for t in threads:
+        t.join(10)
+    stats: dict[str, object] = {"forks": forks, "ops": {}, "failed": {}}
+    for s in slots:
+        for k, v in s.counts.items():
+            stats["ops"][k] = stats["ops"].get(k, 0) + v  # type: ignore[index,union-attr]
+        for k, v in s.failures.items():
+            stats["failed"][k] = stats["failed"].get(k, 0) + v  # type: ignore[index,union-attr]
+    if args.stats_file:
+        with open(args.stats_file, "w") as f:
+            json.dump(stats, f)
+    print(json.dumps(stats), flush=True)
+
+
+# -- the other side: walking the churning process with livewalk ---------------------
+
+
+class WalkHang(Exception):
+    """A walk did not end within its bound."""
+
+
+def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
+              slots: list[list[int]] | None = None) -> dict[str, object]:
+    """
+    Walk process *pid* of *prog* again and again for *seconds*, cycling over
+    four kinds of walk: the whole address space (``walk_with_retry`` of
+    ``walk_page_range``), the churn slots only (``checked_walk``), and the
+    ``pagemap`` and ``smaps`` commands (``livewalk.cli.run_command``). Each
+    walk must end within *bound* seconds (SIGALRM; a hang is recorded and
+    ends the loop). Exceptions other than livewalk's documented
+    :class:`~livewalk.errors.LivewalkError` are recorded as ``escaped``.
+    Returns the figures as a dict.
+    """
+    import io
+    import traceback
+
+    from livewalk import MMWalkOps, walk_page_range
+    from livewalk.cli import build_parser, run_command
+    from livewalk.consistency import checked_walk, walk_with_retry
+    from livewalk.errors import LivewalkError
+    from livewalk.target import find_mm
+
+    st: dict[str, object] = {}
+    counts: dict[str, int] = {k: 0 for k in (
+        "walks", "attempts", "torn_attempts", "torn_final", "retried", "incomplete",
+        "not_complete_nor_torn", "cli_runs", "cli_ok", "cli_livewalk_errors", "escaped",
+        "hangs", "pmds", "ptes_present", "walk_errors")}
+    reasons: dict[str, int] = {}
+    escaped: list[str] = []
+    slowest = 0.0
+
+    def on_alarm(*a: object) -> None:
+        raise WalkHang(f"a walk took more than {bound} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+
+    class Ops(MMWalkOps):
+        def pmd_entry(self, pmd: object, addr: int, next: int, walk: object) -> int:
+            counts["pmds"] += 1
+            table = getattr(pmd, "pte_table", None)
+            if table is not None and getattr(pmd, "present", False) and not getattr(pmd, "leaf", True):
+                try:
+                    vals = table()
+                except Exception:
+                    return 0
+                counts["ptes_present"] += sum(1 for v in vals if v & 1)
+            walk.action = 1  # ACTION_CONTINUE: the table was handled here  # type: ignore[attr-defined]
+            return 0
+
+        def pte_hole(self, addr: int, next: int, depth: int, walk: object) -> int:
+            return 0
+
+    parser = build_parser(with_target=False)
+    t_end = time.monotonic() + seconds
+    i = 0
+    try:
+        while time.monotonic() < t_end:
+            kind = ("range", "slots", "pagemap", "range", "slots", "smaps")[i % 6]
+            i += 1
+            t0 = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, bound)
+            try:
+                if kind in ("pagemap", "smaps"):
+                    counts["cli_runs"] += 1
+                    argv = [kind, "--pid", str(pid)]
+                    if kind == "pagemap" and slots:
+                        s0, s1 = slots[i % len(slots)]
+                        argv += ["--range", f"{s0:x}:{s1:x}", "--format", "raw"]
+                    args = parser.parse_args(argv)
+                    out = io.StringIO()
+                    try:
+                        if run_command(prog, args, out) == 0:
+                            counts["cli_ok"] += 1
+                    except LivewalkError as e:
+                        counts["cli_livewalk_errors"] += 1
+                        reasons["cli: " + type(e).__name__] = reasons.get("cli: " + type(e).__name__, 0) + 1
+                    continue
+                _task, mm = find_mm(prog, pid)
+                if kind == "range":
+                    end = int(mm.task_size)
+                    r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=2)
+                else:
+                    ss = slots or [[0, int(mm.task_size)]]
+                    s0, s1 = ss[i % len(ss)]
+                    r = checked_walk(walk_page_range, mm, s0, s1, Ops())
+                counts["walks"] += 1
+                counts["attempts"] += r.attempts
+                counts["torn_attempts"] += r.torn_attempts if kind == "range" else int(r.torn)
+                counts["torn_final"] += int(r.torn)
+                counts["retried"] += int(r.attempts > 1)
+                counts["incomplete"] += int(not r.complete)
+                counts["not_complete_nor_torn"] += int(not r.complete and not r.torn)
+                if r.walk is not None:
+                    counts["walk_errors"] += len(r.walk.errors)
+                for why in r.consistency.reasons:
+                    reasons[why] = reasons.get(why, 0) + 1
+            except LivewalkError as e:
+                # the process is gone, or a documented error: allowed
+                reasons["walk: " + type(e).__name__] = reasons.get("walk: " + type(e).__name__, 0) + 1
+            except WalkHang:
+                counts["hangs"] += 1
+                escaped.append(traceback.format_exc(limit=8))
+                break
+            except Exception:
+                counts["escaped"] += 1
+                escaped.append(traceback.format_exc(limit=12))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                slowest = max(slowest, time.monotonic() - t0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    st.update(counts)
+    st["reasons"] = reasons
+    st["escaped_tracebacks"] = escaped[:5]
+    st["slowest_s"] = round(slowest, 2)
+    st["seconds"] = seconds
+    return st
+
+
+def walk_main() -> None:
+    """``churn.py --walk PID --seconds S``: walk a churning process in this (live) kernel."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--walk", type=int, required=True)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--bound", type=float, default=120)
+    ap.add_argument("--ready-file", help="the workload's ready file (for the slots)")
+    args = ap.parse_args()
+    from livewalk.target import open_program
+
+    prog = open_program()
+    slots = None
+    if args.ready_file:
+        with open(args.ready_file) as f:
+            slots = json.load(f)["slots"]
+    print(json.dumps(walk_loop(prog, args.walk, args.seconds, args.bound, slots)), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--walk" in sys.argv:
+        walk_main()
+    else:
+        main()
