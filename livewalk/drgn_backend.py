@@ -142,6 +142,18 @@ def resolve_mm(prog: Program, target: Any) -> Object:
     return mm  # type: ignore[no-any-return]
 
 
+def _expect_struct(obj: Any, tag: str) -> None:
+    """Raise TypeError unless *obj* is a ``struct tag *`` (or a ``struct tag``)."""
+    t = getattr(obj, "type_", None)
+    if t is None:
+        raise TypeError(f"expected a struct {tag} *, not {type(obj).__name__}")
+    t = t.unaliased()
+    if t.kind == drgn.TypeKind.POINTER:
+        t = t.type.unaliased()
+    if getattr(t, "tag", None) != tag:
+        raise TypeError(f"expected a struct {tag} *, not {obj.type_}")
+
+
 def _lookup_int(prog: Program, name: str) -> int | None:
     try:
         return prog[name].value_()  # type: ignore[no-any-return]
@@ -377,6 +389,7 @@ class DrgnBackend:
 
     def mm_pgd(self, mm: Any) -> int:
         """``mm->pgd`` as an integer."""
+        _expect_struct(mm, "mm_struct")
         return mm.pgd.value_()  # type: ignore[no-any-return]
 
     def pgd_phys(self, pgd: int) -> int:
@@ -450,6 +463,7 @@ class DrgnBackend:
 
     def vma_snapshot(self, vma_obj: Object) -> VMA:
         """Snapshot a ``struct vm_area_struct *`` into a :class:`VMA`."""
+        _expect_struct(vma_obj, "vm_area_struct")
         v = vma_obj[0].read_()
         flags = v.vm_flags.value_()
         return DrgnVMA(
@@ -496,6 +510,8 @@ class DrgnBackend:
         """
         key = mm.value_()
         cached = self._vma_cache.get(key)
+        if cached is None:
+            _expect_struct(mm, "mm_struct")
         stamp = self._mm_stamp(mm) if (self._live or cached is None) else cached[0]
         if cached is not None and cached[0] == stamp:
             return cached[2]

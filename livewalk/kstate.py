@@ -111,7 +111,7 @@ class KernelState:
     Facts about one kernel, read from its debug info and memory once.
 
     >>> ks = KernelState.for_program(prog)  # doctest: +SKIP
-    >>> ks.pg_head, ks.page_size
+    >>> ks.pg_head, ks.page_size  # doctest: +SKIP
     (6, 64)
 
     :ivar page_size: ``sizeof(struct page)``
@@ -148,6 +148,13 @@ class KernelState:
         self.off_mm_ids: int | None = (
             offsetof(folio_t, "_mm_ids") if folio_t.has_member("_mm_ids") else None
         )
+        # FOLIO_MM_IDS_SHARED_BITNUM = 2 * MM_ID_BITS + 1, MM_ID_BITS = bits of
+        # mm_id_t less one (include/linux/mm_types.h): 63 on 64-bit kernels.
+        try:
+            mm_id_bits = sizeof(prog.type("mm_id_t")) * 8 - 1
+        except LookupError:
+            mm_id_bits = 31
+        self.mm_ids_shared_bit = 2 * mm_id_bits + 1
         # The head page plus the folio's second page hold everything we read.
         self.head_span = max(2 * self.page_size, 128)
 
@@ -459,7 +466,7 @@ class PageReader:
             return mc > 1
         if mc <= 1:
             return False
-        return bool(pi.mm_ids >> 63 & 1)
+        return bool(pi.mm_ids >> self.ks.mm_ids_shared_bit & 1)
 
     # -- vm_normal_page ----------------------------------------------------
     def normal_pfn(
@@ -651,7 +658,11 @@ class _SwapTables:
                 # get_swap_device(): a used slot (percpu_ref liveness cannot
                 # be read from an image; SWP_USED stands for it).
                 if si and int(si.flags.value_()) & 1:
-                    res = (int(si.max.value_()), int(si.cluster_info.value_()), 0)
+                    try:
+                        swap_map = int(si.swap_map.value_())
+                    except AttributeError:
+                        swap_map = 0
+                    res = (int(si.max.value_()), int(si.cluster_info.value_()), swap_map)
         except (KeyError, LookupError, FaultError):
             res = None
         self._si[type_] = res
@@ -661,8 +672,17 @@ class _SwapTables:
         info = self._info(type_)
         if info is None:
             return 0
-        max_, cluster_info, _ = info
-        if offset >= max_ or not cluster_info or not self.has_table:
+        max_, cluster_info, swap_map = info
+        if offset >= max_:
+            return 0
+        if not self.has_table:
+            # Before Linux 7.2: one byte per slot in si->swap_map, with
+            # SWAP_HAS_CACHE (0x40) masked off. Counts continued in extra
+            # pages (COUNT_CONTINUED, 0x80) are not followed.
+            if not swap_map:
+                return 0
+            return self.prog.read(swap_map + offset, 1)[0] & 0x3F
+        if not cluster_info:
             return 0
         ci_idx = offset // self.cluster
         key = (type_, ci_idx)

@@ -157,14 +157,40 @@ class DrgnPageState:
     """
 
     def __init__(self, prog: Any) -> None:
-        from .kstate import PageReader
+        from .kstate import KernelState
 
         self.prog = prog
-        self.reader = PageReader(prog)
+        self.ks = ks = KernelState.for_program(prog)
+        self._reader: Any = None  # made on first use (see reader)
         self._cache: dict[int, PagemapPage | None] = {}
+        # Fast path for small folios (see pfn_bits_block): whole 4 KiB
+        # blocks of the vmemmap decoded at once, when struct page tiles them.
+        self.bits_blocks: dict[int, list[int]] = {}
+        self.bits_shift: int | None = None
+        size = ks.page_size
+        if (
+            size % 8 == 0
+            and PAGE_SIZE % size == 0
+            and (PAGE_SIZE // size) & (PAGE_SIZE // size - 1) == 0
+            and ks.vmemmap_base % PAGE_SIZE == 0
+            and ks.off_flags % 8 == 0
+            and ks.off_compound % 8 == 0
+            and ks.off_mapping % 8 == 0
+            and ks.off_mapcount % 4 == 0
+        ):
+            self.bits_shift = (PAGE_SIZE // size).bit_length() - 1
+
+    @property
+    def reader(self) -> Any:
+        """The :class:`livewalk.kstate.PageReader`, made on first use."""
+        if self._reader is None:
+            from .kstate import PageReader
+
+            self._reader = PageReader(self.prog)
+        return self._reader
 
     def highest_memmap_pfn(self) -> int:
-        return self.reader.ks.highest_memmap_pfn
+        return self.ks.highest_memmap_pfn  # type: ignore[no-any-return]
 
     def page_info(self, pfn: int) -> PagemapPage | None:
         try:
@@ -195,6 +221,43 @@ class DrgnPageState:
         self._cache[pfn] = info
         return info
 
+    def pfn_bits_block(self, block: int) -> list[int]:
+        """
+        The pagemap bits (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``) that the
+        ``struct page`` of each PFN of vmemmap block *block* (PFNs
+        ``block << bits_shift`` onwards, one 4 KiB read) gives a present
+        PTE, as :meth:`page_info` would for a small folio; -1 for a page of
+        a large folio or an unreadable block (use :meth:`page_info`).
+        """
+        from drgn import FaultError
+
+        ks = self.ks
+        n = 1 << (self.bits_shift or 0)
+        bits: list[int] | None
+        try:
+            raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
+        except FaultError:
+            bits = [-1] * n
+        else:
+            bits = _all_small_anon_exclusive(raw, ks)
+        if bits is None:
+            q = memoryview(raw).cast("Q")
+            w = ks.page_size // 8
+            head = ks.pg_head
+            bits = [
+                -1
+                if c & 1 or f >> head & 1
+                else (PM_FILE if not m & 1 else 0) | (PM_MMAP_EXCLUSIVE if mc == 0 else 0)
+                for f, c, m, mc in zip(
+                    q[ks.off_flags // 8 :: w],
+                    q[ks.off_compound // 8 :: w],
+                    q[ks.off_mapping // 8 :: w],
+                    memoryview(raw).cast("i")[ks.off_mapcount // 4 :: ks.page_size // 4],
+                )
+            ]
+        self.bits_blocks[block] = bits
+        return bits
+
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
         from drgn import FaultError
 
@@ -202,6 +265,37 @@ class DrgnPageState:
             return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
         except FaultError:
             return False
+
+
+# byte -> bit k of it, for testing one bit of many bytes at once
+_BIT_TABLES = [bytes((i >> k) & 1 for i in range(256)) for k in range(8)]
+
+
+def _all_small_anon_exclusive(raw: bytes, ks: Any) -> list[int] | None:
+    """
+    ``[PM_MMAP_EXCLUSIVE] * n`` if every ``struct page`` in *raw* (a whole
+    vmemmap block) is a small folio (no ``compound_info`` bit 0, no
+    ``PG_head``), anonymous (``mapping`` bit 0) and mapped once
+    (``_mapcount`` 0), tested on byte slices at C speed (x86 is little
+    endian); else ``None``.
+    """
+    size = ks.page_size
+    b0 = _BIT_TABLES[0]
+    compound = raw[ks.off_compound :: size].translate(b0)
+    n = len(compound)
+    zeros = bytes(n)
+    if compound != zeros:
+        return None
+    head = ks.pg_head
+    if raw[ks.off_flags + head // 8 :: size].translate(_BIT_TABLES[head % 8]) != zeros:
+        return None
+    if raw[ks.off_mapping :: size].translate(b0) != b"\x01" * n:
+        return None
+    off = ks.off_mapcount
+    for k in range(4):
+        if raw[off + k :: size] != zeros:
+            return None
+    return [PM_MMAP_EXCLUSIVE] * n
 
 
 def _page_state_for(backend: Any) -> PagemapPageState:
@@ -360,6 +454,12 @@ class _Pagemap:
             (1 << 27) if paging.soft_dirty else 0
         )
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
+        # optional batch decoding of struct pages (DrgnPageState.pfn_bits_block)
+        self.bits_block = getattr(page_state, "pfn_bits_block", None)
+        self.bits_shift: int | None = (
+            getattr(page_state, "bits_shift", None) if self.bits_block is not None else None
+        )
+        self.bits_blocks: dict[int, list[int]] = getattr(page_state, "bits_blocks", {})
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
         self._memo_lo = 1
         self._memo_hi = 0
@@ -508,61 +608,123 @@ def _pte_entries(
     pfn_types = pm.pfn_types
     swp_pfn_mask = pm.swp_pfn_mask
     marker = pm.marker_type
+    # struct page state of small folios, decoded a vmemmap block at a time
+    bits_shift = pm.bits_shift
+    bits_mask = (1 << bits_shift) - 1 if bits_shift is not None else 0
+    bits_get = pm.bits_blocks.get
+    bits_block = pm.bits_block
+    cur_bi = -1
+    blk: list[int] = []
+    present_sd = PM_PRESENT | vma_sd
+    not_pfn = ~pfn_mask & _U64
+    sd_uffd = sd_bit | uffd_bit
     out: list[int] = []
     append = out.append
-    for i in range(i0, i0 + n):
-        v = table[i]
-        if not v & ~_KNL_ERRATUM:  # pte_none
-            append(vma_sd)
+    stop = i0 + n
+    i = i0
+    while i < stop:
+        # Slots go in aligned chunks: an all-zero chunk (most of a sparse
+        # table) is filled at once, the others are decoded slot by slot.
+        j = (i + _CHUNK) & ~(_CHUNK - 1)
+        if j > stop:
+            j = stop
+        chunk = table[i:j]
+        i = j
+        if not any(chunk):
+            out += [vma_sd] * len(chunk)
             continue
-        pfn: int | None = None
-        frame = 0
-        if v & (_P | _PROTNONE):  # pte_present
-            if v & _P:
-                p = (v & pfn_mask) >> PAGE_SHIFT
-            else:
-                p = ((v ^ _U64) & pfn_mask) >> PAGE_SHIFT
-            if show_pfn:
-                frame = p
-            flags = PM_PRESENT | vma_sd
-            # vm_normal_page(): x86 has pte_special, so a special PTE (zero
-            # page, PFNMAP, special mixedmap) has no page, and neither has a
-            # PFN beyond highest_memmap_pfn.
-            if not v & _SPECIAL and p <= highest:
-                pfn = p
-            if v & sd_bit:
-                flags |= PM_SOFT_DIRTY
-            if v & uffd_bit:
-                flags |= PM_UFFD_WP
-        else:
-            flags = PM_SWAP | vma_sd
-            if v & swp_sd_bit:
-                flags |= PM_SOFT_DIRTY
-            if v & swp_uffd_bit:
-                flags |= PM_UFFD_WP
-            typ = v >> _SWP_TYPE_SHIFT
-            off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
-            if typ in pfn_types:
-                pfn = off & swp_pfn_mask
+        if bits_shift is not None:
+            # A chunk of present, normal PTEs with the same flags and PFNs
+            # within a few vmemmap blocks of small folios (the common case):
+            # decoded with comprehensions.
+            v0 = chunk[0]
+            if v0 & _P and not v0 & _SPECIAL and len({v & not_pfn for v in chunk}) == 1:
+                pfns = [(v & pfn_mask) >> PAGE_SHIFT for v in chunk]
+                lob = min(pfns) >> bits_shift
+                hib = max(pfns) >> bits_shift
+                if hib - lob <= 3 and max(pfns) <= highest:
+                    bl: list[int] = []
+                    for bi in range(lob, hib + 1):
+                        bl += bits_get(bi) or bits_block(bi)  # type: ignore[misc]
+                    base = lob << bits_shift
+                    bs = [bl[p - base] for p in pfns]
+                    if -1 not in bs:
+                        f0 = present_sd
+                        if v0 & sd_bit:
+                            f0 |= PM_SOFT_DIRTY
+                        if v0 & uffd_bit:
+                            f0 |= PM_UFFD_WP
+                        if show_pfn:
+                            out += [p | f0 | b for p, b in zip(pfns, bs)]
+                        else:
+                            out += [f0 | b for b in bs]
+                        continue
+        for v in chunk:
+            if not v & ~_KNL_ERRATUM:  # pte_none
+                append(vma_sd)
+                continue
+            pfn: int | None = None
+            frame = 0
+            if v & (_P | _PROTNONE):  # pte_present
+                if v & _P:
+                    p = (v & pfn_mask) >> PAGE_SHIFT
+                else:
+                    p = ((v ^ _U64) & pfn_mask) >> PAGE_SHIFT
                 if show_pfn:
-                    frame = typ | (pfn << MAX_SWAPFILES_SHIFT)
-            else:
-                if show_pfn:
-                    frame = typ | (off << MAX_SWAPFILES_SHIFT)
-                if typ == marker:
-                    if off & _MARKER_UFFD_WP:
+                    frame = p
+                flags = present_sd
+                if v & sd_uffd:
+                    if v & sd_bit:
+                        flags |= PM_SOFT_DIRTY
+                    if v & uffd_bit:
                         flags |= PM_UFFD_WP
-                    if off & _MARKER_GUARD:
-                        flags |= PM_GUARD_REGION
-        if pfn is not None:
-            info = page_info(pfn)
-            if info is not None:
-                if not info.anon:
-                    flags |= PM_FILE
-                if flags & PM_PRESENT and info.mapcount == 1:
-                    flags |= PM_MMAP_EXCLUSIVE
-        append((frame & PM_PFRAME_MASK) | flags)
+                # vm_normal_page(): x86 has pte_special, so a special PTE (zero
+                # page, PFNMAP, special mixedmap) has no page, and neither has a
+                # PFN beyond highest_memmap_pfn.
+                if not v & _SPECIAL and p <= highest:
+                    if bits_shift is not None:
+                        bi = p >> bits_shift
+                        if bi != cur_bi:
+                            blk = bits_get(bi) or bits_block(bi)  # type: ignore[misc]
+                            cur_bi = bi
+                        b = blk[p & bits_mask]
+                        if b >= 0:  # a small folio: what page_info() would say
+                            append(frame | flags | b)
+                            continue
+                    pfn = p
+            else:
+                flags = PM_SWAP | vma_sd
+                if v & swp_sd_bit:
+                    flags |= PM_SOFT_DIRTY
+                if v & swp_uffd_bit:
+                    flags |= PM_UFFD_WP
+                typ = v >> _SWP_TYPE_SHIFT
+                off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+                if typ in pfn_types:
+                    pfn = off & swp_pfn_mask
+                    if show_pfn:
+                        frame = typ | (pfn << MAX_SWAPFILES_SHIFT)
+                else:
+                    if show_pfn:
+                        frame = typ | (off << MAX_SWAPFILES_SHIFT)
+                    if typ == marker:
+                        if off & _MARKER_UFFD_WP:
+                            flags |= PM_UFFD_WP
+                        if off & _MARKER_GUARD:
+                            flags |= PM_GUARD_REGION
+            if pfn is not None:
+                info = page_info(pfn)
+                if info is not None:
+                    if not info.anon:
+                        flags |= PM_FILE
+                    if flags & PM_PRESENT and info.mapcount == 1:
+                        flags |= PM_MMAP_EXCLUSIVE
+            append((frame & PM_PFRAME_MASK) | flags)
     return out
+
+
+#: slots per chunk in :func:`_pte_entries` (a power of two dividing 512)
+_CHUNK = 32
 
 
 def pagemap_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: Any) -> int:

@@ -199,7 +199,7 @@ def open_fds_for_writing(prefixes: tuple[str, ...] = PROTECTED_PREFIXES,
     (``/proc/self/fdinfo`` ``flags``). Pipes, sockets and ttys are ignored.
     """
     extra_set = {os.path.realpath(p) for p in extra}
-    out = []
+    out: list[str] = []
     try:
         fds = os.listdir("/proc/self/fd")
     except OSError:

@@ -19,6 +19,33 @@ Size:                  8 kB
 
 PSS-like sums are kept in the kernel's fixed point (2^-12 bytes, truncated
 per page at division time) and printed with the kernel's two-step floor.
+
+Checked equal to the kernel's text, field for field, in the test VM (both
+paging modes, drgn on ``/proc/kcore`` and over QMP): see
+``tests/vm/test_smaps.py``. What cannot be exact, and why:
+
+* **The observer.** Pss and the Shared/Private split count the processes
+  mapping a page *at read time*; a ``cat`` of ``/proc/PID/smaps`` maps libc
+  and locale files itself, so its numbers for those VMAs differ from a
+  reading taken while it does not run. Compare with a reader that exists
+  during both readings (the tests do).
+* **A running target.** The kernel reads under the VMA and page-table
+  locks; livewalk reads a live kernel without them (a transient page
+  reference, e.g. during LRU isolation or migration, can move a page
+  between the ``_refcount == 1`` and mapcount paths).
+* **Not modelled** (never seen in the test VM): ``vm_ops->name`` hooks of
+  drivers (printed as ``[<function>?]``; special mappings such as
+  ``[vdso]``/``[vvar]`` and ``[vsyscall]`` are exact); ``d_dname`` of
+  pseudo files other than ``simple_dname``, anon inodes, pipes and sockets;
+  paths are resolved from the initial root (a reader in another mount
+  namespace or chroot sees other paths); device-DAX ``->pagesize`` and DAX
+  THP rules; Xen's ``find_normal_page``; ``pfn_valid`` for VM_MIXEDMAP
+  (approximated by ``highest_memmap_pfn``); the swap device's percpu
+  liveness (``SWP_USED`` stands for it); kernels built with
+  ``CONFIG_NO_PAGE_MAPCOUNT`` (the average-mapcount path).
+* **Not exercised in the VM** (written from the 7.2 source): device-private,
+  device-exclusive, migration and hwpoison entries, hugetlb PMD sharing,
+  the swap-table ``extend_table`` overflow.
 """
 
 from __future__ import annotations

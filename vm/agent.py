@@ -16,6 +16,8 @@ request has an ``id`` and an ``op``:
 - ``get`` (``path``) / ``put`` (``path``, ``data`` base64, ``mode``) copy a
   file out of / into the guest.
 - ``shutdown`` syncs, unmounts /out, answers ``ok`` and powers the guest off.
+- ``cancel`` answers ``ok``. Sent while a ``run`` is going, ``cancel`` or
+  ``shutdown`` kills that command first (its ``exit`` has ``cancelled``).
 
 Errors answer ``error`` with a message. Only the standard library is used (it
 runs on the guest's Python).
@@ -155,10 +157,28 @@ class Agent:
         sel = selectors.DefaultSelector()
         sel.register(p.stdout, selectors.EVENT_READ, 1)
         sel.register(p.stderr, selectors.EVENT_READ, 2)
+        # Also watch the channel: a "cancel" or "shutdown" request kills the
+        # command (the request itself is served once the command is gone).
+        sel.register(self.fd, selectors.EVENT_READ, 0)
         timed_out = False
+        cancelled = False
         exited_at = None
-        while sel.get_map():
+        pipes = 2
+        while pipes:
             for key, _ in sel.select(0.5):
+                if key.data == 0:
+                    data = os.read(self.fd, 65536)
+                    if not data:
+                        sel.unregister(self.fd)  # no host connected
+                        continue
+                    self.buf += data
+                    if not cancelled and self._cancel_requested():
+                        cancelled = True
+                        try:
+                            os.killpg(p.pid, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    continue
                 data = os.read(key.fd, CHUNK)
                 if data:
                     self.send(
@@ -167,6 +187,7 @@ class Agent:
                 else:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
+                    pipes -= 1
             now = time.monotonic()
             if deadline is not None and now > deadline and not timed_out:
                 timed_out = True
@@ -180,8 +201,11 @@ class Agent:
             # after the command itself is gone.
             if exited_at is not None and now - exited_at > 2.0:
                 for key in list(sel.get_map().values()):
-                    sel.unregister(key.fileobj)
-                    key.fileobj.close()
+                    if key.data in (1, 2):
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+                        pipes -= 1
+        sel.close()
         status = p.wait()
         os.sync()
         self.send(
@@ -190,9 +214,22 @@ class Agent:
                 "id": rid,
                 "status": status,
                 "timed_out": timed_out,
+                "cancelled": cancelled,
                 "seconds": time.monotonic() - t0,
             }
         )
+
+    def _cancel_requested(self):
+        for line in self.buf.split(b"\n")[:-1]:
+            try:
+                if json.loads(line).get("op") in ("cancel", "shutdown"):
+                    return True
+            except (ValueError, AttributeError):
+                pass
+        return False
+
+    def op_cancel(self, rid, req):
+        self.send({"op": "ok", "id": rid})
 
     def op_spawn(self, rid, req):
         self.nspawn += 1

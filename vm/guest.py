@@ -277,6 +277,25 @@ def extract_out_image(img: Path, dest: Path) -> list[str]:
     return names
 
 
+def _remove_stale_run_dirs(min_age: float = 3600) -> None:
+    """Remove run directories left by a killed process (QEMU gone, not kept)."""
+    now = time.time()
+    for d in Path(tempfile.gettempdir()).glob("lwvm-*"):
+        try:
+            if (d / "KEEP").exists() or now - d.stat().st_mtime < min_age:
+                continue
+            pid = int((d / "qemu.pid").read_text())
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if str(d).encode() in f.read():
+                        continue  # its QEMU still runs
+            except OSError:
+                pass
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
 # --- the guest -------------------------------------------------------------------
 
 
@@ -308,6 +327,8 @@ class Guest:
     :param boot_timeout: seconds from QEMU start to the agent's answer
         (default ``$LIVEWALK_VM_BOOT_TIMEOUT`` or 180).
     :param attempts: boot attempts before giving up with :class:`BootError`.
+    :param extra_cmdline: appended to the kernel command line.
+    :param numa_nodes: more than 1 splits RAM and vCPUs over that many NUMA nodes.
 
     The guest boots on :meth:`start` (or entering the ``with`` block); the
     image is built first if there is none.
@@ -403,7 +424,10 @@ class Guest:
         self.accel = choose_accel(self.image)
         if self.accel == "kvm" and self.levels == 5 and not _host_has_la57():
             self.accel = "tcg"
+        _remove_stale_run_dirs()
         self.run_dir = Path(tempfile.mkdtemp(prefix="lwvm-"))
+        if self.keep:
+            (self.run_dir / "KEEP").touch()
         _live.add(self)
         t = time.monotonic()
         nfiles = make_src_image(self.src, self.run_dir / "src.img", self.run_dir / "src-staging")
@@ -442,6 +466,7 @@ class Guest:
         for img in ("src.img", "out.img"):
             (self.run_dir / img).unlink(missing_ok=True)
         self.keep = True
+        (self.run_dir / "KEEP").touch()
         self._cleanup()
         raise BootError(
             f"guest did not boot after {self.attempts} attempts (logs in {self.run_dir}):\n"
@@ -511,6 +536,7 @@ class Guest:
                 # it from the main thread only (atexit covers the rest).
                 preexec_fn=_pdeathsig if threading.current_thread() is threading.main_thread() else None,
             )
+        (d / "qemu.pid").write_text(f"{self._proc.pid}\n")
         # Connect to the agent's socket (QEMU creates it at start-up).
         while True:
             self._check_boot(deadline)
@@ -624,21 +650,32 @@ class Guest:
             rid = next(self._ids)
             self._send({**msg, "id": rid})
             end = time.monotonic() + timeout
-            while True:
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise GuestError(f"the guest agent did not answer {msg.get('op')} in {timeout:.0f} s")
-                m = self._recv(min(left, 2.0))
-                if m is None:
-                    if not self.running:
-                        raise GuestError(f"QEMU exited: {self._tail()}")
-                    continue
-                if m.get("id") != rid:
-                    continue  # a late answer to an earlier request
-                if m.get("op") == "error":
-                    raise GuestError(f"guest agent: {m.get('error')}")
-                if on_msg is None or on_msg(m):
-                    return m
+            try:
+                while True:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        raise GuestError(
+                            f"the guest agent did not answer {msg.get('op')} in {timeout:.0f} s"
+                        )
+                    m = self._recv(min(left, 2.0))
+                    if m is None:
+                        if not self.running:
+                            raise GuestError(f"QEMU exited: {self._tail()}")
+                        continue
+                    if m.get("id") != rid:
+                        continue  # a late answer to an earlier request
+                    if m.get("op") == "error":
+                        raise GuestError(f"guest agent: {m.get('error')}")
+                    if on_msg is None or on_msg(m):
+                        return m
+            except BaseException:
+                # Interrupted or given up: have the agent kill what it runs.
+                if msg.get("op") == "run" and self.running:
+                    try:
+                        self._send({"op": "cancel", "id": next(self._ids)})
+                    except GuestError:
+                        pass
+                raise
 
     # -- commands --
     def run(

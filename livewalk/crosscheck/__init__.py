@@ -63,10 +63,17 @@ def add_crosscheck_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_crosscheck(args: argparse.Namespace, prog: Any = None, out: TextIO | None = None) -> int:
     """Run the crosscheck for parsed *args*; opens the running kernel unless *prog* is given."""
+    import os
+
+    from ..errors import NoSuchProcessError
     from .run import crosscheck
 
     if args.pid is None or args.pid <= 0:
         raise UsageError(f"bad --pid {args.pid!r}")
+    if not os.path.exists(f"/proc/{args.pid}"):
+        raise NoSuchProcessError(args.pid)
+    if prog is None and os.geteuid() != 0:
+        raise LivewalkError("crosscheck needs root (BPF, /proc/kcore, other processes' /proc files)")
     if prog is None:
         import time
 

@@ -59,19 +59,19 @@ _libc.syscall.restype = ctypes.c_long
 #: name -> (pages, kind); one VMA each, 2 MiB aligned, with a gap after.
 REGIONS: tuple[tuple[str, int, str], ...] = (
     ("anon", 64, "anon"),            # 48 of 64 pages written
-    ("thp", 1024, "thp"),            # 4 MiB, MADV_HUGEPAGE, written
-    ("file", 32, "file"),            # MAP_PRIVATE of an ext4/tmp file, read
+    ("thp", 1024, "thp"),            # 4 MiB, MADV_HUGEPAGE, written: two PMD-mapped THPs
+    ("file", 32, "file"),            # MAP_PRIVATE of a file, read
     ("shmem", 32, "shmem"),          # MAP_SHARED|MAP_ANONYMOUS, written
     ("hugetlb", 512, "hugetlb"),     # MAP_HUGETLB 2 MiB page, written (if available)
     ("protnone", 16, "protnone"),    # written then PROT_NONE
-    ("cold", 64, "anon"),            # for MADV_COLD
-    ("pageout", 64, "anon"),         # for MADV_PAGEOUT
-    ("pageout_thp", 512, "thp"),     # a THP for MADV_PAGEOUT (split + swap)
-    ("swapped", 32, "anon"),         # paged out at start, for MADV_WILLNEED
-    ("lazy", 64, "anon"),            # for MADV_FREE
-    ("guard", 32, "anon"),           # guard install/remove
-    ("lock", 32, "anon"),            # mlock/munlock
-    ("policy", 64, "anon"),          # mbind / migrate_pages
+    ("cold", 1024, "anon"),          # MADV_COLD; 4 MiB, 3/4 written
+    ("pageout", 1024, "anon"),       # MADV_PAGEOUT
+    ("pageout_thp", 512, "thp"),     # a THP for MADV_PAGEOUT
+    ("swapped", 64, "anon"),         # paged out at start, for MADV_WILLNEED
+    ("lazy", 1024, "anon"),          # MADV_FREE
+    ("guard", 1024, "guard"),        # guard install/remove; pages 512-767 written
+    ("lock", 1024, "anon"),          # mlock/munlock
+    ("policy", 1024, "anon"),        # mbind / migrate_pages
 )  # fmt: skip
 
 
@@ -106,10 +106,13 @@ def build(tmpdir: str) -> tuple[dict[str, list[int]], dict[str, str], list[str]]
         length = pages * PAGE
         addr = (addr + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
         try:
-            if kind in ("anon", "protnone"):
+            if kind in ("anon", "protnone", "guard"):
                 _mmap(addr, length, rw, MAP_PRIVATE | MAP_ANONYMOUS)
                 _libc.madvise(addr, length, MADV["NOHUGEPAGE"])
-                _write(addr, pages * 3 // 4 if name == "anon" else pages, seed)
+                if kind == "guard":
+                    _write(addr + 512 * PAGE, 256, seed)
+                else:
+                    _write(addr, pages if name in ("swapped", "protnone") else pages * 3 // 4, seed)
                 if kind == "protnone":
                     _libc.mprotect(addr, length, PROT_NONE)
                 if name == "swapped":

@@ -42,11 +42,14 @@ serves page tables from one of:
 Other mutating triggers (clear_refs, MADV_COLD/PAGEOUT/FREE/WILLNEED,
 mlock, mbind, migrate_pages) change entries only after their callback has
 read them (clearing young/dirty bits, zapping, swapping, splitting a THP
-inside the callback); since their ops have no ``pte_entry`` the walker
-never looks at a slot again after the callback, so the pre-trigger snapshot
-is exactly what the kernel walked, and they are compared against it with
-the overlay on only as a safety net (its ``changed`` count must be 0 for
-them, and is reported).
+inside the callback); their ops have no ``pte_entry``, so the walker never
+looks at a slot again after the callback, and the pre-trigger snapshot is
+what the kernel walked, except where an earlier walk of the same trigger
+changed a slot a later walk reads: ``echo 1..4 > clear_refs`` is four walks,
+and the first clears the accessed bit of PMD-mapped THPs that the next three
+see. The overlay serves those slots as the kernel saw them, and each one is
+reported (in ``--verbose`` mode with the bits that changed).
+
 """
 
 from __future__ import annotations

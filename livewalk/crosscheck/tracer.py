@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -113,7 +114,7 @@ class Tracer:
         self.unattachable: dict[int, str] = {}
         self._records: list[bytes] = []
         self.bpf["events"].open_ring_buffer(self._on_event)
-        self._lost_seen = 0
+        self._info_layout: tuple[int, int] | None = None
 
     # -- symbols --------------------------------------------------------------
 
@@ -207,9 +208,37 @@ class Tracer:
         self.bpf[table][ktype(key)] = vtype(value)
 
     def lost(self) -> int:
-        """Ring-buffer records lost so far (reservation failures, all CPUs)."""
+        """
+        Events lost so far: ring-buffer reservation failures (all CPUs) plus
+        runs of our BPF programs the kernel skipped (``recursion_misses`` of
+        each program: a probe that fired while another BPF program ran on
+        that CPU).
+        """
         t = self.bpf["lost"]
-        return int(sum(t[ctypes.c_int(0)]))
+        return int(sum(t[ctypes.c_int(0)])) + self.recursion_misses()
+
+    def recursion_misses(self) -> int:
+        """Sum of ``bpf_prog_info.recursion_misses`` over the loaded programs (0 if unknown)."""
+        import drgn
+
+        if self._info_layout is None:
+            try:
+                t = self.prog.type("struct bpf_prog_info")
+                self._info_layout = (int(drgn.offsetof(t, "recursion_misses")), int(drgn.sizeof(t)))
+            except LookupError:
+                self._info_layout = (-1, 0)
+        off, size = self._info_layout
+        if off < 0:
+            return 0
+        total = 0
+        libc = ctypes.CDLL(None, use_errno=True)
+        for fn in list(self.bpf.funcs.values()):
+            buf = ctypes.create_string_buffer(size)
+            # union bpf_attr, BPF_OBJ_GET_INFO_BY_FD: bpf_fd, info_len, info
+            attr = ctypes.create_string_buffer(struct.pack("<IIQ", fn.fd, size, ctypes.addressof(buf)), 16)
+            if libc.syscall(321, 15, attr, 16) == 0:  # __NR_bpf, BPF_OBJ_GET_INFO_BY_FD
+                total += int.from_bytes(buf.raw[off : off + 8], "little")
+        return total
 
     def trace(self, pids: Iterable[int], action: Callable[[], Any]) -> tuple[TraceAssembly, int, Any]:
         """

@@ -269,7 +269,7 @@ TRIGGERS: tuple[Trigger, ...] = (
             _helper_cmds("madvise lazy FREE"), callbacks=(("madvise_free_pte_range", "pmd_entry"),)),
     Trigger("madv_guard_install", "helper", "overlay",
             "madvise.c madvise_guard_install: walk_page_range_vma_unsafe / _mm_unsafe with install_pte",
-            _helper_cmds("madvise guard GUARD_INSTALL 8 16"),
+            _helper_cmds("madvise guard GUARD_INSTALL 256 768"),
             callbacks=(("guard_install_pud_entry", "pud_entry"), ("guard_install_pmd_entry", "pmd_entry"),
                        ("guard_install_pte_entry", "pte_entry"), ("guard_install_set_pte", "install_pte"))),
     Trigger("madv_guard_remove", "helper", "overlay", "madvise.c madvise_guard_remove: walk_page_range_vma",

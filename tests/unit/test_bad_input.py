@@ -293,3 +293,71 @@ def test_truncated_core_files(tmp_path: Path, what: str) -> None:
 ])
 def test_cli_usage_errors(args: tuple[str, ...], needle: str) -> None:
     assert needle in one_line(run(*args), 2)
+
+
+# -- the read-only guard (the VM test runs every command under it) ---------------------
+
+
+def test_read_only_guard_fails_loudly_on_writes(tmp_path: Path) -> None:
+    import mmap
+
+    from livewalk.readonly import ReadOnlyGuard, ReadOnlyViolation, open_fds_for_writing
+
+    attempts = {
+        "open /dev/mem": lambda: open("/dev/mem", "r+b"),
+        "os.open /proc/kcore": lambda: os.open("/proc/kcore", os.O_RDWR),
+        "debugfs": lambda: open("/sys/kernel/debug/x", "w"),
+        "core file": lambda: open(tmp_path / "vmcore", "ab"),
+        "subprocess": lambda: subprocess.run(["true"]),
+        "os.system": lambda: os.system("true"),
+        "ctypes": lambda: __import__("ctypes").CDLL(None),
+    }
+    (tmp_path / "vmcore").write_bytes(b"\0" * 4096)
+    with ReadOnlyGuard(protected=[str(tmp_path / "vmcore")]) as guard:
+        for name, fn in attempts.items():
+            with pytest.raises(ReadOnlyViolation):
+                fn()
+        with open(tmp_path / "vmcore", "rb") as f:
+            with pytest.raises(ReadOnlyViolation):
+                mmap.mmap(f.fileno(), 4096, access=mmap.ACCESS_WRITE)
+            mmap.mmap(f.fileno(), 4096, access=mmap.ACCESS_READ).close()  # reading is fine
+        with open("/proc/self/status") as f:  # reading is fine
+            f.read()
+        with open(tmp_path / "out.txt", "w") as f:  # not a target: allowed
+            f.write("x")
+    assert len(guard.violations) == len(attempts) + 1, guard.violations
+    # outside the guard nothing is checked
+    with open(tmp_path / "vmcore", "ab"):
+        pass
+    assert open_fds_for_writing(extra=[str(tmp_path / "vmcore")]) == []
+    with open(tmp_path / "vmcore", "ab"):
+        assert len(open_fds_for_writing(extra=[str(tmp_path / "vmcore")])) == 1
+
+
+def test_every_api_entry_point_is_read_only_on_synthetic_tables() -> None:
+    from livewalk import folio_walk_start, walk_kernel_page_table_range_lockless
+    from livewalk.consistency import walk_with_retry
+    from livewalk.folio_walk import FolioWalk
+    from livewalk.readonly import ReadOnlyGuard
+
+    mm, vma = _mm()
+    mapping = mm.livewalk_backend.new_mapping()
+    fvma = mm.add_vma(BASE + 0x800000, BASE + 0xA00000, mapping=mapping, pgoff=0)
+    mm.map_4k(BASE + 0x800000, pfn=0x99)
+    ops = Log()
+    with ReadOnlyGuard() as guard:
+        assert walk_page_range(mm, 0, 1 << 56, ops) == 0
+        assert walk_page_range_mm_unsafe(mm, BASE, BASE + 0x1000, MMWalkOps(install_pte=lambda *a: 0)) == 0
+        assert walk_page_vma(vma.obj, ops) == 0
+        assert walk_page_range_vma(vma.obj, BASE, BASE + 0x2000, ops) == 0
+        assert walk_page_range_vma_unsafe(vma.obj, BASE, BASE + 0x2000, ops) == 0
+        assert walk_page_mapping(mapping, 0, 16, ops) == 0
+        assert walk_page_range_debug(mm, 0, 1 << 56, ops, None) == 0
+        be = mm.livewalk_backend
+        assert walk_kernel_page_table_range(0, 1 << 56, ops, backend=be) == 0
+        assert walk_kernel_page_table_range_lockless(0, 1 << 56, ops, backend=be) == 0
+        assert folio_walk_start(FolioWalk(), vma.obj, BASE, 0) is not None
+        assert folio_walk_start(FolioWalk(), fvma.obj, BASE + 0x800000, 0) is not None
+        assert walk_with_retry(walk_page_range, mm, 0, 1 << 56, ops).ret == 0
+    assert guard.violations == []
+    assert guard.opens_checked == 0  # the synthetic backend opens nothing

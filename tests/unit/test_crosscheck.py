@@ -200,3 +200,35 @@ def test_diff_step_fields():
     assert diff_step(k, ReplayCall("pte_entry", 0x200000, 0x400000)) == ("callback",)
     assert diff_step(k, ReplayCall("pmd_entry", 0x200000, 0x400000, 0, 0x18, 0x67, 1, 0)) == (
         "entry address", "action on entry", "walk->vma")
+
+
+def test_snapshot_reads_every_user_table(layout):
+    mm = layout
+    base = mm.backend
+    # a second page under another PMD table and PUD: a second chain below the PGD
+    mm.map_4k(0x7F0000001000, pfn=0x99)
+    tables = snapshot_tables(base, mm.pgd)
+    chain = [PMD, PTE] if mm.paging.levels == 4 else [PageTableLevel.P4D, PUD, PMD, PTE]
+    want = {mm.backend.pgd_phys(mm.pgd)}
+    for addr in (0x400000, 0x7F0000001000):
+        for lvl in ([PUD] if mm.paging.levels == 4 else []) + chain:
+            want.add(mm.table_paddr(lvl, addr))
+    assert set(tables) == want
+    assert tables[mm.table_paddr(PTE, 0x400000)][0] == mm.lookup(PTE, 0x400000)
+
+
+def test_overlay_marks_reported_holes_none(layout):
+    # a ptdump-like trace: pud_entry on the PUD covering 0x400000, then a
+    # PMD hole (depth 3) at 0x800000 under the same PUD: that slot of the
+    # PMD table is served as none, whatever the live state says.
+    mm = layout
+    base = mm.backend
+    pud_v = mm.lookup(PUD, 0x400000)
+    kw = _walk("walk_page_range_debug", (0, 0x400000, 0xA00000, 0, 0), ("pud_entry", "pmd_entry", "pte_hole"), [
+        KernelStep("pud_entry", 0x400000, 0xA00000, ptr=mm.kaddr_of(PUD, 0x400000), value=pud_v),
+        KernelStep("pte_hole", 0x800000, 0xA00000, arg=3),
+    ])
+    ov = kernel_overlay(kw, base.pgd_phys, base.paging)
+    pmd_slot = mm.table_paddr(PMD, 0x800000) + 8 * ((0x800000 >> 21) & 511)
+    assert ov[pmd_slot] == 0
+    assert ov[base.pgd_phys(mm.kaddr_of(PUD, 0x400000))] == pud_v

@@ -180,7 +180,8 @@ print(json.dumps({"rc": p.returncode, "stderr": p.stderr.decode(errors="replace"
 '''
 
 
-# A second workload for what mappings.py does not build: a THP mapped by
+# A second workload for what mappings.py does not build: memory above 47
+# bits (5-level paging), a THP mapped by
 # PTEs, KSM-merged pages, userfaultfd write-protection (present, swapped,
 # unpopulated markers, shmem, hugetlb), UFFDIO_POISON markers and a
 # hardware-poisoned page (MADV_HWPOISON).
@@ -352,7 +353,17 @@ def ksm(name):
             f.write("0")
 
 
-for name, fn in (("thp_pte_mapped", thp_pte_mapped), ("ksm", ksm), ("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
+def high(name):
+    # Above 47 bits (LA57 only): a PGD index past 255 and a real P4D level.
+    a = 1 << 52
+    r = libc.mmap(a, 16 * PAGE, PROT_RW, MAP_PRIVATE | MAP_ANON | MAP_FIXED_NOREPLACE, -1, 0)
+    if r != a:
+        raise OSError(ctypes.get_errno(), "no address space above 47 bits")
+    regions[name] = [a, a + 16 * PAGE]
+    ctypes.memset(a + 4 * PAGE, 0x63, 8 * PAGE)
+
+
+for name, fn in (("high", high), ("thp_pte_mapped", thp_pte_mapped), ("ksm", ksm), ("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
                  ("poison", poison), ("shmem_wp", shmem_wp), ("hugetlb_wp", hugetlb_wp),
                  ("hwpoison", hwpoison)):
     build(name, fn)
@@ -501,10 +512,15 @@ def test_pagemap_guest_kcore(pm_workload: tuple[Any, dict[str, Any]]) -> None:
 
 
 def test_pagemap_host_qmp(pm_workload: tuple[Any, dict[str, Any]]) -> None:
+    g, ready = pm_workload
+    _host_check(g, ready, "host QMP")
+
+
+def _host_check(g: Any, ready: dict[str, Any], side: str) -> None:
+    """Compare livewalk's pagemap over QMP with the guest kernel's, every VMA."""
     from livewalk.drgn_backend import resolve_mm
     from livewalk.pagemap import pagemap_read, pagemap_runs
 
-    g, ready = pm_workload
     pid = ready["pid"]
     tag = f"livewalk-pm-{int(time.time() * 1000)}"
     g.put(f"/tmp/{tag}.py", DUMP_SERVER)
@@ -541,7 +557,7 @@ def test_pagemap_host_qmp(pm_workload: tuple[Any, dict[str, Any]]) -> None:
     k2 = {k: _u64s(v) for k, v in d2["k"].items()}
     problems, moved, pages = compare(ready, maps, k1, k2, ours)
     _report(
-        "host QMP", g, problems, moved, pages,
+        side, g, problems, moved, pages,
         f"drgn program {prog_s:.2f} s, pagemap of all {len(maps)} VMAs {ours_s:.3f} s, "
         f"whole address space as runs {runs_s:.3f} s ({len(runs)} runs)",
     )
@@ -592,6 +608,7 @@ def test_pagemap_more_kinds_guest_kcore(guest: Any) -> None:
     ready = json.loads(line)
     try:
         d = _guest_check(g, ready["pid"])
+        _host_check(g, ready, "host QMP, second workload")
     finally:
         g.run(f"kill {ready['pid']}", timeout=60)
     maps = [tuple(m) for m in d["maps"]]
@@ -630,6 +647,9 @@ def test_pagemap_more_kinds_guest_kcore(guest: Any) -> None:
         assert any(v & swap and (v & 31) == 24 for v in entries("hwpoison"))
     if "hugetlb_wp" in built:
         assert any(v & present and v & uffd for v in entries("hugetlb_wp"))
+    if g.levels == 5:  # user space above 47 bits: PGD index 256 and up, a real P4D
+        assert "high" in built, ready["skipped"]
+        assert sum(1 for v in entries("high") if v & present) == 8
     if "thp_pte_mapped" in built:  # written THP: 512 present pages
         assert sum(1 for v in entries("thp_pte_mapped") if v & present) == 512
     if "ksm" in built:  # merged: one PFN mapped 16 times, never exclusive

@@ -151,6 +151,7 @@ class _KS:
     zone_device = 4
     zones_pgshift = 51
     zones_mask = 7
+    mm_ids_shared_bit = 63
 
 
 def _reader() -> PageReader:
