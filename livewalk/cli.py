@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
+from .crosscheck import add_crosscheck_parser, crosscheck_command
 from .errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from .progress import Progress
 
@@ -208,6 +209,7 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
                    help="only report W+X pages, like check_wx_pages "
                    "(exit status 1 if there are any)")
     p.add_argument("--json", action="store_true", help="JSON output")
+    add_crosscheck_parser(sub)  # livewalk/crosscheck: BPF trace of the kernel's walks vs livewalk
     return parser
 
 
@@ -470,6 +472,7 @@ _COMMANDS = {
     "smaps": cmd_smaps,
     "vtop": cmd_vtop,
     "ptdump": cmd_ptdump,
+    "crosscheck": crosscheck_command,
 }
 
 

@@ -400,7 +400,9 @@ class DrgnBackend:
         """
         pgd &= 0xFFFF_FFFF_FFFF_FFFF
         if pgd >= START_KERNEL_MAP:
-            return pgd - START_KERNEL_MAP + self.phys_base
+            # phys_base is unsigned and wraps when the kernel is loaded below
+            # CONFIG_PHYSICAL_START (KASLR): modular arithmetic, as in __pa()
+            return (pgd - START_KERNEL_MAP + self.phys_base) & 0xFFFF_FFFF_FFFF_FFFF
         return (pgd - self.paging.page_offset) & 0xFFFF_FFFF_FFFF_FFFF
 
     def entry_object(self, level: int, kaddr: int) -> Any:

@@ -273,7 +273,7 @@ class ReplayBackend:
         return int(self.base.mm_pgd(mm.inner if isinstance(mm, ReplayMM) else mm))
 
     def pgd_phys(self, pgd: int) -> int:
-        return int(self.base.pgd_phys(pgd))
+        return int(self.base.pgd_phys(pgd)) & 0xFFFF_FFFF_FFFF_FFFF
 
     def find_vma(self, mm: Any, addr: int) -> VMA | None:
         if self.vmas is not None:
@@ -408,6 +408,17 @@ def replay_walk(
     ``addr``), to show that a divergence is caught and reported there.
     """
     r = _Replayer(kwalk, corrupt_step)
+    try:
+        return _replay(kwalk, backend, mm, r)
+    except Exception as e:  # a replay that cannot run is a failure, never a crash
+        n = len(r.calls)
+        return ReplayResult(r.calls, None, r.div or Divergence(
+            n, kwalk.steps[n] if n < len(kwalk.steps) else None, None,
+            (f"livewalk raised {type(e).__name__}: {' '.join(str(e).split())}",),
+            kwalk.steps[max(0, n - 3) : n]))
+
+
+def _replay(kwalk: KernelWalk, backend: ReplayBackend, mm: ReplayMM | None, r: _Replayer) -> ReplayResult:
     ops = r.ops(kwalk)
     name = kwalk.fn.name
     ret: int | None

@@ -130,11 +130,15 @@ def _run_trigger(
         else:
             res.other_walks += 1
     paging = base.paging
+
+    def pgd_phys(kaddr: int) -> int:
+        return int(base.pgd_phys(kaddr)) & 0xFFFF_FFFF_FFFF_FFFF
+
     for w in walks:
         res.walks += 1
         res.callbacks += len(w.steps)
         res.entry_points[w.fn.name] += 1
-        overlay = kernel_overlay(w, base.pgd_phys, paging) if trig.mode == "overlay" else None
+        overlay = kernel_overlay(w, pgd_phys, paging) if trig.mode == "overlay" else None
         rb = ReplayBackend(base, tables=tables, overlay=overlay, vmas=vmas)
         rmm = ReplayMM(mm_obj, rb, is_init=trig.on == "kernel")
         rb.mm = rmm
@@ -223,6 +227,9 @@ def crosscheck(
             except LivewalkError as e:
                 r = TriggerResult(trig.name, mode=trig.mode)
                 r.problems.append(str(e))
+            except Exception as e:  # report, and go on with the other triggers
+                r = TriggerResult(trig.name, mode=trig.mode)
+                r.problems.append(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
             results.append(r)
             out.write(r.line() + "\n")
             if verbose:
