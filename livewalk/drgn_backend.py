@@ -254,17 +254,6 @@ class DrgnBackend:
         self._hstate_shift: dict[int, int] = {}
         self._stamp_offsets: list[tuple[int, int]] | None = None
 
-    def _read_phys_base(self) -> int:
-        # phys_base is defined in assembly (arch/x86/kernel/head_64.S): it
-        # has a symbol but no variable in the debug info.
-        v = _lookup_int(self.prog, "phys_base")
-        if v is not None:
-            return v
-        try:
-            return self.prog.read_u64(self.prog.symbol("phys_base").address)
-        except (LookupError, FaultError):
-            return 0
-
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
         """

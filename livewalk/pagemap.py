@@ -340,24 +340,51 @@ class PagemapRun(NamedTuple):
 
 
 class _ArraySink:
-    __slots__ = ("out",)
+    """
+    Entries into one ``array('Q')``. Given the number of entries, it is
+    allocated (zeroed) at once and written in place, so that a hole of zero
+    entries costs nothing and the array never grows.
+    """
 
-    def __init__(self) -> None:
-        self.out = array("Q")
+    __slots__ = ("out", "pos")
+
+    def __init__(self, npages: int = 0) -> None:
+        self.out = array("Q", (0,)) * npages if npages > 0 else array("Q")
+        self.pos = 0 if npages > 0 else -1  # -1: append mode
+
+    def _put(self, a: Any) -> None:
+        pos = self.pos
+        if pos >= 0:
+            end = pos + len(a)
+            if end <= len(self.out):
+                self.out[pos:end] = a
+                self.pos = end
+                return
+            del self.out[pos:]  # more entries than expected: append from here
+            self.pos = -1
+        self.out.extend(a)
 
     def fill(self, value: int, n: int) -> None:
         if n > 0:
-            self.out.extend(array("Q", (value,)) * n)
+            if value == 0 and 0 <= self.pos and self.pos + n <= len(self.out):
+                self.pos += n  # already zero
+                return
+            self._put(array("Q", (value,)) * n)
 
     def seq(self, flags: int, frame: int, n: int, step: int) -> None:
         if step == 0 or frame + n * step <= PM_PFRAME_MASK:
             base = flags | frame
-            self.out.extend(range(base, base + n * step, step) if step else array("Q", (base,)) * n)
+            self._put(_ramp(base, n, step) if step else array("Q", (base,)) * n)
         else:
-            self.out.extend(flags | ((frame + i * step) & PM_PFRAME_MASK) for i in range(n))
+            self._put(array("Q", [flags | ((frame + i * step) & PM_PFRAME_MASK) for i in range(n)]))
 
     def values(self, vals: Sequence[int]) -> None:
-        self.out.extend(vals)
+        self._put(vals if isinstance(vals, array) else array("Q", vals))
+
+    def finish(self) -> array:
+        if 0 <= self.pos < len(self.out):
+            del self.out[self.pos :]
+        return self.out
 
 
 class _RunSink:
@@ -596,9 +623,13 @@ def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
 
 def _pte_entries(
     pm: _Pagemap, table: Sequence[int], i0: int, n: int, addr: int, vma: Any
-) -> list[int]:
+) -> Sequence[int]:
     """``pte_to_pagemap_entry`` over ``table[i0:i0+n]`` (raw values)."""
     vma_sd = pm.vma_sd(vma)
+    if pm.bits_shift is not None and n >= _CHUNK:
+        got = _uniform_ptes(pm, table, i0, n, vma_sd)
+        if got is not None:
+            return got
     show_pfn = pm.show_pfn
     pfn_mask = pm.pte_pfn_mask
     sd_bit, uffd_bit = pm.sd_bit, pm.uffd_bit
@@ -616,29 +647,36 @@ def _pte_entries(
     cur_bi = -1
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
-    not_pfn = ~pfn_mask & _U64
     sd_uffd = sd_bit | uffd_bit
-    out: list[int] = []
-    append = out.append
+    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
+    rel = _P | _PROTNONE | _SPECIAL | sd_uffd
+    out = array("Q", (vma_sd,)) * n
+    vals: list[int] = []
+    k0 = 0
     stop = i0 + n
     i = i0
     while i < stop:
         # Slots go in aligned chunks: an all-zero chunk (most of a sparse
-        # table) is filled at once, the others are decoded slot by slot.
+        # table) keeps its none entries, the others are decoded.
         j = (i + _CHUNK) & ~(_CHUNK - 1)
         if j > stop:
             j = stop
         chunk = table[i:j]
+        k = i - i0
         i = j
         if not any(chunk):
-            out += [vma_sd] * len(chunk)
             continue
+        if vals:
+            out[k0 : k0 + len(vals)] = array("Q", vals)
+        k0 = k
+        vals = []
+        append = vals.append
         if bits_shift is not None:
             # A chunk of present, normal PTEs with the same flags and PFNs
             # within a few vmemmap blocks of small folios (the common case):
             # decoded with comprehensions.
             v0 = chunk[0]
-            if v0 & _P and not v0 & _SPECIAL and len({v & not_pfn for v in chunk}) == 1:
+            if v0 & _P and not v0 & _SPECIAL and len({v & rel for v in chunk}) == 1:
                 pfns = [(v & pfn_mask) >> PAGE_SHIFT for v in chunk]
                 lob = min(pfns) >> bits_shift
                 hib = max(pfns) >> bits_shift
@@ -655,9 +693,9 @@ def _pte_entries(
                         if v0 & uffd_bit:
                             f0 |= PM_UFFD_WP
                         if show_pfn:
-                            out += [p | f0 | b for p, b in zip(pfns, bs)]
+                            vals = [p | f0 | b for p, b in zip(pfns, bs)]
                         else:
-                            out += [f0 | b for b in bs]
+                            vals = [f0 | b for b in bs]
                         continue
         for v in chunk:
             if not v & ~_KNL_ERRATUM:  # pte_none
@@ -720,7 +758,85 @@ def _pte_entries(
                     if flags & PM_PRESENT and info.mapcount == 1:
                         flags |= PM_MMAP_EXCLUSIVE
             append((frame & PM_PFRAME_MASK) | flags)
+    if vals:
+        out[k0 : k0 + len(vals)] = array("Q", vals)
     return out
+
+
+_REP: dict[int, int] = {}
+_RAMP: dict[int, int] = {}
+
+
+def _rep(n: int) -> int:
+    """The integer whose *n* 64-bit slots (little endian) are all 1."""
+    rep = _REP.get(n)
+    if rep is None:
+        rep = _REP[n] = int.from_bytes(b"\x01\0\0\0\0\0\0\0" * n, "little")
+    return rep
+
+
+def _ramp(base: int, n: int, step: int) -> array:
+    """``array('Q', range(base, base + n * step, step))`` (no slot may pass 2**64), built at once."""
+    r = _RAMP.get(n)
+    if r is None:
+        r = _RAMP[n] = int.from_bytes(array("Q", range(n)).tobytes(), "little")
+    return array("Q", (base * _rep(n) + r * step).to_bytes(8 * n, "little"))
+# uniform tables may span this many vmemmap blocks
+_UNIFORM_MAX_BLOCKS = 16
+
+
+def _uniform_ptes(
+    pm: _Pagemap, table: Sequence[int], i0: int, n: int, vma_sd: int
+) -> array | None:
+    """
+    The entries of ``table[i0:i0+n]`` if all are present, normal PTEs with
+    the same flags whose pages are small, anonymous folios mapped once
+    (every ``struct page`` of the vmemmap blocks their PFNs span is one: see
+    :meth:`DrgnPageState.pfn_bits_block`), else ``None``. Decoded without a
+    Python object per entry: the slots are one big integer, masked, shifted
+    and or-ed at once (no bits cross between slots: the flag bits above the
+    PFN are masked off before the shift).
+    """
+    v0 = table[i0]
+    if not v0 & _P or v0 & _SPECIAL:
+        return None
+    try:
+        raw = memoryview(table).cast("B")[i0 * 8 : (i0 + n) * 8]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if len(raw) != 8 * n:
+        return None
+    rep = _rep(n)
+    x = int.from_bytes(raw, "little")
+    pfn_mask = pm.pte_pfn_mask
+    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
+    rel = _P | _PROTNONE | _SPECIAL | pm.sd_bit | pm.uffd_bit
+    if x & (rel * rep) != (v0 & rel) * rep:
+        return None  # not all with the same flags
+    pfns = (x & (pfn_mask * rep)) >> PAGE_SHIFT
+    pa = array("Q", pfns.to_bytes(8 * n, "little"))
+    hi = max(pa)
+    if hi > pm.highest_memmap_pfn:
+        return None
+    shift = pm.bits_shift or 0
+    lob = min(pa) >> shift
+    hib = hi >> shift
+    if hib - lob >= _UNIFORM_MAX_BLOCKS:
+        return None
+    get = pm.bits_blocks.get
+    for bi in range(lob, hib + 1):
+        blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
+        if blk.count(PM_MMAP_EXCLUSIVE) != len(blk):
+            return None
+    flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE
+    if v0 & pm.sd_bit:
+        flags |= PM_SOFT_DIRTY
+    if v0 & pm.uffd_bit:
+        flags |= PM_UFFD_WP
+    res = flags * rep
+    if pm.show_pfn:
+        res |= pfns
+    return array("Q", res.to_bytes(8 * n, "little"))
 
 
 #: slots per chunk in :func:`_pte_entries` (a power of two dividing 512)
@@ -861,10 +977,10 @@ def pagemap_read(
     if backend is None:
         backend = backend_for_mm(mm)
     s, e = _clamp(mm, backend, start, end)
-    sink = _ArraySink()
+    sink = _ArraySink((e - s) >> PAGE_SHIFT if s < e else 0)
     if s < e:
         _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
-    return sink.out
+    return sink.finish()
 
 
 def pagemap_runs(

@@ -71,8 +71,14 @@ def run_main(argv: list[str]) -> int:
 
     def stream(fd: int, data: bytes) -> None:
         f = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
-        f.write(data)
-        f.flush()
+        try:
+            f.write(data)
+            f.flush()
+        except BrokenPipeError:
+            # The reader went away (e.g. `vm/run ... | head`): drop the rest.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, f.fileno())
+            os.close(devnull)
 
     g = Guest(levels=args.levels, memory=args.memory, smp=args.smp, out_dir=out, keep=args.keep)
     status = 1
@@ -88,17 +94,23 @@ def run_main(argv: list[str]) -> int:
                 status = r.returncode
     except (BootError, GuestError, ImageError) as e:
         print(f"vm/run: error: {e}", file=sys.stderr)
-        return 1
+        status = 1
     except KeyboardInterrupt:
         print("vm/run: interrupted", file=sys.stderr)
-        return 130
-    if g.out_dir is not None and any(g.out_dir.iterdir()):
-        print(f"vm/run: guest /out copied to {g.out_dir}", file=sys.stderr)
-    elif g.out_dir is not None and not args.out:
-        try:
-            os.rmdir(g.out_dir)
-        except OSError:
-            pass
-    if args.keep and g.run_dir is not None:
-        print(f"vm/run: run directory kept: {g.run_dir}", file=sys.stderr)
+        status = 130
+    finally:
+        _report(g, named_out=bool(args.out), keep=args.keep)
     return status
+
+
+def _report(g: Guest, named_out: bool, keep: bool) -> None:
+    if g.out_dir is not None and g.out_dir.is_dir():
+        if any(g.out_dir.iterdir()):
+            print(f"vm/run: guest /out copied to {g.out_dir}", file=sys.stderr)
+        elif not named_out:
+            try:
+                os.rmdir(g.out_dir)
+            except OSError:
+                pass
+    if keep and g.run_dir is not None:
+        print(f"vm/run: run directory kept: {g.run_dir}", file=sys.stderr)

@@ -420,6 +420,8 @@ class Guest:
         """Boot the guest (build the image first if needed); retry failed boots."""
         if self.running:
             return self
+        self._stopped = False
+        self._prog = None
         self.image = ensure_image(resolve_versions=False)
         self.accel = choose_accel(self.image)
         if self.accel == "kvm" and self.levels == 5 and not _host_has_la57():
@@ -434,6 +436,17 @@ class Guest:
         make_out_image(self.run_dir / "out.img", os.environ.get("LIVEWALK_VM_OUT_SIZE", "1G"))
         if not self.quiet:
             _log(f"/src: {nfiles} files of {self.src} ({time.monotonic() - t:.1f} s)")
+        try:
+            self._boot_with_retries()
+        except BaseException as e:
+            if not isinstance(e, BootError):  # interrupted: leave nothing behind
+                self._kill()
+                self._cleanup()
+            raise
+        return self
+
+    def _boot_with_retries(self) -> None:
+        assert self.image is not None and self.run_dir is not None
         errors = []
         for attempt in range(1, self.attempts + 1):
             self.boot_attempts = attempt
@@ -451,7 +464,7 @@ class Guest:
                     if m:
                         raise BootError(f"kernel reported {m.group(0)!r}: {self._tail()}") from e
                     raise BootError(str(e)) from e
-                return self
+                return
             except BootError as e:
                 errors.append(f"attempt {attempt}: {e}")
                 _log(f"boot attempt {attempt} failed: {e}")

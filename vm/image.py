@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Image", "ImageError", "cache_dir", "ensure_image", "ensure_host_packages"]
+__all__ = ["Image", "ImageError", "cache_dir", "current_image", "ensure_host_packages", "ensure_image"]
 
 # Bump when the recipe changes in a way the package versions do not capture.
 RECIPE = "livewalk-vm-1"

@@ -64,6 +64,13 @@ class TriggerResult:
         return s
 
 
+def _forget_vmas(base: Any) -> None:
+    """Drop the drgn backend's VMA cache (the trigger may have changed VMAs)."""
+    cache = getattr(base, "_vma_cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
+
+
 def _mm_of(prog: Any, pid: int) -> Any:
     from ..target import find_mm
 
@@ -93,7 +100,7 @@ def _run_trigger(
     else:
         pid = ctx.target_pid if trig.on == "target" else (ctx.helper.pid if ctx.helper else -1)
         mm_obj = _mm_of(prog, pid)
-        base._vma_cache.clear() if hasattr(base, "_vma_cache") else None
+        _forget_vmas(base)
         tables = snapshot_tables(base, int(base.mm_pgd(mm_obj)))
         vmas = list_vmas(base, mm_obj)
         pids = [ctx.crosscheck_pid] + ([ctx.helper.pid] if ctx.helper and trig.on == "helper" else [])
@@ -116,8 +123,7 @@ def _run_trigger(
     if bad:
         res.problems.append(f"could not attach: {', '.join(bad)}")
     if trig.vmas_after and vmas is not None:
-        if hasattr(base, "_vma_cache"):
-            base._vma_cache.clear()
+        _forget_vmas(base)
         vmas = list_vmas(base, mm_obj)
     walks: list[KernelWalk] = []
     for w in asm.walks:
@@ -151,8 +157,8 @@ def _run_trigger(
         res.changed += len(rb.changed)
         if verbose is not None:
             for pa, before, saw in rb.changed[:4]:
-                verbose.write(f"    slot at phys {pa:#x}: {before:#018x} before the trigger, "
-                              f"{saw:#018x} when the kernel walked it (bits {before ^ saw:#x} changed)\n")
+                verbose.write(f"    slot at phys {pa:#x}: kernel saw {saw:#018x}, snapshot (or live, for a "
+                              f"table the trigger created) has {before:#018x} (bits {before ^ saw:#x})\n")
         if r.divergence is not None:
             res.mismatches += 1
             if len(res.divergences) < 3:

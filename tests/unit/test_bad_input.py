@@ -314,7 +314,7 @@ def test_read_only_guard_fails_loudly_on_writes(tmp_path: Path) -> None:
     }
     (tmp_path / "vmcore").write_bytes(b"\0" * 4096)
     with ReadOnlyGuard(protected=[str(tmp_path / "vmcore")]) as guard:
-        for name, fn in attempts.items():
+        for _name, fn in attempts.items():
             with pytest.raises(ReadOnlyViolation):
                 fn()
         with open(tmp_path / "vmcore", "rb") as f:

@@ -232,3 +232,14 @@ def test_overlay_marks_reported_holes_none(layout):
     pmd_slot = mm.table_paddr(PMD, 0x800000) + 8 * ((0x800000 >> 21) & 511)
     assert ov[pmd_slot] == 0
     assert ov[base.pgd_phys(mm.kaddr_of(PUD, 0x400000))] == pud_v
+
+
+def test_cli_parses_crosscheck():
+    from livewalk.cli import build_parser
+
+    args = build_parser().parse_args(["crosscheck", "--pid", "42", "--trigger", "mincore", "--trigger", "ptdump"])
+    assert (args.command, args.pid, args.triggers, args.corrupt_step) == ("crosscheck", 42, ["mincore", "ptdump"], None)
+    from livewalk.errors import UsageError
+
+    with pytest.raises(UsageError, match="nonesuch"):
+        build_parser().parse_args(["crosscheck", "--pid", "42", "--trigger", "nonesuch"])

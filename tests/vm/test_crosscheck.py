@@ -53,7 +53,7 @@ def target(numa_guest: Guest) -> int:
 
 
 def _run(g: Guest, args: str) -> Any:
-    return g.run(f"python3 -m livewalk.crosscheck {args}", timeout=1800)
+    return g.run(f"python3 -m livewalk crosscheck {args}", timeout=1800)
 
 
 def test_crosscheck_every_trigger(numa_guest: Guest, target: int) -> None:

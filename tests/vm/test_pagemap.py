@@ -180,8 +180,9 @@ print(json.dumps({"rc": p.returncode, "stderr": p.stderr.decode(errors="replace"
 '''
 
 
-# A second workload for what mappings.py does not build: memory above 47
-# bits (5-level paging), a THP mapped by
+# A second workload for what mappings.py does not build: a hugetlb page
+# mapped through a PMD table shared with a child (hugetlb_pmd_shared), memory
+# above 47 bits (5-level paging), a THP mapped by
 # PTEs, KSM-merged pages, userfaultfd write-protection (present, swapped,
 # unpopulated markers, shmem, hugetlb), UFFDIO_POISON markers and a
 # hardware-poisoned page (MADV_HWPOISON).
@@ -353,6 +354,37 @@ def ksm(name):
             f.write("0")
 
 
+def hugetlb_pmd_shared(name):
+    # A PUD-aligned 1 GiB shared hugetlb mapping whose PMD table a forked
+    # child shares (huge_pmd_share on the child's fault): the parent's page
+    # is mapped once by rmap but through a shared table.
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        have = int(f.read())
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write(str(have + 4))
+    a = 0x340000000000
+    size = 1 << 30
+    r = libc.mmap(a, size, PROT_RW, MAP_SHARED | MAP_ANON | MAP_HUGETLB | 0x4000 | MAP_FIXED_NOREPLACE, -1, 0)
+    if r != a:
+        raise OSError(ctypes.get_errno(), "mmap 1 GiB hugetlb")
+    regions[name] = [a, a + size]
+    ctypes.memset(a, 0x64, 2 * HPAGE)
+    rd, wr = os.pipe()
+    child = os.fork()
+    if child == 0:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.string_at(a, 1)
+        ctypes.string_at(a + HPAGE, 1)
+        os.write(wr, b"x")
+        while True:
+            libc.pause()
+    os.read(rd, 1)
+    children.append(child)
+
+
+children = []
+
+
 def high(name):
     # Above 47 bits (LA57 only): a PGD index past 255 and a real P4D level.
     a = 1 << 52
@@ -363,11 +395,11 @@ def high(name):
     ctypes.memset(a + 4 * PAGE, 0x63, 8 * PAGE)
 
 
-for name, fn in (("high", high), ("thp_pte_mapped", thp_pte_mapped), ("ksm", ksm), ("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
+for name, fn in (("hugetlb_pmd_shared", hugetlb_pmd_shared), ("high", high), ("thp_pte_mapped", thp_pte_mapped), ("ksm", ksm), ("wp_present", wp_present), ("wp_swap", wp_swap), ("wp_unpopulated", wp_unpopulated),
                  ("poison", poison), ("shmem_wp", shmem_wp), ("hugetlb_wp", hugetlb_wp),
                  ("hwpoison", hwpoison)):
     build(name, fn)
-print(json.dumps({"pid": os.getpid(), "features": features, "regions": regions, "skipped": skipped}), flush=True)
+print(json.dumps({"pid": os.getpid(), "children": children, "features": features, "regions": regions, "skipped": skipped}), flush=True)
 while True:
     libc.pause()
 '''
@@ -647,6 +679,11 @@ def test_pagemap_more_kinds_guest_kcore(guest: Any) -> None:
         assert any(v & swap and (v & 31) == 24 for v in entries("hwpoison"))
     if "hugetlb_wp" in built:
         assert any(v & present and v & uffd for v in entries("hugetlb_wp"))
+    if "hugetlb_pmd_shared" in built:
+        # mapped once by rmap, but through a table the child shares: not
+        # exclusive (pagemap_hugetlb_range checks hugetlb_pmd_shared)
+        hp = entries("hugetlb_pmd_shared")
+        assert all(v & present and not v & (1 << 56) for v in hp[:1024])
     if g.levels == 5:  # user space above 47 bits: PGD index 256 and up, a real P4D
         assert "high" in built, ready["skipped"]
         assert sum(1 for v in entries("high") if v & present) == 8

@@ -13,7 +13,8 @@ dump is checked against what the kernel says elsewhere:
   with drgn in the guest), "High Kernel Mapping" at ``__START_KERNEL_map``;
 * kernel text (``_text``..``_etext`` from ``/proc/kallsyms``) is mapped
   executable and read-only; a kernel data variable (``jiffies``) is RW and
-  NX; the direct map's present ranges are all NX; the vmalloc area has
+  NX; the direct map's present ranges are all NX but the real-mode
+  trampoline's text (below 1 MiB, read-only); the vmalloc area has
   present RW NX ranges (module-less kernels still vmalloc stacks);
 * ``--check-wx`` agrees with the kernel's own boot-time W+X check
   (``CONFIG_DEBUG_WX``: "x86/mm: Checked W+X mappings: passed" in the kernel
@@ -149,8 +150,13 @@ def test_kernel_text_data_and_direct_map(dump: dict[str, Any]) -> None:
     assert "RW" in data["attrs"] and "NX" in data["attrs"], data["line"]
     low = [r for r in ranges if r["marker"] == "Low Kernel Mapping" and r["attrs"]]
     assert low, "no present range in the direct map"
+    base = dump["bases"]["page_offset_base"]
     for r in low:
-        assert "NX" in r["attrs"], r["line"]
+        # The direct map is NX, except the real-mode trampoline's text, which
+        # the kernel makes executable below 1 MiB (arch/x86/realmode/init.c,
+        # set_real_mode_permissions()).
+        if "NX" not in r["attrs"]:
+            assert r["end"] <= base + (1 << 20) and "ro" in r["attrs"], r["line"]
     assert sum((r["end"] - r["start"]) for r in low) >= 512 << 20  # the guest's RAM is mapped
     vmalloc = [r for r in ranges if r["marker"] == "vmalloc() Area" and r["attrs"]]
     assert any("RW" in r["attrs"] and "NX" in r["attrs"] for r in vmalloc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -252,6 +253,10 @@ def test_failed_boot_is_detected_not_hung() -> None:
     assert not g.running
     assert g.boot_attempts == 2
     assert time.monotonic() - t < 200
+    assert g.run_dir is not None
+    logs = sorted(p.name for p in g.run_dir.glob("console.attempt*.log"))
+    assert logs == ["console.attempt1.log", "console.attempt2.log"]
+    shutil.rmtree(g.run_dir)
 
 
 def test_hung_boot_times_out() -> None:
@@ -261,3 +266,5 @@ def test_hung_boot_times_out() -> None:
         g.start()
     assert not g.running
     assert time.monotonic() - t < 60
+    assert g.run_dir is not None
+    shutil.rmtree(g.run_dir)

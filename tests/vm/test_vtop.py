@@ -210,7 +210,7 @@ stack = find_task(p, 2).stack.value_() + 0x123   # vmalloc'd (CONFIG_VMAP_STACK)
 init_mm = p["init_mm"].address_of_()
 print(json.dumps({"syms": syms, "code": code, "page_offset": p["page_offset_base"].value_(),
                   "vmalloc_base": p["vmalloc_base"].value_(),
-                  "stack": stack, "stack_phys": follow_phys(init_mm, stack)}))
+                  "stack": stack, "stack_phys": follow_phys(init_mm, stack).value_()}))
 """
     g.put("/tmp/lw-ksyms.py", script)
     r = g.run("python3 /tmp/lw-ksyms.py", timeout=300)

@@ -168,7 +168,7 @@ class Slot:
 OPS = ("map", "unmap", "remap", "split", "collapse", "swap", "protect", "fault", "fault")
 
 
-def worker(slot: Slot, seed: int) -> None:
+def worker(slot: Slot, seed: int, nap: float) -> None:
     rng = random.Random(seed)
     slot.map(rng)
     while not STOP.is_set():
@@ -176,6 +176,8 @@ def worker(slot: Slot, seed: int) -> None:
         if slot.addr is None and op != "unmap":
             op = "map"
         getattr(slot, op)(rng)
+        if nap:
+            time.sleep(rng.random() * 2 * nap)
 
 
 def main() -> None:
@@ -186,10 +188,13 @@ def main() -> None:
     ap.add_argument("--ready-file")
     ap.add_argument("--stats-file")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--nap-ms", type=float, default=0,
+                    help="mean pause between two operations of a thread (leave CPU to the walker)")
     args = ap.parse_args()
 
     slots = [Slot(i, args.slot_mib << 20) for i in range(args.threads)]
-    threads = [threading.Thread(target=worker, args=(s, args.seed * 1000 + i), daemon=True)
+    threads = [threading.Thread(target=worker, args=(s, args.seed * 1000 + i, args.nap_ms / 1000),
+                                daemon=True)
                for i, s in enumerate(slots)]
     signal.signal(signal.SIGTERM, lambda *a: STOP.set())
     signal.signal(signal.SIGINT, lambda *a: STOP.set())
@@ -362,6 +367,7 @@ def walk_main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--bound", type=float, default=120)
     ap.add_argument("--ready-file", help="the workload's ready file (for the slots)")
+    ap.add_argument("--control", type=int, help="also walk this quiet process: it must not be torn")
     args = ap.parse_args()
     from livewalk.target import open_program
 
@@ -370,7 +376,25 @@ def walk_main() -> None:
     if args.ready_file:
         with open(args.ready_file) as f:
             slots = json.load(f)["slots"]
-    print(json.dumps(walk_loop(prog, args.walk, args.seconds, args.bound, slots)), flush=True)
+    st = walk_loop(prog, args.walk, args.seconds, args.bound, slots)
+    if args.control:
+        st["control"] = control_walk(prog, args.control)
+    print(json.dumps(st), flush=True)
+
+
+def control_walk(prog: object, pid: int) -> dict[str, object]:
+    """Walk a process that does not change: the detector must not flag it."""
+    from livewalk import MMWalkOps, walk_page_range
+    from livewalk.consistency import walk_with_retry
+    from livewalk.target import find_mm
+
+    _task, mm = find_mm(prog, pid)
+    n = [0]
+    ops = MMWalkOps(pte_entry=lambda *a: n.__setitem__(0, n[0] + 1))
+    r = walk_with_retry(walk_page_range, mm, 0, int(mm.task_size), ops, retries=0,
+                        pre_attempt=lambda i: n.__setitem__(0, 0))
+    return {"torn": r.torn, "reasons": r.consistency.reasons, "ptes": n[0],
+            "tables_checked": r.consistency.tables_checked, "ret": r.ret}
 
 
 if __name__ == "__main__":
