@@ -543,6 +543,8 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     host_ratio = fp_est / t_all
     res.ratio("follow_phys_over_livewalk_host", host_ratio,
               "follow_phys estimate for all VMA pages / livewalk measured on all VMA pages")
+    res.ratio("follow_phys_over_livewalk_host_runs", fp_est / t_runs,
+              "same estimate / livewalk pagemap_runs over the whole address space")
     res.ratio("follow_phys_over_livewalk_host_cpu", fp_est * (cpu_fp / t_fp_total) / max(cpu_all, 1e-9),
               "same, CPU time (estimate scaled by the sample's CPU/wall)")
     res.target("host_100x_follow_phys", host_ratio >= TARGET_HOST_RATIO,
