@@ -12,6 +12,8 @@ Python, run over the page tables of real kernels read with drgn.
 
 from .backend import *  # noqa: F403
 from .backend import __all__ as _backend_all
+from .consistency import *  # noqa: F403
+from .consistency import __all__ as _consistency_all
 from .drgn_backend import *  # noqa: F403
 from .drgn_backend import __all__ as _drgn_backend_all
 from .drgn_plugin import *  # noqa: F403
@@ -41,4 +43,4 @@ from .vtop import __all__ as _vtop_all
 from .x86 import *  # noqa: F403
 from .x86 import __all__ as _x86_all
 
-__all__ = (*_backend_all, *_x86_all, *_entry_all, *_pagewalk_all, *_synthetic_all, *_folio_walk_all, *_kstate_all, *_smaps_all, *_errors_all, *_target_all, *_vtop_all, *_ptdump_all, *_drgn_plugin_all, *_drgn_backend_all, *_pagemap_all)
+__all__ = (*_backend_all, *_x86_all, *_entry_all, *_pagewalk_all, *_synthetic_all, *_folio_walk_all, *_kstate_all, *_smaps_all, *_errors_all, *_target_all, *_vtop_all, *_ptdump_all, *_drgn_plugin_all, *_drgn_backend_all, *_pagemap_all, *_consistency_all)

@@ -232,14 +232,40 @@ class DrgnPageState:
         from drgn import FaultError
 
         ks = self.ks
-        n = 1 << (self.bits_shift or 0)
-        bits: list[int] | None
         try:
             raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
         except FaultError:
-            bits = [-1] * n
+            bits = [-1] * (1 << (self.bits_shift or 0))
         else:
-            bits = _all_small_anon_exclusive(raw, ks)
+            bits = self._decode_block(raw)
+        self.bits_blocks[block] = bits
+        return bits
+
+    def pfn_bits_blocks(self, first: int, last: int) -> None:
+        """
+        Decode the vmemmap blocks *first* to *last* (inclusive) not decoded
+        yet, with one read of the span from the first missing to the last
+        missing block (see :meth:`pfn_bits_block`).
+        """
+        from drgn import FaultError
+
+        have = self.bits_blocks
+        missing = [b for b in range(first, last + 1) if b not in have]
+        if not missing:
+            return
+        a, z = missing[0], missing[-1]
+        ks = self.ks
+        try:
+            raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
+        except FaultError:
+            return  # pfn_bits_block() reads them one by one
+        for bl in missing:
+            off = (bl - a) * PAGE_SIZE
+            have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
+
+    def _decode_block(self, raw: bytes) -> list[int]:
+        ks = self.ks
+        bits = _all_small_anon_exclusive(raw, ks)
         if bits is None:
             q = memoryview(raw).cast("Q")
             w = ks.page_size // 8
@@ -255,7 +281,6 @@ class DrgnPageState:
                     memoryview(raw).cast("i")[ks.off_mapcount // 4 :: ks.page_size // 4],
                 )
             ]
-        self.bits_blocks[block] = bits
         return bits
 
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
@@ -487,6 +512,7 @@ class _Pagemap:
             getattr(page_state, "bits_shift", None) if self.bits_block is not None else None
         )
         self.bits_blocks: dict[int, list[int]] = getattr(page_state, "bits_blocks", {})
+        self.bits_blocks_read = getattr(page_state, "pfn_bits_blocks", None)
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
         self._memo_lo = 1
         self._memo_hi = 0
@@ -823,6 +849,8 @@ def _uniform_ptes(
     hib = hi >> shift
     if hib - lob >= _UNIFORM_MAX_BLOCKS:
         return None
+    if pm.bits_blocks_read is not None:
+        pm.bits_blocks_read(lob, hib)  # one read for the whole span
     get = pm.bits_blocks.get
     for bi in range(lob, hib + 1):
         blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]

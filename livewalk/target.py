@@ -120,6 +120,7 @@ def _set_core(prog: Any, path: str) -> None:
         raise TargetError(f"cannot open core file {path!r}: No such file or directory")
     if os.path.isdir(path):
         raise TargetError(f"cannot open core file {path!r}: it is a directory")
+    _check_elf_core_size(path)
     try:
         prog.set_core_dump(path)
     except OSError as e:
@@ -129,6 +130,42 @@ def _set_core(prog: Any, path: str) -> None:
         raise TargetError(f"{path!r} is not a kernel core dump: {e}") from e
     except Exception as e:
         raise TargetError(f"cannot use core file {path!r}: {e}") from e
+
+
+def _check_elf_core_size(path: str) -> None:
+    """
+    A 64-bit little-endian ELF core (``/proc/vmcore``, QEMU's
+    ``dump-guest-memory``) must hold every ``PT_LOAD`` segment its program
+    headers describe; drgn opens a truncated one (a copy cut short, a full
+    disk) and only fails later, on some read. Other files are left to drgn.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            ehdr = f.read(64)
+            if len(ehdr) < 64 or ehdr[:6] != b"\x7fELF\x02\x01":
+                return
+            e_type, = struct.unpack_from("<H", ehdr, 16)
+            e_phoff, = struct.unpack_from("<Q", ehdr, 32)
+            e_phentsize, e_phnum = struct.unpack_from("<HH", ehdr, 54)
+            if e_type != 4 or e_phentsize < 56 or e_phnum in (0, 0xFFFF):  # ET_CORE
+                return
+            f.seek(e_phoff)
+            phdrs = f.read(e_phentsize * e_phnum)
+    except OSError:
+        return  # set_core_dump reports it
+    need = 0
+    for i in range(len(phdrs) // e_phentsize):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, i * e_phentsize)
+        if p_type == 1:  # PT_LOAD
+            need = max(need, p_offset + p_filesz)
+    if len(phdrs) < e_phentsize * e_phnum or need > size:
+        raise TargetError(
+            f"core file {path!r} is truncated: it has {size} bytes, its ELF headers "
+            f"describe {max(need, e_phoff + e_phentsize * e_phnum)}"
+        )
 
 
 def _set_qemu(prog: Any, address: str) -> None:

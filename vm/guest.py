@@ -10,7 +10,8 @@
 The guest boots the image's cloud kernel directly (``-kernel``, no
 initramfs) from an NVMe root disk (opened with ``snapshot=on``, so every boot
 starts from the pristine image), with a serial console logged to a file, a
-QMP socket and ``-device vmcoreinfo`` for drgn on the host, and two
+QMP socket and ``-device vmcoreinfo`` for drgn on the host (a second QMP
+monitor serves :meth:`Guest.dump_vmcore`, a vmcore of the running guest), and two
 virtio-blk disks: ``/src``, a read-only ext4 snapshot of the repository's
 working tree made at boot (tracked and untracked files, not ignored ones),
 and ``/out``, an empty ext4 disk whose contents are copied back to
@@ -515,6 +516,9 @@ class Guest:
             "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
             "-chardev", f"socket,id=qmpctl,path={d / 'qmp-ctl.sock'},server=on,wait=off",
             "-mon", "chardev=qmpctl,mode=control",
+            # A second client-facing QMP monitor, for dump_vmcore only (QEMU
+            # serves one client per monitor and host_program() keeps qmp.sock).
+            "-qmp", f"unix:{d / 'qmp-dump.sock'},server=on,wait=off",
             "-device", "vmcoreinfo",
             "-kernel", str(self.image.vmlinuz),
             "-append", " ".join(cmdline),
@@ -534,7 +538,7 @@ class Guest:
     def _boot(self) -> None:
         assert self.run_dir is not None
         d = self.run_dir
-        for name in ("qmp.sock", "qmp-ctl.sock", "agent.sock", "console.log"):
+        for name in ("qmp.sock", "qmp-ctl.sock", "qmp-dump.sock", "agent.sock", "console.log"):
             (d / name).unlink(missing_ok=True)
         t0 = time.monotonic()
         deadline = t0 + self.boot_timeout
@@ -814,6 +818,94 @@ class Guest:
             raise GuestError(f"drgn found no kernel debug info in {self.vmlinux}: {e}") from e
         self._prog = prog
         return prog
+
+    def dump_vmcore(self, path: str | os.PathLike[str], fmt: str = "elf", timeout: float = 600) -> float:
+        """Write a crash dump of the running guest to the host file ``path``
+        (QMP ``dump-guest-memory``, ``paging=false``: physical memory plus the
+        guest's VMCOREINFO note from ``-device vmcoreinfo``, so
+        ``drgn -c path`` opens it as a Linux kernel).
+
+        :param fmt: ``"elf"`` (all of RAM, uncompressed) or a kdump
+            (diskdump/makedumpfile) format: ``"kdump-zlib"``,
+            ``"kdump-lzo"``, ``"kdump-snappy"`` (those this QEMU was built with,
+            see ``query-dump-guest-memory-capability``).
+        :param timeout: seconds to wait for the dump to complete.
+        :returns: the seconds the dump took. The guest is paused while it
+            is written and resumes afterwards.
+        :raises GuestError: if QEMU refuses, the dump fails, or it does not
+            complete within ``timeout`` (QEMU may still be writing then).
+
+        Uses its own QMP monitor (``qmp-dump.sock``), so it works while
+        :meth:`host_program` is attached to :attr:`qmp_socket`.
+        """
+        if not self.running:
+            raise GuestError("guest not running")
+        assert self.run_dir is not None
+        dest = Path(path).resolve()
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        buf = b""
+        with self._lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+
+            def recv_msg() -> dict[str, Any]:
+                nonlocal buf
+                while b"\n" not in buf:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise GuestError(f"QMP dump monitor: no answer in {timeout:.0f} s")
+                    s.settimeout(min(left, 5.0))
+                    try:
+                        data = s.recv(1 << 16)
+                    except TimeoutError:
+                        if not self.running:
+                            raise GuestError(f"QEMU exited during the dump: {self._tail()}") from None
+                        continue
+                    if not data:
+                        raise GuestError("QMP dump monitor closed the connection")
+                    buf += data
+                line, buf = buf.split(b"\n", 1)
+                msg = json.loads(line)
+                return msg if isinstance(msg, dict) else {}
+
+            def command(name: str, **arguments: Any) -> Any:
+                cid = f"lw{next(self._ids)}"
+                req: dict[str, Any] = {"execute": name, "id": cid}
+                if arguments:
+                    req["arguments"] = arguments
+                s.sendall((json.dumps(req) + "\n").encode())
+                while True:
+                    m = recv_msg()
+                    if m.get("id") != cid:
+                        continue  # an event (STOP, RESUME, DUMP_COMPLETED...)
+                    if "error" in m:
+                        raise GuestError(f"QMP {name}: {m['error'].get('desc', m['error'])}")
+                    return m.get("return")
+
+            try:
+                s.settimeout(10)
+                s.connect(str(self.run_dir / "qmp-dump.sock"))
+                recv_msg()  # greeting
+                command("qmp_capabilities")
+                formats = command("query-dump-guest-memory-capability").get("formats", [])
+                if fmt not in formats:
+                    raise GuestError(f"this QEMU cannot dump in format {fmt!r} (it has {formats})")
+                command("dump-guest-memory", paging=False, protocol=f"file:{dest}",
+                        detach=True, format=fmt)  # fmt: skip
+                while True:
+                    st = command("query-dump")
+                    if st.get("status") == "completed":
+                        break
+                    if st.get("status") == "failed":
+                        raise GuestError(f"QEMU failed to dump the guest to {dest}")
+                    if time.monotonic() > deadline:
+                        raise GuestError(
+                            f"the dump to {dest} did not complete in {timeout:.0f} s "
+                            f"({st.get('completed')} of {st.get('total')} bytes)"
+                        )
+                    time.sleep(0.2)
+            except (OSError, ValueError) as e:
+                raise GuestError(f"QMP dump monitor: {e}") from e
+        return time.monotonic() - t0
 
     # -- stopping --
     def stop(self) -> None:

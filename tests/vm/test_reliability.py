@@ -277,8 +277,12 @@ from livewalk import *
 from livewalk.cli import main
 from livewalk.target import open_program
 from livewalk.consistency import walk_with_retry
-from livewalk import pagemap, smaps as smaps_mod, vtop as vtop_mod, ptdump as ptdump_mod
-import livewalk.folio_walk as fw
+import importlib
+# (livewalk exports functions named like some of its modules: import the modules)
+pagemap = importlib.import_module("livewalk.pagemap")
+smaps_mod = importlib.import_module("livewalk.smaps")
+vtop_mod = importlib.import_module("livewalk.vtop")
+fw = importlib.import_module("livewalk.folio_walk")
 
 res = {"commands": {}, "api": {}}
 prog = open_program()
