@@ -925,12 +925,17 @@ class Guest:
         self._kill()
         out_img = self.run_dir / "out.img"
         if out_img.exists():
+            auto_out = self.out_dir is None
             if self.out_dir is None:
                 self.out_dir = Path(tempfile.mkdtemp(prefix="livewalk-vm-out-"))
             try:
                 extract_out_image(out_img, self.out_dir)
             except (OSError, subprocess.CalledProcessError) as e:
                 _log(f"cannot copy /out back: {e}")
+            if auto_out and not any(self.out_dir.iterdir()):
+                # Nothing was written to /out: leave no empty directory behind.
+                self.out_dir.rmdir()
+                self.out_dir = None
         self._cleanup()
 
     def _quit_qmp(self) -> None:
