@@ -26,6 +26,7 @@ from typing import Any, NoReturn, TextIO
 from .crosscheck import add_crosscheck_parser, crosscheck_command
 from .errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from .progress import Progress
+from .verify import verify_command
 
 __all__ = ("main", "build_parser", "run_command", "parse_range", "parse_address")
 
@@ -210,6 +211,19 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
                    "(exit status 1 if there are any)")
     p.add_argument("--json", action="store_true", help="JSON output")
     add_crosscheck_parser(sub)  # livewalk/crosscheck: BPF trace of the kernel's walks vs livewalk
+
+    p = add(
+        "verify",
+        "compare livewalk's pagemap and smaps with this kernel's /proc",
+        "Compute a process's pagemap and smaps with livewalk and compare them with\n"
+        "what the running kernel reports in /proc/PID/pagemap and /proc/PID/smaps,\n"
+        "page for page and line for line (the kernel is read before and after, so\n"
+        "a value that moves while it is read is not a mismatch). Needs the running\n"
+        "kernel (no -c, no --qemu). Exit status 1 on any mismatch.",
+    )
+    p.add_argument("--pid", type=int, required=True, help="process ID")
+    p.add_argument("--show", type=int, default=20, metavar="N",
+                   help="print at most N mismatches of each kind (default: 20)")
     return parser
 
 
@@ -379,7 +393,9 @@ def _runs_json(runs: Any) -> str:
 
 
 def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from . import smaps as sm
+    import importlib
+
+    sm = importlib.import_module("livewalk.smaps")  # the module, not livewalk.smaps()
 
     task, mm = _mm(prog, args.pid)
     with Progress("smaps", counting="VMAs") as progress:
@@ -473,6 +489,7 @@ _COMMANDS = {
     "vtop": cmd_vtop,
     "ptdump": cmd_ptdump,
     "crosscheck": crosscheck_command,
+    "verify": verify_command,
 }
 
 

@@ -59,9 +59,11 @@ from .backend import VMA, backend_for_mm
 from .kstate import PageInfo, PageReader, shmem_swap_usage
 from .x86 import decode_swap, pmd_pfn, pte_pfn
 
-# smaps() itself is not in __all__: ``from livewalk import *`` in the
-# package must leave ``livewalk.smaps`` naming this module.
+# Exporting smaps() makes the package attribute ``livewalk.smaps`` the
+# function (as ``livewalk.pagemap`` and ``livewalk.vtop`` are): reach this
+# module with ``from livewalk.smaps import ...`` or importlib.
 __all__ = (
+    "smaps",
     "SMAPS_FIELDS",
     "SmapsVMA",
     "format_smaps",

@@ -112,7 +112,8 @@ sys.path.insert(0, sys.argv[1])
 import drgn
 from livewalk.target import open_program
 from livewalk.drgn_backend import resolve_mm
-from livewalk import smaps as sm
+import importlib
+sm = importlib.import_module("livewalk.smaps")
 from livewalk.kstate import PageReader
 pids = [int(p) for p in sys.argv[2].split(",")]
 prog = open_program()
@@ -205,7 +206,8 @@ class HostReader:
 
 def host_side(g: Any, pid: int) -> dict[str, Any]:
     """Run livewalk smaps on the host over QMP, with the kernel's reads around it."""
-    from livewalk import smaps as sm
+    import importlib
+    sm = importlib.import_module("livewalk.smaps")
     from livewalk.drgn_backend import DrgnBackend, resolve_mm
     from livewalk.kstate import PageReader
 
