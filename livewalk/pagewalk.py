@@ -164,6 +164,7 @@ from .x86 import (
 )
 
 __all__ = (
+    "MM_WALK_CALLBACKS",
     "ACTION_AGAIN",
     "ACTION_CONTINUE",
     "ACTION_SUBTREE",
@@ -237,7 +238,9 @@ VM_WRITE = 0x2
 VM_EXEC = 0x4
 VM_SHARED = 0x8
 
-_CALLBACKS = (
+#: The callbacks of ``struct mm_walk_ops``, in declaration order
+#: (``include/linux/pagewalk.h``).
+MM_WALK_CALLBACKS = _CALLBACKS = (
     "pgd_entry",
     "p4d_entry",
     "pud_entry",

@@ -21,6 +21,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import cast
 
+from ..pagewalk import MM_WALK_CALLBACKS
+
 __all__ = (
     "ENTRY_POINTS",
     "EntryPoint",
@@ -39,19 +41,7 @@ __all__ = (
 
 #: ``struct mm_walk_ops`` callback slots, in declaration order
 #: (``include/linux/pagewalk.h``); the BPF side numbers them the same way.
-SLOTS = (
-    "pgd_entry",
-    "p4d_entry",
-    "pud_entry",
-    "pmd_entry",
-    "pte_entry",
-    "pte_hole",
-    "hugetlb_entry",
-    "test_walk",
-    "pre_vma",
-    "post_vma",
-    "install_pte",
-)
+SLOTS = MM_WALK_CALLBACKS
 SLOT_INDEX = {name: i for i, name in enumerate(SLOTS)}
 
 #: Slots whose first argument is a pointer to a page-table slot.
