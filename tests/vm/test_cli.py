@@ -33,35 +33,19 @@ from typing import Any
 
 import pytest
 
+from tests.workloads.inguest import mappings_workload
+
 pytestmark = pytest.mark.vm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-READY_TIMEOUT = 300.0
 
 
 @pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
 def wl(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
     """(guest, ready JSON) of a running workload, per paging mode."""
     g = request.getfixturevalue(f"guest{request.param}")
-    path = f"/tmp/livewalk-cli-test-{request.param}.json"
-    g.run(f"rm -f {path}", timeout=60)
-    pid = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    deadline = time.monotonic() + READY_TIMEOUT
-    ready = None
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            ready = json.loads(r.stdout)
-            break
-        if g.run(f"kill -0 {pid}", timeout=60).returncode != 0:
-            pytest.fail(f"workload exited: {g.spawn_log(pid)[-3000:]}")
-        time.sleep(1)
-    if ready is None:
-        pytest.fail("workload not ready")
-    try:
+    with mappings_workload(g, f"cli-test-{request.param}") as ready:
         yield g, ready
-    finally:
-        g.run(f"kill {ready['pid']}; rm -f {path}", timeout=60)
 
 
 def host(g: Any, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.workloads.inguest import mappings_workload
+
 pytestmark = pytest.mark.vm
 
-READY_TIMEOUT = 300.0
 PM_PFN = (1 << 55) - 1
 PM_SWAP = 1 << 62
 PM_PRESENT = 1 << 63
@@ -45,25 +45,8 @@ PM_PRESENT = 1 << 63
 def wl(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
     """(guest, ready JSON) of a running workload, per paging mode."""
     g = request.getfixturevalue(f"guest{request.param}")
-    path = f"/tmp/livewalk-vtop-test-{request.param}.json"
-    g.run(f"rm -f {path}", timeout=60)
-    pid = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    deadline = time.monotonic() + READY_TIMEOUT
-    ready = None
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            ready = json.loads(r.stdout)
-            break
-        if g.run(f"kill -0 {pid}", timeout=60).returncode != 0:
-            pytest.fail(f"workload exited: {g.spawn_log(pid)[-3000:]}")
-        time.sleep(1)
-    if ready is None:
-        pytest.fail("workload not ready")
-    try:
+    with mappings_workload(g, f"vtop-test-{request.param}") as ready:
         yield g, ready
-    finally:
-        g.run(f"kill {ready['pid']}; rm -f {path}", timeout=60)
 
 
 def _addresses(ready: dict[str, Any]) -> dict[str, int]:
