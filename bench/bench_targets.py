@@ -174,8 +174,8 @@ def guest_side(pid: int, ranges: list[tuple[int, int]], repeat: int) -> dict[str
     """
     import drgn
 
-    from livewalk.drgn_backend import resolve_mm
-    from livewalk.pagemap import pagemap_read
+    from livewalk.backend.drgn import resolve_mm
+    from livewalk.proc.pagemap import pagemap_read
 
     def kernel() -> list[bytes]:
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -238,8 +238,8 @@ def ttfr_side(qmp: str, vmlinux_dir: str, pid: int, start: int, end: int, t0: fl
     t = time.perf_counter()
     import drgn
 
-    from livewalk.drgn_backend import resolve_mm
-    from livewalk.pagemap import pagemap_read
+    from livewalk.backend.drgn import resolve_mm
+    from livewalk.proc.pagemap import pagemap_read
 
     marks["import"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -330,8 +330,8 @@ def _traced_peak(fn: Callable[[], Any]) -> int:
 
 def synthetic_sparse(levels: int, res: Results, repeat: int) -> None:
     """A sparse synthetic mm over 128 TiB: 64 VMAs, 2 TiB apart, 4 pages each."""
-    from livewalk.pagewalk import MMWalkOps, walk_page_range
-    from livewalk.synthetic import SyntheticMM
+    from livewalk.backend.synthetic import SyntheticMM
+    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
 
     mm = SyntheticMM(levels=levels)
     npages = 0
@@ -465,9 +465,9 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
                f"{ttfr:.2f} s wall, {tt['marks']['cpu_total']:.2f} s CPU (goal {TARGET_TTFR_S} s)")
 
     # -- attach in this process
-    from livewalk.drgn_backend import DrgnBackend, resolve_mm
-    from livewalk.pagemap import pagemap_read, pagemap_runs
-    from livewalk.pagewalk import MMWalkOps, walk_page_range
+    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
+    from livewalk.proc.pagemap import pagemap_read, pagemap_runs
 
     t = time.perf_counter()
     prog = g.host_program()

@@ -19,9 +19,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from livewalk.pagewalk import MMWalkOps, walk_page_range  # noqa: E402
-from livewalk.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM  # noqa: E402
-from livewalk.x86 import PMD_SIZE, PUD_SIZE, mk_pte  # noqa: E402
+from livewalk.arch.x86.pgtable import PMD_SIZE, PUD_SIZE, mk_pte  # noqa: E402
+from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM  # noqa: E402
+from livewalk.mm.pagewalk import MMWalkOps, walk_page_range  # noqa: E402
 
 START = 0x7F0000000000 & ~(PUD_SIZE - 1)
 

@@ -6,41 +6,91 @@ livewalk
 The Linux kernel's page-table walker (``mm/pagewalk.c``), reimplemented in
 Python, run over the page tables of real kernels read with drgn.
 
-``from livewalk import *`` gives the walker API (mirroring
-``include/linux/pagewalk.h``) and the tools built on it.
+``from livewalk import *`` gives the walker API, mirroring
+``include/linux/pagewalk.h`` (:mod:`livewalk.mm.pagewalk`), and the entry
+points of the tools built on it. Nothing it exports shadows a drgn helper;
+the rest lives in the subpackages, each named after the kernel directory it
+mirrors:
+
+* :mod:`livewalk.mm`: ``mm/pagewalk.c``, ``mm/folio_walk``, page and folio
+  state;
+* :mod:`livewalk.arch`: the architecture seam (``arch/x86``);
+* :mod:`livewalk.proc`: ``fs/proc/task_mmu.c`` (pagemap, smaps);
+* :mod:`livewalk.tools`: vtop, ptdump, verify;
+* :mod:`livewalk.backend`: where page tables come from (drgn, synthetic).
+
+>>> from livewalk import *
+>>> walk_page_range(task.mm, 0, 1 << 47, MMWalkOps(pte_hole=print))  # doctest: +SKIP
 """
 
-from .backend import *  # noqa: F403
-from .backend import __all__ as _backend_all
-from .consistency import *  # noqa: F403
-from .consistency import __all__ as _consistency_all
-from .drgn_backend import *  # noqa: F403
-from .drgn_backend import __all__ as _drgn_backend_all
-from .drgn_plugin import *  # noqa: F403
-from .drgn_plugin import __all__ as _drgn_plugin_all
-from .entry import *  # noqa: F403
-from .entry import __all__ as _entry_all
-from .errors import *  # noqa: F403
-from .errors import __all__ as _errors_all
-from .folio_walk import *  # noqa: F403
-from .folio_walk import __all__ as _folio_walk_all
-from .kstate import *  # noqa: F403
-from .kstate import __all__ as _kstate_all
-from .pagemap import *  # noqa: F403
-from .pagemap import __all__ as _pagemap_all
-from .pagewalk import *  # noqa: F403
-from .pagewalk import __all__ as _pagewalk_all
-from .ptdump import *  # noqa: F403
-from .ptdump import __all__ as _ptdump_all
-from .smaps import *  # noqa: F403
-from .smaps import __all__ as _smaps_all
-from .synthetic import *  # noqa: F403
-from .synthetic import __all__ as _synthetic_all
-from .target import *  # noqa: F403
-from .target import __all__ as _target_all
-from .vtop import *  # noqa: F403
-from .vtop import __all__ as _vtop_all
-from .x86 import *  # noqa: F403
-from .x86 import __all__ as _x86_all
+from livewalk.consistency import checked_walk, walk_with_retry
+from livewalk.drgn_plugin import pagemap
+from livewalk.errors import LivewalkError
+from livewalk.mm.folio_walk import folio_walk_end, folio_walk_start
+from livewalk.mm.pagewalk import (
+    ACTION_AGAIN,
+    ACTION_CONTINUE,
+    ACTION_SUBTREE,
+    MM_WALK_CALLBACKS,
+    PGWALK_RDLOCK,
+    PGWALK_VMA_RDLOCK_VERIFY,
+    PGWALK_WRLOCK,
+    PGWALK_WRLOCK_VERIFY,
+    MMWalk,
+    MMWalkOps,
+    PageWalkAction,
+    PageWalkLock,
+    PTEOut,
+    walk_kernel_page_table_range,
+    walk_kernel_page_table_range_lockless,
+    walk_page_mapping,
+    walk_page_range,
+    walk_page_range_debug,
+    walk_page_range_mm_unsafe,
+    walk_page_range_vma,
+    walk_page_range_vma_unsafe,
+    walk_page_vma,
+)
+from livewalk.proc.pagemap import pagemap_read
+from livewalk.proc.smaps import format_smaps, smaps
+from livewalk.tools.ptdump import format_ptdump, ptdump
+from livewalk.tools.vtop import format_vtop, vtop, vtop_kernel
 
-__all__ = (*_backend_all, *_x86_all, *_entry_all, *_pagewalk_all, *_synthetic_all, *_folio_walk_all, *_kstate_all, *_smaps_all, *_errors_all, *_target_all, *_vtop_all, *_ptdump_all, *_drgn_plugin_all, *_drgn_backend_all, *_pagemap_all, *_consistency_all)
+__all__ = (
+    "ACTION_AGAIN",
+    "ACTION_CONTINUE",
+    "ACTION_SUBTREE",
+    "LivewalkError",
+    "MMWalk",
+    "MMWalkOps",
+    "MM_WALK_CALLBACKS",
+    "PGWALK_RDLOCK",
+    "PGWALK_VMA_RDLOCK_VERIFY",
+    "PGWALK_WRLOCK",
+    "PGWALK_WRLOCK_VERIFY",
+    "PTEOut",
+    "PageWalkAction",
+    "PageWalkLock",
+    "checked_walk",
+    "folio_walk_end",
+    "folio_walk_start",
+    "format_ptdump",
+    "format_smaps",
+    "format_vtop",
+    "pagemap",
+    "pagemap_read",
+    "ptdump",
+    "smaps",
+    "vtop",
+    "vtop_kernel",
+    "walk_kernel_page_table_range",
+    "walk_kernel_page_table_range_lockless",
+    "walk_page_mapping",
+    "walk_page_range",
+    "walk_page_range_debug",
+    "walk_page_range_mm_unsafe",
+    "walk_page_range_vma",
+    "walk_page_range_vma_unsafe",
+    "walk_page_vma",
+    "walk_with_retry",
+)

@@ -23,10 +23,10 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from .crosscheck import add_crosscheck_parser, crosscheck_command
-from .errors import AddressError, LivewalkError, UsageError, WalkFailedError
-from .progress import Progress
-from .verify import verify_command
+from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
+from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
+from livewalk.progress import Progress
+from livewalk.tools.verify import verify_command
 
 __all__ = ("main", "build_parser", "run_command", "parse_range", "parse_address")
 
@@ -255,7 +255,7 @@ def _addr_type(text: str) -> int:
 
 
 def _mm(prog: Any, pid: int) -> tuple[Any, Any]:
-    from .target import find_mm
+    from livewalk.target import find_mm
 
     return find_mm(prog, pid)  # type: ignore[no-any-return]
 
@@ -275,7 +275,7 @@ def _comm(task: Any) -> str:
 
 
 def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
-    from .pagemap import pagemap_read
+    from livewalk.proc.pagemap import pagemap_read
 
     return pagemap_read(mm, start, end, show_pfn=show_pfn)
 
@@ -298,7 +298,7 @@ def _isatty(stream: Any) -> bool:
 
 
 def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
-    from .backend import backend_for_mm
+    from livewalk.backend import backend_for_mm
 
     backend = backend_for_mm(mm)
     vmas = getattr(backend, "vmas", None)
@@ -375,27 +375,25 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _pagemap_runs(mm: Any, start: int, end: int, show_pfn: bool) -> Any:
-    from .pagemap import pagemap_runs
+    from livewalk.proc.pagemap import pagemap_runs
 
     return pagemap_runs(mm, start, end, show_pfn=show_pfn)
 
 
 def _format_runs(runs: Any) -> Any:
-    from .pagemap import format_pagemap_text
+    from livewalk.proc.pagemap import format_pagemap_text
 
     return format_pagemap_text(runs)
 
 
 def _runs_json(runs: Any) -> str:
-    from .pagemap import pagemap_json
+    from livewalk.proc.pagemap import pagemap_json
 
     return pagemap_json(runs)  # type: ignore[no-any-return]
 
 
 def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    import importlib
-
-    sm = importlib.import_module("livewalk.smaps")  # the module, not livewalk.smaps()
+    import livewalk.proc.smaps as sm
 
     task, mm = _mm(prog, args.pid)
     with Progress("smaps", counting="VMAs") as progress:
@@ -432,7 +430,7 @@ def _as_dict(obj: Any) -> Any:
 
 
 def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from .vtop import format_vtop, vtop, vtop_json, vtop_kernel
+    from livewalk.tools.vtop import format_vtop, vtop, vtop_json, vtop_kernel
 
     results = []
     if args.kernel:
@@ -455,7 +453,7 @@ def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_ptdump(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from .ptdump import format_prot, ptdump, ptdump_json
+    from livewalk.tools.ptdump import format_prot, ptdump, ptdump_json
 
     with Progress("ptdump", counting="ranges") as progress:
         def tick(addr: int) -> None:
@@ -501,7 +499,7 @@ def run_command(prog: Any, args: argparse.Namespace, out: TextIO | None = None) 
     """
     if out is None:
         out = sys.stdout
-    from .backend import TableReadError
+    from livewalk.backend import TableReadError
 
     try:
         import drgn
@@ -518,7 +516,7 @@ def run_command(prog: Any, args: argparse.Namespace, out: TextIO | None = None) 
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from .target import open_program
+    from livewalk.target import open_program
 
     return open_program(
         core=args.core,

@@ -10,7 +10,7 @@ in or zapped, a THP is split or collapsed, a PTE table is freed and reused, a
 VMA is unmapped. This module detects such races after the fact and offers a
 bounded retry.
 
->>> from livewalk.synthetic import SyntheticMM
+>>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM(levels=4)
 >>> vma = mm.add_vma(0x400000, 0x402000)
 >>> mm.map_4k(0x400000, pfn=0x1234)
@@ -78,13 +78,19 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .backend import TableReadError, backend_for_mm
-from .pagewalk import (
+from livewalk.arch.x86.pgtable import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+)
+from livewalk.backend import TableReadError, backend_for_mm
+from livewalk.mm.pagewalk import (
     MMWalk,
     MMWalkOps,
     walk_page_range,
 )
-from .x86 import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE
 
 __all__ = (
     "DEFAULT_RETRIES",
@@ -186,7 +192,7 @@ class CheckedWalk:
 
     :ivar ret: the entry point's return value (``None`` if it raised a
         transient read error)
-    :ivar walk: the :class:`~livewalk.pagewalk.MMWalk` of the last attempt
+    :ivar walk: the :class:`~livewalk.mm.pagewalk.MMWalk` of the last attempt
         (``None`` if the entry point failed before making one)
     :ivar consistency: the :class:`WalkConsistency` of the last attempt
     :ivar attempts: walks run (1 + retries used)
@@ -322,7 +328,7 @@ def checked_walk(
 ) -> CheckedWalk:
     """
     Run one walk, ``entry(*args, **kwargs)`` (any walk entry point of
-    :mod:`livewalk.pagewalk`: it must accept ``walks=``), and check whether
+    :mod:`livewalk.mm.pagewalk`: it must accept ``walks=``), and check whether
     it raced with a change of the target.
 
     :param mm: the mm to watch (found from the arguments of the usual entry
@@ -395,7 +401,7 @@ def _is_target_error(e: BaseException) -> bool:
     if last is None:
         return False
     mod = last.tb_frame.f_globals.get("__name__", "")
-    return mod.startswith("drgn") or mod.startswith("livewalk.drgn_backend")
+    return mod.startswith("drgn") or mod.startswith("livewalk.backend.drgn")
 
 
 def walk_with_retry(

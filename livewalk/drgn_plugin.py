@@ -7,8 +7,8 @@ livewalk inside a drgn session.
 
 * As a library: ``from livewalk import *`` gives the walker and the tools as
   functions of drgn Objects: :func:`pagemap` (``pagemap(task_or_mm, start,
-  end)``), :func:`~livewalk.smaps.smaps`, :func:`~livewalk.vtop.vtop`,
-  :func:`~livewalk.vtop.vtop_kernel`, :func:`~livewalk.ptdump.ptdump`...
+  end)``), :func:`~livewalk.proc.smaps.smaps`, :func:`~livewalk.tools.vtop.vtop`,
+  :func:`~livewalk.tools.vtop.vtop_kernel`, :func:`~livewalk.tools.ptdump.ptdump`...
 * As a drgn command (drgn 0.3.0's command mechanism, ``drgn.commands``):
   ``%livewalk vtop --pid 1 7ffd12345000``, ``%livewalk ptdump | less``,
   ``%livewalk smaps --pid 1 > /tmp/smaps``: the ``livewalk`` command line
@@ -30,10 +30,10 @@ import shlex
 import sys
 from typing import Any
 
-# Load the submodule livewalk.pagemap now, before the package binds the name
+# Load the submodule livewalk.proc.pagemap now, before the package binds the name
 # "pagemap" to the function below: loading it later would rebind the
 # package attribute to the module.
-from .pagemap import pagemap_read as _pagemap_read
+from livewalk.proc.pagemap import pagemap_read as _pagemap_read
 
 __all__ = ("pagemap", "run_livewalk_command")
 
@@ -42,12 +42,12 @@ def pagemap(task_or_mm: Any, start: int, end: int, *, show_pfn: bool = True) -> 
     """
     The ``/proc/PID/pagemap`` entries (one ``u64`` per page) of [*start*,
     *end*) of a ``struct task_struct *`` or ``struct mm_struct *`` (or a PID
-    in drgn's default program), as :func:`livewalk.pagemap.pagemap_read`.
+    in drgn's default program), as :func:`livewalk.proc.pagemap.pagemap_read`.
 
     >>> pagemap(find_task(prog, 1), 0x400000, 0x402000)   # doctest: +SKIP
     array('Q', [11565767237059379232, 0])
     """
-    from .target import to_mm
+    from livewalk.target import to_mm
 
     return _pagemap_read(to_mm(task_or_mm), start, end, show_pfn=show_pfn)
 
@@ -60,8 +60,8 @@ def run_livewalk_command(prog: Any, argv: list[str] | str, out: Any = None) -> i
 
     >>> run_livewalk_command(prog, "vtop --kernel ffffffff81000000")  # doctest: +SKIP
     """
-    from .cli import build_parser, run_command
-    from .errors import LivewalkError
+    from livewalk.cli import build_parser, run_command
+    from livewalk.errors import LivewalkError
 
     if isinstance(argv, str):
         argv = shlex.split(argv)

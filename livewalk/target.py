@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import (
+from livewalk.errors import (
     DebugInfoError,
     KernelThreadError,
     LivewalkError,

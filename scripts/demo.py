@@ -96,8 +96,8 @@ def host_compare(g: Guest, pid: int) -> bool:
     """
     import base64
 
-    from livewalk.pagemap import pagemap_read
-    from livewalk.smaps import format_smaps, smaps
+    from livewalk.proc.pagemap import pagemap_read
+    from livewalk.proc.smaps import format_smaps, smaps
     from livewalk.target import find_mm
 
     d = "/tmp/livewalk-demo-snap"

@@ -25,8 +25,8 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ..errors import LivewalkError, UsageError
-from .triggers import TRIGGERS, trigger_names
+from livewalk.crosscheck.triggers import TRIGGERS, trigger_names
+from livewalk.errors import LivewalkError, UsageError
 
 __all__ = ("add_crosscheck_parser", "crosscheck_command", "crosscheck_main", "run_crosscheck")
 
@@ -65,8 +65,8 @@ def run_crosscheck(args: argparse.Namespace, prog: Any = None, out: TextIO | Non
     """Run the crosscheck for parsed *args*; opens the running kernel unless *prog* is given."""
     import os
 
-    from ..errors import NoSuchProcessError
-    from .run import crosscheck
+    from livewalk.crosscheck.run import crosscheck
+    from livewalk.errors import NoSuchProcessError
 
     if args.pid is None or args.pid <= 0:
         raise UsageError(f"bad --pid {args.pid!r}")
@@ -77,7 +77,7 @@ def run_crosscheck(args: argparse.Namespace, prog: Any = None, out: TextIO | Non
     if prog is None:
         import time
 
-        from ..target import open_program
+        from livewalk.target import open_program
 
         t0 = time.monotonic()
         prog = open_program(

@@ -2,6 +2,6 @@
 """``python3 -m livewalk.crosscheck --pid PID [--trigger NAME ...]``."""
 import sys
 
-from . import main
+from livewalk.crosscheck import main
 
 sys.exit(main())

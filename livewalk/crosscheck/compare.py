@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from .model import POINTER_SLOTS, KernelStep
+from livewalk.crosscheck.model import POINTER_SLOTS, KernelStep
 
 __all__ = ("Divergence", "ReplayCall", "diff_step", "format_step")
 

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import cast
 
-from ..pagewalk import MM_WALK_CALLBACKS
+from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
 
 __all__ = (
     "ENTRY_POINTS",

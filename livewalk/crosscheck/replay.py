@@ -60,11 +60,11 @@ import errno
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import pagewalk as pw
-from ..backend import VMA, TableReadError
-from ..x86 import _PAGE_PRESENT, _PAGE_PSE, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT
-from .compare import Divergence, ReplayCall, diff_step
-from .model import POINTER_SLOTS, KernelWalk
+import livewalk.mm.pagewalk as pw
+from livewalk.arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PSE, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT
+from livewalk.backend import VMA, TableReadError
+from livewalk.crosscheck.compare import Divergence, ReplayCall, diff_step
+from livewalk.crosscheck.model import POINTER_SLOTS, KernelWalk
 
 __all__ = (
     "ABORT",

@@ -16,12 +16,19 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-from ..errors import LivewalkError, UsageError
-from .compare import Divergence
-from .model import KernelWalk
-from .replay import ReplayBackend, ReplayMM, kernel_overlay, list_vmas, replay_walk, snapshot_tables
-from .tracer import Tracer
-from .triggers import TRIGGERS, Helper, Trigger, TriggerContext, online_nodes
+from livewalk.crosscheck.compare import Divergence
+from livewalk.crosscheck.model import KernelWalk
+from livewalk.crosscheck.replay import (
+    ReplayBackend,
+    ReplayMM,
+    kernel_overlay,
+    list_vmas,
+    replay_walk,
+    snapshot_tables,
+)
+from livewalk.crosscheck.tracer import Tracer
+from livewalk.crosscheck.triggers import TRIGGERS, Helper, Trigger, TriggerContext, online_nodes
+from livewalk.errors import LivewalkError, UsageError
 
 __all__ = ("TriggerResult", "crosscheck")
 
@@ -72,7 +79,7 @@ def _forget_vmas(base: Any) -> None:
 
 
 def _mm_of(prog: Any, pid: int) -> Any:
-    from ..target import find_mm
+    from livewalk.target import find_mm
 
     return find_mm(prog, pid)[1]
 
@@ -194,7 +201,7 @@ def crosscheck(
     available) and print one line per trigger and the verdict to *out*.
     Returns the exit status: 0 when every walk matched and nothing was lost.
     """
-    from ..drgn_backend import DrgnBackend
+    from livewalk.backend.drgn import DrgnBackend
 
     out = out or sys.stdout
     by_name = {t.name: t for t in TRIGGERS}

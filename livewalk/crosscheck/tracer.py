@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import LivewalkError
-from .model import ENTRY_POINTS, SLOTS, TraceAssembly, assemble, decode_event
+from livewalk.crosscheck.model import ENTRY_POINTS, SLOTS, TraceAssembly, assemble, decode_event
+from livewalk.errors import LivewalkError
 
 __all__ = ("Tracer", "TracerError", "bpf_source_path")
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import LivewalkError
+from livewalk.errors import LivewalkError
 
 __all__ = ("TRIGGERS", "Helper", "Trigger", "TriggerContext", "trigger_names")
 

@@ -31,7 +31,6 @@ import pytest
 
 from livewalk import (
     MMWalkOps,
-    SyntheticMM,
     walk_kernel_page_table_range,
     walk_page_mapping,
     walk_page_range,
@@ -41,6 +40,7 @@ from livewalk import (
     walk_page_range_vma_unsafe,
     walk_page_vma,
 )
+from livewalk.backend.synthetic import SyntheticMM
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = 0x7F00_0000_0000
@@ -337,7 +337,7 @@ def test_read_only_guard_fails_loudly_on_writes(tmp_path: Path) -> None:
 def test_every_api_entry_point_is_read_only_on_synthetic_tables() -> None:
     from livewalk import folio_walk_start, walk_kernel_page_table_range_lockless
     from livewalk.consistency import walk_with_retry
-    from livewalk.folio_walk import FolioWalk
+    from livewalk.mm.folio_walk import FolioWalk
     from livewalk.readonly import ReadOnlyGuard
 
     mm, vma = _mm()

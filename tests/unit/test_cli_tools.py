@@ -12,11 +12,11 @@ import io
 
 import pytest
 
+from livewalk.arch.x86.pgtable import PageTableLevel, X86Paging
+from livewalk.backend.synthetic import SyntheticMM
 from livewalk.progress import Progress, format_bytes
-from livewalk.ptdump import AddressMarker, format_prot, ptdump, ptdump_ranges
-from livewalk.synthetic import SyntheticMM
-from livewalk.vtop import _vtop_kernel, decode_pte_flags, format_vtop, vtop, vtop_json
-from livewalk.x86 import PageTableLevel, X86Paging
+from livewalk.tools.ptdump import AddressMarker, format_prot, ptdump, ptdump_ranges
+from livewalk.tools.vtop import _vtop_kernel, decode_pte_flags, format_vtop, vtop, vtop_json
 
 M64 = (1 << 64) - 1
 PTE, PMD, PUD = PageTableLevel.PTE, PageTableLevel.PMD, PageTableLevel.PUD

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import pytest
 
+from livewalk.arch.x86.pgtable import PageTableLevel, swp_entry_to_pte
+from livewalk.backend.synthetic import SyntheticMM
 from livewalk.crosscheck.compare import ReplayCall, diff_step
 from livewalk.crosscheck.model import (
     ENTRY_POINTS,
@@ -34,8 +36,6 @@ from livewalk.crosscheck.replay import (
     replay_walk,
     snapshot_tables,
 )
-from livewalk.synthetic import SyntheticMM
-from livewalk.x86 import PageTableLevel, swp_entry_to_pte
 
 PMD = PageTableLevel.PMD
 PTE = PageTableLevel.PTE

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from livewalk.entry import Entry, EntryContext
-from livewalk.x86 import (
+from livewalk.arch.x86.pgtable import (
     PageTableLevel,
     SwapKind,
     SwapTypes,
@@ -28,6 +27,7 @@ from livewalk.x86 import (
     pte_present,
     swp_entry_to_pte,
 )
+from livewalk.mm.entry import Entry, EntryContext
 
 P5 = X86Paging(levels=5)
 P4 = X86Paging(levels=4)

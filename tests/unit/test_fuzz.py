@@ -31,14 +31,13 @@ from hypothesis import strategies as st
 
 from livewalk import (
     MMWalkOps,
-    PageTableLevel,
-    SyntheticBackend,
-    SyntheticMM,
     walk_kernel_page_table_range,
     walk_page_range,
     walk_page_range_debug,
     walk_page_vma,
 )
+from livewalk.arch.x86.pgtable import PageTableLevel
+from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
 from livewalk.consistency import checked_walk, walk_with_retry
 
 CASES = int(os.environ.get("LIVEWALK_FUZZ_CASES", "20000"))

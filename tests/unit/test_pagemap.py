@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livewalk.pagemap import (
+from livewalk.backend.synthetic import SyntheticMM
+from livewalk.proc.pagemap import (
     PM_FILE,
     PM_GUARD_REGION,
     PM_MMAP_EXCLUSIVE,
@@ -27,7 +28,6 @@ from livewalk.pagemap import (
     pagemap_read,
     pagemap_runs,
 )
-from livewalk.synthetic import SyntheticMM
 
 PAGE = 4096
 M64 = (1 << 64) - 1

@@ -18,7 +18,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from walkrec import ALL, Rec, ptes  # noqa: E402
 
-from livewalk.pagewalk import (  # noqa: E402
+from livewalk.arch.x86.pgtable import M64, PageTableLevel, X86Paging  # noqa: E402
+from livewalk.backend.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticBackend, SyntheticMM  # noqa: E402
+from livewalk.mm.pagewalk import (  # noqa: E402
     ACTION_AGAIN,
     ACTION_CONTINUE,
     ACTION_SUBTREE,
@@ -36,8 +38,6 @@ from livewalk.pagewalk import (  # noqa: E402
     walk_page_range_vma_unsafe,
     walk_page_vma,
 )
-from livewalk.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticBackend, SyntheticMM  # noqa: E402
-from livewalk.x86 import M64, PageTableLevel, X86Paging  # noqa: E402
 
 G = 1 << 30
 M2 = 1 << 21

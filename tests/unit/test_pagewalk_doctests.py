@@ -7,15 +7,15 @@ import doctest
 
 import pytest
 
-import livewalk.entry
-import livewalk.folio_walk
-import livewalk.pagewalk
-import livewalk.synthetic
-import livewalk.x86
+import livewalk.arch.x86.pgtable
+import livewalk.backend.synthetic
+import livewalk.mm.entry
+import livewalk.mm.folio_walk
+import livewalk.mm.pagewalk
 
 
 @pytest.mark.parametrize(
-    "mod", [livewalk.x86, livewalk.entry, livewalk.synthetic, livewalk.pagewalk, livewalk.folio_walk]
+    "mod", [livewalk.arch.x86.pgtable, livewalk.mm.entry, livewalk.backend.synthetic, livewalk.mm.pagewalk, livewalk.mm.folio_walk]
 )
 def test_doctests(mod: object) -> None:
     res = doctest.testmod(mod)  # type: ignore[arg-type]

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from livewalk.folio_walk import (
+from livewalk.arch.x86.pgtable import PageTableLevel
+from livewalk.backend.synthetic import SyntheticMM
+from livewalk.mm.folio_walk import (
     FW_ZEROPAGE,
     FolioWalk,
     FolioWalkLevel,
@@ -11,8 +13,6 @@ from livewalk.folio_walk import (
     folio_walk_flags,
     folio_walk_start,
 )
-from livewalk.synthetic import SyntheticMM
-from livewalk.x86 import PageTableLevel
 
 M2 = 1 << 21
 G = 1 << 30

@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livewalk.pagewalk import MMWalkOps, walk_page_range, walk_page_range_debug
-from livewalk.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticMM
-from livewalk.x86 import PageTableLevel
+from livewalk.arch.x86.pgtable import PageTableLevel
+from livewalk.backend.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticMM
+from livewalk.mm.pagewalk import MMWalkOps, walk_page_range, walk_page_range_debug
 
 PAGE = 0x1000
 M2 = 1 << 21

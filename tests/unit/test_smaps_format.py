@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Host-only checks of livewalk.smaps and livewalk.kstate pieces that need no kernel.
+"""Host-only checks of livewalk.proc.smaps and livewalk.mm.page pieces that need no kernel.
 
 Expected values come from Linux 7.2 source: the format strings of
 ``__show_smap``/``show_smap`` and ``show_vma_header_prefix`` in
@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from livewalk.kstate import PageInfo, PageReader, swap_table_layout  # noqa: E402
-from livewalk.smaps import SmapsVMA, format_smaps, maps_line, vm_flags_mnemonics  # noqa: E402
+from livewalk.mm.page import PageInfo, PageReader, swap_table_layout  # noqa: E402
+from livewalk.proc.smaps import SmapsVMA, format_smaps, maps_line, vm_flags_mnemonics  # noqa: E402
 
 # The kernel's literal labels, in order (fs/proc/task_mmu.c, Linux 7.2).
 KERNEL_LABELS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livewalk.pagewalk import MMWalkOps
+from livewalk.mm.pagewalk import MMWalkOps
 
 ALL = (
     "pgd_entry",

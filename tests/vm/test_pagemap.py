@@ -5,7 +5,7 @@ The workload ``tests/workloads/mappings.py`` (anonymous, zero-page, file,
 shmem, memfd, THP, huge zero page, hugetlb, PROT_NONE, swapped, guard
 regions, mremap, partial munmap, mlock, lazyfree, CoW with a child...) runs
 in the test VM. For every VMA of it, the kernel's ``/proc/PID/pagemap`` is
-read in the guest and compared with :func:`livewalk.pagemap.pagemap_read`:
+read in the guest and compared with :func:`livewalk.proc.pagemap.pagemap_read`:
 
 - in the guest, with drgn on ``/proc/kcore`` (same process, same moment);
 - from the host, with drgn attached to the guest over QMP;
@@ -52,8 +52,8 @@ READY_TIMEOUT = 300.0
 GUEST_CHECK = r'''
 import base64, json, os, sys, time
 import drgn
-from livewalk.drgn_backend import resolve_mm
-from livewalk.pagemap import pagemap_read, pagemap_runs
+from livewalk.backend.drgn import resolve_mm
+from livewalk.proc.pagemap import pagemap_read, pagemap_runs
 
 
 def maps_of(pid):
@@ -550,8 +550,8 @@ def test_pagemap_host_qmp(pm_workload: tuple[Any, dict[str, Any]]) -> None:
 
 def _host_check(g: Any, ready: dict[str, Any], side: str) -> None:
     """Compare livewalk's pagemap over QMP with the guest kernel's, every VMA."""
-    from livewalk.drgn_backend import resolve_mm
-    from livewalk.pagemap import pagemap_read, pagemap_runs
+    from livewalk.backend.drgn import resolve_mm
+    from livewalk.proc.pagemap import pagemap_read, pagemap_runs
 
     pid = ready["pid"]
     tag = f"livewalk-pm-{int(time.time() * 1000)}"
@@ -716,7 +716,7 @@ def test_drgn_backend_facts(pm_workload: tuple[Any, dict[str, Any]]) -> None:
     from drgn.helpers.linux.mm import follow_phys, virt_to_phys
     from drgn.helpers.linux.pid import find_task
 
-    from livewalk.drgn_backend import DrgnBackend, resolve_mm
+    from livewalk.backend.drgn import DrgnBackend, resolve_mm
     from livewalk.errors import KernelThreadError, NoSuchProcessError
 
     g, ready = pm_workload

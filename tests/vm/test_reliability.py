@@ -227,6 +227,7 @@ def test_bad_input_in_guest(guest5: Guest) -> None:
 import json, errno
 from drgn import Object
 from livewalk import *
+from livewalk.backend.drgn import DrgnBackend, resolve_mm
 from livewalk.target import open_program
 from livewalk.errors import NoSuchProcessError, KernelThreadError
 prog = open_program()
@@ -274,15 +275,14 @@ _READONLY = r'''
 import io, json, sys, contextlib
 from livewalk.readonly import ReadOnlyGuard, ReadOnlyViolation, open_fds_for_writing, program_write_methods
 from livewalk import *
+from livewalk.backend.drgn import DrgnBackend, resolve_mm
 from livewalk.cli import main
 from livewalk.target import open_program
 from livewalk.consistency import walk_with_retry
-import importlib
-# (livewalk exports functions named like some of its modules: import the modules)
-pagemap = importlib.import_module("livewalk.pagemap")
-smaps_mod = importlib.import_module("livewalk.smaps")
-vtop_mod = importlib.import_module("livewalk.vtop")
-fw = importlib.import_module("livewalk.folio_walk")
+import livewalk.proc.pagemap as pagemap
+import livewalk.proc.smaps as smaps_mod
+import livewalk.tools.vtop as vtop_mod
+import livewalk.mm.folio_walk as fw
 
 res = {"commands": {}, "api": {}}
 prog = open_program()

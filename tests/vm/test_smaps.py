@@ -111,10 +111,9 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import drgn
 from livewalk.target import open_program
-from livewalk.drgn_backend import resolve_mm
-import importlib
-sm = importlib.import_module("livewalk.smaps")
-from livewalk.kstate import PageReader
+from livewalk.backend.drgn import resolve_mm
+import livewalk.proc.smaps as sm
+from livewalk.mm.page import PageReader
 pids = [int(p) for p in sys.argv[2].split(",")]
 prog = open_program()
 out = {}
@@ -206,10 +205,9 @@ class HostReader:
 
 def host_side(g: Any, pid: int) -> dict[str, Any]:
     """Run livewalk smaps on the host over QMP, with the kernel's reads around it."""
-    import importlib
-    sm = importlib.import_module("livewalk.smaps")
-    from livewalk.drgn_backend import DrgnBackend, resolve_mm
-    from livewalk.kstate import PageReader
+    import livewalk.proc.smaps as sm
+    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.mm.page import PageReader
 
     prog = g.host_program()
     reader = HostReader(g, pid)
@@ -524,9 +522,9 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
     are referenced by parent and child (count 2), the two the parent swapped
     in again only by the child (count 1), as the kernel's own SwapPss says.
     """
-    from livewalk.drgn_backend import DrgnBackend, resolve_mm
-    from livewalk.kstate import PageReader, swap_table_layout
-    from livewalk.x86 import decode_swap
+    from livewalk.arch.x86.pgtable import decode_swap
+    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.mm.page import PageReader, swap_table_layout
 
     assert swap_table_layout(52) == (60, 4, 15)
     g, ready = swap_workload
@@ -535,7 +533,7 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
     backend._vma_cache.clear()
     mm = resolve_mm(prog, int(ready["child_pid"]))
     start, end = ready["swap_before_fork"][:2]
-    from livewalk.pagewalk import MMWalkOps, walk_page_range
+    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
 
     values: list[int] = []
 
@@ -571,10 +569,10 @@ def test_kstate_folio_helpers(smaps_workload: tuple[Any, dict[str, Any]]) -> Non
     from drgn.helpers.linux.mm import compound_head as drgn_compound_head
     from drgn.helpers.linux.mm import pfn_to_page
 
-    from livewalk import kstate
-    from livewalk.drgn_backend import DrgnBackend, resolve_mm
-    from livewalk.pagewalk import MMWalkOps, walk_page_range
-    from livewalk.x86 import pmd_pfn
+    import livewalk.mm.page as kstate
+    from livewalk.arch.x86.pgtable import pmd_pfn
+    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
 
     g, ready = smaps_workload
     prog = g.host_program()

@@ -8,7 +8,7 @@ Linux 7.2 ``fs/proc/task_mmu.c`` computes it: an ordinary walker user with
 the kernel's smaps ops (``pmd_entry`` = ``smaps_pte_range``,
 ``hugetlb_entry`` = ``smaps_hugetlb_range`` and, for private writable shmem
 VMAs with swapped pages, ``pte_hole`` = ``smaps_pte_hole``), one
-:func:`~livewalk.pagewalk.walk_page_vma` per VMA, the gate VMA shown but not
+:func:`~livewalk.mm.pagewalk.walk_page_vma` per VMA, the gate VMA shown but not
 walked.
 
 >>> vmas = smaps(mm)  # doctest: +SKIP
@@ -55,13 +55,13 @@ from typing import Any
 
 from drgn import FaultError, Object, Program
 
-from .backend import VMA, backend_for_mm
-from .kstate import PageInfo, PageReader, shmem_swap_usage
-from .x86 import decode_swap, pmd_pfn, pte_pfn
+from livewalk.arch.x86.pgtable import decode_swap, pmd_pfn, pte_pfn
+from livewalk.backend import VMA, backend_for_mm
+from livewalk.mm.page import PageInfo, PageReader, shmem_swap_usage
 
-# Exporting smaps() makes the package attribute ``livewalk.smaps`` the
-# function (as ``livewalk.pagemap`` and ``livewalk.vtop`` are): reach this
-# module with ``from livewalk.smaps import ...`` or importlib.
+# Exporting smaps() makes the package attribute ``livewalk.proc.smaps`` the
+# function (as ``livewalk.proc.pagemap`` and ``livewalk.tools.vtop`` are): reach this
+# module with ``from livewalk.proc.smaps import ...`` or importlib.
 __all__ = (
     "smaps",
     "SMAPS_FIELDS",
@@ -463,7 +463,7 @@ def _smaps_pte_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
     except Exception:  # TableReadError: the kernel's map would fail too
         table = None
     if table is None:
-        from .pagewalk import PageWalkAction
+        from livewalk.mm.pagewalk import PageWalkAction
 
         walk.action = PageWalkAction.ACTION_AGAIN
         return 0
@@ -801,7 +801,7 @@ def thp_eligible(prog: Program, vma_obj: Object, vma: VMA) -> int:
     if not anonymous:
         vm_file_obj = vma_obj.vm_file.read_()
         if int(vm_file_obj.value_()):
-            from .kstate import shmem_mapping
+            from livewalk.mm.page import shmem_mapping
 
             if shmem_mapping(vm_file_obj.f_mapping):
                 return 1 if orders & _shmem_allowable_huge_orders(prog, vma_obj, vma) else 0
@@ -993,7 +993,7 @@ def smaps(mm: Any, *, reader: PageReader | None = None, progress: Any = None) ->
     >>> [v.header for v in smaps(mm)][:1]  # doctest: +SKIP
     ['55d4c8a2e000-55d4c8a30000 r--p 00000000 fe:01 1234  ... /usr/bin/cat']
     """
-    from .pagewalk import MMWalkOps, PageWalkLock, walk_page_vma
+    from livewalk.mm.pagewalk import MMWalkOps, PageWalkLock, walk_page_vma
 
     backend = backend_for_mm(mm)
     prog: Program = mm.prog_
@@ -1021,7 +1021,7 @@ def smaps(mm: Any, *, reader: PageReader | None = None, progress: Any = None) ->
         ops = plain_ops
         vm_file = vma_obj.vm_file.read_()
         if int(vm_file.value_()):
-            from .kstate import shmem_mapping
+            from livewalk.mm.page import shmem_mapping
 
             mapping = vm_file.f_mapping.read_()
             if shmem_mapping(mapping):

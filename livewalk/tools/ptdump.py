@@ -15,7 +15,7 @@ coalesces runs of entries with the same flags, effective permissions and
 level, and breaks at the address markers ("Low Kernel Mapping", "vmalloc()
 Area", "Vmemmap", ..., placed with the target's KASLR bases
 ``page_offset_base``, ``vmalloc_base`` and ``vmemmap_base``). The walk uses
-:func:`~livewalk.pagewalk.walk_kernel_page_table_range` over the two ranges
+:func:`~livewalk.mm.pagewalk.walk_kernel_page_table_range` over the two ranges
 x86 uses: the lower half, and from the end of the guard hole to the top.
 
 ``check_wx`` counts W+X pages as ``ptdump_walk_pgd_level_checkwx()`` does.
@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .x86 import PAGE_SIZE, X86Paging
+from livewalk.arch.x86.pgtable import PAGE_SIZE, X86Paging
 
 __all__ = (
     "AddressMarker",
@@ -338,7 +338,7 @@ def _size(delta: int) -> str:
 def _ptdump_ops() -> Any:
     # mm/ptdump.c's ptdump_ops. x86 has no pgd or p4d leaves (pgd_leaf() and
     # p4d_leaf() are false), so those two only track effective permissions.
-    from .pagewalk import MMWalkOps, PageWalkAction
+    from livewalk.mm.pagewalk import MMWalkOps, PageWalkAction
 
     def pgd_entry(pgd: Any, addr: int, next: int, walk: Any) -> int:
         walk.private.effective(0, int(pgd.value))
@@ -422,13 +422,13 @@ def ptdump(
     :param progress: called now and then with the address reached
     :param markers: the address markers (default: :func:`ptdump_markers`)
     """
-    from .pagewalk import walk_kernel_page_table_range
+    from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
     if hasattr(prog, "read_table"):
         backend = prog
         prog = None
     else:
-        from .drgn_backend import DrgnBackend
+        from livewalk.backend.drgn import DrgnBackend
 
         backend = DrgnBackend.for_program(prog)
     paging: X86Paging = backend.paging
@@ -448,7 +448,7 @@ def ptdump(
     for start, end in ptdump_ranges(paging):
         ret = walk_kernel_page_table_range(start, end, ops, pgd=pgd, private=st, backend=backend)
         if isinstance(ret, int) and ret < 0:
-            from .errors import WalkFailedError
+            from livewalk.errors import WalkFailedError
 
             raise WalkFailedError(f"walk_kernel_page_table_range({start:#x}, {end:#x}) failed: {ret}")
     # note_page_flush(): level -1 ends the last range, at address 0.

@@ -11,7 +11,7 @@ would change the page tables during a walk (THP splits, table allocation for
 ``install_pte``, clearing bad entries) the walker emulates the change in a
 per-walk overlay and never writes to the target.
 
->>> from livewalk.synthetic import SyntheticMM
+>>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM(levels=4)
 >>> vma = mm.add_vma(0x400000, 0x402000)
 >>> mm.map_4k(0x400000, pfn=0x1234)
@@ -27,7 +27,7 @@ Callbacks
 
 Callbacks have the kernel's signatures (``pte_entry(pte, addr, next,
 walk)``, ``pte_hole(addr, next, depth, walk)``, ...). Entries are
-:class:`~livewalk.entry.Entry` objects. A callback returns 0, a positive
+:class:`~livewalk.mm.entry.Entry` objects. A callback returns 0, a positive
 value (stop the walk and return it) or a negative errno (``-errno.EINVAL``...)
 as in the kernel; **returning** ``None`` **counts as 0**. Any other return
 type raises :class:`TypeError`. ``post_vma``'s return value is ignored (it
@@ -125,9 +125,7 @@ import errno
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .backend import VMA, TableReadError, backend_for_mm
-from .entry import Entry, EntryContext, _EmulatedEntry
-from .x86 import (
+from livewalk.arch.x86.pgtable import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_NX,
@@ -162,6 +160,8 @@ from .x86 import (
     pmd_pfn,
     swp_entry_to_pte,
 )
+from livewalk.backend import VMA, TableReadError, backend_for_mm
+from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
 
 __all__ = (
     "MM_WALK_CALLBACKS",
@@ -336,7 +336,7 @@ class WalkError(NamedTuple):
     Something the walker met that the kernel would have changed or that it
     could not read (see the module documentation).
 
-    :ivar level: :class:`~livewalk.x86.PageTableLevel` of the entry (for an
+    :ivar level: :class:`~livewalk.arch.x86.pgtable.PageTableLevel` of the entry (for an
         unreadable table, of the entry pointing to it)
     :ivar addr: first address the entry covers
     :ivar value: the entry's raw value, or the table's physical address
@@ -380,7 +380,7 @@ class MMWalk(EntryContext):
 
     :ivar vma_info: the :class:`~livewalk.backend.VMA` snapshot, or ``None``
     :ivar backend: the backend
-    :ivar paging: the backend's :class:`~livewalk.x86.X86Paging`
+    :ivar paging: the backend's :class:`~livewalk.arch.x86.pgtable.X86Paging`
     :ivar errors: list of :class:`WalkError`
     :ivar installed: ``{addr: pte value}`` produced by ``install_pte``
     :ivar splits: ``(level, addr, what)`` for every emulated THP split

@@ -28,8 +28,8 @@ from typing import Any
 import drgn
 from drgn import FaultError, Object, Program
 
-from .backend import VMA, TableReadError
-from .x86 import PAGE_SHIFT, PAGE_SIZE, PageTableLevel, SwapTypes, X86Paging
+from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PageTableLevel, SwapTypes, X86Paging
+from livewalk.backend import VMA, TableReadError
 
 __all__ = (
     "DrgnBackend",
@@ -42,7 +42,7 @@ __all__ = (
 #: (``arch/x86/include/asm/page_64_types.h``).
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 
-_CACHE_KEY = "livewalk.drgn_backend"
+_CACHE_KEY = "livewalk.backend.drgn"
 
 _ENTRY_TYPES = {
     PageTableLevel.PTE: "pte_t *",
@@ -125,7 +125,7 @@ def resolve_mm(prog: Program, target: Any) -> Object:
         :class:`~livewalk.errors.LivewalkError`
     :raises TypeError: if *target* is none of the above
     """
-    from .target import find_mm, to_mm
+    from livewalk.target import find_mm, to_mm
 
     if isinstance(target, bool):
         raise TypeError("expected a PID, a task or an mm, not bool")
@@ -235,7 +235,7 @@ class DrgnBackend:
     Use :meth:`for_program` to get the one backend of a program.
 
     :ivar prog: the program
-    :ivar paging: the target's :class:`~livewalk.x86.X86Paging`
+    :ivar paging: the target's :class:`~livewalk.arch.x86.pgtable.X86Paging`
     :ivar vm_flag_bits: the target's :class:`VMFlagBits`
     """
 

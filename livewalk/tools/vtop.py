@@ -11,7 +11,7 @@ marker entry, and the VMA. This is crash's ``vtop``, but right about
 and about non-present entries.
 
 It is an ordinary walker user, like the kernel's own: the user translation
-is :func:`~livewalk.pagewalk.walk_page_range` over ``[addr, addr + 1)`` with
+is :func:`~livewalk.mm.pagewalk.walk_page_range` over ``[addr, addr + 1)`` with
 ``pgd/p4d/pud/pmd/pte_entry``, ``pte_hole`` and ``hugetlb_entry`` callbacks
 (and a ``test_walk`` that returns 0 so that ``VM_PFNMAP`` VMAs are walked
 too, as ``mprotect``'s ``prot_none_walk_ops`` does). The p?d callbacks set
@@ -19,9 +19,9 @@ too, as ``mprotect``'s ``prot_none_walk_ops`` does). The p?d callbacks set
 does, so nothing is ever split. Hugetlb VMAs never reach the p?d callbacks
 (as in Linux 7.2 mm/pagewalk.c), and an address outside every VMA is only a
 ``pte_hole(depth=-1)``: in both cases the upper levels are collected with a
-second, VMA-less walk (:func:`~livewalk.pagewalk.walk_page_range_debug`),
+second, VMA-less walk (:func:`~livewalk.mm.pagewalk.walk_page_range_debug`),
 which is what ptdump does. Kernel addresses use
-:func:`~livewalk.pagewalk.walk_kernel_page_table_range`.
+:func:`~livewalk.mm.pagewalk.walk_kernel_page_table_range`.
 
 >>> r = vtop(find_task(prog, 1), 0x7f1234567000)        # doctest: +SKIP
 >>> print(format_vtop(r))                               # doctest: +SKIP
@@ -33,9 +33,9 @@ import dataclasses
 import json
 from typing import Any
 
-from .backend import VMA, backend_for_mm
-from .errors import AddressError
-from .x86 import PAGE_SIZE, PageTableLevel, X86Paging
+from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, X86Paging
+from livewalk.backend import VMA, backend_for_mm
+from livewalk.errors import AddressError
 
 __all__ = (
     "VtopStep",
@@ -155,7 +155,7 @@ class VtopStep:
     """
     One page-table entry on the way to an address.
 
-    :ivar level: its :class:`~livewalk.x86.PageTableLevel`
+    :ivar level: its :class:`~livewalk.arch.x86.pgtable.PageTableLevel`
     :ivar kaddr: kernel virtual address of the entry (what a ``pte_t *``
         points at)
     :ivar value: raw 64-bit value
@@ -253,7 +253,7 @@ def _level_size(paging: X86Paging, level: PageTableLevel) -> int:
 
 
 def _ops(collect_hugetlb: bool) -> Any:
-    from .pagewalk import MMWalkOps, PageWalkAction
+    from livewalk.mm.pagewalk import MMWalkOps, PageWalkAction
 
     def pgd_entry(pgd: Any, addr: int, next: int, walk: Any) -> int:
         walk.private.walk = walk
@@ -312,7 +312,7 @@ def _ops(collect_hugetlb: bool) -> Any:
 
 
 def _check_ret(ret: Any, what: str) -> None:
-    from .errors import WalkFailedError
+    from livewalk.errors import WalkFailedError
 
     if isinstance(ret, int) and ret < 0:
         raise WalkFailedError(f"{what} failed with error {ret}")
@@ -467,8 +467,8 @@ def vtop(mm: Any, addr: int) -> VtopResult:
     :raises AddressError: if *addr* is not below the mm's ``task_size``
     :raises KernelThreadError: for a task without an mm
     """
-    from .pagewalk import walk_page_range, walk_page_range_debug
-    from .target import to_mm
+    from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug
+    from livewalk.target import to_mm
 
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
@@ -504,18 +504,18 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
     """
     Translate kernel address *addr* in the kernel page tables of *prog*
     (``init_mm``, ``swapper_pg_dir``) with
-    :func:`~livewalk.pagewalk.walk_kernel_page_table_range`.
+    :func:`~livewalk.mm.pagewalk.walk_kernel_page_table_range`.
 
     :raises AddressError: if *addr* is not a canonical kernel-half address
     """
-    from .drgn_backend import DrgnBackend
+    from livewalk.backend.drgn import DrgnBackend
 
     backend = DrgnBackend.for_program(prog)
     return _vtop_kernel(backend, addr)
 
 
 def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
-    from .pagewalk import walk_kernel_page_table_range
+    from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
     paging: X86Paging = backend.paging
     if not 0 <= addr <= M64 or not addr >> 63:
@@ -563,7 +563,7 @@ def format_vtop(r: VtopResult) -> str:
     ``vtop``: the translation, then one line per level (``LEVEL: entry
     address => value  flags``), then the page and the VMA.
     """
-    from .x86 import X86Paging
+    from livewalk.arch.x86.pgtable import X86Paging
 
     paging = X86Paging(levels=r.levels)
     lines = []

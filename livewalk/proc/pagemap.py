@@ -33,8 +33,8 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from .backend import backend_for_mm
-from .x86 import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_TABLE, X86Paging
+from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_TABLE, X86Paging
+from livewalk.backend import backend_for_mm
 
 __all__ = (
     "PM_PFRAME_BITS",
@@ -151,13 +151,13 @@ _PAGE_TYPE_LIMIT = -(1 << 24)
 class DrgnPageState:
     """
     :class:`PagemapPageState` of a drgn program, through
-    :class:`livewalk.kstate.PageReader` (the vmemmap read in 4 KiB blocks,
+    :class:`livewalk.mm.page.PageReader` (the vmemmap read in 4 KiB blocks,
     ``page_folio`` with the Linux 7.1+ ``compound_info`` mask, precise
     mapcount). One object per pagemap read: it caches what it reads.
     """
 
     def __init__(self, prog: Any) -> None:
-        from .kstate import KernelState
+        from livewalk.mm.page import KernelState
 
         self.prog = prog
         self.ks = ks = KernelState.for_program(prog)
@@ -182,9 +182,9 @@ class DrgnPageState:
 
     @property
     def reader(self) -> Any:
-        """The :class:`livewalk.kstate.PageReader`, made on first use."""
+        """The :class:`livewalk.mm.page.PageReader`, made on first use."""
         if self._reader is None:
-            from .kstate import PageReader
+            from livewalk.mm.page import PageReader
 
             self._reader = PageReader(self.prog)
         return self._reader
@@ -914,7 +914,7 @@ def pagemap_walk_ops() -> Any:
     ``fs/proc/task_mmu.c``): ``pmd_entry``, ``pte_hole`` and
     ``hugetlb_entry``, with ``PGWALK_RDLOCK``.
     """
-    from .pagewalk import PGWALK_RDLOCK, MMWalkOps
+    from livewalk.mm.pagewalk import PGWALK_RDLOCK, MMWalkOps
 
     return MMWalkOps(
         pmd_entry=pagemap_pmd_range,
@@ -959,7 +959,7 @@ def _run_walk(
     backend: Any,
     page_state: PagemapPageState | None,
 ) -> None:
-    from .pagewalk import walk_page_range
+    from livewalk.mm.pagewalk import walk_page_range
 
     if page_state is None:
         page_state = _page_state_for(backend)

@@ -24,8 +24,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .backend import VMA, TableReadError
-from .x86 import (
+from livewalk.arch.x86.pgtable import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_NX,
@@ -48,6 +47,7 @@ from .x86 import (
     mk_pte,
     swp_entry_to_pte,
 )
+from livewalk.backend import VMA, TableReadError
 
 __all__ = (
     "DEFAULT_PTE_FLAGS",
@@ -118,7 +118,7 @@ class SyntheticBackend:
     """
     In-memory page tables at synthetic physical addresses.
 
-    :ivar paging: :class:`~livewalk.x86.X86Paging`
+    :ivar paging: :class:`~livewalk.arch.x86.pgtable.X86Paging`
     :ivar reads: number of :meth:`read_table` calls
     :ivar unreadable: physical addresses whose read raises ``TableReadError``
     :ivar zero_pfn: PFN of the shared zero page

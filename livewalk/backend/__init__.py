@@ -3,25 +3,25 @@
 Backends
 --------
 
-The walker (:mod:`livewalk.pagewalk`) never reads memory itself. It asks a
+The walker (:mod:`livewalk.mm.pagewalk`) never reads memory itself. It asks a
 *backend* for four things, and nothing else:
 
 * the paging geometry and x86_64 decoding parameters of the target
-  (:class:`livewalk.x86.X86Paging`);
+  (:class:`livewalk.arch.x86.pgtable.X86Paging`);
 * a page-table page, whole, by physical address
   (:meth:`PageTableBackend.read_table`);
 * the mm's top-level table (:meth:`PageTableBackend.mm_pgd`);
 * the mm's VMAs in address order (:meth:`PageTableBackend.find_vma`) and, for
-  :func:`~livewalk.pagewalk.walk_page_mapping`, the VMAs of an
+  :func:`~livewalk.mm.pagewalk.walk_page_mapping`, the VMAs of an
   ``address_space`` (:meth:`PageTableBackend.mapping_vmas`).
 
-Two backends ship with livewalk: :mod:`livewalk.drgn_backend` (any
+Two backends ship with livewalk: :mod:`livewalk.backend.drgn` (any
 ``drgn.Program`` for a Linux kernel: live, vmcore or QEMU over QMP) and
-:mod:`livewalk.synthetic` (in-memory page tables for tests and examples).
+:mod:`livewalk.backend.synthetic` (in-memory page tables for tests and examples).
 
 An ``mm`` handed to an entry point is whatever the backend uses for an mm: a
 drgn ``struct mm_struct *`` Object for the drgn backend, a
-:class:`~livewalk.synthetic.SyntheticMM` for the synthetic one.
+:class:`~livewalk.backend.synthetic.SyntheticMM` for the synthetic one.
 :func:`backend_for_mm` finds the backend of an mm.
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .x86 import X86Paging
+    from livewalk.arch.x86.pgtable import X86Paging
 
 __all__ = (
     "VMA",
@@ -158,7 +158,7 @@ class PageTableBackend(Protocol):
         """
         The backend's native view of the entry at kernel address *kaddr*
         (for drgn: a ``pte_t *`` / ``pmd_t *`` / ... Object; ``level`` is a
-        :class:`livewalk.x86.PageTableLevel`). ``None`` if the backend has
+        :class:`livewalk.arch.x86.pgtable.PageTableLevel`). ``None`` if the backend has
         none.
         """
         ...
@@ -169,8 +169,8 @@ def backend_for_mm(mm: Any) -> PageTableBackend:
     Return the backend that serves *mm*.
 
     An mm that carries a ``livewalk_backend`` attribute (like
-    :class:`~livewalk.synthetic.SyntheticMM`) names its own backend; a drgn
-    ``Object`` gets the :class:`~livewalk.drgn_backend.DrgnBackend` of its
+    :class:`~livewalk.backend.synthetic.SyntheticMM`) names its own backend; a drgn
+    ``Object`` gets the :class:`~livewalk.backend.drgn.DrgnBackend` of its
     program (one per program, created on first use).
 
     :raises TypeError: if *mm* is neither
@@ -180,7 +180,7 @@ def backend_for_mm(mm: Any) -> PageTableBackend:
         return backend  # type: ignore[no-any-return]
     prog = getattr(mm, "prog_", None)
     if prog is not None:
-        from .drgn_backend import DrgnBackend
+        from livewalk.backend.drgn import DrgnBackend
 
         return DrgnBackend.for_program(prog)
     raise TypeError(f"cannot walk {type(mm).__name__!r}: not a drgn Object or a livewalk mm")

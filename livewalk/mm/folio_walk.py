@@ -22,7 +22,7 @@ values from :func:`folio_walk_flags`) to get that behaviour: with
 ``FW_MIGRATION`` a PTE or PMD migration entry is found too, with
 ``fw.page = None``.
 
->>> from livewalk.synthetic import SyntheticMM
+>>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM()
 >>> vma = mm.add_vma(0x400000, 0x600000)
 >>> mm.map_4k(0x401000, pfn=0x1234)
@@ -39,10 +39,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from .backend import VMA, TableReadError
-from .entry import Entry, EntryContext
-from .pagewalk import _resolve_vma
-from .x86 import (
+from livewalk.arch.x86.pgtable import (
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_PSE,
@@ -63,6 +60,9 @@ from .x86 import (
     pte_pfn,
     pud_pfn,
 )
+from livewalk.backend import VMA, TableReadError
+from livewalk.mm.entry import Entry, EntryContext
+from livewalk.mm.pagewalk import _resolve_vma
 
 __all__ = (
     "FW_ZEROPAGE",
@@ -105,7 +105,7 @@ class FolioWalk:
     :ivar page: the exact page for the address (``None`` for zero pages and,
         before Linux 7.1, migration entries)
     :ivar level: :class:`FolioWalkLevel`
-    :ivar ptep: the :class:`~livewalk.entry.Entry` (also as ``pmdp``/``pudp``)
+    :ivar ptep: the :class:`~livewalk.mm.entry.Entry` (also as ``pmdp``/``pudp``)
     :ivar pte: its raw value (also as ``pmd``/``pud``)
     :ivar vma: never set by ``folio_walk_start``, as in the kernel
     :ivar ptl: always ``None`` (no locks are taken)

@@ -11,7 +11,7 @@ level, and decodes itself lazily with the x86_64 rules of Linux 7.2
 (``arch/x86/include/asm/pgtable*.h``): creating one costs a few attribute
 stores, decoding happens only when a property is read.
 
->>> from livewalk.x86 import X86Paging, PageTableLevel
+>>> from livewalk.arch.x86.pgtable import X86Paging, PageTableLevel
 >>> e = Entry(0x8000000012345067, 0xFF11000001000000, PageTableLevel.PTE,
 ...           EntryContext(X86Paging()))
 >>> e.present, e.pfn == 0x12345, e.rw, e.nx
@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .backend import TableReadError
-from .x86 import (
+from livewalk.arch.x86.pgtable import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY_BITS,
     _PAGE_GLOBAL,
@@ -59,6 +58,7 @@ from .x86 import (
     pte_present,
     pte_protnone,
 )
+from livewalk.backend import TableReadError
 
 __all__ = (
     "Entry",
@@ -79,10 +79,10 @@ class EntryContext:
     What entries need from their surroundings: the paging parameters, the
     backend (for :attr:`Entry.object` and :meth:`Entry.pte_table`) and a
     cache of page-table pages by physical address. A walk
-    (:class:`~livewalk.pagewalk.MMWalk`) is one; standalone users can make
+    (:class:`~livewalk.mm.pagewalk.MMWalk`) is one; standalone users can make
     their own.
 
-    :ivar paging: :class:`~livewalk.x86.X86Paging`
+    :ivar paging: :class:`~livewalk.arch.x86.pgtable.X86Paging`
     :ivar backend: the backend, or ``None``
     :ivar table_reads: number of page-table pages read from the backend
     """
@@ -124,8 +124,8 @@ class Entry:
         index``; for the top level ``mm->pgd + 8 * index``); ``None`` for an
         entry that exists only in the walker's emulation of a kernel mutation
         (a table the kernel would have allocated or split, see
-        :mod:`livewalk.pagewalk`)
-    :ivar level: :class:`~livewalk.x86.PageTableLevel`
+        :mod:`livewalk.mm.pagewalk`)
+    :ivar level: :class:`~livewalk.arch.x86.pgtable.PageTableLevel`
 
     With 4-level paging the P4D level is folded: a P4D entry is the PGD
     entry itself (same :attr:`kaddr` and :attr:`value`).
@@ -156,7 +156,7 @@ class Entry:
 
     @property
     def paging(self) -> X86Paging:
-        """The target's :class:`~livewalk.x86.X86Paging`."""
+        """The target's :class:`~livewalk.arch.x86.pgtable.X86Paging`."""
         return self._ctx.paging  # type: ignore[no-any-return]
 
     # -- kernel predicates -------------------------------------------------

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .errors import LivewalkError
+from livewalk.errors import LivewalkError
 
 __all__ = ("VerifyResult", "verify_pagemap", "verify_smaps")
 
@@ -77,10 +77,10 @@ def _kernel_pagemap(pid: int, ranges: list[tuple[int, int]]) -> dict[tuple[int, 
 
 def verify_pagemap(mm: Any, pid: int) -> VerifyResult:
     """
-    Compare :func:`livewalk.pagemap.pagemap_read` with the kernel's
+    Compare :func:`livewalk.proc.pagemap.pagemap_read` with the kernel's
     ``/proc/PID/pagemap`` over every VMA of *pid* (*mm* is its mm).
     """
-    from .pagemap import pagemap_read
+    from livewalk.proc.pagemap import pagemap_read
 
     res = VerifyResult("pagemap")
     ranges = _proc_maps(pid)
@@ -128,11 +128,11 @@ def _split_smaps(text: str) -> dict[str, list[str]]:
 
 def verify_smaps(mm: Any, pid: int) -> VerifyResult:
     """
-    Compare :func:`livewalk.smaps.smaps` with the kernel's
+    Compare :func:`livewalk.proc.smaps.smaps` with the kernel's
     ``/proc/PID/smaps``, VMA by VMA and line by line (header, every field,
     THPeligible, ProtectionKey, VmFlags).
     """
-    from .smaps import format_smaps, smaps
+    from livewalk.proc.smaps import format_smaps, smaps
 
     res = VerifyResult("smaps")
     before = _split_smaps(_read_smaps(pid))
@@ -158,7 +158,7 @@ def verify_command(prog: Any, args: Any, out: TextIO) -> int:
     """``livewalk verify``: run both comparisons and print a verdict."""
     import drgn
 
-    from .target import find_mm
+    from livewalk.target import find_mm
 
     local = getattr(drgn.ProgramFlags, "IS_LOCAL", drgn.ProgramFlags.IS_LIVE)
     if not prog.flags & drgn.ProgramFlags.IS_LIVE or not prog.flags & local:
