@@ -23,6 +23,8 @@ mirrors:
 >>> walk_page_range(task.mm, 0, 1 << 47, MMWalkOps(pte_hole=print))  # doctest: +SKIP
 """
 
+# Imported for its side effect: it registers the backend of drgn Objects.
+import livewalk.backend.drgn  # noqa: F401
 from livewalk.consistency import checked_walk, walk_with_retry
 from livewalk.drgn_plugin import pagemap
 from livewalk.errors import LivewalkError

@@ -3,42 +3,53 @@
 Backends
 --------
 
-The walker (:mod:`livewalk.mm.pagewalk`) never reads memory itself. It asks a
-*backend* for four things, and nothing else:
-
-* the paging geometry and x86_64 decoding parameters of the target
-  (:class:`livewalk.arch.x86.pgtable.X86Paging`);
-* a page-table page, whole, by physical address
-  (:meth:`PageTableBackend.read_table`);
-* the mm's top-level table (:meth:`PageTableBackend.mm_pgd`);
-* the mm's VMAs in address order (:meth:`PageTableBackend.find_vma`) and, for
-  :func:`~livewalk.mm.pagewalk.walk_page_mapping`, the VMAs of an
-  ``address_space`` (:meth:`PageTableBackend.mapping_vmas`).
+The walker (:mod:`livewalk.mm.pagewalk`) never reads memory itself: it asks
+a *backend*, and :class:`PageTableBackend` declares everything a backend
+offers, in full. Optional parts are declared too, and are ``None`` where a
+backend does not have them; users test ``is None``, never ``getattr``.
 
 Two backends ship with livewalk: :mod:`livewalk.backend.drgn` (any
 ``drgn.Program`` for a Linux kernel: live, vmcore or QEMU over QMP) and
-:mod:`livewalk.backend.synthetic` (in-memory page tables for tests and examples).
+:mod:`livewalk.backend.synthetic` (in-memory page tables for tests and
+examples). This module does not know them: an object of a backend either
+names its backend (a :class:`BackendOwner`, like the synthetic mm) or is of
+a class its backend registered (:func:`register_backend`; the drgn backend
+registers ``drgn.Object``), and :func:`backend_for_mm` finds it.
 
 An ``mm`` handed to an entry point is whatever the backend uses for an mm: a
 drgn ``struct mm_struct *`` Object for the drgn backend, a
 :class:`~livewalk.backend.synthetic.SyntheticMM` for the synthetic one.
-:func:`backend_for_mm` finds the backend of an mm.
+
+>>> from livewalk.backend.synthetic import SyntheticMM
+>>> mm = SyntheticMM(levels=4)
+>>> backend = backend_for_mm(mm)
+>>> backend.paging.levels, backend.prog is None
+(4, True)
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from livewalk.mm.vma import VMA
+
 if TYPE_CHECKING:
+    from drgn import Object, Program
+
     from livewalk.arch.x86.pgtable import X86Paging
+    from livewalk.kernel import KernelFeatures
+    from livewalk.mm.vma import VMFlagBits
 
 __all__ = (
-    "VMA",
+    "BackendOwner",
+    "CONTRACT_METHODS",
+    "CONTRACT_PROPERTIES",
     "PageTableBackend",
     "TableReadError",
+    "VMA",
     "backend_for_mm",
+    "register_backend",
 )
 
 
@@ -55,57 +66,73 @@ class TableReadError(Exception):
         self.paddr = paddr
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VMA:
-    """
-    A snapshot of one ``struct vm_area_struct``: the numbers the walker and
-    its users need, read once.
-
-    :ivar vm_start: first address of the VMA
-    :ivar vm_end: first address after the VMA
-    :ivar vm_flags: raw ``vm_flags`` value
-    :ivar vm_pgoff: ``vm_pgoff`` (page offset in the file, or for anonymous
-        memory the virtual page number it was created at)
-    :ivar hugetlb_shift: for a hugetlb VMA the shift of its huge page size
-        (21 for 2 MiB, 30 for 1 GiB); 0 for any other VMA
-    :ivar pfnmap: ``VM_PFNMAP`` is set
-    :ivar obj: what ``walk.vma`` is set to while this VMA is walked: the drgn
-        ``struct vm_area_struct *`` Object for the drgn backend, the backend's
-        own VMA object otherwise
-    """
-
-    vm_start: int
-    vm_end: int
-    vm_flags: int
-    vm_pgoff: int = 0
-    hugetlb_shift: int = 0
-    pfnmap: bool = False
-    obj: Any = None
-
-    @property
-    def is_hugetlb(self) -> bool:
-        """``is_vm_hugetlb_page(vma)``."""
-        return self.hugetlb_shift != 0
-
-
 @runtime_checkable
 class PageTableBackend(Protocol):
     """
-    Where page tables come from. Implementations must be read-only: nothing
-    here may ever write to the target.
+    Where page tables, VMAs and page state come from. Implementations must
+    be read-only: nothing here may ever write to the target.
+
+    Properties (read-only; the optional ones are ``None`` when the backend
+    does not have them):
     """
 
-    #: Paging geometry and decoding parameters of the target.
-    paging: X86Paging
+    @property
+    def paging(self) -> X86Paging:
+        """Paging geometry and decoding parameters of the target (the arch object)."""
+        ...
+
+    @property
+    def prog(self) -> Program | None:
+        """The drgn program read, or ``None`` for a backend without one."""
+        ...
+
+    @property
+    def features(self) -> KernelFeatures:
+        """What the target kernel has (:mod:`livewalk.kernel`)."""
+        ...
+
+    @property
+    def vm_flag_bits(self) -> VMFlagBits:
+        """The target's ``vm_flags`` bit numbers (:class:`~livewalk.mm.vma.VMFlagBits`)."""
+        ...
+
+    @property
+    def zero_pfn(self) -> int | None:
+        """PFN of the shared zero page; ``None`` if unknown."""
+        ...
+
+    @property
+    def huge_zero_pfn(self) -> int | None:
+        """PFN of the huge zero folio; ``None`` while it is not allocated or unknown."""
+        ...
+
+    @property
+    def highest_memmap_pfn(self) -> int | None:
+        """``highest_memmap_pfn``: no normal page lies above; ``None`` if unknown."""
+        ...
+
+    @property
+    def pfn_to_page(self) -> Callable[[int], Any] | None:
+        """
+        ``pfn_to_page(pfn)`` (a ``struct page *`` Object for drgn), or
+        ``None`` if the backend has no ``struct page``.
+        """
+        ...
+
+    @property
+    def page_folio(self) -> Callable[[int], Any] | None:
+        """
+        ``page_folio(pfn_to_page(pfn))`` (a ``struct folio *`` Object for
+        drgn), or ``None`` if the backend has no folios.
+        """
+        ...
 
     def read_table(self, paddr: int) -> Sequence[int]:
         """
         Read the 4 KiB page-table page at physical address *paddr* and
         return its 512 raw 64-bit entries (an ``array('Q')`` or a
-        ``memoryview`` cast to ``'Q'``).
-
-        The walker caches the result for the length of one walk, so a
-        backend need not cache.
+        ``memoryview`` cast to ``'Q'``). The walker caches the result for
+        the length of one walk, so a backend need not cache.
 
         :raises TableReadError: if the page cannot be read
         """
@@ -113,32 +140,39 @@ class PageTableBackend(Protocol):
 
     def mm_pgd(self, mm: Any) -> int:
         """
-        Return ``mm->pgd``: the kernel virtual address of the mm's top-level
-        table (for ``init_mm`` that is ``swapper_pg_dir`` in the kernel
-        image).
+        ``mm->pgd``: the kernel virtual address of the mm's top-level table
+        (for ``init_mm`` that is ``swapper_pg_dir`` in the kernel image).
         """
         ...
 
     def pgd_phys(self, pgd: int) -> int:
         """
-        Translate a top-level table's kernel virtual address (``mm->pgd``, or
-        the *pgd* argument of the kernel walks) to its physical address.
-        Lower tables are reached through the direct map and need no call.
+        ``__pa()`` of a top-level table (``mm->pgd``, or the *pgd* argument of
+        the kernel walks). Lower tables are reached through the direct map.
         """
         ...
 
     def find_vma(self, mm: Any, addr: int) -> VMA | None:
+        """``find_vma(mm, addr)``: the first VMA of *mm* with ``vm_end > addr``, or ``None``."""
+        ...
+
+    def vmas(self, mm: Any) -> Sequence[VMA]:
+        """All VMAs of *mm* in address order (``for_each_vma``)."""
+        ...
+
+    def vma_snapshot(self, vma: Any) -> VMA:
         """
-        ``find_vma(mm, addr)``: the first VMA of *mm* with ``vm_end > addr``,
-        or ``None``.
+        The :class:`VMA` snapshot of a backend VMA object (a drgn
+        ``struct vm_area_struct *``, a synthetic VMA).
+
+        :raises TypeError: if *vma* is not one of this backend's VMAs
         """
         ...
 
     def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Iterable[VMA]:
         """
         The VMAs in ``mapping->i_mmap`` that overlap the file page range
-        [*first_index*, *last_index*], in the order
-        ``vma_interval_tree_foreach`` visits them.
+        [*first_index*, *last_index*], in ``vma_interval_tree_foreach`` order.
         """
         ...
 
@@ -154,33 +188,91 @@ class PageTableBackend(Protocol):
         """``&init_mm``."""
         ...
 
-    def entry_object(self, level: int, kaddr: int) -> Any:
+    def entry_object(self, level: int, kaddr: int) -> Object | None:
         """
         The backend's native view of the entry at kernel address *kaddr*
-        (for drgn: a ``pte_t *`` / ``pmd_t *`` / ... Object; ``level`` is a
-        :class:`livewalk.arch.x86.pgtable.PageTableLevel`). ``None`` if the backend has
-        none.
+        (for drgn: a ``pte_t *`` ... ``pgd_t *`` Object; *level* is a
+        :class:`~livewalk.arch.x86.pgtable.PageTableLevel`), ``None`` if the
+        backend has none.
+        """
+        ...
+
+    def mm_stamp(self, mm: Any) -> tuple[int, ...] | None:
+        """
+        A cheap fresh reading of *mm* that changes whenever its VMAs can
+        have changed. The first element is a sequence count, odd while a
+        writer holds the mmap lock (``mm_lock_seq``), when the kernel has
+        one. ``None`` if the backend cannot tell.
         """
         ...
 
 
+#: The contract's read-only properties, in declaration order.
+CONTRACT_PROPERTIES = (
+    "paging",
+    "prog",
+    "features",
+    "vm_flag_bits",
+    "zero_pfn",
+    "huge_zero_pfn",
+    "highest_memmap_pfn",
+    "pfn_to_page",
+    "page_folio",
+)
+
+#: The contract's methods, in declaration order.
+CONTRACT_METHODS = (
+    "read_table",
+    "mm_pgd",
+    "pgd_phys",
+    "find_vma",
+    "vmas",
+    "vma_snapshot",
+    "mapping_vmas",
+    "vma_mm",
+    "is_init_mm",
+    "init_mm",
+    "entry_object",
+    "mm_stamp",
+)
+
+@runtime_checkable
+class BackendOwner(Protocol):
+    """
+    An object (an mm, a VMA object, a mapping) that names its own backend,
+    like :class:`~livewalk.backend.synthetic.SyntheticMM`.
+    """
+
+    @property
+    def livewalk_backend(self) -> PageTableBackend:
+        """The backend that serves this object."""
+        ...
+
+
+_BACKEND_OF: dict[type, Callable[[Any], PageTableBackend]] = {}
+
+
+def register_backend(cls: type, backend_of: Callable[[Any], PageTableBackend]) -> None:
+    """
+    Declare that objects of class *cls* (and its subclasses) are served by
+    ``backend_of(obj)``. A backend module calls this for the classes of its
+    mms, VMA objects and mappings when it is imported.
+    """
+    _BACKEND_OF[cls] = backend_of
+
+
 def backend_for_mm(mm: Any) -> PageTableBackend:
     """
-    Return the backend that serves *mm*.
+    Return the backend that serves *mm* (or a VMA object, a mapping, a
+    kernel *pgd* Object): the one it names (a :class:`BackendOwner`), else
+    the one registered for its class.
 
-    An mm that carries a ``livewalk_backend`` attribute (like
-    :class:`~livewalk.backend.synthetic.SyntheticMM`) names its own backend; a drgn
-    ``Object`` gets the :class:`~livewalk.backend.drgn.DrgnBackend` of its
-    program (one per program, created on first use).
-
-    :raises TypeError: if *mm* is neither
+    :raises TypeError: if no backend serves it
     """
-    backend = getattr(mm, "livewalk_backend", None)
-    if backend is not None:
-        return backend  # type: ignore[no-any-return]
-    prog = getattr(mm, "prog_", None)
-    if prog is not None:
-        from livewalk.backend.drgn import DrgnBackend
-
-        return DrgnBackend.for_program(prog)
+    for cls in type(mm).__mro__:
+        backend_of = _BACKEND_OF.get(cls)
+        if backend_of is not None:
+            return backend_of(mm)
+    if isinstance(mm, BackendOwner):
+        return mm.livewalk_backend
     raise TypeError(f"cannot walk {type(mm).__name__!r}: not a drgn Object or a livewalk mm")

@@ -3,18 +3,22 @@
 drgn backend
 ------------
 
-The :class:`DrgnBackend` reads page tables, VMAs and paging parameters of a
-Linux x86_64 kernel through any :class:`drgn.Program`: the running kernel
-(``/proc/kcore``), a vmcore, or a QEMU guest attached over QMP.
+The :class:`DrgnBackend` is the :class:`~livewalk.backend.PageTableBackend`
+of a Linux x86_64 kernel read through any :class:`drgn.Program`: the
+running kernel (``/proc/kcore``), a vmcore, or a QEMU guest attached over
+QMP.
 
 Everything the backend needs is read from the target and its debug info:
 the paging mode (``__pgtable_l5_enabled``), ``page_offset_base``,
-``physical_mask``, the swap-type numbering and the configuration options
-that change entry decoding. Nothing is written to the target.
+``physical_mask``, the swap-type numbering, the ``vm_flags`` bits, the
+kernel's features (:mod:`livewalk.kernel`) and the configuration options
+that change entry decoding. Nothing is written to the target. Importing
+this module registers the backend for drgn Objects
+(:func:`~livewalk.backend.backend_for_mm`).
 
->>> backend = DrgnBackend.for_program(prog)
->>> mm = resolve_mm(prog, 1)
->>> backend.find_vma(mm, 0)
+>>> backend = DrgnBackend.for_program(prog)            # doctest: +SKIP
+>>> mm = resolve_mm(prog, 1)                           # doctest: +SKIP
+>>> backend.find_vma(mm, 0)                            # doctest: +SKIP
 VMA(vm_start=94066870149120, ...)
 """
 
@@ -22,18 +26,24 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import drgn
-from drgn import FaultError, Object, Program
+from drgn import FaultError, IntegerLike, Object, Program
 
+from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PageTableLevel, SwapTypes, X86Paging
-from livewalk.backend import VMA, TableReadError
+from livewalk.backend import VMA, TableReadError, register_backend
+from livewalk.kernel import KernelFeatures
+from livewalk.mm.vma import VMFlagBits
+
+# Old import paths, kept: livewalk.backend.drgn.resolve_mm and .VMFlagBits.
+from livewalk.task import resolve_mm
 
 __all__ = (
     "DrgnBackend",
-    "DrgnVMA",
     "VMFlagBits",
     "resolve_mm",
 )
@@ -52,105 +62,21 @@ _ENTRY_TYPES = {
     PageTableLevel.PGD: "pgd_t *",
 }
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class VMFlagBits:
-    """
-    Bit numbers of the ``vm_flags`` bits livewalk uses. Since Linux 6.19 they
-    are the enumerators ``VMA_*_BIT`` of ``include/linux/mm.h`` and are read
-    from the target's debug info; the defaults are the Linux 7.2 values.
-
-    :ivar soft_dirty: ``VMA_SOFTDIRTY_BIT``, or ``None`` when the kernel has
-        no ``CONFIG_MEM_SOFT_DIRTY`` (``VM_SOFTDIRTY`` is then 0)
-    """
-
-    shared: int = 3
-    pfnmap: int = 10
-    locked: int = 13
-    hugetlb: int = 22
-    soft_dirty: int | None = 27
-    mixedmap: int = 28
-
-    @property
-    def VM_SHARED(self) -> int:
-        return 1 << self.shared
-
-    @property
-    def VM_PFNMAP(self) -> int:
-        return 1 << self.pfnmap
-
-    @property
-    def VM_LOCKED(self) -> int:
-        return 1 << self.locked
-
-    @property
-    def VM_HUGETLB(self) -> int:
-        return 1 << self.hugetlb
-
-    @property
-    def VM_SOFTDIRTY(self) -> int:
-        return 0 if self.soft_dirty is None else 1 << self.soft_dirty
-
-    @property
-    def VM_MIXEDMAP(self) -> int:
-        return 1 << self.mixedmap
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DrgnVMA(VMA):
-    """
-    A :class:`~livewalk.backend.VMA` snapshot read by the drgn backend, with
-    what else the walker may want to know.
-
-    :ivar anonymous: ``vma_is_anonymous(vma)`` (``vma->vm_ops == NULL``)
-    """
-
-    anonymous: bool = False
-
-
-def resolve_mm(prog: Program, target: Any) -> Object:
-    """
-    Turn *target* into a ``struct mm_struct *`` of *prog*.
-
-    *target* may be a PID (``int``), a ``struct task_struct`` or a
-    ``struct mm_struct`` (pointer or object).
-
-    >>> resolve_mm(prog, 1)
-    (struct mm_struct *)0xff1100000349c000
-
-    :raises ~livewalk.errors.NoSuchProcessError: if there is no task with
-        that PID
-    :raises ~livewalk.errors.KernelThreadError: if the task is a kernel
-        thread (``mm == NULL``); a task that is exiting raises
-        :class:`~livewalk.errors.LivewalkError`
-    :raises TypeError: if *target* is none of the above
-    """
-    from livewalk.target import find_mm, to_mm
-
-    if isinstance(target, bool):
-        raise TypeError("expected a PID, a task or an mm, not bool")
-    if isinstance(target, int):
-        return find_mm(prog, target)[1]  # type: ignore[no-any-return]
-    if not isinstance(target, Object):
-        raise TypeError(
-            f"expected a PID, a struct task_struct or a struct mm_struct, "
-            f"not {type(target).__name__}"
-        )
-    mm = to_mm(target)
-    if not mm.value_():
-        raise ValueError("NULL mm_struct pointer")
-    return mm  # type: ignore[no-any-return]
+#: The members of ``struct mm_struct`` read for :meth:`DrgnBackend.mm_stamp`,
+#: in order, with their sizes: ``mm_lock_seq`` (a seqcount bumped by every
+#: mmap write lock and unlock, with ``CONFIG_PER_VMA_LOCK``), ``map_count``
+#: and the maple tree root.
+_STAMP_MEMBERS = (("mm_lock_seq.sequence", 4), ("map_count", 4), ("mm_mt.ma_root", 8))
 
 
 def _expect_struct(obj: Any, tag: str) -> None:
     """Raise TypeError unless *obj* is a ``struct tag *`` (or a ``struct tag``)."""
-    t = getattr(obj, "type_", None)
-    if t is None:
+    if not isinstance(obj, Object):
         raise TypeError(f"expected a struct {tag} *, not {type(obj).__name__}")
-    t = t.unaliased()
+    t = obj.type_.unaliased()
     if t.kind == drgn.TypeKind.POINTER:
         t = t.type.unaliased()
-    if getattr(t, "tag", None) != tag:
+    if t.kind != drgn.TypeKind.STRUCT or t.tag != tag:
         raise TypeError(f"expected a struct {tag} *, not {obj.type_}")
 
 
@@ -175,7 +101,7 @@ def _read_phys_base(prog: Program) -> int:
         info = prog["VMCOREINFO"].string_().decode(errors="replace")
         for line in info.splitlines():
             if line.startswith("NUMBER(phys_base)="):
-                return int(line.split("=", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
+                return int(line.split("=", 1)[1]) & ULONG_MAX
     except (LookupError, FaultError, ValueError):
         pass
     return 0
@@ -227,32 +153,45 @@ def _vmaflag_names(prog: Program) -> dict[str, int]:
     return out
 
 
+class _MMVMAs:
+    """The VMAs of one mm, as read under one :meth:`DrgnBackend.mm_stamp`."""
+
+    __slots__ = ("ends", "stamp", "vmas")
+
+    def __init__(self, stamp: tuple[int, ...], vmas: list[VMA]) -> None:
+        self.stamp = stamp
+        self.vmas = vmas
+        self.ends = [v.vm_end for v in vmas]
+
+
 class DrgnBackend:
     """
-    A :class:`~livewalk.backend.PageTableBackend` for a
+    The :class:`~livewalk.backend.PageTableBackend` of a
     :class:`drgn.Program` of a Linux x86_64 kernel.
 
     Use :meth:`for_program` to get the one backend of a program.
 
     :ivar prog: the program
     :ivar paging: the target's :class:`~livewalk.arch.x86.pgtable.X86Paging`
-    :ivar vm_flag_bits: the target's :class:`VMFlagBits`
+    :ivar features: the target's :class:`~livewalk.kernel.KernelFeatures`
+    :ivar vm_flag_bits: the target's :class:`~livewalk.mm.vma.VMFlagBits`
+    :ivar phys_base: ``phys_base`` (where the kernel image was loaded)
     """
 
-    paging: X86Paging
-
     def __init__(self, prog: Program) -> None:
-        self.prog = prog
+        self.prog: Program = prog
         self._live = bool(prog.flags & drgn.ProgramFlags.IS_LIVE)
         self._kconfig = _kconfig(prog)
         self._vmaflags = _vmaflag_names(prog)
+        self.features = KernelFeatures.from_program(prog)
         self.vm_flag_bits = self._read_vm_flag_bits()
-        self.paging = self._read_paging()
+        self.paging: X86Paging = self._read_paging()
         self.phys_base = _read_phys_base(prog)
         self._init_mm_addr: int | None = None
-        self._vma_cache: dict[int, tuple[tuple[int, ...], list[int], list[VMA]]] = {}
+        self._zero_pfn: int | None = None
+        self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
-        self._stamp_offsets: list[tuple[int, int]] | None = None
+        self._stamp_layout: tuple[int, int, struct.Struct] | None = None
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -283,10 +222,11 @@ class DrgnBackend:
 
         def bit(name: str, fallback: int) -> int:
             # Since Linux 6.19 the VM flag bit numbers are enumerators.
-            v = _lookup_int(prog, f"VMA_{name}_BIT")
-            if v is not None:
-                return v
-            mask = self._vmaflags.get(name.lower())
+            if self.features.vma_flag_bit_enums:
+                v = _lookup_int(prog, f"VMA_{name}_BIT")
+                if v is not None:
+                    return v
+            mask = self._vmaflags.get(name.lower().replace("_", ""))
             if mask:
                 return mask.bit_length() - 1
             return fallback
@@ -295,14 +235,12 @@ class DrgnBackend:
         if sd_enabled is None:
             # mm/debug.c lists "softdirty" only with CONFIG_MEM_SOFT_DIRTY.
             sd_enabled = "softdirty" in self._vmaflags if self._vmaflags else True
-        return VMFlagBits(
-            shared=bit("SHARED", default.shared),
-            pfnmap=bit("PFNMAP", default.pfnmap),
-            locked=bit("LOCKED", default.locked),
-            hugetlb=bit("HUGETLB", default.hugetlb),
-            soft_dirty=bit("SOFTDIRTY", 27) if sd_enabled else None,
-            mixedmap=bit("MIXEDMAP", default.mixedmap),
-        )
+        fields = {
+            name: bit(name.upper(), fallback)
+            for name, fallback in dataclasses.asdict(default).items()
+            if name != "soft_dirty"
+        }
+        return VMFlagBits(soft_dirty=bit("SOFTDIRTY", 27) if sd_enabled else None, **fields)
 
     def _read_swap_types(self) -> SwapTypes:
         prog = self.prog
@@ -376,58 +314,76 @@ class DrgnBackend:
             raise TableReadError(paddr, f"cannot read page table at physical address {paddr:#x}: {e}") from None
         return memoryview(data).cast("Q")
 
-    def mm_pgd(self, mm: Any) -> int:
+    def mm_pgd(self, mm: Object) -> int:
         """``mm->pgd`` as an integer."""
         _expect_struct(mm, "mm_struct")
         return mm.pgd.value_()  # type: ignore[no-any-return]
 
-    def pgd_phys(self, pgd: int) -> int:
+    def pgd_phys(self, pgd: IntegerLike) -> int:
         """
         ``__pa()`` of a top-level table: kernel-image addresses (such as
         ``swapper_pg_dir``) through ``phys_base``, others through the direct
         map (as ``__phys_addr`` in ``arch/x86/include/asm/page_64.h``).
         """
-        pgd &= 0xFFFF_FFFF_FFFF_FFFF
+        pgd = int(pgd) & ULONG_MAX
         if pgd >= START_KERNEL_MAP:
             # phys_base is unsigned and wraps when the kernel is loaded below
             # CONFIG_PHYSICAL_START (KASLR): modular arithmetic, as in __pa()
-            return (pgd - START_KERNEL_MAP + self.phys_base) & 0xFFFF_FFFF_FFFF_FFFF
-        return (pgd - self.paging.page_offset) & 0xFFFF_FFFF_FFFF_FFFF
+            return (pgd - START_KERNEL_MAP + self.phys_base) & ULONG_MAX
+        return (pgd - self.paging.page_offset) & ULONG_MAX
 
-    def entry_object(self, level: int, kaddr: int) -> Any:
+    def entry_object(self, level: int, kaddr: int) -> Object:
         """The ``pte_t *`` ... ``pgd_t *`` Object at *kaddr*."""
         return Object(self.prog, _ENTRY_TYPES[PageTableLevel(level)], kaddr)
 
+    # -- pages -------------------------------------------------------------
+
     @property
     def zero_pfn(self) -> int | None:
-        """``zero_page_pfn`` (``zero_pfn`` before Linux 7.1), the shared zero page."""
-        for name in ("zero_page_pfn", "zero_pfn"):
-            v = _lookup_int(self.prog, name)
-            if v is not None:
-                return v
-        return None
+        """``zero_page_pfn`` (``zero_pfn`` before Linux 7.1): set at boot, read once."""
+        if self._zero_pfn is None:
+            name = "zero_page_pfn" if self.features.zero_page_pfn else "zero_pfn"
+            self._zero_pfn = _lookup_int(self.prog, name)
+        return self._zero_pfn
 
     @property
     def huge_zero_pfn(self) -> int | None:
-        """``huge_zero_pfn``: the huge zero folio, or ``None`` while it is not allocated."""
+        """``huge_zero_pfn``, read fresh: ``None`` while the huge zero folio is not allocated."""
         v = _lookup_int(self.prog, "huge_zero_pfn")
-        if v is None or v == 0xFFFF_FFFF_FFFF_FFFF:
+        if v is None or v == ULONG_MAX:
             return None
         return v
 
+    @property
+    def highest_memmap_pfn(self) -> int | None:
+        """``highest_memmap_pfn``, read fresh (memory hotplug raises it)."""
+        return _lookup_int(self.prog, "highest_memmap_pfn")
+
+    def pfn_to_page(self, pfn: IntegerLike) -> Object:
+        """``pfn_to_page(pfn)``: the ``struct page *``."""
+        from drgn.helpers.linux.mm import pfn_to_page
+
+        return pfn_to_page(self.prog, pfn)
+
+    def page_folio(self, pfn: IntegerLike) -> Object:
+        """``page_folio(pfn_to_page(pfn))``: the ``struct folio *``."""
+        from livewalk.mm.page import page_folio
+
+        return page_folio(self.pfn_to_page(pfn))
+
     # -- mm and VMAs ---------------------------------------------------------
 
-    def init_mm(self) -> Any:
+    def init_mm(self) -> Object:
         """``&init_mm``."""
         return self.prog["init_mm"].address_of_()
 
-    def is_init_mm(self, mm: Any) -> bool:
+    def is_init_mm(self, mm: Object | IntegerLike) -> bool:
         """``mm == &init_mm``."""
         if self._init_mm_addr is None:
             self._init_mm_addr = self.prog["init_mm"].address_
         return int(mm.value_() if isinstance(mm, Object) else mm) == self._init_mm_addr
 
-    def vma_mm(self, vma: VMA) -> Any:
+    def vma_mm(self, vma: VMA) -> Object | None:
         """``vma->vm_mm``."""
         if vma.obj is None:
             return None
@@ -452,76 +408,98 @@ class DrgnBackend:
             self._hstate_shift[key] = shift
         return shift
 
-    def vma_snapshot(self, vma_obj: Object) -> VMA:
-        """Snapshot a ``struct vm_area_struct *`` into a :class:`VMA`."""
-        _expect_struct(vma_obj, "vm_area_struct")
-        v = vma_obj[0].read_()
+    def vma_snapshot(self, vma: Object) -> VMA:
+        """
+        Snapshot a ``struct vm_area_struct *`` into a :class:`VMA`.
+
+        :raises TypeError: if *vma* is not a ``struct vm_area_struct *``
+        """
+        _expect_struct(vma, "vm_area_struct")
+        v = vma[0].read_()
         flags = v.vm_flags.value_()
-        return DrgnVMA(
+        return VMA(
             vm_start=v.vm_start.value_(),
             vm_end=v.vm_end.value_(),
             vm_flags=flags,
             vm_pgoff=v.vm_pgoff.value_(),
-            hugetlb_shift=self.hugetlb_shift(vma_obj, flags),
+            hugetlb_shift=self.hugetlb_shift(vma, flags),
             pfnmap=bool(flags & self.vm_flag_bits.VM_PFNMAP),
-            obj=vma_obj,
+            obj=vma,
             anonymous=not v.vm_ops.value_(),
         )
 
-    def _mm_stamp(self, mm: Object) -> tuple[int, ...]:
+    def _stamp_reader(self) -> tuple[int, int, struct.Struct]:
         """
-        Cheap state of an mm that changes whenever its VMAs can have changed:
-        ``mm_lock_seq`` (bumped by every mmap write lock and unlock, with
-        CONFIG_PER_VMA_LOCK), ``map_count`` and the maple tree root.
+        ``(first offset, length, unpacker)`` of the :data:`_STAMP_MEMBERS`
+        this kernel has: they are read in one read of the span that holds
+        them all.
         """
-        if self._stamp_offsets is None:
+        if self._stamp_layout is None:
             mm_type = self.prog.type("struct mm_struct")
-            offs: list[tuple[int, int]] = []
-            for member, size in (
-                ("mm_lock_seq.sequence", 4),
-                ("map_count", 4),
-                ("mm_mt.ma_root", 8),
-            ):
+            found: list[tuple[int, int]] = []
+            for member, size in _STAMP_MEMBERS:
                 try:
-                    offs.append((drgn.offsetof(mm_type, member), size))
-                except LookupError:
+                    found.append((drgn.offsetof(mm_type, member), size))
+                except LookupError:  # no CONFIG_PER_VMA_LOCK: no mm_lock_seq
                     pass
-            self._stamp_offsets = offs
-        base = mm.value_()
-        out = []
-        for off, size in self._stamp_offsets:
-            out.append(int.from_bytes(self.prog.read(base + off, size), "little"))
-        return tuple(out)
+            lo = min(off for off, _ in found)
+            hi = max(off + size for off, size in found)
+            # "Nx" skips N bytes after the previous member.
+            fmt = "<"
+            pos = lo
+            for off, size in found:
+                fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")
+                pos = off + size
+            self._stamp_layout = (lo, hi - lo, struct.Struct(fmt))
+        return self._stamp_layout
 
-    def vmas(self, mm: Any) -> list[VMA]:
+    def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
-        All VMAs of *mm* in address order (``for_each_vma``), as
-        :class:`VMA` snapshots. The list is cached and read again only when
-        the mm's VMA tree may have changed (on a live kernel).
+        ``(mm_lock_seq, map_count, mm_mt.ma_root)`` of *mm*, read fresh in
+        one read; ``mm_lock_seq`` is left out on a kernel without
+        ``CONFIG_PER_VMA_LOCK`` (see :attr:`KernelFeatures.mm_lock_seq
+        <livewalk.kernel.KernelFeatures>`). It changes whenever the VMA tree
+        can have changed: every mmap write lock and unlock bumps
+        ``mm_lock_seq``, odd while the lock is held.
+        """
+        lo, length, unpack = self._stamp_reader()
+        return unpack.unpack(self.prog.read(int(mm.value_()) + lo, length))
+
+    def _mm_vmas(self, mm: Object) -> _MMVMAs:
+        """
+        The VMAs of *mm*, cached under its :meth:`mm_stamp`. On a live
+        target the stamp is read again on every call (one small read) and a
+        changed stamp reads the VMAs again, so an answer is never older than
+        the call; a vmcore does not change and is read once.
         """
         key = mm.value_()
         cached = self._vma_cache.get(key)
         if cached is None:
             _expect_struct(mm, "mm_struct")
-        stamp = self._mm_stamp(mm) if (self._live or cached is None) else cached[0]
-        if cached is not None and cached[0] == stamp:
-            return cached[2]
+        elif not self._live:
+            return cached
+        stamp = self.mm_stamp(mm)
+        if cached is not None and cached.stamp == stamp:
+            return cached
         from drgn.helpers.linux.mm import for_each_vma
 
         vmas = [self.vma_snapshot(v) for v in for_each_vma(mm)]
         vmas.sort(key=lambda v: v.vm_start)
-        ends = [v.vm_end for v in vmas]
-        self._vma_cache[key] = (stamp, ends, vmas)
-        return vmas
+        entry = _MMVMAs(stamp, vmas)
+        self._vma_cache[key] = entry
+        return entry
 
-    def find_vma(self, mm: Any, addr: int) -> VMA | None:
+    def vmas(self, mm: Object) -> list[VMA]:
+        """All VMAs of *mm* in address order (``for_each_vma``), as :class:`VMA` snapshots."""
+        return self._mm_vmas(mm).vmas
+
+    def find_vma(self, mm: Object, addr: int) -> VMA | None:
         """``find_vma(mm, addr)``: the first VMA with ``vm_end > addr``."""
-        vmas = self.vmas(mm)
-        ends = self._vma_cache[mm.value_()][1]
-        i = bisect.bisect_right(ends, addr)
-        return vmas[i] if i < len(vmas) else None
+        entry = self._mm_vmas(mm)
+        i = bisect.bisect_right(entry.ends, addr)
+        return entry.vmas[i] if i < len(entry.vmas) else None
 
-    def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Iterable[VMA]:
+    def mapping_vmas(self, mapping: Object, first_index: int, last_index: int) -> Iterable[VMA]:
         """
         The VMAs of ``mapping->i_mmap`` overlapping file pages
         [*first_index*, *last_index*] in ``vma_interval_tree_foreach`` order
@@ -555,3 +533,10 @@ class DrgnBackend:
 
         root = mapping.i_mmap.rb_root.rb_node.read_()
         yield from visit(root)
+
+
+def _backend_of(obj: Object) -> DrgnBackend:
+    return DrgnBackend.for_program(obj.prog_)
+
+
+register_backend(Object, _backend_of)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -35,7 +36,6 @@ from livewalk.arch.x86.pgtable import (
     _PAGE_SPECIAL,
     _PAGE_TABLE,
     _PAGE_USER,
-    M64,
     P4D_SHIFT,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -47,7 +47,20 @@ from livewalk.arch.x86.pgtable import (
     mk_pte,
     swp_entry_to_pte,
 )
-from livewalk.backend import VMA, TableReadError
+from livewalk.backend import TableReadError
+from livewalk.kernel import DEFAULT_VERSION, KernelFeatures
+
+# VM_* are re-exported: tests import them from here.
+from livewalk.mm.vma import (
+    VM_EXEC,
+    VM_HUGETLB,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    VMA,
+    VMFlagBits,
+)
 
 __all__ = (
     "DEFAULT_PTE_FLAGS",
@@ -55,20 +68,12 @@ __all__ = (
     "SyntheticMM",
     "SyntheticMapping",
     "SyntheticVMA",
-    "SyntheticVMAInfo",
-    "VM_READ",
-    "VM_WRITE",
     "VM_EXEC",
-    "VM_SHARED",
     "VM_HUGETLB",
+    "VM_READ",
+    "VM_SHARED",
+    "VM_WRITE",
 )
-
-VM_READ = 0x1
-VM_WRITE = 0x2
-VM_EXEC = 0x4
-VM_SHARED = 0x8
-VM_PFNMAP = 0x400
-VM_HUGETLB = 0x400000
 
 #: Present, writable, user, accessed, dirty, NX: a typical anonymous 4 KiB page.
 DEFAULT_PTE_FLAGS = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX
@@ -81,25 +86,18 @@ _SHIFTS = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SyntheticVMAInfo(VMA):
-    """A :class:`~livewalk.backend.VMA` that also says whether it is anonymous."""
-
-    anonymous: bool = True
-
-
 class SyntheticVMA:
     """
     The synthetic ``struct vm_area_struct`` (what ``walk.vma`` is).
 
     :ivar mm: its :class:`SyntheticMM`
-    :ivar snapshot: its :class:`SyntheticVMAInfo`
+    :ivar snapshot: its :class:`~livewalk.mm.vma.VMA`
     """
 
     def __init__(self, mm: SyntheticMM) -> None:
         self.mm = mm
         self.livewalk_backend = mm.livewalk_backend
-        self.snapshot: SyntheticVMAInfo
+        self.snapshot: VMA
 
     def __repr__(self) -> str:
         s = self.snapshot
@@ -116,16 +114,27 @@ class SyntheticMapping:
 
 class SyntheticBackend:
     """
-    In-memory page tables at synthetic physical addresses.
+    In-memory page tables at synthetic physical addresses: a
+    :class:`~livewalk.backend.PageTableBackend` with no drgn program
+    (``prog``, ``pfn_to_page`` and ``page_folio`` are ``None``).
 
-    :ivar paging: :class:`~livewalk.arch.x86.pgtable.X86Paging`
+    :param paging: the paging parameters (default: *levels*-level paging)
+    :param levels: 4 or 5
+    :param zero_pfn: PFN of the shared zero page
+    :param huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
+    :param version: the kernel version whose features
+        (:class:`~livewalk.kernel.KernelFeatures`) the backend reports
     :ivar reads: number of :meth:`read_table` calls
     :ivar unreadable: physical addresses whose read raises ``TableReadError``
-    :ivar zero_pfn: PFN of the shared zero page
-    :ivar huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
+    :ivar highest_memmap_pfn: no normal page lies above (``None``: no limit)
     """
 
     TABLE_BASE = 0x1000000
+
+    #: No drgn program: no ``struct page`` and no folios either.
+    prog = None
+    pfn_to_page: Callable[[int], Any] | None = None
+    page_folio: Callable[[int], Any] | None = None
 
     def __init__(
         self,
@@ -134,14 +143,18 @@ class SyntheticBackend:
         levels: int = 5,
         zero_pfn: int = 0x2A00,
         huge_zero_pfn: int | None = 0x2C00,
+        version: tuple[int, int] = DEFAULT_VERSION,
     ) -> None:
         self.paging = paging if paging is not None else X86Paging(levels=levels)
+        self.features = KernelFeatures.for_version(version)
+        self.vm_flag_bits = VMFlagBits()
         self._mem: dict[int, array[int]] = {}
         self._next = self.TABLE_BASE
         self.reads = 0
         self.unreadable: set[int] = set()
-        self.zero_pfn = zero_pfn
-        self.huge_zero_pfn = huge_zero_pfn
+        self.zero_pfn: int = zero_pfn
+        self.huge_zero_pfn: int | None = huge_zero_pfn
+        self.highest_memmap_pfn: int | None = None
         self._init_mm = SyntheticMM(backend=self, kernel=True)
 
     def alloc_table(self) -> int:
@@ -160,33 +173,46 @@ class SyntheticBackend:
             raise TableReadError(paddr)
         return t
 
-    def mm_pgd(self, mm: Any) -> int:
+    def mm_pgd(self, mm: SyntheticMM) -> int:
         return self.paging.va(mm.pgd_paddr)
 
     def pgd_phys(self, pgd: int) -> int:
-        return (pgd - self.paging.page_offset) & M64
+        return (pgd - self.paging.page_offset) & ULONG_MAX
 
-    def find_vma(self, mm: Any, addr: int) -> VMA | None:
+    def find_vma(self, mm: SyntheticMM, addr: int) -> VMA | None:
         i = bisect.bisect_right(mm._ends, addr)
         return mm._vmas[i] if i < len(mm._vmas) else None
 
-    def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Iterable[VMA]:
+    def vmas(self, mm: SyntheticMM) -> list[VMA]:
+        return list(mm._vmas)
+
+    def vma_snapshot(self, vma: SyntheticVMA) -> VMA:
+        if not isinstance(vma, SyntheticVMA):
+            raise TypeError(f"cannot use {type(vma).__name__!r} as a synthetic VMA")
+        return vma.snapshot
+
+    def mapping_vmas(self, mapping: SyntheticMapping, first_index: int, last_index: int) -> Iterable[VMA]:
         for vma in mapping.vmas:
             last = vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT) - 1
             if vma.vm_pgoff <= last_index and last >= first_index:
                 yield vma
 
-    def vma_mm(self, vma: VMA) -> Any:
-        return getattr(vma.obj, "mm", None)
+    def vma_mm(self, vma: VMA) -> SyntheticMM | None:
+        obj = vma.obj
+        return obj.mm if isinstance(obj, SyntheticVMA) else None
 
     def is_init_mm(self, mm: Any) -> bool:
         return mm is self._init_mm
 
-    def init_mm(self) -> Any:
+    def init_mm(self) -> SyntheticMM:
         return self._init_mm
 
-    def entry_object(self, level: int, kaddr: int) -> Any:
+    def entry_object(self, level: int, kaddr: int) -> None:
         return None
+
+    def mm_stamp(self, mm: SyntheticMM) -> tuple[int, ...]:
+        """``(mm_lock_seq, map_count)``: the builder bumps the count by 2 per VMA change."""
+        return (mm.mm_lock_seq, len(mm._vmas))
 
     # -- helpers ----------------------------------------------------------------
 
@@ -218,6 +244,9 @@ class SyntheticMM:
         self.pgd_paddr = backend.alloc_table()
         self._vmas: list[VMA] = []
         self._ends: list[int] = []
+        #: ``mm_lock_seq``: even, bumped by 2 by every VMA change (as a
+        #: write lock and unlock would).
+        self.mm_lock_seq = 0
 
     def __repr__(self) -> str:
         return f"SyntheticMM(pgd={self.pgd_paddr:#x}{', kernel' if self.kernel else ''})"
@@ -244,7 +273,7 @@ class SyntheticMM:
         pfnmap: bool = False,
         anonymous: bool | None = None,
         mapping: SyntheticMapping | None = None,
-    ) -> SyntheticVMAInfo:
+    ) -> VMA:
         """
         Add a VMA [*start*, *end*) (page aligned, not overlapping others).
         ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (21 or 30) makes a
@@ -263,7 +292,7 @@ class SyntheticMM:
         if anonymous is None:
             anonymous = not (flags & VM_SHARED or pfnmap or hugetlb_shift or mapping is not None)
         obj = SyntheticVMA(self)
-        info = SyntheticVMAInfo(
+        info = VMA(
             vm_start=start,
             vm_end=end,
             vm_flags=flags,
@@ -277,6 +306,7 @@ class SyntheticMM:
         self._vmas.append(info)
         self._vmas.sort(key=lambda v: v.vm_start)
         self._ends = [v.vm_end for v in self._vmas]
+        self.mm_lock_seq += 2
         if mapping is not None:
             mapping.vmas.append(info)
         return info
@@ -339,7 +369,7 @@ class SyntheticMM:
             level = PageTableLevel.PGD
         p = self.table_paddr(level, addr, create=True)
         assert p is not None
-        self.livewalk_backend._mem[p][self._index(level, addr)] = value & M64
+        self.livewalk_backend._mem[p][self._index(level, addr)] = value & ULONG_MAX
 
     def lookup(self, level: int, addr: int) -> int | None:
         """The raw *level* entry for *addr*, or None if its table does not exist."""
@@ -410,7 +440,7 @@ class SyntheticMM:
         self.set_entry(level, addr, mk_pte(pfn, flags))
 
     def _swap_type(self, name: str) -> int:
-        t = getattr(self.paging.swap_types, name)
+        t = dataclasses.asdict(self.paging.swap_types).get(name)
         if t is None:
             raise ValueError(f"no {name} swap type in this configuration")
         return int(t)
@@ -452,3 +482,4 @@ class SyntheticMM:
             raise ValueError(f"no {PageTableLevel(level).name} table for {addr:#x}")
         self.livewalk_backend.unreadable.add(p)
         return p
+

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Tasks and mms
+-------------
+
+The one place that turns what a user has at hand (a PID, a ``struct
+task_struct``, a ``struct mm_struct``) into the ``mm`` a walk needs, with
+one error for each way that can fail.
+
+>>> mm = resolve_mm(prog, 1)                           # doctest: +SKIP
+>>> task, mm = find_mm(prog, 1)                        # doctest: +SKIP
+>>> resolve_mm(prog, find_task(prog, 2))               # doctest: +SKIP
+Traceback (most recent call last):
+  ...
+livewalk.errors.KernelThreadError: PID 2 (kthreadd) is a kernel thread: it has no user address space
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drgn import IntegerLike, Object, Program, TypeKind
+
+from livewalk.backend import backend_for_mm
+from livewalk.errors import KernelThreadError, LivewalkError, NoSuchProcessError
+
+__all__ = ("PF_KTHREAD", "find_mm", "mm_of_task", "resolve_mm", "task_of", "to_mm")
+
+#: ``PF_KTHREAD`` (``include/linux/sched.h``)
+PF_KTHREAD = 0x00200000
+
+
+def task_of(prog: Program, pid: IntegerLike) -> Object:
+    """
+    ``find_task(prog, pid)``: the ``struct task_struct *`` of *pid*.
+
+    :raises ~livewalk.errors.NoSuchProcessError: if there is no such task
+    """
+    from drgn.helpers.linux.pid import find_task
+
+    pid = int(pid)
+    if pid < 0:
+        raise NoSuchProcessError(pid)
+    try:
+        task = find_task(prog, pid)
+    except (LookupError, OverflowError) as e:
+        raise NoSuchProcessError(pid) from e
+    if not task:
+        raise NoSuchProcessError(pid)
+    return task
+
+
+def _comm(task: Object) -> str:
+    try:
+        return task.comm.string_().decode(errors="replace")
+    except Exception:  # a torn or unreadable task: the name is only decoration
+        return ""
+
+
+def mm_of_task(task: Object) -> Object:
+    """
+    ``task->mm`` of a ``struct task_struct *``.
+
+    :raises ~livewalk.errors.KernelThreadError: for a kernel thread
+    :raises ~livewalk.errors.LivewalkError: for a task that is exiting (its
+        ``mm`` is already ``NULL``)
+    """
+    mm = task.mm.read_()
+    if mm:
+        return mm
+    pid = int(task.pid)
+    if int(task.flags) & PF_KTHREAD or pid == 0:
+        raise KernelThreadError(pid, _comm(task))
+    raise LivewalkError(f"PID {pid} ({_comm(task)}) has no mm: it is exiting or a zombie")
+
+
+def find_mm(prog: Program, pid: IntegerLike) -> tuple[Object, Object]:
+    """
+    ``(task, mm)`` of process *pid* of *prog*.
+
+    :raises ~livewalk.errors.NoSuchProcessError: if there is no such task
+    :raises ~livewalk.errors.KernelThreadError: if it is a kernel thread
+    """
+    task = task_of(prog, pid)
+    return task, mm_of_task(task)
+
+
+def _struct_tag(obj: Object) -> tuple[str | None, bool]:
+    """``(tag, is_pointer)`` of a ``struct tag`` or ``struct tag *`` Object."""
+    t = obj.type_.unaliased()
+    if t.kind == TypeKind.POINTER:
+        t = t.type.unaliased()
+        return (t.tag if t.kind == TypeKind.STRUCT else None), True
+    return (t.tag if t.kind == TypeKind.STRUCT else None), False
+
+
+def resolve_mm(prog: Program | None, target: Any) -> Any:
+    """
+    Turn *target* into the mm a walk takes.
+
+    *target* may be a PID (an ``int``, looked up in *prog*, or in drgn's
+    default program when *prog* is ``None``), a ``struct task_struct`` or a
+    ``struct mm_struct`` (pointer or object), or an mm of another backend
+    (returned as it is).
+
+    >>> resolve_mm(prog, 1)                            # doctest: +SKIP
+    (struct mm_struct *)0xff1100000349c000
+
+    :param prog: the program a PID is looked up in (``None``: drgn's default)
+    :return: a ``struct mm_struct *`` Object, or the other backend's mm
+    :raises ~livewalk.errors.NoSuchProcessError: if there is no task with
+        that PID
+    :raises ~livewalk.errors.KernelThreadError: if the task is a kernel
+        thread; a task that is exiting raises
+        :class:`~livewalk.errors.LivewalkError`
+    :raises ValueError: for a ``NULL`` mm pointer
+    :raises TypeError: if *target* is none of the above
+    """
+    if isinstance(target, bool):
+        raise TypeError("expected a PID, a task or an mm, not bool")
+    if isinstance(target, int):
+        if prog is None:
+            import drgn
+
+            prog = drgn.get_default_prog()
+        return find_mm(prog, target)[1]
+    if isinstance(target, Object):
+        tag, is_pointer = _struct_tag(target)
+        obj = target if is_pointer else target.address_of_()
+        if tag == "mm_struct":
+            if not obj.value_():
+                raise ValueError("NULL mm_struct pointer")
+            return obj
+        if tag == "task_struct":
+            return mm_of_task(obj)
+        raise TypeError(f"expected a struct mm_struct or struct task_struct, not {target.type_}")
+    try:
+        backend_for_mm(target)
+    except TypeError:
+        raise TypeError(
+            f"expected a PID, a struct task_struct or a struct mm_struct, "
+            f"not {type(target).__name__}"
+        ) from None
+    return target
+
+
+def to_mm(obj: Any) -> Any:
+    """``resolve_mm(None, obj)``: a PID is looked up in drgn's default program."""
+    return resolve_mm(None, obj)
