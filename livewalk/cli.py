@@ -21,17 +21,20 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from livewalk.arch import ULONG_MAX
 from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
 from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from livewalk.progress import Progress
 from livewalk.tools.verify import verify_command
 
-__all__ = ("main", "build_parser", "run_command", "parse_range", "parse_address")
+if TYPE_CHECKING:
+    from drgn import Object, Program
+
+__all__ = ("build_parser", "main", "parse_address", "parse_range", "run_command")
 
 PROG = "livewalk"
-M64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SHIFT = 12
 
 _EPILOG = """\
@@ -80,7 +83,7 @@ def parse_address(text: str, what: str = "address") -> int:
         raise UsageError(
             f"bad {what} {text!r}: expected a hexadecimal number such as 7f0000001000"
         ) from None
-    if value > M64:
+    if value > ULONG_MAX:
         raise UsageError(f"bad {what} {text!r}: larger than 64 bits")
     return value
 
@@ -254,10 +257,11 @@ def _addr_type(text: str) -> int:
 # Commands
 
 
-def _mm(prog: Any, pid: int) -> tuple[Any, Any]:
-    from livewalk.target import find_mm
+def _mm(prog: Program, pid: int) -> tuple[Object, Object]:
+    """``(task, mm)`` of *pid*, with the resolver's one-line errors."""
+    from livewalk.task import find_mm
 
-    return find_mm(prog, pid)  # type: ignore[no-any-return]
+    return find_mm(prog, pid)
 
 
 def _task_size(mm: Any) -> int:
@@ -267,11 +271,10 @@ def _task_size(mm: Any) -> int:
         return 1 << 56
 
 
-def _comm(task: Any) -> str:
-    try:
-        return task.comm.string_().decode(errors="replace")
-    except Exception:
-        return ""
+def _comm(task: Object) -> str:
+    from livewalk.task import task_comm
+
+    return task_comm(task)
 
 
 def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
@@ -300,18 +303,7 @@ def _isatty(stream: Any) -> bool:
 def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
     from livewalk.backend import backend_for_mm
 
-    backend = backend_for_mm(mm)
-    vmas = getattr(backend, "vmas", None)
-    if vmas is not None:
-        return [(v.vm_start, v.vm_end) for v in vmas(mm)]
-    out: list[tuple[int, int]] = []
-    addr = 0
-    while True:
-        v = backend.find_vma(mm, addr)
-        if v is None:
-            return out
-        out.append((v.vm_start, v.vm_end))
-        addr = v.vm_end
+    return [(v.vm_start, v.vm_end) for v in backend_for_mm(mm).vmas(mm)]
 
 
 def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
@@ -515,8 +507,8 @@ def run_command(prog: Any, args: argparse.Namespace, out: TextIO | None = None) 
         raise WalkFailedError(f"cannot read target memory: {e}") from e
 
 
-def _open(args: argparse.Namespace) -> Any:
-    from livewalk.target import open_program
+def _open(args: argparse.Namespace) -> Program:
+    from livewalk.program import open_program
 
     return open_program(
         core=args.core,

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Any
+from array import array
+from typing import Any, TextIO
+
+from drgn import IntegerLike, Object, Program
 
 # Load the submodule livewalk.proc.pagemap now, before the package binds the name
 # "pagemap" to the function below: loading it later would rebind the
@@ -38,7 +41,9 @@ from livewalk.proc.pagemap import pagemap_read as _pagemap_read
 __all__ = ("pagemap", "run_livewalk_command")
 
 
-def pagemap(task_or_mm: Any, start: int, end: int, *, show_pfn: bool = True) -> Any:
+def pagemap(
+    task_or_mm: Object | IntegerLike, start: IntegerLike, end: IntegerLike, *, show_pfn: bool = True
+) -> array[int]:
     """
     The ``/proc/PID/pagemap`` entries (one ``u64`` per page) of [*start*,
     *end*) of a ``struct task_struct *`` or ``struct mm_struct *`` (or a PID
@@ -47,12 +52,13 @@ def pagemap(task_or_mm: Any, start: int, end: int, *, show_pfn: bool = True) -> 
     >>> pagemap(find_task(prog, 1), 0x400000, 0x402000)   # doctest: +SKIP
     array('Q', [11565767237059379232, 0])
     """
-    from livewalk.target import to_mm
+    from livewalk.task import resolve_mm
 
-    return _pagemap_read(to_mm(task_or_mm), start, end, show_pfn=show_pfn)
+    mm = resolve_mm(None, task_or_mm)
+    return _pagemap_read(mm, int(start), int(end), show_pfn=show_pfn)
 
 
-def run_livewalk_command(prog: Any, argv: list[str] | str, out: Any = None) -> int:
+def run_livewalk_command(prog: Program, argv: list[str] | str, out: TextIO | None = None) -> int:
     """
     Run a ``livewalk`` command line (without target options) against *prog*
     and return its exit status; errors are printed as one line, as the
@@ -101,7 +107,7 @@ def _register() -> None:
         ),
         parse=parse,
     )
-    def _cmd_livewalk(prog: Any, name: str, args: Any, **kwargs: Any) -> None:
+    def _cmd_livewalk(prog: Program, name: str, args: Any, **kwargs: Any) -> None:
         run_livewalk_command(prog, list(args))
 
 

@@ -17,13 +17,13 @@ as ``livewalk: error: MESSAGE`` and exits with :attr:`LivewalkError.exit_code`
 from __future__ import annotations
 
 __all__ = (
-    "LivewalkError",
-    "UsageError",
-    "TargetError",
-    "DebugInfoError",
-    "NoSuchProcessError",
-    "KernelThreadError",
     "AddressError",
+    "DebugInfoError",
+    "KernelThreadError",
+    "LivewalkError",
+    "NoSuchProcessError",
+    "TargetError",
+    "UsageError",
     "WalkFailedError",
 )
 

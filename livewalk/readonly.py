@@ -179,7 +179,7 @@ def _short(args: tuple[Any, ...]) -> str:
     return s if len(s) < 120 else s[:117] + "..."
 
 
-def program_write_methods(prog_type: Any = None) -> list[str]:
+def program_write_methods(prog_type: type | None = None) -> list[str]:
     """
     The methods of ``drgn.Program`` that could write to the target (any name
     with ``write`` or ``poke``). Empty for every drgn release so far.

@@ -24,7 +24,15 @@ from drgn import IntegerLike, Object, Program, TypeKind
 from livewalk.backend import backend_for_mm
 from livewalk.errors import KernelThreadError, LivewalkError, NoSuchProcessError
 
-__all__ = ("PF_KTHREAD", "find_mm", "mm_of_task", "resolve_mm", "task_of", "to_mm")
+__all__ = (
+    "PF_KTHREAD",
+    "find_mm",
+    "mm_of_task",
+    "resolve_mm",
+    "task_comm",
+    "task_of",
+    "to_mm",
+)
 
 #: ``PF_KTHREAD`` (``include/linux/sched.h``)
 PF_KTHREAD = 0x00200000
@@ -50,7 +58,8 @@ def task_of(prog: Program, pid: IntegerLike) -> Object:
     return task
 
 
-def _comm(task: Object) -> str:
+def task_comm(task: Object) -> str:
+    """``task->comm`` as text; ``""`` if it cannot be read."""
     try:
         return task.comm.string_().decode(errors="replace")
     except Exception:  # a torn or unreadable task: the name is only decoration
@@ -70,8 +79,8 @@ def mm_of_task(task: Object) -> Object:
         return mm
     pid = int(task.pid)
     if int(task.flags) & PF_KTHREAD or pid == 0:
-        raise KernelThreadError(pid, _comm(task))
-    raise LivewalkError(f"PID {pid} ({_comm(task)}) has no mm: it is exiting or a zombie")
+        raise KernelThreadError(pid, task_comm(task))
+    raise LivewalkError(f"PID {pid} ({task_comm(task)}) has no mm: it is exiting or a zombie")
 
 
 def find_mm(prog: Program, pid: IntegerLike) -> tuple[Object, Object]:
@@ -126,14 +135,16 @@ def resolve_mm(prog: Program | None, target: Any) -> Any:
         return find_mm(prog, target)[1]
     if isinstance(target, Object):
         tag, is_pointer = _struct_tag(target)
+        if tag not in ("mm_struct", "task_struct"):
+            raise TypeError(
+                f"expected a struct mm_struct or struct task_struct, not {target.type_}"
+            )
         obj = target if is_pointer else target.address_of_()
-        if tag == "mm_struct":
-            if not obj.value_():
-                raise ValueError("NULL mm_struct pointer")
-            return obj
         if tag == "task_struct":
             return mm_of_task(obj)
-        raise TypeError(f"expected a struct mm_struct or struct task_struct, not {target.type_}")
+        if not obj.value_():
+            raise ValueError("NULL mm_struct pointer")
+        return obj
     try:
         backend_for_mm(target)
     except TypeError:

@@ -191,7 +191,7 @@ class DrgnBackend:
         self._zero_pfn: int | None = None
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
-        self._stamp_layout: tuple[int, int, struct.Struct] | None = None
+        self._stamp_layout: tuple[int, int, struct.Struct, tuple[int, ...]] | None = None
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -428,29 +428,29 @@ class DrgnBackend:
             anonymous=not v.vm_ops.value_(),
         )
 
-    def _stamp_reader(self) -> tuple[int, int, struct.Struct]:
+    def _stamp_reader(self) -> tuple[int, int, struct.Struct, tuple[int, ...]]:
         """
-        ``(first offset, length, unpacker)`` of the :data:`_STAMP_MEMBERS`
-        this kernel has: they are read in one read of the span that holds
-        them all.
+        How to read the :data:`_STAMP_MEMBERS` this kernel has in one read:
+        ``(first offset, length, unpacker, order)``; the unpacker gives them
+        in address order, ``order`` puts them back in the stamp's.
         """
         if self._stamp_layout is None:
             mm_type = self.prog.type("struct mm_struct")
-            found: list[tuple[int, int]] = []
+            found: list[tuple[int, int, int]] = []
             for member, size in _STAMP_MEMBERS:
                 try:
-                    found.append((drgn.offsetof(mm_type, member), size))
+                    found.append((drgn.offsetof(mm_type, member), size, len(found)))
                 except LookupError:  # no CONFIG_PER_VMA_LOCK: no mm_lock_seq
                     pass
-            lo = min(off for off, _ in found)
-            hi = max(off + size for off, size in found)
-            # "Nx" skips N bytes after the previous member.
+            by_offset = sorted(found)
+            lo = by_offset[0][0]
             fmt = "<"
             pos = lo
-            for off, size in found:
-                fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")
+            for off, size, _ in by_offset:
+                fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")  # Nx: skip N bytes
                 pos = off + size
-            self._stamp_layout = (lo, hi - lo, struct.Struct(fmt))
+            order = tuple(by_offset.index(f) for f in found)
+            self._stamp_layout = (lo, pos - lo, struct.Struct(fmt), order)
         return self._stamp_layout
 
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
@@ -462,8 +462,9 @@ class DrgnBackend:
         can have changed: every mmap write lock and unlock bumps
         ``mm_lock_seq``, odd while the lock is held.
         """
-        lo, length, unpack = self._stamp_reader()
-        return unpack.unpack(self.prog.read(int(mm.value_()) + lo, length))
+        lo, length, unpack, order = self._stamp_reader()
+        values = unpack.unpack(self.prog.read(int(mm.value_()) + lo, length))
+        return tuple(values[i] for i in order)
 
     def _mm_vmas(self, mm: Object) -> _MMVMAs:
         """
@@ -481,13 +482,17 @@ class DrgnBackend:
         stamp = self.mm_stamp(mm)
         if cached is not None and cached.stamp == stamp:
             return cached
+        entry = _MMVMAs(stamp, self._read_vmas(mm))
+        self._vma_cache[key] = entry
+        return entry
+
+    def _read_vmas(self, mm: Object) -> list[VMA]:
+        """Read every VMA of *mm* (``for_each_vma``), in address order."""
         from drgn.helpers.linux.mm import for_each_vma
 
         vmas = [self.vma_snapshot(v) for v in for_each_vma(mm)]
         vmas.sort(key=lambda v: v.vm_start)
-        entry = _MMVMAs(stamp, vmas)
-        self._vma_cache[key] = entry
-        return entry
+        return vmas
 
     def vmas(self, mm: Object) -> list[VMA]:
         """All VMAs of *mm* in address order (``for_each_vma``), as :class:`VMA` snapshots."""

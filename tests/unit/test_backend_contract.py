@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+The backend contract (:class:`livewalk.backend.PageTableBackend`): both
+shipped backends have every declared member, of the declared kind; the mm
+resolver's errors; the drgn backend's VMA cache stays fresh on a live target
+that changes between two calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+import struct
+from typing import Any
+
+import drgn
+import pytest
+from drgn import Object, Program, TypeMember
+
+from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.backend import (
+    CONTRACT_METHODS,
+    CONTRACT_PROPERTIES,
+    VMA,
+    PageTableBackend,
+    backend_for_mm,
+)
+from livewalk.backend.drgn import DrgnBackend
+from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
+from livewalk.kernel import KernelFeatures
+from livewalk.mm.vma import VMFlagBits
+from livewalk.task import resolve_mm
+
+
+def _declared_members() -> tuple[set[str], set[str]]:
+    """(properties, methods) that PageTableBackend declares, read from the class."""
+    props = set()
+    methods = set()
+    for name, value in vars(PageTableBackend).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, property):
+            props.add(name)
+        elif inspect.isfunction(value):
+            methods.add(name)
+    return props, methods
+
+
+def test_contract_lists_match_the_protocol() -> None:
+    props, methods = _declared_members()
+    assert props == set(CONTRACT_PROPERTIES)
+    assert methods == set(CONTRACT_METHODS)
+
+
+def _backends() -> list[Any]:
+    return [SyntheticBackend(), DrgnBackend(Program(drgn.host_platform))]
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "paging": (X86Paging,),
+    "prog": (Program, type(None)),
+    "features": (KernelFeatures,),
+    "vm_flag_bits": (VMFlagBits,),
+    "zero_pfn": (int, type(None)),
+    "huge_zero_pfn": (int, type(None)),
+    "highest_memmap_pfn": (int, type(None)),
+}
+
+
+@pytest.mark.parametrize("backend", _backends(), ids=lambda b: type(b).__name__)
+def test_backend_satisfies_contract(backend: Any) -> None:
+    assert isinstance(backend, PageTableBackend)
+    for name in CONTRACT_PROPERTIES:
+        value = getattr(backend, name)  # a missing member fails here, loudly
+        if name in _KINDS:
+            assert isinstance(value, _KINDS[name]), (name, value)
+        else:  # optional callables: pfn_to_page, page_folio
+            assert value is None or callable(value), (name, value)
+    for name in CONTRACT_METHODS:
+        member = getattr(type(backend), name)
+        assert inspect.isfunction(member), f"{type(backend).__name__}.{name} is not a method"
+        declared = inspect.signature(getattr(PageTableBackend, name))
+        actual = inspect.signature(member)
+        assert len(actual.parameters) == len(declared.parameters), (name, actual, declared)
+
+
+def test_synthetic_backend_for_another_kernel() -> None:
+    b = SyntheticBackend(version=(6, 12))
+    assert b.features.version == (6, 12)
+    assert (b.features.fw_zeropage, b.features.fw_migration) == (2, 1)
+    assert not b.features.page_compound_info
+    assert SyntheticBackend().features == KernelFeatures.for_version((7, 2))
+
+
+def test_backend_for_mm() -> None:
+    mm = SyntheticMM()
+    vma = mm.add_vma(0x400000, 0x401000)
+    assert backend_for_mm(mm) is mm.livewalk_backend
+    assert backend_for_mm(vma.obj) is mm.livewalk_backend
+    prog = Program(drgn.host_platform)
+    obj = Object(prog, "unsigned long", 0)
+    assert backend_for_mm(obj) is DrgnBackend.for_program(prog)
+    with pytest.raises(TypeError):
+        backend_for_mm("1")
+
+
+def test_synthetic_mm_stamp_changes_with_vmas() -> None:
+    mm = SyntheticMM()
+    b = mm.livewalk_backend
+    before = b.mm_stamp(mm)
+    assert before[0] % 2 == 0
+    mm.add_vma(0x400000, 0x401000)
+    after = b.mm_stamp(mm)
+    assert after != before and after[0] % 2 == 0
+
+
+def test_resolve_mm_errors() -> None:
+    mm = SyntheticMM()
+    assert resolve_mm(None, mm) is mm
+    for bad in ("1", True, 1.5, None):
+        with pytest.raises(TypeError):
+            resolve_mm(None, bad)
+    prog = Program(drgn.host_platform)
+    with pytest.raises(TypeError):
+        resolve_mm(prog, Object(prog, "int", 0))
+
+
+# -- the drgn backend's VMA cache on a changing live target ----------------------
+
+_MM_ADDR = 0xFFFF_8880_0010_0000
+
+
+def _fake_kernel() -> tuple[Program, bytearray]:
+    """
+    A program whose memory is a bytearray holding one ``struct mm_struct``
+    with the members :meth:`DrgnBackend.mm_stamp` reads.
+    """
+    prog = Program(drgn.host_platform)
+    u32 = prog.int_type("unsigned int", 4, False)
+    u64 = prog.int_type("unsigned long", 8, False)
+    seqcount = prog.struct_type("seqcount", 4, (TypeMember(u32, "sequence", 0),))
+    maple = prog.struct_type("maple_tree", 8, (TypeMember(u64, "ma_root", 0),))
+    mm_t = prog.struct_type(
+        "mm_struct",
+        64,
+        (
+            TypeMember(u64, "pgd", 0),
+            TypeMember(maple, "mm_mt", 64),
+            TypeMember(u32, "map_count", 128),
+            TypeMember(seqcount, "mm_lock_seq", 256),
+        ),
+    )
+
+    def find_type(prog: Program, kinds: Any, name: str, filename: str | None) -> Any:
+        return mm_t if name == "mm_struct" else None
+
+    prog.register_type_finder("test", find_type, enable_index=0)
+    mem = bytearray(64)
+
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        return bytes(mem[offset : offset + count])
+
+    prog.add_memory_segment(_MM_ADDR, len(mem), read)
+    return prog, mem
+
+
+class _CountingBackend(DrgnBackend):
+    """A DrgnBackend whose VMA list comes from the test, counting full reads."""
+
+    def __init__(self, prog: Program, vmas: list[VMA]) -> None:
+        super().__init__(prog)
+        self._live = True  # a live target: the stamp is read on every call
+        self.target_vmas = vmas
+        self.full_reads = 0
+
+    def _read_vmas(self, mm: Object) -> list[VMA]:
+        self.full_reads += 1
+        return list(self.target_vmas)
+
+
+def test_drgn_vma_cache_is_fresh_when_target_changes() -> None:
+    prog, mem = _fake_kernel()
+    mm = Object(prog, "struct mm_struct *", _MM_ADDR)
+    backend = _CountingBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
+    struct.pack_into("<QI12xI", mem, 8, 0xFFFF_0000_1000, 1, 4)  # ma_root, map_count, seq
+
+    assert backend.mm_stamp(mm) == (4, 1, 0xFFFF_0000_1000)
+    assert backend.find_vma(mm, 0).vm_start == 0x400000
+    assert backend.find_vma(mm, 0x400800).vm_start == 0x400000
+    assert backend.full_reads == 1  # the stamp did not change: served from the cache
+
+    # The target changes between two calls: an mmap adds a VMA (the write
+    # lock bumps mm_lock_seq twice, map_count grows).
+    backend.target_vmas = [VMA(0x400000, 0x401000, 0x3), VMA(0x7F00_0000_0000, 0x7F00_0000_1000, 0x3)]
+    struct.pack_into("<QI12xI", mem, 8, 0xFFFF_0000_1000, 2, 6)
+    found = backend.find_vma(mm, 0x401000)
+    assert found is not None and found.vm_start == 0x7F00_0000_0000
+    assert backend.full_reads == 2
+
+    # An munmap that keeps map_count and the root still bumps mm_lock_seq.
+    backend.target_vmas = [VMA(0x7F00_0000_0000, 0x7F00_0000_1000, 0x3)]
+    struct.pack_into("<QI12xI", mem, 8, 0xFFFF_0000_1000, 2, 8)
+    assert backend.find_vma(mm, 0).vm_start == 0x7F00_0000_0000
+    assert [v.vm_start for v in backend.vmas(mm)] == [0x7F00_0000_0000]
