@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from drgn import FindObjectFlags, Program
+from drgn import FaultError, FindObjectFlags, Program
 
 __all__ = ("DEFAULT_VERSION", "KernelFeatures", "parse_release")
 
@@ -132,9 +132,7 @@ class KernelFeatures:
 def _release(prog: Program) -> str | None:
     try:
         return prog["UTS_RELEASE"].string_().decode()
-    except (KeyError, LookupError, ValueError):
-        return None
-    except Exception:  # FaultError and friends: a target without the page
+    except (LookupError, ValueError, FaultError):
         return None
 
 

@@ -6,7 +6,7 @@ Backends
 The walker (:mod:`livewalk.mm.pagewalk`) never reads memory itself: it asks
 a *backend*, and :class:`PageTableBackend` declares everything a backend
 offers, in full. Optional parts are declared too, and are ``None`` where a
-backend does not have them; users test ``is None``, never ``getattr``.
+backend does not have them: users test ``is None``, nothing is probed.
 
 Two backends ship with livewalk: :mod:`livewalk.backend.drgn` (any
 ``drgn.Program`` for a Linux kernel: live, vmcore or QEMU over QMP) and
