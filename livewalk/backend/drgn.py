@@ -463,8 +463,26 @@ class DrgnBackend:
         ``mm_lock_seq``, odd while the lock is held.
         """
         lo, length, unpack, order = self._stamp_reader()
-        values = unpack.unpack(self.prog.read(int(mm.value_()) + lo, length))
+        kaddr = int(mm.value_()) + lo
+        # An mm_struct is slab memory in the direct map (init_mm is in the
+        # kernel image): a physical read skips drgn's page-table walk, the
+        # larger part of a small read's cost over QMP.
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            data = self.prog.read(kaddr, length)
+        else:
+            data = self.prog.read(paddr, length, True)
+        values = unpack.unpack(data)
         return tuple(values[i] for i in order)
+
+    def _kernel_pa(self, kaddr: int) -> int | None:
+        """``__pa(kaddr)`` for the direct map and the kernel image, else ``None``."""
+        offset = kaddr - self.paging.page_offset
+        if 0 <= offset < 1 << self.paging.max_physmem_bits:
+            return offset
+        if kaddr >= START_KERNEL_MAP:
+            return self.pgd_phys(kaddr)
+        return None
 
     def _mm_vmas(self, mm: Object) -> _MMVMAs:
         """

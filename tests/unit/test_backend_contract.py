@@ -159,7 +159,10 @@ def _fake_kernel() -> tuple[Program, bytearray]:
     def read(address: int, count: int, offset: int, physical: bool) -> bytes:
         return bytes(mem[offset : offset + count])
 
+    # The mm is in the direct map: reachable by its virtual and its physical
+    # address (page_offset_base defaults to 0xffff888000000000 here).
     prog.add_memory_segment(_MM_ADDR, len(mem), read)
+    prog.add_memory_segment(_MM_ADDR - 0xFFFF_8880_0000_0000, len(mem), read, True)
     return prog, mem
 
 
@@ -183,6 +186,7 @@ def test_drgn_vma_cache_is_fresh_when_target_changes() -> None:
     backend = _CountingBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
     struct.pack_into("<QI12xI", mem, 8, 0xFFFF_0000_1000, 1, 4)  # ma_root, map_count, seq
 
+    assert backend._kernel_pa(_MM_ADDR) is not None  # the stamp is read physically
     assert backend.mm_stamp(mm) == (4, 1, 0xFFFF_0000_1000)
     assert backend.find_vma(mm, 0).vm_start == 0x400000
     assert backend.find_vma(mm, 0x400800).vm_start == 0x400000
