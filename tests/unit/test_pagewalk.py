@@ -324,11 +324,11 @@ def test_einval_cases() -> None:
 
 def test_addr_end_helpers_wrap_unsigned() -> None:
     p5 = X86Paging(levels=5)
-    assert pud_addr_end(0xFFFFFFFFC0000000, M64) == M64
-    assert pud_addr_end(0xFFFFFFFFC0000000, 0) == 0  # end 0: (end - 1) is ULONG_MAX
-    assert pmd_addr_end(0x1000, 0x1800) == 0x1800
-    assert pmd_addr_end(0x1000, 0x400000) == 0x200000
-    assert pmd_addr_end(0x1000, 0) == 0x200000
+    assert pud_addr_end(0xFFFFFFFFC0000000, M64, p5) == M64
+    assert pud_addr_end(0xFFFFFFFFC0000000, 0, p5) == 0  # end 0: (end - 1) is ULONG_MAX
+    assert pmd_addr_end(0x1000, 0x1800, p5) == 0x1800
+    assert pmd_addr_end(0x1000, 0x400000, p5) == 0x200000
+    assert pmd_addr_end(0x1000, 0, p5) == 0x200000
     assert pgd_addr_end(0xFFFF000000000000, M64, p5) == M64
     assert pgd_addr_end(0, M64, X86Paging(levels=4)) == P4D
 
