@@ -63,6 +63,7 @@ from __future__ import annotations
 import enum
 import errno
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import count as count_from
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -363,9 +364,11 @@ class MMWalk(EntryContext):
             raise TableReadError(paddr, f"page-table loop: table {paddr:#x} reached at two levels")
         return _Table(self.read_table(paddr), self.paging.va(paddr))
 
-    def entry(self, slot: Slot, v: int, kaddr: int | None) -> Entry:
-        """The :class:`Entry` a ``p?d_entry`` callback gets for *slot*."""
-        ch = self.overlay.children.get(slot) if self.overlay.children else None
+    def entry(self, slot: Slot, v: int, table: _Table, i: int) -> Entry:
+        """The :class:`Entry` a ``p?d_entry`` callback gets for *slot*, slot *i* of *table*."""
+        kaddr = None if table.base is None else table.base + 8 * i
+        children = self.overlay.children
+        ch = children.get(slot) if children else None
         if ch is None:
             return Entry(v, kaddr, slot[0], self)
         return _EmulatedEntry(v, kaddr, slot[0], self, ch)
@@ -441,17 +444,31 @@ def real_depth(depth: int, paging: ArchPaging) -> int:
     return depth
 
 
-def _ranges(addr: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+def _ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
     """
     The ``do { next = p?d_addr_end(addr, end); ... } while (addr = next,
-    addr != end);`` that frames every level loop: ``(addr, next)`` pairs.
+    addr != end);`` that frames every level loop: ``(addr, next)`` pairs,
+    *size* being the level's span (:func:`_addr_end` inlined).
     """
+    addr = start
+    mask = ~(size - 1)
+    end_1 = (end - 1) & ULONG_MAX
     while True:
-        next_ = _addr_end(addr, end, size)
+        boundary = ((addr + size) & mask) & ULONG_MAX
+        next_ = boundary if ((boundary - 1) & ULONG_MAX) < end_1 else end
         yield addr, next_
         addr = next_
         if addr == end:
             return
+
+
+def _offset(paging: ArchPaging, level: PageTableLevel) -> tuple[int, int]:
+    """
+    What ``p?d_index()`` and the slot keys need for *level*: the shift and
+    the index mask (``PTRS_PER_* - 1``). A slot is ``(level, addr & ~((1 <<
+    shift) - 1))``.
+    """
+    return paging.level_shift(level), paging.ptrs_per(level) - 1
 
 
 def _slot(level: PageTableLevel, addr: int, paging: ArchPaging) -> Slot:
@@ -483,14 +500,12 @@ def _none_entry(
 
 def _again(walk: MMWalk, slot: Slot, v0: int, tries: list[int]) -> bool:
     """
-    The ``if (walk->action == ACTION_AGAIN) goto again;`` that the PUD and
-    PMD loops share, with the retry cap of :mod:`livewalk.mm.overlay`: a
-    retry is free when the entry changed since *v0* (split, zap, bad entry
+    Whether ``walk->action == ACTION_AGAIN`` may ``goto again``, for the PUD
+    and PMD loops, with the retry cap of :mod:`livewalk.mm.overlay`: a retry
+    is free when the entry changed since *v0* (split, zap, bad entry
     cleared), capped otherwise. Past the cap the entry is left as if
     ``ACTION_CONTINUE`` had been asked for.
     """
-    if walk.action != ACTION_AGAIN:
-        return False
     changed = walk.overlay.get(slot, v0) != v0
     if again_retry(walk, slot[0], slot[1], changed, tries):
         return True
@@ -518,20 +533,10 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
     count = min(count, ptrs - i)
     vals = table.vals[i : i + count]
     base = table.base
-    kaddrs: Iterable[int | None] = (
-        repeat(None) if base is None else range(base + 8 * i, base + 8 * (i + count), 8)
-    )
-    if install_pte is None and pte_entry is not None and addr + count * page_size <= ULONG_MAX:
-        # the fast path: only pte_entry, and next never wraps at the top of
-        # the address space; _cbret() is inlined
-        for v, kaddr in zip(vals, kaddrs):
-            ret = pte_entry(Entry(v, kaddr, _PTE, walk), addr, addr + page_size, walk)
-            if ret is not None and (ret or ret.__class__ is not int):
-                err = _cbret(ret, "pte_entry")
-                if err:
-                    return err
-            addr += page_size
-        return 0
+    if base is not None and install_pte is None and pte_entry is not None:
+        if addr + count * page_size <= ULONG_MAX:
+            return _pte_entry_fast(vals, base + 8 * i, addr, page_size, pte_entry, walk)
+    kaddrs: Iterable[int | None] = repeat(None) if base is None else count_from(base + 8 * i, 8)
     pte_none = paging.pte_none
     for v, kaddr in zip(vals, kaddrs):
         next_ = (addr + page_size) & ULONG_MAX
@@ -546,6 +551,38 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
             if err:
                 return err
         addr = next_
+    return 0
+
+
+def _pte_entry_fast(
+    vals: Sequence[int],
+    kaddr: int,
+    addr: int,
+    page_size: int,
+    pte_entry: Callable[..., Any],
+    walk: MMWalk,
+) -> int:
+    """
+    The loop of :func:`walk_pte_range_inner` for the common case: a table
+    read from the target, only ``pte_entry``, and no ``next`` that wraps at
+    the top of the address space. :class:`Entry` construction and
+    :func:`_cbret` are inlined: this loop runs once per PTE.
+    """
+    new = object.__new__
+    level = _PTE
+    for v in vals:
+        pte = new(Entry)
+        pte.value = v
+        pte.kaddr = kaddr
+        pte.level = level
+        pte._ctx = walk
+        ret = pte_entry(pte, addr, addr + page_size, walk)
+        if ret is not None and (ret or ret.__class__ is not int):
+            err = _cbret(ret, "pte_entry")
+            if err:
+                return err
+        addr += page_size
+        kaddr += 8
     return 0
 
 
@@ -583,12 +620,14 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
         walk.action = ACTION_AGAIN
         return 0
     o = walk._o
+    pmd_entry = o.pmd_entry
     has_handler = o.pte_entry is not None
     has_install = o.install_pte is not None
     depth = real_depth(3, paging)
-    for addr, next_ in _ranges(start, end, 1 << paging.level_shift(_PMD)):
-        pmd = _slot(_PMD, addr, paging)
-        i = _index(_PMD, addr, paging)
+    shift, index_mask = _offset(paging, _PMD)
+    for addr, next_ in _ranges(start, end, 1 << shift):
+        pmd = (_PMD, addr >> shift << shift)
+        i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
             walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pmd_none()
@@ -601,9 +640,9 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
                     break  # continue
                 v = new
             v0 = v
-            if o.pmd_entry is not None:
+            if pmd_entry is not None:
                 err = _cbret(
-                    o.pmd_entry(walk.entry(pmd, v, table.kaddr(i)), addr, next_, walk), "pmd_entry"
+                    pmd_entry(walk.entry(pmd, v, table, i), addr, next_, walk), "pmd_entry"
                 )
                 if err:
                     return err
@@ -619,7 +658,7 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
                 err = walk_pte_range(pmd, v, addr, next_, walk)
                 if err:
                     return err
-            if not _again(walk, pmd, v0, tries):
+            if walk.action != ACTION_AGAIN or not _again(walk, pmd, v0, tries):
                 break
     return 0
 
@@ -632,12 +671,14 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
     except TableReadError as e:
         return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
     o = walk._o
+    pud_entry = o.pud_entry
     has_handler = o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
     depth = real_depth(2, paging)
-    for addr, next_ in _ranges(start, end, 1 << paging.level_shift(_PUD)):
-        pud = _slot(_PUD, addr, paging)
-        i = _index(_PUD, addr, paging)
+    shift, index_mask = _offset(paging, _PUD)
+    for addr, next_ in _ranges(start, end, 1 << shift):
+        pud = (_PUD, addr >> shift << shift)
+        i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
             walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pud_none()
@@ -650,9 +691,9 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
                     break  # continue
                 v = new
             v0 = v
-            if o.pud_entry is not None:
+            if pud_entry is not None:
                 err = _cbret(
-                    o.pud_entry(walk.entry(pud, v, table.kaddr(i)), addr, next_, walk), "pud_entry"
+                    pud_entry(walk.entry(pud, v, table, i), addr, next_, walk), "pud_entry"
                 )
                 if err:
                     return err
@@ -667,7 +708,7 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
                 err = walk_pmd_range(pud, v, addr, next_, walk)
                 if err:
                     return err
-            if not _again(walk, pud, v0, tries):
+            if walk.action != ACTION_AGAIN or not _again(walk, pud, v0, tries):
                 break
     return 0
 
