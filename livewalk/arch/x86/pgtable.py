@@ -24,8 +24,9 @@ modules that imported them from this one.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-from livewalk.arch import ULONG_MAX, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.x86.pgprot import vm_get_page_prot
 from livewalk.arch.x86.pgtable_64 import (
     __swp_offset,
@@ -580,3 +581,8 @@ class X86Paging:
     def mk_table_entry(self, level: PageTableLevel) -> int:
         """``_PAGE_TABLE`` with PFN 0, what ``__p?d_alloc()`` would have stored."""
         return _PAGE_TABLE
+
+
+if TYPE_CHECKING:
+    # X86Paging satisfies the arch seam (checked by mypy)
+    _ARCH: ArchPaging = X86Paging()
