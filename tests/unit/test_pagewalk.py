@@ -882,3 +882,22 @@ def test_walks_keyword_exposes_the_walk() -> None:
     assert [(e.level, e.addr, e.reason) for e in w.errors] == [(PageTableLevel.P4D, P4D, "bad")]
     assert w.table_reads == 4  # PGD, P4D, PUD, PMD tables; the bad P4D is not followed
     assert walk_page_range(mm, 1, 0, r.ops, walks=walks) == EINVAL and len(walks) == 1
+
+
+def test_prot_none_thp_split_keeps_the_2m_pfns() -> None:
+    # A PROT_NONE PMD-mapped THP as the kernel stores it (pfn_pmd(): the PFN
+    # inverted, then masked to 2 MiB, so the low 9 PFN bits read as ones
+    # once the inversion is undone): pmd_pfn() masks them off again, and the
+    # emulated split maps pfn .. pfn + 511 (it used to start at 0x10d5ff).
+    mm = _thp_mm(0)
+    pfn = 0x10D400
+    prot_none_pse = (1 << 8) | (1 << 5) | (1 << 7)
+    stored = ((~(pfn << 12)) & ((1 << 52) - 1) & ~((1 << 21) - 1)) | prot_none_pse
+    mm.set_pmd(0x400000, stored)
+    r = Rec(("pmd_entry", "pte_entry"))
+    assert walk_page_range(mm, 0x400000, 0x600000, r.ops) == 0
+    assert r.entries[0].leaf and r.entries[0].protnone and r.entries[0].pfn == pfn
+    pte = r.entries[1:]
+    assert len(pte) == 512
+    assert [e.pfn for e in pte] == list(range(pfn, pfn + 512))
+    assert all(e.present and e.protnone and not e.rw for e in pte)
