@@ -97,6 +97,8 @@ class Entry:
     __slots__ = ("value", "kaddr", "level", "_ctx")
 
     def __init__(self, value: int, kaddr: int | None, level: int, ctx: Any) -> None:
+        # the walker's PTE fast path (pagewalk._pte_entry_fast) sets these
+        # four slots itself: keep the two in step
         self.value = value
         self.kaddr = kaddr
         self.level = level
