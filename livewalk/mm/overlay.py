@@ -270,9 +270,12 @@ def _vma_is_anonymous(vma: VMA) -> bool:
     anon = getattr(vma, "anonymous", None)
     if anon is not None:
         return bool(anon)
-    # unknown: private mappings are taken as anonymous
-    # (VM_SHARED = 0x8, VM_PFNMAP = 0x400, include/linux/mm.h)
-    return not vma.vm_flags & 0x8 and not vma.pfnmap and not vma.vm_flags & 0x400
+    # unknown: private mappings are taken as anonymous (the VM_* names live
+    # with the walker until livewalk.mm.vma is their home; imported here
+    # because the walker imports this module)
+    from livewalk.mm.pagewalk import VM_PFNMAP, VM_SHARED
+
+    return not vma.vm_flags & VM_SHARED and not vma.pfnmap and not vma.vm_flags & VM_PFNMAP
 
 
 def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
