@@ -61,7 +61,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import livewalk.mm.pagewalk as pw
-from livewalk.arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PSE, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT
+from livewalk.arch import ArchPaging, PageTableLevel
 from livewalk.backend import VMA, TableReadError
 from livewalk.crosscheck.compare import Divergence, ReplayCall, diff_step
 from livewalk.crosscheck.model import POINTER_SLOTS, KernelWalk
@@ -118,6 +118,18 @@ def list_vmas(base: Any, mm: Any) -> list[VMA]:
         addr = v.vm_end
 
 
+def _table_below(paging: ArchPaging, level: int, v: int) -> bool:
+    """An entry of a *level* table (4 PGD ... 1 PMD) points to a lower table."""
+    if level == 1:
+        return paging.pmd_present(v) and not paging.pmd_leaf(v)
+    if level == 2:
+        return paging.pud_present(v) and not paging.pud_leaf(v)
+    if level == 3:
+        return paging.p4d_present(v)
+    # a folded PGD is always "present": its value is the P4D entry
+    return paging.pgd_present(v) and paging.p4d_present(v)
+
+
 def snapshot_tables(base: Any, pgd_kaddr: int, *, user_only: bool = True) -> dict[int, tuple[int, ...]]:
     """
     Read every page-table page reachable from the top-level table at
@@ -125,9 +137,8 @@ def snapshot_tables(base: Any, pgd_kaddr: int, *, user_only: bool = True) -> dic
     and return them by physical address.
     """
     paging = base.paging
-    mask = paging.physical_mask & ~((1 << PAGE_SHIFT) - 1)
     tables: dict[int, tuple[int, ...]] = {}
-    top = base.pgd_phys(pgd_kaddr) & ~((1 << PAGE_SHIFT) - 1)
+    top = base.pgd_phys(pgd_kaddr) & ~(paging.page_size - 1)
     # level numbers: 4 PGD, 3 P4D, 2 PUD, 1 PMD, 0 PTE (the table's level)
     stack = [(top, 4)]
     while stack:
@@ -144,14 +155,12 @@ def snapshot_tables(base: Any, pgd_kaddr: int, *, user_only: bool = True) -> dic
         n = 256 if (level == 4 and user_only) else 512
         for i in range(n):
             v = t[i]
-            if not v & _PAGE_PRESENT:
-                continue
-            if level in (1, 2) and v & _PAGE_PSE:
+            if not _table_below(paging, level, v):
                 continue
             nxt = level - 1
-            if level == 4 and paging.levels == 4:
+            if level == 4 and paging.folded(PageTableLevel.P4D):
                 nxt = 2
-            stack.append((v & mask, nxt))
+            stack.append((paging.table_paddr(v), nxt))
     return tables
 
 
@@ -163,14 +172,14 @@ def kernel_overlay(walk: KernelWalk, pgd_phys: Callable[[int], int], paging: Any
     at depth 0-3 under a table the trace identifies (the parent's value, or
     a sibling slot's address).
     """
-    mask = paging.physical_mask & ~((1 << PAGE_SHIFT) - 1)
     ov: dict[int, int] = {}
     # the latest pointer step per level: (addr, next, kaddr, value)
     last: dict[int, tuple[int, int, int, int]] = {}
-    level_shift = {0: PAGE_SHIFT, 1: PMD_SHIFT, 2: PUD_SHIFT, 3: 39, 4: paging.pgdir_shift}
+    level_shift: dict[int, int] = {int(lvl): paging.level_shift(lvl) for lvl in PageTableLevel}
 
     def slot_in(table_paddr: int, level: int, addr: int) -> int:
-        return table_paddr + 8 * ((addr >> level_shift[level]) & 511)
+        lvl = PageTableLevel(level)
+        return table_paddr + 8 * ((addr >> level_shift[lvl]) & (paging.ptrs_per(lvl) - 1))
 
     top = pgd_phys(walk.pgd) if walk.pgd else None
     for s in walk.steps:
@@ -183,29 +192,28 @@ def kernel_overlay(walk: KernelWalk, pgd_phys: Callable[[int], int], paging: Any
             pmd = last.get(1)
             if pmd is not None and pmd[0] <= s.addr < pmd[1]:
                 v = pmd[3]
-                if v & _PAGE_PRESENT and not v & _PAGE_PSE:
-                    ov[slot_in(v & mask, 0, s.addr)] = 0
+                if _table_below(paging, 1, v):
+                    ov[slot_in(paging.table_paddr(v), 0, s.addr)] = 0
         elif s.slot == "pte_hole" and 0 <= s.arg <= 3:
             level = {0: 4, 1: 3, 2: 2, 3: 1}[s.arg]
-            if s.arg == 0 and paging.levels == 4:
+            if s.arg == 0 and paging.folded(PageTableLevel.P4D):
                 level = 4
             table: int | None = None
             if level == 4:
                 table = top
             else:
                 parent = level + 1
-                if parent == 3 and paging.levels == 4:
-                    parent = 3  # the folded p4d_entry carries the PGD slot
+                # a folded p4d_entry carries the PGD slot (parent 3 either way)
                 p = last.get(parent)
                 if p is not None and p[0] <= s.addr < p[1]:
                     v = p[3]
-                    if v & _PAGE_PRESENT and not v & _PAGE_PSE:
-                        table = v & mask
+                    if _table_below(paging, parent, v):
+                        table = paging.table_paddr(v)
                 if table is None:
                     sib = last.get(level)
                     up = level_shift[level + 1] if level + 1 in level_shift else 64
                     if sib is not None and (sib[0] >> up) == (s.addr >> up):
-                        table = pgd_phys(sib[2]) & ~0xFFF
+                        table = pgd_phys(sib[2]) & ~(paging.page_size - 1)
             if table is not None:
                 ov.setdefault(slot_in(table, level, s.addr), 0)
     return ov
@@ -348,7 +356,7 @@ class _Replayer:
         n = len(self.calls)
         if self.corrupt_step is not None and n == self.corrupt_step:
             # deliberately wrong (tests that the crosscheck can fail)
-            call = dataclasses.replace(call, addr=call.addr ^ (1 << PAGE_SHIFT))
+            call = dataclasses.replace(call, addr=call.addr ^ walk.paging.page_size)
         self.calls.append(call)
         if self.div is not None:
             return ABORT

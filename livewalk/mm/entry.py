@@ -7,11 +7,13 @@ The walker hands its callbacks :class:`Entry` objects where the kernel hands
 ``pte_t *``, ``pmd_t *`` and so on. An entry knows where it lives
 (:attr:`Entry.kaddr`, the kernel virtual address of the slot, what the
 kernel's pointer points at), its raw value (:attr:`Entry.value`) and its
-level, and decodes itself lazily with the x86_64 rules of Linux 7.2
-(``arch/x86/include/asm/pgtable*.h``): creating one costs a few attribute
-stores, decoding happens only when a property is read.
+level, and decodes itself lazily with the predicates of the target's
+architecture (:class:`~livewalk.arch.ArchPaging`, e.g. the x86_64 rules of
+Linux 7.2 ``arch/x86/include/asm/pgtable*.h``): creating one costs a few
+attribute stores, decoding happens only when a property is read.
 
->>> from livewalk.arch.x86.pgtable import X86Paging, PageTableLevel
+>>> from livewalk.arch import PageTableLevel
+>>> from livewalk.arch.x86.pgtable import X86Paging
 >>> e = Entry(0x8000000012345067, 0xFF11000001000000, PageTableLevel.PTE,
 ...           EntryContext(X86Paging()))
 >>> e.present, e.pfn == 0x12345, e.rw, e.nx
@@ -23,55 +25,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from livewalk.arch.x86.pgtable import (
-    _PAGE_ACCESSED,
-    _PAGE_DIRTY_BITS,
-    _PAGE_GLOBAL,
-    _PAGE_NX,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_PSE,
-    _PAGE_RW,
-    _PAGE_SOFT_DIRTY,
-    _PAGE_SPECIAL,
-    _PAGE_SWP_EXCLUSIVE,
-    _PAGE_SWP_SOFT_DIRTY,
-    _PAGE_SWP_UFFD_WP,
-    _PAGE_UFFD_WP,
-    _PAGE_USER,
-    PAGE_MASK,
-    PAGE_SHIFT,
-    PMD_SHIFT,
-    PTRS_PER_TABLE,
-    PUD_SHIFT,
-    PageTableLevel,
-    SwapEntry,
-    X86Paging,
-    decode_swap,
-    p4d_bad,
-    pgd_bad,
-    pgd_none,
-    pgd_present,
-    pmd_bad,
-    pmd_present,
-    pte_none,
-    pte_present,
-    pte_protnone,
-)
+from livewalk.arch import ArchPaging, PageTableLevel
 from livewalk.backend import TableReadError
+from livewalk.mm.swapops import SwapEntry
 
 __all__ = (
     "Entry",
     "EntryContext",
 )
 
-_PTE = PageTableLevel.PTE
-_PMD = PageTableLevel.PMD
-_PUD = PageTableLevel.PUD
-_P4D = PageTableLevel.P4D
-_PGD = PageTableLevel.PGD
-
-_LEVEL_SHIFT = {0: PAGE_SHIFT, 1: PMD_SHIFT, 2: PUD_SHIFT, 3: 39}
+_PTE, _PMD, _PUD, _P4D, _PGD = PageTableLevel
 
 
 class EntryContext:
@@ -82,14 +45,14 @@ class EntryContext:
     (:class:`~livewalk.mm.pagewalk.MMWalk`) is one; standalone users can make
     their own.
 
-    :ivar paging: :class:`~livewalk.arch.x86.pgtable.X86Paging`
+    :ivar paging: the target's :class:`~livewalk.arch.ArchPaging`
     :ivar backend: the backend, or ``None``
     :ivar table_reads: number of page-table pages read from the backend
     """
 
     __slots__ = ("paging", "backend", "table_reads", "_tables")
 
-    def __init__(self, paging: X86Paging, backend: Any = None) -> None:
+    def __init__(self, paging: ArchPaging, backend: Any = None) -> None:
         self.paging = paging
         self.backend = backend
         self.table_reads = 0
@@ -109,7 +72,7 @@ class EntryContext:
                 raise TableReadError(paddr, f"no backend to read table {paddr:#x}")
             t = self.backend.read_table(paddr)
             self.table_reads += 1
-            if len(t) != PTRS_PER_TABLE:
+            if len(t) != self.paging.ptrs_per(_PTE):
                 raise TableReadError(paddr, f"table at {paddr:#x} has {len(t)} entries, not 512")
             self._tables[paddr] = t
         return t
@@ -125,7 +88,7 @@ class Entry:
         entry that exists only in the walker's emulation of a kernel mutation
         (a table the kernel would have allocated or split, see
         :mod:`livewalk.mm.pagewalk`)
-    :ivar level: :class:`~livewalk.arch.x86.pgtable.PageTableLevel`
+    :ivar level: :class:`~livewalk.arch.PageTableLevel`
 
     With 4-level paging the P4D level is folded: a P4D entry is the PGD
     entry itself (same :attr:`kaddr` and :attr:`value`).
@@ -134,6 +97,8 @@ class Entry:
     __slots__ = ("value", "kaddr", "level", "_ctx")
 
     def __init__(self, value: int, kaddr: int | None, level: int, ctx: Any) -> None:
+        # the walker's PTE fast path (pagewalk._pte_entry_fast) sets these
+        # four slots itself: keep the two in step
         self.value = value
         self.kaddr = kaddr
         self.level = level
@@ -155,54 +120,67 @@ class Entry:
         return self.value
 
     @property
-    def paging(self) -> X86Paging:
-        """The target's :class:`~livewalk.arch.x86.pgtable.X86Paging`."""
+    def paging(self) -> ArchPaging:
+        """The target's :class:`~livewalk.arch.ArchPaging`."""
         return self._ctx.paging  # type: ignore[no-any-return]
 
     # -- kernel predicates -------------------------------------------------
 
     @property
     def none(self) -> bool:
-        """``p?d_none()`` for this level (a PGD entry is never none with 4-level paging)."""
-        if self.level == _PGD:
-            return pgd_none(self.value, self._ctx.paging)
-        return pte_none(self.value)
+        """``p?d_none()`` for this level (a folded PGD entry is never none)."""
+        p = self._ctx.paging
+        lvl = self.level
+        if lvl == _PGD:
+            return p.pgd_none(self.value)  # type: ignore[no-any-return]
+        return p.pte_none(self.value)  # type: ignore[no-any-return]
 
     @property
     def present(self) -> bool:
         """
-        ``p?d_present()`` for this level: PTE = PRESENT or PROTNONE, PMD =
-        PRESENT, PROTNONE or PSE, PUD/P4D = PRESENT, PGD = PRESENT (always
-        true with 4-level paging).
+        ``p?d_present()`` for this level (on x86_64: PTE = PRESENT or
+        PROTNONE, PMD = PRESENT, PROTNONE or PSE, PUD/P4D = PRESENT, PGD =
+        PRESENT, always true with 4-level paging).
         """
+        return self._present(self._ctx.paging)
+
+    def _present(self, p: ArchPaging) -> bool:
         v = self.value
         lvl = self.level
         if lvl == _PTE:
-            return bool(v & (_PAGE_PRESENT | _PAGE_PROTNONE))
+            return p.pte_present(v)
         if lvl == _PMD:
-            return pmd_present(v)
-        if lvl == _PGD:
-            return pgd_present(v, self._ctx.paging)
-        return bool(v & _PAGE_PRESENT)
+            return p.pmd_present(v)
+        if lvl == _PUD:
+            return p.pud_present(v)
+        if lvl == _P4D:
+            return p.p4d_present(v)
+        return p.pgd_present(v)
 
     @property
     def protnone(self) -> bool:
-        """``p?d_protnone()``: PROT_NONE or NUMA-hinting (PROTNONE without PRESENT)."""
-        if self.level > _PMD:
-            return False
-        return pte_protnone(self.value)
+        """``p?d_protnone()``: PROT_NONE or NUMA-hinting (present for the kernel, not for the MMU)."""
+        lvl = self.level
+        if lvl == _PTE:
+            return self.paging.pte_protnone(self.value)
+        if lvl == _PMD:
+            return self.paging.pmd_protnone(self.value)
+        return False
 
     @property
     def leaf(self) -> bool:
         """
         The entry maps memory itself: a present PTE, or ``pmd_leaf()`` /
-        ``pud_leaf()`` (``_PAGE_PSE``) at PMD/PUD level. Never at P4D/PGD.
+        ``pud_leaf()`` at PMD/PUD level. Never at P4D/PGD.
         """
         lvl = self.level
+        p = self.paging
         if lvl == _PTE:
-            return pte_present(self.value)
-        if lvl == _PMD or lvl == _PUD:
-            return bool(self.value & _PAGE_PSE)
+            return p.pte_present(self.value)
+        if lvl == _PMD:
+            return p.pmd_leaf(self.value)
+        if lvl == _PUD:
+            return p.pud_leaf(self.value)
         return False
 
     huge = leaf
@@ -215,105 +193,104 @@ class Entry:
     @property
     def bad(self) -> bool:
         """``p?d_bad()`` as the walker applies it (PMD: ``pmd_bad``; P4D/PGD)."""
-        p = self._ctx.paging
+        p = self.paging
         lvl = self.level
         if lvl == _PMD:
-            return pmd_bad(self.value, p)
+            return p.pmd_bad(self.value)
         if lvl == _P4D:
-            return p4d_bad(self.value, p)
+            return p.p4d_bad(self.value)
         if lvl == _PGD:
-            return pgd_bad(self.value, p)
+            return p.pgd_bad(self.value)
         return False
 
     @property
     def pfn(self) -> int:
         """
         ``p?d_pfn()``: the page frame number, L1TF inversion undone for
-        non-present entries; a PSE PMD/PUD masks to its 2 MiB / 1 GiB page.
+        non-present entries; a PMD/PUD leaf masks to its 2 MiB / 1 GiB page.
         For a table pointer, the table's PFN.
         """
-        v = self.value
-        if v and not v & _PAGE_PRESENT:
-            v ^= 0xFFFF_FFFF_FFFF_FFFF
-        mask = self._ctx.paging.physical_mask & PAGE_MASK
+        p = self.paging
         lvl = self.level
-        if (lvl == _PMD or lvl == _PUD) and v & _PAGE_PSE:
-            mask &= ~((1 << _LEVEL_SHIFT[lvl]) - 1)
-        return (v & mask) >> PAGE_SHIFT
+        if lvl == _PMD:
+            return p.pmd_pfn(self.value)
+        if lvl == _PUD:
+            return p.pud_pfn(self.value)
+        return p.pte_pfn(self.value)
 
     @property
     def phys_addr(self) -> int:
         """``pfn << PAGE_SHIFT``: physical address of the page, huge page or table."""
-        return self.pfn << PAGE_SHIFT
+        return self.pfn << self.paging.page_shift
+
+    # The attribute bits below read the same at every level on the
+    # architectures livewalk knows (pmd_young() is pte_young() of the same
+    # bits), so they use the PTE predicates; each is false on a non-present entry.
 
     @property
     def rw(self) -> bool:
-        """``_PAGE_RW`` (present entries only)."""
-        return bool(self.value & _PAGE_RW) and self._is_present_bits()
+        """``pte_write()`` (present entries only)."""
+        return self._is_present_bits() and self.paging.pte_write(self.value)
 
     @property
     def user(self) -> bool:
-        """``_PAGE_USER`` (present entries only)."""
-        return bool(self.value & _PAGE_USER) and self._is_present_bits()
+        """User-accessible (x86 ``_PAGE_USER``; present entries only)."""
+        return self._is_present_bits() and self.paging.pte_user(self.value)
 
     @property
     def accessed(self) -> bool:
-        """``_PAGE_ACCESSED`` (``pte_young``)."""
-        return bool(self.value & _PAGE_ACCESSED) and self._is_present_bits()
+        """``pte_young()``."""
+        return self._is_present_bits() and self.paging.pte_young(self.value)
 
     @property
     def dirty(self) -> bool:
-        """``pte_dirty()``: bit 6 (DIRTY) or bit 58 (SAVED_DIRTY)."""
-        return bool(self.value & _PAGE_DIRTY_BITS) and self._is_present_bits()
+        """``pte_dirty()`` (on x86: bit 6 DIRTY or bit 58 SAVED_DIRTY)."""
+        return self._is_present_bits() and self.paging.pte_dirty(self.value)
 
     @property
     def nx(self) -> bool:
-        """``_PAGE_NX`` (bit 63)."""
-        return bool(self.value & _PAGE_NX) and self._is_present_bits()
+        """Not executable (x86 ``_PAGE_NX``; present entries only)."""
+        return self._is_present_bits() and not self.paging.pte_exec(self.value)
 
     @property
     def global_(self) -> bool:
-        """``_PAGE_GLOBAL`` (bit 8 with PRESENT; without it bit 8 is PROTNONE)."""
-        v = self.value
-        return bool(v & _PAGE_GLOBAL) and bool(v & _PAGE_PRESENT)
+        """Global mapping (x86 ``_PAGE_GLOBAL``, bit 8 with PRESENT; without it bit 8 is PROTNONE)."""
+        return self.paging.pte_global(self.value)
 
     @property
     def special(self) -> bool:
-        """``p?d_special()``: bit 9 (zero page, PFN maps, huge zero PMD)."""
-        return bool(self.value & _PAGE_SPECIAL) and self._is_present_bits()
+        """``p?d_special()`` (zero page, PFN maps, huge zero PMD)."""
+        return self._is_present_bits() and self.paging.pte_special(self.value)
 
     @property
     def soft_dirty(self) -> bool:
         """
-        Soft-dirty: bit 11 on a present entry, bit 1 (``_PAGE_SWP_SOFT_DIRTY``)
-        on a swap entry; false without ``CONFIG_MEM_SOFT_DIRTY``.
+        ``pte_soft_dirty()`` on a present entry, ``pte_swp_soft_dirty()`` on
+        a swap entry; false without ``CONFIG_MEM_SOFT_DIRTY``.
         """
-        p = self._ctx.paging
-        if not p.soft_dirty:
-            return False
+        p = self.paging
         v = self.value
         if self._is_present_bits():
-            return bool(v & _PAGE_SOFT_DIRTY)
-        return not pte_none(v) and bool(v & _PAGE_SWP_SOFT_DIRTY)
+            return p.pte_soft_dirty(v)
+        return not p.pte_none(v) and p.pte_swp_soft_dirty(v)
 
     @property
     def uffd_wp(self) -> bool:
-        """uffd-wp: bit 10 on a present entry, bit 2 on a swap entry."""
-        p = self._ctx.paging
-        if not p.uffd_wp:
-            return False
+        """``pte_uffd_wp()`` on a present entry, ``pte_swp_uffd_wp()`` on a swap entry."""
+        p = self.paging
         v = self.value
         if self._is_present_bits():
-            return bool(v & _PAGE_UFFD_WP)
-        return not pte_none(v) and bool(v & _PAGE_SWP_UFFD_WP)
+            return p.pte_uffd_wp(v)
+        return not p.pte_none(v) and p.pte_swp_uffd_wp(v)
 
     @property
     def exclusive(self) -> bool:
-        """``_PAGE_SWP_EXCLUSIVE`` (bit 3) of a swap entry; false for present entries."""
+        """``pte_swp_exclusive()`` of a swap entry; false for present entries."""
+        p = self.paging
         v = self.value
-        if self._is_present_bits() or pte_none(v):
+        if self._is_present_bits() or p.pte_none(v):
             return False
-        return bool(v & _PAGE_SWP_EXCLUSIVE)
+        return p.pte_swp_exclusive(v)
 
     @property
     def swap(self) -> SwapEntry | None:
@@ -323,18 +300,10 @@ class Entry:
         """
         if self.level > _PMD or self._is_present_bits():
             return None
-        return decode_swap(self.value, self._ctx.paging)
+        return self.paging.decode_swap(self.value)
 
     def _is_present_bits(self) -> bool:
-        v = self.value
-        lvl = self.level
-        if lvl == _PTE:
-            return bool(v & (_PAGE_PRESENT | _PAGE_PROTNONE))
-        if lvl == _PMD:
-            return bool(v & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
-        if lvl == _PGD:
-            return pgd_present(v, self._ctx.paging)
-        return bool(v & _PAGE_PRESENT)
+        return self._present(self._ctx.paging)
 
     # -- backend views ----------------------------------------------------
 
@@ -359,13 +328,13 @@ class Entry:
         """
         if self.level != _PMD or not self.is_table:
             return None
-        return self._ctx.read_table(self.value & self._ctx.paging.physical_mask & PAGE_MASK)
+        return self._ctx.read_table(self._ctx.paging.table_paddr(self.value))
 
     def table(self) -> Sequence[int] | None:
         """The 512 raw values of the next-level table this entry points to, or ``None``."""
         if not self.is_table:
             return None
-        return self._ctx.read_table(self.value & self._ctx.paging.physical_mask & PAGE_MASK)
+        return self._ctx.read_table(self._ctx.paging.table_paddr(self.value))
 
 
 class _EmulatedEntry(Entry):

@@ -39,30 +39,12 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from livewalk.arch.x86.pgtable import (
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_PSE,
-    _PAGE_SPECIAL,
-    P4D_SHIFT,
-    PAGE_MASK,
-    PAGE_SHIFT,
-    PMD_SHIFT,
-    PUD_SHIFT,
-    PageTableLevel,
-    decode_swap,
-    p4d_bad,
-    pgd_bad,
-    pgd_none,
-    pmd_bad,
-    pmd_pfn,
-    pte_none,
-    pte_pfn,
-    pud_pfn,
-)
+from livewalk.arch import ArchPaging, PageTableLevel
 from livewalk.backend import VMA, TableReadError
 from livewalk.mm.entry import Entry, EntryContext
 from livewalk.mm.pagewalk import _resolve_vma
+
+_PTE, _PMD, _PUD, _P4D, _PGD = PageTableLevel
 
 __all__ = (
     "FW_ZEROPAGE",
@@ -149,9 +131,9 @@ class FolioWalk:
         return f"FolioWalk(level={self.level.name}, pte={self.pte:#x}, pfn={pfn})"
 
 
-def _normal(backend: Any, v: int, pfn: int) -> bool:
-    """``vm_normal_page*()`` on x86_64: special entries and PFNs past memmap have none."""
-    if v & _PAGE_SPECIAL:
+def _normal(backend: Any, special: bool, pfn: int) -> bool:
+    """``vm_normal_page*()``: special entries and PFNs past memmap have no normal page."""
+    if special:
         return False
     hi = getattr(backend, "highest_memmap_pfn", None)
     return not (hi is not None and pfn > hi)
@@ -189,87 +171,93 @@ def folio_walk_start(
         return None
     mm = backend.vma_mm(info)
     ctx = EntryContext(backend.paging, backend)
-    paging = backend.paging
+    p: ArchPaging = backend.paging
+    page_shift = p.page_shift
+    pud_size = 1 << p.level_shift(_PUD)
+    pmd_size = 1 << p.level_shift(_PMD)
     try:
-        base = backend.mm_pgd(mm) & ~0xFFF
+        base = backend.mm_pgd(mm) & ~(p.page_size - 1)
         t = ctx.read_table(backend.pgd_phys(base))
-        i = (addr >> paging.pgdir_shift) & 511
+        i = _index(p, _PGD, addr)
         v = t[i]
         kaddr: int | None = base + 8 * i
-        if pgd_none(v, paging) or pgd_bad(v, paging):
+        if p.pgd_none(v) or p.pgd_bad(v):
             return None
-        if paging.levels == 5:
-            t, kaddr = _next(ctx, v, addr, P4D_SHIFT)
-            v = t[(addr >> P4D_SHIFT) & 511]
-        if pte_none(v) or p4d_bad(v, paging):
+        if not p.folded(_P4D):
+            t, kaddr, v = _next(ctx, v, addr, _P4D)
+        if p.p4d_none(v) or p.p4d_bad(v):
             return None
-        t, kaddr = _next(ctx, v, addr, PUD_SHIFT)
-        pud = t[(addr >> PUD_SHIFT) & 511]
-        if pte_none(pud):
+        t, kaddr, pud = _next(ctx, v, addr, _PUD)
+        if p.pud_none(pud):
             return None
-        if not pud & _PAGE_PRESENT or pud & _PAGE_PSE:
-            fw._set(FolioWalkLevel.FW_LEVEL_PUD, Entry(pud, kaddr, PageTableLevel.PUD, ctx))
-            if pud & _PAGE_PRESENT:
-                pfn = pud_pfn(pud, paging)
-                if _normal(backend, pud, pfn):
-                    return _found(fw, backend, pfn, addr, 1 << PUD_SHIFT, False)
+        if not p.pud_present(pud) or p.pud_leaf(pud):
+            fw._set(FolioWalkLevel.FW_LEVEL_PUD, Entry(pud, kaddr, _PUD, ctx))
+            if p.pud_present(pud):
+                pfn = p.pud_pfn(pud)
+                if _normal(backend, p.pmd_special(pud), pfn):
+                    return _found(fw, backend, pfn, addr, pud_size, False)
             return None
-        t, kaddr = _next(ctx, pud, addr, PMD_SHIFT)
-        pmd = t[(addr >> PMD_SHIFT) & 511]
-        if pte_none(pmd):
+        t, kaddr, pmd = _next(ctx, pud, addr, _PMD)
+        if p.pmd_none(pmd):
             return None
-        present = bool(pmd & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
-        if not present or pmd & _PAGE_PSE:
-            fw._set(FolioWalkLevel.FW_LEVEL_PMD, Entry(pmd, kaddr, PageTableLevel.PMD, ctx))
+        present = p.pmd_present(pmd)
+        if not present or p.pmd_leaf(pmd):
+            fw._set(FolioWalkLevel.FW_LEVEL_PMD, Entry(pmd, kaddr, _PMD, ctx))
             if present:
-                pfn = pmd_pfn(pmd, paging)
-                if _normal(backend, pmd, pfn):
-                    return _found(fw, backend, pfn, addr, 1 << PMD_SHIFT, False)
-                if want_zero and _is_huge_zero(backend, pmd, pfn):
-                    return _found(fw, backend, pfn, addr, 1 << PMD_SHIFT, True)
+                pfn = p.pmd_pfn(pmd)
+                if _normal(backend, p.pmd_special(pmd), pfn):
+                    return _found(fw, backend, pfn, addr, pmd_size, False)
+                if want_zero and _is_huge_zero(backend, p, pmd, pfn):
+                    return _found(fw, backend, pfn, addr, pmd_size, True)
             elif want_migration:
-                sw = decode_swap(pmd, paging)
+                sw = p.decode_swap(pmd)
                 if sw is not None and sw.kind.is_migration and sw.pfn is not None:
                     # before Linux 7.1: found, but fw->page stays NULL
-                    return _found(fw, backend, sw.pfn, addr, 1 << PMD_SHIFT, True)
+                    return _found(fw, backend, sw.pfn, addr, pmd_size, True)
             return None
         # pte_offset_map_lock(): fails on a bad PMD (the kernel clears it)
-        if pmd_bad(pmd, paging):
+        if p.pmd_bad(pmd):
             return None
-        t, kaddr = _next(ctx, pmd, addr, PAGE_SHIFT)
-        pte = t[(addr >> PAGE_SHIFT) & 511]
-        fw._set(FolioWalkLevel.FW_LEVEL_PTE, Entry(pte, kaddr, PageTableLevel.PTE, ctx))
-        if pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
-            pfn = pte_pfn(pte, paging)
-            if _normal(backend, pte, pfn):
-                return _found(fw, backend, pfn, addr, 1 << PAGE_SHIFT, False)
+        t, kaddr, pte = _next(ctx, pmd, addr, _PTE)
+        fw._set(FolioWalkLevel.FW_LEVEL_PTE, Entry(pte, kaddr, _PTE, ctx))
+        if p.pte_present(pte):
+            pfn = p.pte_pfn(pte)
+            if _normal(backend, p.pte_special(pte), pfn):
+                return _found(fw, backend, pfn, addr, 1 << page_shift, False)
             zero = getattr(backend, "zero_pfn", None)
             if want_zero and zero is not None and pfn == zero:
-                return _found(fw, backend, pfn, addr, 1 << PAGE_SHIFT, True)
-        elif want_migration and not pte_none(pte):
-            sw = decode_swap(pte, paging)
+                return _found(fw, backend, pfn, addr, 1 << page_shift, True)
+        elif want_migration and not p.pte_none(pte):
+            sw = p.decode_swap(pte)
             if sw is not None and sw.kind.is_migration and sw.pfn is not None:
-                return _found(fw, backend, sw.pfn, addr, 1 << PAGE_SHIFT, True)
+                return _found(fw, backend, sw.pfn, addr, 1 << page_shift, True)
         return None
     except TableReadError:
         return None
 
 
-def _next(ctx: EntryContext, v: int, addr: int, shift: int) -> tuple[Any, int]:
-    paddr = v & ctx.paging.physical_mask & PAGE_MASK
+def _index(p: ArchPaging, level: PageTableLevel, addr: int) -> int:
+    """``p?d_index()``."""
+    return (addr >> p.level_shift(level)) & (p.ptrs_per(level) - 1)
+
+
+def _next(ctx: EntryContext, v: int, addr: int, level: PageTableLevel) -> tuple[Any, int, int]:
+    """``p?d_offset()``: the *level* table *v* points to, the slot's kernel address and value."""
+    paddr = ctx.paging.table_paddr(v)
     t = ctx.read_table(paddr)
-    return t, ctx.paging.va(paddr) + 8 * ((addr >> shift) & 511)
+    i = _index(ctx.paging, level, addr)
+    return t, ctx.paging.va(paddr) + 8 * i, t[i]
 
 
-def _is_huge_zero(backend: Any, v: int, pfn: int) -> bool:
+def _is_huge_zero(backend: Any, p: ArchPaging, v: int, pfn: int) -> bool:
     hz = getattr(backend, "huge_zero_pfn", None)
     if hz is not None:
         return (pfn & ~511) == hz
-    return bool(v & _PAGE_SPECIAL)
+    return p.pmd_special(v)
 
 
 def _found(fw: FolioWalk, backend: Any, pfn: int, addr: int, size: int, no_page: bool) -> Any:
-    sub = pfn + ((addr & (size - 1)) >> PAGE_SHIFT)
+    sub = pfn + ((addr & (size - 1)) >> backend.paging.page_shift)
     fw.pfn = sub
     fw.page = None if no_page else _page(backend, sub)
     fw.folio = _folio(backend, pfn)

@@ -42,135 +42,57 @@ after the walk (``walk_page_mapping`` appends one walk for all VMAs).
 :data:`ACTION_AGAIN` by ``pud_entry``/``pmd_entry`` (and, as in the kernel,
 by anything called from the PMD loop) exactly as in Linux 7.2.
 
-Policies where a read-only snapshot cannot do what the kernel does
-=================================================================
+Where a read-only target cannot do what the kernel does (THP splits,
+``__p?d_alloc()`` for ``install_pte``, clearing bad entries, ending
+``ACTION_AGAIN`` loops, unreadable tables), the loops here call into
+:mod:`livewalk.mm.overlay` at the point where the kernel would change the
+tables; its module documentation states each policy. Locks are never taken:
+``walk_lock`` is only validated. A range that runs past the end of a
+top-level table (possible only with unusual kernel walks) wraps around its
+index instead of reading past the page as the kernel would; a PTE loop with
+``end < PAGE_SIZE`` stops at the end of its table.
 
-* **THP splits** (``split_huge_pmd``/``split_huge_pud``, called when a
-  walk with a VMA descends below a huge entry, errata §1.7). The walker
-  records the result the kernel's split would have produced in the walk's
-  overlay and goes on as the kernel does:
-
-  - anonymous VMA, present THP PMD: a PTE table of 512 present PTEs with
-    consecutive PFNs. Flags: ``vm_page_prot`` computed from ``vm_flags``
-    (x86 ``protection_map``) plus write/young/dirty/soft-dirty/uffd-wp taken
-    from the PMD, as ``__split_huge_pmd_locked`` does (pkeys and memory
-    encryption bits are not reproduced);
-  - anonymous VMA, huge zero PMD (``is_huge_zero_pmd``; with a backend that
-    does not give ``huge_zero_pfn``, a special PSE PMD): 512 special PTEs
-    mapping the zero page (``backend.zero_pfn`` if known, else PFN 0),
-    keeping uffd-wp;
-  - anonymous VMA, PMD migration entry: 512 migration PTEs (same kind, PFN +
-    i, young/dirty/soft-dirty/uffd-wp kept); device-private PMD: 512
-    device-private PTEs;
-  - any other VMA (file, shmem, DAX, PFN maps; :attr:`VMA.anonymous` false):
-    the PMD is zapped, so ``walk_pte_range`` fails, ``ACTION_AGAIN`` retries
-    the PMD, which is now none: ``pmd_entry`` once, then ``pte_hole(depth
-    3)``;
-  - other non-present PMDs are not converted (the kernel would then loop on
-    ``ACTION_AGAIN``; see the retry cap);
-  - a trans-huge (PSE) PUD is cleared: ``pud_entry`` once, then
-    ``pte_hole(depth 2)``.
-
-  Entries of an emulated table have ``kaddr=None``. The overlay lives for
-  one walk (the kernel's split persists; a second walk sees the original
-  snapshot again). ``walk.splits`` lists ``(level, addr, what)`` for every
-  emulated split.
-
-* **ACTION_AGAIN** retries: a retry after which the entry changed (in the
-  overlay: split, zap, bad entry cleared) is free, as it is what the kernel
-  does; a retry of an unchanged entry is allowed :data:`AGAIN_RETRY_LIMIT`
-  times (1) per entry, after which the walker behaves as if the callback had
-  set :data:`ACTION_CONTINUE` (no descent, no hole), appends an item to
-  ``walk.errors`` and counts it in ``walk.again_capped``. A walk over a
-  static snapshot therefore always ends.
-
-* **Bad entries** (``pgd_bad``/``p4d_bad`` in ``p?d_none_or_clear_bad``,
-  ``pmd_bad`` in ``pte_offset_map``): the kernel clears the entry and logs;
-  the walker treats it as cleared (a hole at that depth, through the
-  kernel's own path) in its overlay and appends ``(level, addr, value,
-  reason)`` to ``walk.errors``. ``pud_bad`` is never checked by the kernel's
-  walker, so not here either.
-
-* **Unreadable tables** (:class:`~livewalk.backend.TableReadError`, or not
-  512 entries): the entry pointing to it is treated as a bad entry that was
-  cleared. For a PTE or PMD table this takes the kernel's ``ACTION_AGAIN``
-  path: the parent's ``pmd_entry``/``pud_entry`` has been called once, then
-  ``pte_hole(addr, next, 3 or 2)``. For a PUD or P4D table (children of P4D
-  and PGD entries, whose loops have no retry) the walker calls
-  ``pte_hole(addr, next, depth of the parent)`` after the parent's
-  ``p?d_entry``. An unreadable top-level table reads as 512 none entries.
-  All are recorded in ``walk.errors``; nothing raises.
-
-* **install_pte** (only through :func:`walk_page_range_mm_unsafe` and
-  :func:`walk_page_range_vma_unsafe`; the public entry points return
-  ``-EINVAL`` as in the kernel): a missing table is emulated as an empty
-  table (``__p?d_alloc``; the new entry reads as ``_PAGE_TABLE`` with PFN 0
-  and ``kaddr=None`` below it), so all levels are walked; ``install_pte(addr,
-  next, ptep, walk)`` is called for each none PTE with a :class:`PTEOut`
-  whose ``value`` the callback sets, and the result is recorded in
-  ``walk.installed`` (``{addr: value}``) instead of being written.
-
-* Locks are never taken: ``walk_lock`` is only validated.
-
-* A range that runs past the end of a top-level table (possible only with
-  unusual kernel walks) wraps around its index instead of reading past the
-  page as the kernel would; a PTE loop with ``end < PAGE_SIZE`` stops at the
-  end of its table.
+The loops talk to the architecture only through
+:class:`~livewalk.arch.ArchPaging` (``walk.paging``): ``pmd_none()``,
+``pud_leaf()``, ... and the geometry; levels are
+:class:`~livewalk.arch.PageTableLevel`.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import count as count_from
+from itertools import repeat
 from typing import Any, NamedTuple
 
-from livewalk.arch.x86.pgtable import (
-    _PAGE_ACCESSED,
-    _PAGE_DIRTY,
-    _PAGE_NX,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_PSE,
-    _PAGE_RW,
-    _PAGE_SAVED_DIRTY,
-    _PAGE_SOFT_DIRTY,
-    _PAGE_SPECIAL,
-    _PAGE_SWP_SOFT_DIRTY,
-    _PAGE_SWP_UFFD_WP,
-    _PAGE_TABLE,
-    _PAGE_UFFD_WP,
-    _PAGE_USER,
-    M64,
-    P4D_SHIFT,
-    PAGE_MASK,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PMD_SHIFT,
-    PUD_SHIFT,
-    PageTableLevel,
-    X86Paging,
-    decode_swap,
-    mk_pte,
-    p4d_bad,
-    pgd_bad,
-    pgd_none,
-    pgd_present,
-    pmd_bad,
-    pmd_pfn,
-    swp_entry_to_pte,
-)
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import VMA, TableReadError, backend_for_mm
 from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
+from livewalk.mm.overlay import (
+    AGAIN_RETRY_LIMIT,
+    Slot,
+    WalkError,
+    WalkOverlay,
+    again_retry,
+    clear_bad,
+    p_alloc,
+    pte_offset_map,
+    record_unreadable,
+    set_pte_at,
+    split_huge_pmd,
+    split_huge_pud,
+)
 
 __all__ = (
-    "MM_WALK_CALLBACKS",
     "ACTION_AGAIN",
     "ACTION_CONTINUE",
     "ACTION_SUBTREE",
     "AGAIN_RETRY_LIMIT",
     "MMWalk",
     "MMWalkOps",
+    "MM_WALK_CALLBACKS",
     "PGWALK_RDLOCK",
     "PGWALK_VMA_RDLOCK_VERIFY",
     "PGWALK_WRLOCK",
@@ -180,10 +102,10 @@ __all__ = (
     "PageWalkLock",
     "VM_PFNMAP",
     "WalkError",
-    "pgd_addr_end",
     "p4d_addr_end",
-    "pud_addr_end",
+    "pgd_addr_end",
     "pmd_addr_end",
+    "pud_addr_end",
     "real_depth",
     "walk_kernel_page_table_range",
     "walk_kernel_page_table_range_lockless",
@@ -195,6 +117,8 @@ __all__ = (
     "walk_page_range_vma_unsafe",
     "walk_page_vma",
 )
+
+_PTE, _PMD, _PUD, _P4D, _PGD = PageTableLevel
 
 
 class PageWalkLock(enum.IntEnum):
@@ -223,13 +147,6 @@ class PageWalkAction(enum.IntEnum):
 ACTION_SUBTREE = PageWalkAction.ACTION_SUBTREE
 ACTION_CONTINUE = PageWalkAction.ACTION_CONTINUE
 ACTION_AGAIN = PageWalkAction.ACTION_AGAIN
-
-#: Retries of an unchanged entry after ``ACTION_AGAIN`` before the walker
-#: moves on (see the module documentation).
-AGAIN_RETRY_LIMIT = 1
-# Hard bound on retries of one entry, changed or not (never reached by the
-# emulation, which changes an entry at most twice).
-_AGAIN_HARD_LIMIT = 8
 
 #: ``VM_PFNMAP`` (``include/linux/mm.h``)
 VM_PFNMAP = 0x00000400
@@ -331,25 +248,6 @@ class _Ops:
         self.walk_lock = getattr(ops, "walk_lock", PGWALK_RDLOCK)
 
 
-class WalkError(NamedTuple):
-    """
-    Something the walker met that the kernel would have changed or that it
-    could not read (see the module documentation).
-
-    :ivar level: :class:`~livewalk.arch.x86.pgtable.PageTableLevel` of the entry (for an
-        unreadable table, of the entry pointing to it)
-    :ivar addr: first address the entry covers
-    :ivar value: the entry's raw value, or the table's physical address
-    :ivar reason: ``"bad"``, ``"unreadable"``, ``"again-limit"`` or
-        ``"loop"`` (a table reached from two levels: corrupted tables)
-    """
-
-    level: int
-    addr: int
-    value: int
-    reason: str
-
-
 class PTEOut:
     """What ``install_pte(addr, next, ptep, walk)`` fills in: set ``ptep.value``."""
 
@@ -380,7 +278,8 @@ class MMWalk(EntryContext):
 
     :ivar vma_info: the :class:`~livewalk.backend.VMA` snapshot, or ``None``
     :ivar backend: the backend
-    :ivar paging: the backend's :class:`~livewalk.arch.x86.pgtable.X86Paging`
+    :ivar paging: the backend's :class:`~livewalk.arch.ArchPaging`
+    :ivar overlay: the walk's :class:`~livewalk.mm.overlay.WalkOverlay`
     :ivar errors: list of :class:`WalkError`
     :ivar installed: ``{addr: pte value}`` produced by ``install_pte``
     :ivar splits: ``(level, addr, what)`` for every emulated THP split
@@ -397,17 +296,13 @@ class MMWalk(EntryContext):
         "no_vma",
         "private",
         "vma_info",
+        "overlay",
         "errors",
         "installed",
         "splits",
-        "again_capped",
         "_o",
-        "_overlay",
-        "_children",
         "_kernel_pte",
         "_task_size",
-        "_pfn_mask",
-        "_table_level",
     )
 
     def __init__(
@@ -430,22 +325,18 @@ class MMWalk(EntryContext):
         self.action = ACTION_SUBTREE
         self.no_vma = no_vma
         self.private = private
-        self.errors: list[WalkError] = []
-        self.installed: dict[int, int] = {}
-        self.splits: list[tuple[int, int, str]] = []
-        self.again_capped = 0
+        self.overlay = overlay = WalkOverlay()
+        self.errors = overlay.errors
+        self.installed = overlay.installed
+        self.splits = overlay.splits
         self._o = _Ops(ops)
-        # (level, first address of the slot) -> emulated value
-        self._overlay: dict[tuple[int, int], int] = {}
-        # (level, first address of the slot) -> emulated next-level table
-        self._children: dict[tuple[int, int], Sequence[int]] = {}
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
-        self._pfn_mask = self.paging.physical_mask & PAGE_MASK
-        # physical address of each table read -> level of the entry that
-        # pointed to it (5 for the top-level table): a table reached from
-        # two levels is a loop (corrupted tables; livewalk.consistency)
-        self._table_level: dict[int, int] = {}
+
+    @property
+    def again_capped(self) -> int:
+        """How many times the ``ACTION_AGAIN`` cap fired."""
+        return self.overlay.again_capped
 
     def _set_vma(self, vma: VMA | None) -> None:
         self.vma_info = vma
@@ -454,25 +345,43 @@ class MMWalk(EntryContext):
     def __repr__(self) -> str:
         return f"MMWalk(mm={self.mm!r}, vma={self.vma!r}, action={int(self.action)}, no_vma={self.no_vma})"
 
-    def _error(self, level: int, addr: int, value: int, reason: str) -> None:
-        errors = self.errors
-        if reason == "unreadable" and errors and errors[-1].reason == "loop" and errors[-1].value == value:
-            return  # already reported as a loop by _child()
-        errors.append(WalkError(PageTableLevel(level), addr, value, reason))
+    def table(self, slot: Slot, value: int) -> _Table:
+        """
+        ``p?d_offset()``: the table the entry in *slot* points to (an
+        emulated one if the overlay made it).
 
-    def _child(self, key: tuple[int, int], value: int) -> tuple[Sequence[int], int | None]:
-        """The table an entry points to, and its kernel address (None if emulated)."""
-        ch = self._children.get(key) if self._children else None
+        :raises TableReadError: unreadable, or reached at two levels (a loop)
+        """
+        ch = self.overlay.children.get(slot) if self.overlay.children else None
         if ch is not None:
-            return ch, None
-        paddr = value & self._pfn_mask
-        seen = self._table_level.setdefault(paddr, key[0])
-        if seen != key[0]:
+            return _Table(ch, None)
+        paddr = self.paging.table_paddr(value)
+        seen = self.overlay.table_level.setdefault(paddr, slot[0])
+        if seen != slot[0]:
             # a page used as a table at two levels: only corrupted tables do
             # this; refuse to descend (the walk stays finite and honest)
-            self._error(key[0], key[1], paddr, "loop")
+            self.overlay.error(slot[0], slot[1], paddr, "loop")
             raise TableReadError(paddr, f"page-table loop: table {paddr:#x} reached at two levels")
-        return self.read_table(paddr), (self.paging.page_offset + paddr) & M64
+        return _Table(self.read_table(paddr), self.paging.va(paddr))
+
+    def entry(self, slot: Slot, v: int, table: _Table, i: int) -> Entry:
+        """The :class:`Entry` a ``p?d_entry`` callback gets for *slot*, slot *i* of *table*."""
+        kaddr = None if table.base is None else table.base + 8 * i
+        children = self.overlay.children
+        ch = children.get(slot) if children else None
+        if ch is None:
+            return Entry(v, kaddr, slot[0], self)
+        return _EmulatedEntry(v, kaddr, slot[0], self, ch)
+
+
+class _Table(NamedTuple):
+    """A mapped page-table page: its raw values and kernel address (None if emulated)."""
+
+    vals: Sequence[int]
+    base: int | None
+
+    def kaddr(self, i: int) -> int | None:
+        return None if self.base is None else self.base + 8 * i
 
 
 # -- helpers --------------------------------------------------------------
@@ -491,429 +400,407 @@ def _cbret(ret: Any, name: str) -> int:
 
 
 def _addr_end(addr: int, end: int, size: int) -> int:
-    boundary = ((addr + size) & ~(size - 1)) & M64
-    return boundary if ((boundary - 1) & M64) < ((end - 1) & M64) else end
+    boundary = ((addr + size) & ~(size - 1)) & ULONG_MAX
+    return boundary if ((boundary - 1) & ULONG_MAX) < ((end - 1) & ULONG_MAX) else end
 
 
-def pgd_addr_end(addr: int, end: int, paging: X86Paging) -> int:
+def pgd_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
     """``pgd_addr_end()``: unsigned 64-bit, so a boundary that wraps to 0 gives *end*."""
     return _addr_end(addr, end, 1 << paging.pgdir_shift)
 
 
-def p4d_addr_end(addr: int, end: int) -> int:
+def p4d_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
     """``p4d_addr_end()``."""
-    return _addr_end(addr, end, 1 << P4D_SHIFT)
+    return _addr_end(addr, end, 1 << paging.level_shift(_P4D))
 
 
-def pud_addr_end(addr: int, end: int) -> int:
+def pud_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
     """``pud_addr_end()``.
 
-    >>> hex(pud_addr_end(0xFFFFFFFFC0000000, 0xFFFFFFFFFFFFFFFF))
+    >>> from livewalk.arch.x86.pgtable import X86Paging
+    >>> hex(pud_addr_end(0xFFFFFFFFC0000000, 0xFFFFFFFFFFFFFFFF, X86Paging()))
     '0xffffffffffffffff'
     """
-    return _addr_end(addr, end, 1 << PUD_SHIFT)
+    return _addr_end(addr, end, 1 << paging.level_shift(_PUD))
 
 
-def pmd_addr_end(addr: int, end: int) -> int:
+def pmd_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
     """``pmd_addr_end()``."""
-    return _addr_end(addr, end, 1 << PMD_SHIFT)
+    return _addr_end(addr, end, 1 << paging.level_shift(_PMD))
 
 
-def real_depth(depth: int, paging: X86Paging) -> int:
+def real_depth(depth: int, paging: ArchPaging) -> int:
     """
-    ``real_depth()``: renumber a hole depth past folded levels. On x86_64
-    only the P4D folds (4-level paging), so depth 1 becomes 0 there.
+    ``real_depth()``: renumber a hole depth past folded levels (PMD into
+    PUD, PUD into P4D, P4D into PGD). On x86_64 only the P4D folds, without
+    LA57, so depth 1 becomes 0 there.
     """
-    if depth == 1 and paging.ptrs_per_p4d == 1:
+    if depth == 3 and paging.ptrs_per(_PMD) == 1:
+        depth = 2
+    if depth == 2 and paging.ptrs_per(_PUD) == 1:
+        depth = 1
+    if depth == 1 and paging.ptrs_per(_P4D) == 1:
         depth = 0
     return depth
+
+
+def _ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """
+    The ``do { next = p?d_addr_end(addr, end); ... } while (addr = next,
+    addr != end);`` that frames every level loop: ``(addr, next)`` pairs,
+    *size* being the level's span (:func:`_addr_end` inlined).
+    """
+    addr = start
+    mask = ~(size - 1)
+    end_1 = (end - 1) & ULONG_MAX
+    while True:
+        boundary = ((addr + size) & mask) & ULONG_MAX
+        next_ = boundary if ((boundary - 1) & ULONG_MAX) < end_1 else end
+        yield addr, next_
+        addr = next_
+        if addr == end:
+            return
+
+
+def _offset(paging: ArchPaging, level: PageTableLevel) -> tuple[int, int]:
+    """
+    What ``p?d_index()`` and the slot keys need for *level*: the shift and
+    the index mask (``PTRS_PER_* - 1``). A slot is ``(level, addr & ~((1 <<
+    shift) - 1))``.
+    """
+    return paging.level_shift(level), paging.ptrs_per(level) - 1
+
+
+def _slot(level: PageTableLevel, addr: int, paging: ArchPaging) -> Slot:
+    """The slot of *level* that covers *addr*."""
+    return (level, addr & ~((1 << paging.level_shift(level)) - 1) & ULONG_MAX)
+
+
+def _index(level: PageTableLevel, addr: int, paging: ArchPaging) -> int:
+    """``p?d_index()``."""
+    return (addr >> paging.level_shift(level)) & (paging.ptrs_per(level) - 1)
+
+
+def _none_entry(
+    walk: MMWalk, slot: Slot, addr: int, next_: int, depth: int
+) -> tuple[int, int | None]:
+    """
+    The ``p?d_none()`` block every level shares: with ``install_pte``,
+    ``__p?d_alloc()`` (emulated, never fails) and go on with the new table;
+    otherwise ``pte_hole(addr, next, depth)``. Returns ``(err, value)``, the
+    value being ``None`` when the level loop should ``continue``.
+    """
+    o = walk._o
+    if o.install_pte is not None:
+        return 0, p_alloc(walk, slot)
+    if o.pte_hole is not None:
+        return _cbret(o.pte_hole(addr, next_, depth, walk), "pte_hole"), None
+    return 0, None
+
+
+def _again(walk: MMWalk, slot: Slot, v0: int, tries: list[int]) -> bool:
+    """
+    Whether ``walk->action == ACTION_AGAIN`` may ``goto again``, for the PUD
+    and PMD loops, with the retry cap of :mod:`livewalk.mm.overlay`: a retry
+    is free when the entry changed since *v0* (split, zap, bad entry
+    cleared), capped otherwise. Past the cap the entry is left as if
+    ``ACTION_CONTINUE`` had been asked for.
+    """
+    changed = walk.overlay.get(slot, v0) != v0
+    if again_retry(walk, slot[0], slot[1], changed, tries):
+        return True
+    walk.action = ACTION_CONTINUE
+    return False
 
 
 # -- the level loops, as in Linux 7.2 mm/pagewalk.c -------------------------
 
 
-def walk_pte_range_inner(
-    vals: Sequence[int], base: int | None, addr: int, end: int, walk: MMWalk
-) -> int:
+def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> int:
     """``walk_pte_range_inner()``: every slot in [addr, end), none ones included."""
     o = walk._o
     pte_entry = o.pte_entry
     install_pte = o.install_pte
-    i = (addr >> PAGE_SHIFT) & 511
-    last = (end - PAGE_SIZE) & M64
-    # as in Linux 7.2: stop once addr >= end - PAGE_SIZE (unsigned)
-    count = 1 if addr >= last else ((last - addr + PAGE_SIZE - 1) >> PAGE_SHIFT) + 1
-    if count > 512 - i:
-        count = 512 - i
-    err: Any = 0
-    E = Entry
-    if install_pte is None and addr + count * PAGE_SIZE > M64:
-        # the last page of the address space: next wraps to 0 (unsigned long)
-        kaddr0 = None if base is None else base + 8 * i
-        for n, v in enumerate(vals[i : i + count]):
-            k = None if kaddr0 is None else kaddr0 + 8 * n
-            if pte_entry is not None:
-                err = _cbret(pte_entry(E(v, k, 0, walk), addr, (addr + PAGE_SIZE) & M64, walk), "pte_entry")
-                if err:
-                    return err  # type: ignore[no-any-return]
-            addr += PAGE_SIZE
-        return 0
-    if install_pte is None:
-        if pte_entry is None:
-            return 0
-        if base is None:
-            for v in vals[i : i + count]:
-                err = pte_entry(E(v, None, 0, walk), addr, addr + PAGE_SIZE, walk)
-                if err is not None and (err or err.__class__ is not int):
-                    err = _cbret(err, "pte_entry")
-                    if err:
-                        return err  # type: ignore[no-any-return]
-                addr += PAGE_SIZE
-            return 0
-        kaddr = base + 8 * i
-        for v in vals[i : i + count]:
-            err = pte_entry(E(v, kaddr, 0, walk), addr, addr + PAGE_SIZE, walk)
-            if err is not None and (err or err.__class__ is not int):
-                err = _cbret(err, "pte_entry")
-                if err:
-                    return err  # type: ignore[no-any-return]
-            addr += PAGE_SIZE
-            kaddr += 8
-        return 0
-    # install_pte set: none slots go to install_pte, the others to pte_entry
-    ikaddr: int | None = None if base is None else base + 8 * i
-    for v in vals[i : i + count]:
-        if not (v & ~(_PAGE_ACCESSED | _PAGE_DIRTY)):
+    paging = walk.paging
+    shift = paging.page_shift
+    page_size = 1 << shift
+    ptrs = paging.ptrs_per(_PTE)
+    i = (addr >> shift) & (ptrs - 1)
+    # as in Linux 7.2: stop once addr >= end - PAGE_SIZE (unsigned), and
+    # (read-only) never past the end of the table
+    last = (end - page_size) & ULONG_MAX
+    count = 1 if addr >= last else ((last - addr + page_size - 1) >> shift) + 1
+    count = min(count, ptrs - i)
+    vals = table.vals[i : i + count]
+    base = table.base
+    if base is not None and install_pte is None and pte_entry is not None:
+        if addr + count * page_size <= ULONG_MAX:
+            return _pte_entry_fast(vals, base + 8 * i, addr, page_size, pte_entry, walk)
+    kaddrs: Iterable[int | None] = repeat(None) if base is None else count_from(base + 8 * i, 8)
+    pte_none = paging.pte_none
+    for v, kaddr in zip(vals, kaddrs):
+        next_ = (addr + page_size) & ULONG_MAX
+        if install_pte is not None and pte_none(v):
             ptep = PTEOut()
-            err = _cbret(install_pte(addr, addr + PAGE_SIZE, ptep, walk), "install_pte")
+            err = _cbret(install_pte(addr, next_, ptep, walk), "install_pte")
             if err:
-                return err  # type: ignore[no-any-return]
-            # set_pte_at() on a snapshot: record instead of writing
-            walk.installed[addr] = int(ptep.value) & M64
+                return err
+            set_pte_at(walk, addr, int(ptep.value) & ULONG_MAX)
         elif pte_entry is not None:
-            err = _cbret(pte_entry(E(v, ikaddr, 0, walk), addr, addr + PAGE_SIZE, walk), "pte_entry")
+            err = _cbret(pte_entry(Entry(v, kaddr, _PTE, walk), addr, next_, walk), "pte_entry")
             if err:
-                return err  # type: ignore[no-any-return]
-        addr += PAGE_SIZE
-        if ikaddr is not None:
-            ikaddr += 8
+                return err
+        addr = next_
     return 0
 
 
-def _pte_offset_map_ok(walk: MMWalk, key: tuple[int, int], pmdval: int, addr: int) -> bool:
-    """``__pte_offset_map()``'s checks; a bad PMD is cleared (in the overlay)."""
-    if not (pmdval & ~(_PAGE_ACCESSED | _PAGE_DIRTY)):
-        return False
-    if not pmdval & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE):
-        return False
-    if pmdval & _PAGE_PSE:
-        return False
-    if pmd_bad(pmdval, walk.paging):
-        walk._error(1, addr & ~((1 << PMD_SHIFT) - 1), pmdval, "bad")
-        walk._overlay[key] = 0
-        return False
-    return True
+def _pte_entry_fast(
+    vals: Sequence[int],
+    kaddr: int,
+    addr: int,
+    page_size: int,
+    pte_entry: Callable[..., Any],
+    walk: MMWalk,
+) -> int:
+    """
+    The loop of :func:`walk_pte_range_inner` for the common case: a table
+    read from the target, only ``pte_entry``, and no ``next`` that wraps at
+    the top of the address space. :class:`Entry` construction and
+    :func:`_cbret` are inlined: this loop runs once per PTE.
+    """
+    new = object.__new__
+    level = _PTE
+    for v in vals:
+        pte = new(Entry)
+        pte.value = v
+        pte.kaddr = kaddr
+        pte.level = level
+        pte._ctx = walk
+        ret = pte_entry(pte, addr, addr + page_size, walk)
+        if ret is not None and (ret or ret.__class__ is not int):
+            err = _cbret(ret, "pte_entry")
+            if err:
+                return err
+        addr += page_size
+        kaddr += 8
+    return 0
 
 
-def walk_pte_range(key: tuple[int, int], pmdval: int, addr: int, end: int, walk: MMWalk) -> int:
-    """``walk_pte_range()``: map the PTE table (or fail and ask for ACTION_AGAIN)."""
+def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) -> int:
+    """``walk_pte_range()``: map the PTE table, or fail and ask for ACTION_AGAIN."""
     if walk.no_vma:
         if walk._kernel_pte is None:
             walk._kernel_pte = bool(walk.backend.is_init_mm(walk.mm))
         # as in Linux 7.2: pte_offset_kernel() (no checks) for init_mm or
         # addresses at or above TASK_SIZE, pte_offset_map() otherwise
-        ok = walk._kernel_pte or addr >= walk._task_size or _pte_offset_map_ok(walk, key, pmdval, addr)
+        ok = walk._kernel_pte or addr >= walk._task_size or pte_offset_map(walk, pmd, pmdval)
     else:
-        ok = _pte_offset_map_ok(walk, key, pmdval, addr)
-    err = 0
+        ok = pte_offset_map(walk, pmd, pmdval)
     if ok:
         try:
-            vals, base = walk._child(key, pmdval)
+            return walk_pte_range_inner(walk.table(pmd, pmdval), addr, end, walk)
         except TableReadError as e:
-            walk._error(1, addr & ~((1 << PMD_SHIFT) - 1), getattr(e, "paddr", pmdval), "unreadable")
-            walk._overlay[key] = 0
-            ok = False
-        else:
-            err = walk_pte_range_inner(vals, base, addr, end, walk)
-    if not ok:
-        walk.action = ACTION_AGAIN
-    return err
+            record_unreadable(walk, pmd, e.paddr)
+    walk.action = ACTION_AGAIN
+    return 0
 
 
-def _again_ok(walk: MMWalk, level: int, addr: int, changed: bool, tries: list[int]) -> bool:
-    """Decide whether an ACTION_AGAIN retry may happen (see the module docs)."""
-    tries[1] += 1
-    if not changed:
-        tries[0] += 1
-    if tries[0] > AGAIN_RETRY_LIMIT or tries[1] > _AGAIN_HARD_LIMIT:
-        walk.again_capped += 1
-        walk._error(level, addr, 0, "again-limit")
-        # behave as if ACTION_CONTINUE had been asked for (so no stale
-        # ACTION_AGAIN reaches the level above)
-        walk.action = ACTION_CONTINUE
-        return False
-    return True
-
-
-def walk_pmd_range(pud_key: tuple[int, int], pud_raw: int, addr: int, end: int, walk: MMWalk) -> int:
+def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -> int:
     """``walk_pmd_range()``."""
-    overlay = walk._overlay
-    pudval = overlay.get(pud_key, pud_raw) if overlay else pud_raw
+    paging = walk.paging
     # as in Linux 7.2: a PUD that is not a table (not present, or a leaf)
-    # sends the PUD loop back to ACTION_AGAIN
-    if not pudval & _PAGE_PRESENT or pudval & _PAGE_PSE:
+    # sends the PUD loop back to again:
+    if not paging.pud_present(pudval) or paging.pud_leaf(pudval):
         walk.action = ACTION_AGAIN
         return 0
     try:
-        vals, base = walk._child(pud_key, pudval)
+        table = walk.table(pud, pudval)
     except TableReadError as e:
-        walk._error(2, pud_key[1], getattr(e, "paddr", pudval), "unreadable")
-        overlay[pud_key] = 0
+        record_unreadable(walk, pud, e.paddr)
         walk.action = ACTION_AGAIN
         return 0
     o = walk._o
     pmd_entry = o.pmd_entry
-    pte_hole = o.pte_hole
     has_handler = o.pte_entry is not None
     has_install = o.install_pte is not None
-    has_vma = walk.vma_info is not None
-    depth = 3
-    children = walk._children
-    E = Entry
-    err: Any = 0
-    i = (addr >> PMD_SHIFT) & 511
-    while True:
+    depth = real_depth(3, paging)
+    shift, index_mask = _offset(paging, _PMD)
+    for addr, next_ in _ranges(start, end, 1 << shift):
+        pmd = (_PMD, addr >> shift << shift)
+        i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
-            walk.action = ACTION_SUBTREE
-            next_ = pmd_addr_end(addr, end)
-            key = (1, addr & ~((1 << PMD_SHIFT) - 1))
-            raw = vals[i]
-            v = overlay.get(key, raw) if overlay else raw
-            if not (v & ~(_PAGE_ACCESSED | _PAGE_DIRTY)):  # pmd_none
-                if has_install:
-                    v = _alloc(walk, key, 1)  # __pte_alloc()
-                elif pte_hole is not None:
-                    err = _cbret(pte_hole(addr, next_, depth, walk), "pte_hole")
+            walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pmd_none()
+            v = walk.overlay.get(pmd, table.vals[i])
+            if paging.pmd_none(v):
+                err, new = _none_entry(walk, pmd, addr, next_, depth)
                 if err:
-                    return err  # type: ignore[no-any-return]
-                if not has_install:
+                    return err
+                if new is None:
                     break  # continue
+                v = new
             v0 = v
-            kaddr = None if base is None else base + 8 * i
             if pmd_entry is not None:
-                ch = children.get(key) if children else None
-                ent = E(v, kaddr, 1, walk) if ch is None else _EmulatedEntry(v, kaddr, 1, walk, ch)
-                err = pmd_entry(ent, addr, next_, walk)
-                if err is not None and (err or err.__class__ is not int):
-                    err = _cbret(err, "pmd_entry")
-                    if err:
-                        return err  # type: ignore[no-any-return]
-            act = walk.action
-            if act == ACTION_AGAIN:
-                if _again_ok(walk, 1, addr, False, tries):
-                    continue
-                break
-            if act == ACTION_CONTINUE:
-                break
-            if not has_handler:  # no handlers for lower page tables
-                if not has_install:
-                    break
+                err = _cbret(
+                    pmd_entry(walk.entry(pmd, v, table, i), addr, next_, walk), "pmd_entry"
+                )
+                if err:
+                    return err
+            if walk.action == ACTION_SUBTREE and (
                 # only installing: do not split a present huge page
-                if v & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE) and v & _PAGE_PSE:
-                    break
-            if has_vma:
-                v = _split_huge_pmd(walk, key, v, addr)
-            elif v & _PAGE_PSE or not v & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE):
-                break  # nothing to do
-            err = walk_pte_range(key, v, addr, next_, walk)
-            if err:
-                return err  # type: ignore[no-any-return]
-            if walk.action == ACTION_AGAIN:
-                now = overlay.get(key, raw) if overlay else raw
-                if _again_ok(walk, 1, addr, now != v0, tries):
-                    continue
-            break
-        i += 1
-        addr = next_
-        if addr == end:
-            break
+                has_handler
+                or (has_install and not (paging.pmd_present(v) and paging.pmd_trans_huge(v)))
+            ):
+                if walk.vma_info is not None:
+                    v = split_huge_pmd(walk, pmd, v)
+                elif paging.pmd_leaf(v) or not paging.pmd_present(v):
+                    break  # nothing to do
+                err = walk_pte_range(pmd, v, addr, next_, walk)
+                if err:
+                    return err
+            if walk.action != ACTION_AGAIN or not _again(walk, pmd, v0, tries):
+                break
     return 0
 
 
-def walk_pud_range(p4d_key: tuple[int, int], p4dval: int, addr: int, end: int, walk: MMWalk) -> int:
+def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -> int:
     """``walk_pud_range()``."""
+    paging = walk.paging
     try:
-        vals, base = walk._child(p4d_key, p4dval)
+        table = walk.table(p4d, p4dval)
     except TableReadError as e:
-        return _unreadable_below(walk, p4d_key, p4dval, e, addr, end, real_depth(1, walk.paging))
+        return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
     o = walk._o
     pud_entry = o.pud_entry
-    pte_hole = o.pte_hole
     has_handler = o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    has_vma = walk.vma_info is not None
-    overlay = walk._overlay
-    children = walk._children
-    depth = 2
-    err: Any = 0
-    i = (addr >> PUD_SHIFT) & 511
-    while True:
+    depth = real_depth(2, paging)
+    shift, index_mask = _offset(paging, _PUD)
+    for addr, next_ in _ranges(start, end, 1 << shift):
+        pud = (_PUD, addr >> shift << shift)
+        i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
-            walk.action = ACTION_SUBTREE
-            next_ = pud_addr_end(addr, end)
-            key = (2, addr & ~((1 << PUD_SHIFT) - 1))
-            raw = vals[i]
-            v = overlay.get(key, raw) if overlay else raw
-            if not (v & ~(_PAGE_ACCESSED | _PAGE_DIRTY)):  # pud_none
-                if has_install:
-                    v = _alloc(walk, key, 2)  # __pmd_alloc()
-                elif pte_hole is not None:
-                    err = _cbret(pte_hole(addr, next_, depth, walk), "pte_hole")
+            walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pud_none()
+            v = walk.overlay.get(pud, table.vals[i])
+            if paging.pud_none(v):
+                err, new = _none_entry(walk, pud, addr, next_, depth)
                 if err:
-                    return err  # type: ignore[no-any-return]
-                if not has_install:
-                    break
+                    return err
+                if new is None:
+                    break  # continue
+                v = new
             v0 = v
-            kaddr = None if base is None else base + 8 * i
             if pud_entry is not None:
-                ch = children.get(key) if children else None
-                ent = Entry(v, kaddr, 2, walk) if ch is None else _EmulatedEntry(v, kaddr, 2, walk, ch)
-                err = _cbret(pud_entry(ent, addr, next_, walk), "pud_entry")
+                err = _cbret(
+                    pud_entry(walk.entry(pud, v, table, i), addr, next_, walk), "pud_entry"
+                )
                 if err:
-                    return err  # type: ignore[no-any-return]
-            act = walk.action
-            if act == ACTION_AGAIN:
-                if _again_ok(walk, 2, addr, False, tries):
-                    continue
+                    return err
+            if walk.action == ACTION_SUBTREE and (
+                has_handler
+                or (has_install and not (paging.pud_present(v) and paging.pud_trans_huge(v)))
+            ):
+                if walk.vma_info is not None:
+                    v = split_huge_pud(walk, pud, v)
+                elif paging.pud_leaf(v) or not paging.pud_present(v):
+                    break  # nothing to do
+                err = walk_pmd_range(pud, v, addr, next_, walk)
+                if err:
+                    return err
+            if walk.action != ACTION_AGAIN or not _again(walk, pud, v0, tries):
                 break
-            if act == ACTION_CONTINUE:
-                break
-            if not has_handler:
-                if not has_install:
-                    break
-                if v & _PAGE_PRESENT and v & _PAGE_PSE:
-                    break
-            if has_vma:
-                # split_huge_pud(): a trans-huge PUD is cleared
-                if v & _PAGE_PSE:
-                    overlay[key] = 0
-                    walk.splits.append((PageTableLevel.PUD, key[1], "cleared"))
-                    v = 0
-            elif v & _PAGE_PSE or not v & _PAGE_PRESENT:
-                break
-            err = walk_pmd_range(key, v, addr, next_, walk)
-            if err:
-                return err  # type: ignore[no-any-return]
-            if walk.action == ACTION_AGAIN:
-                now = overlay.get(key, raw) if overlay else raw
-                if _again_ok(walk, 2, addr, now != v0, tries):
-                    continue
-            break
-        i += 1
-        addr = next_
-        if addr == end:
-            break
     return 0
 
 
-def _unreadable_below(
-    walk: MMWalk, key: tuple[int, int], value: int, e: Exception, addr: int, end: int, depth: int
-) -> int:
-    level = 4 if key[0] == 4 else 3
-    walk._error(level, key[1], getattr(e, "paddr", value), "unreadable")
-    walk._overlay[key] = 0
+def _unreadable_below(walk: MMWalk, slot: Slot, paddr: int, addr: int, end: int, depth: int) -> int:
+    """A PUD or P4D table could not be read: its parent reads as cleared, the range as a hole."""
+    record_unreadable(walk, slot, paddr)
     if walk._o.pte_hole is not None:
         return _cbret(walk._o.pte_hole(addr, end, depth, walk), "pte_hole")
     return 0
 
 
+def _p4d_none_or_clear_bad(walk: MMWalk, slot: Slot, v: int) -> bool:
+    """``p4d_none_or_clear_bad()``: a bad entry is cleared (in the overlay) and counts as none."""
+    if walk.paging.p4d_none(v):
+        return True
+    if walk.paging.p4d_bad(v):
+        clear_bad(walk, slot, v)
+        return True
+    return False
+
+
+def _pgd_none_or_clear_bad(walk: MMWalk, slot: Slot, v: int) -> bool:
+    """``pgd_none_or_clear_bad()``."""
+    if walk.paging.pgd_none(v):
+        return True
+    if walk.paging.pgd_bad(v):
+        clear_bad(walk, slot, v)
+        return True
+    return False
+
+
 def walk_p4d_range(
-    pgd_key: tuple[int, int], pgdval: int, pgd_kaddr: int | None, addr: int, end: int, walk: MMWalk
+    pgd: Slot, pgdval: int, pgd_kaddr: int | None, start: int, end: int, walk: MMWalk
 ) -> int:
-    """``walk_p4d_range()``. With 4-level paging the P4D slot is the PGD slot."""
+    """``walk_p4d_range()``. A folded P4D slot is the PGD slot itself (``p4d_offset()``)."""
     paging = walk.paging
-    folded = paging.levels != 5
-    vals: Sequence[int] = ()
-    base: int | None = None
+    folded = paging.folded(_P4D)
+    table = _Table((pgdval,), pgd_kaddr)
     if not folded:
         try:
-            vals, base = walk._child(pgd_key, pgdval)
+            table = walk.table(pgd, pgdval)
         except TableReadError as e:
-            return _unreadable_below(walk, pgd_key, pgdval, e, addr, end, 0)
+            return _unreadable_below(walk, pgd, e.paddr, start, end, real_depth(0, paging))
     o = walk._o
-    p4d_entry = o.p4d_entry
-    pte_hole = o.pte_hole
     has_handler = o.pud_entry is not None or o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    overlay = walk._overlay
     depth = real_depth(1, paging)
-    err: Any = 0
-    i = (addr >> P4D_SHIFT) & 511
-    while True:
-        next_ = p4d_addr_end(addr, end)
-        if folded:
-            key = pgd_key
-            v = overlay.get(key, pgdval) if overlay else pgdval
-            kaddr = pgd_kaddr
-        else:
-            key = (3, addr & ~((1 << P4D_SHIFT) - 1))
-            raw = vals[i]
-            v = overlay.get(key, raw) if overlay else raw
-            kaddr = None if base is None else base + 8 * i
-        none = not (v & ~(_PAGE_ACCESSED | _PAGE_DIRTY))
-        if not none and p4d_bad(v, paging):  # p4d_none_or_clear_bad()
-            walk._error(3, key[1], v, "bad")
-            overlay[key] = 0
-            v = 0
-            none = True
-        if none:
-            if has_install:
-                v = _alloc(walk, key, 3)  # __pud_alloc()
-            elif pte_hole is not None:
-                err = _cbret(pte_hole(addr, next_, depth, walk), "pte_hole")
+    for addr, next_ in _ranges(start, end, 1 << paging.level_shift(_P4D)):
+        p4d = pgd if folded else _slot(_P4D, addr, paging)
+        i = 0 if folded else _index(_P4D, addr, paging)
+        v = walk.overlay.get(p4d, table.vals[i])
+        if _p4d_none_or_clear_bad(walk, p4d, v):
+            err, new = _none_entry(walk, p4d, addr, next_, depth)
             if err:
-                return err  # type: ignore[no-any-return]
-            if not has_install:
-                i += 1
-                addr = next_
-                if addr == end:
-                    break
+                return err
+            if new is None:
                 continue
-        if p4d_entry is not None:
-            err = _cbret(p4d_entry(Entry(v, kaddr, 3, walk), addr, next_, walk), "p4d_entry")
+            v = new
+        # as in Linux 7.2: walk->action is not looked at after p4d_entry
+        if o.p4d_entry is not None:
+            err = _cbret(
+                o.p4d_entry(Entry(v, table.kaddr(i), _P4D, walk), addr, next_, walk), "p4d_entry"
+            )
             if err:
-                return err  # type: ignore[no-any-return]
+                return err
         if has_handler or has_install:
-            err = walk_pud_range(key, v, addr, next_, walk)
+            err = walk_pud_range(p4d, v, addr, next_, walk)
             if err:
-                return err  # type: ignore[no-any-return]
-        i += 1
-        addr = next_
-        if addr == end:
-            break
+                return err
     return 0
 
 
-def _top_table(walk: MMWalk) -> tuple[Sequence[int], int]:
-    base = walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)
-    base = int(base) & M64
+def _top_table(walk: MMWalk) -> _Table:
+    """``pgd_offset()``'s table: ``walk->pgd`` if set, else ``mm->pgd``; unreadable reads as none."""
+    page_mask = ~(walk.paging.page_size - 1)
+    base = (
+        int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
+    ) & page_mask
     try:
-        paddr = walk.backend.pgd_phys(base)
-        walk._table_level.setdefault(paddr & ~(PAGE_SIZE - 1), 5)
-        return walk.read_table(paddr & ~(PAGE_SIZE - 1)), base & ~(PAGE_SIZE - 1)
+        paddr = walk.backend.pgd_phys(base) & page_mask
+        walk.overlay.table_level.setdefault(paddr, 5)
+        return _Table(walk.read_table(paddr), base)
     except TableReadError as e:
-        walk._error(4, 0, getattr(e, "paddr", base), "unreadable")
-        return (0,) * 512, base & ~(PAGE_SIZE - 1)
+        walk.overlay.error(_PGD, 0, e.paddr, "unreadable")
+        return _Table((0,) * walk.paging.ptrs_per(_PGD), base)
 
 
-def walk_pgd_range(addr: int, end: int, walk: MMWalk) -> int:
+def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
     """``walk_pgd_range()``: from ``walk.pgd`` if set, else ``mm->pgd``."""
     paging = walk.paging
     o = walk._o
-    pgd_entry = o.pgd_entry
-    pte_hole = o.pte_hole
     has_handler = (
         o.p4d_entry is not None
         or o.pud_entry is not None
@@ -921,189 +808,30 @@ def walk_pgd_range(addr: int, end: int, walk: MMWalk) -> int:
         or o.pte_entry is not None
     )
     has_install = o.install_pte is not None
-    vals, base = _top_table(walk)
-    overlay = walk._overlay
-    shift = paging.pgdir_shift
-    size = 1 << shift
-    err: Any = 0
-    while True:
-        i = (addr >> shift) & 511
-        next_ = _addr_end(addr, end, size)
-        key = (4, addr & ~(size - 1) & M64)
-        raw = vals[i]
-        v = overlay.get(key, raw) if overlay else raw
-        kaddr = base + 8 * i
-        none = pgd_none(v, paging)
-        if not none and pgd_bad(v, paging):  # pgd_none_or_clear_bad()
-            walk._error(4, key[1], v, "bad")
-            overlay[key] = 0
-            v = 0
-            none = True
-        if none:
-            if has_install:
-                v = _alloc(walk, key, 4)  # __p4d_alloc()
-            elif pte_hole is not None:
-                err = _cbret(pte_hole(addr, next_, 0, walk), "pte_hole")
+    table = _top_table(walk)
+    for addr, next_ in _ranges(start, end, 1 << paging.pgdir_shift):
+        pgd = _slot(_PGD, addr, paging)
+        i = _index(_PGD, addr, paging)
+        v = walk.overlay.get(pgd, table.vals[i])
+        if _pgd_none_or_clear_bad(walk, pgd, v):
+            err, new = _none_entry(walk, pgd, addr, next_, 0)
             if err:
-                return err  # type: ignore[no-any-return]
-            if not has_install:
-                addr = next_
-                if addr == end:
-                    break
+                return err
+            if new is None:
                 continue
-        if pgd_entry is not None:
-            err = _cbret(pgd_entry(Entry(v, kaddr, 4, walk), addr, next_, walk), "pgd_entry")
+            v = new
+        # as in Linux 7.2: walk->action is not looked at after pgd_entry
+        if o.pgd_entry is not None:
+            err = _cbret(
+                o.pgd_entry(Entry(v, table.kaddr(i), _PGD, walk), addr, next_, walk), "pgd_entry"
+            )
             if err:
-                return err  # type: ignore[no-any-return]
+                return err
         if has_handler or has_install:
-            err = walk_p4d_range(key, v, kaddr, addr, next_, walk)
+            err = walk_p4d_range(pgd, v, table.kaddr(i), addr, next_, walk)
             if err:
-                return err  # type: ignore[no-any-return]
-        addr = next_
-        if addr == end:
-            break
+                return err
     return 0
-
-
-_ZERO_TABLE: tuple[int, ...] = (0,) * 512
-
-
-def _alloc(walk: MMWalk, key: tuple[int, int], level: int) -> int:
-    """Emulate ``__p?d_alloc()``/``__pte_alloc()``: a new, empty table."""
-    v = _PAGE_TABLE
-    walk._overlay[key] = v
-    walk._children[key] = _ZERO_TABLE
-    return v
-
-
-# -- THP split emulation (errata §1.7) --------------------------------------
-
-# x86 protection_map (arch/x86/mm/pgprot.c), indexed by VM_READ|WRITE|EXEC|SHARED
-_P = _PAGE_PRESENT
-_U = _PAGE_USER
-_A = _PAGE_ACCESSED
-_PAGE_NONE = _PAGE_PROTNONE | _A
-_PAGE_READONLY = _P | _U | _A | _PAGE_NX
-_PAGE_COPY = _PAGE_READONLY
-_PAGE_READONLY_EXEC = _P | _U | _A
-_PAGE_COPY_EXEC = _PAGE_READONLY_EXEC
-_PAGE_SHARED = _P | _PAGE_RW | _U | _A | _PAGE_NX
-_PAGE_SHARED_EXEC = _P | _PAGE_RW | _U | _A
-_PROTECTION_MAP = (
-    _PAGE_NONE,
-    _PAGE_READONLY,
-    _PAGE_COPY,
-    _PAGE_COPY,
-    _PAGE_READONLY_EXEC,
-    _PAGE_READONLY_EXEC,
-    _PAGE_COPY_EXEC,
-    _PAGE_COPY_EXEC,
-    _PAGE_NONE,
-    _PAGE_READONLY,
-    _PAGE_SHARED,
-    _PAGE_SHARED,
-    _PAGE_READONLY_EXEC,
-    _PAGE_READONLY_EXEC,
-    _PAGE_SHARED_EXEC,
-    _PAGE_SHARED_EXEC,
-)
-
-
-def vm_get_page_prot(vm_flags: int) -> int:
-    """``vm_get_page_prot()`` on x86_64 (without pkeys and memory encryption)."""
-    return _PROTECTION_MAP[vm_flags & (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED)]
-
-
-def _vma_is_anonymous(vma: VMA) -> bool:
-    anon = getattr(vma, "anonymous", None)
-    if anon is not None:
-        return bool(anon)
-    # unknown: private mappings are taken as anonymous
-    return not vma.vm_flags & VM_SHARED and not vma.pfnmap and not vma.vm_flags & VM_PFNMAP
-
-
-def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
-    if not v & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE):
-        return False
-    hz = getattr(walk.backend, "huge_zero_pfn", None)
-    if hz is not None:
-        return (pmd_pfn(v, walk.paging) & ~511) == hz
-    return bool(v & _PAGE_SPECIAL)
-
-
-def _split_huge_pmd(walk: MMWalk, key: tuple[int, int], v: int, addr: int) -> int:
-    """
-    Emulate ``split_huge_pmd()`` and return the PMD's new value. Acts when
-    ``pmd_is_huge()`` and (locked step) the PMD is trans-huge or a migration
-    or device-private entry.
-    """
-    if v & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE):
-        if not v & _PAGE_PSE:
-            return v
-        swap = None
-    else:
-        if not (v & ~(_PAGE_ACCESSED | _PAGE_DIRTY)):
-            return v
-        swap = decode_swap(v, walk.paging)
-        if swap is None or not (swap.kind.is_migration or swap.kind.is_device_private):
-            return v  # left alone: walk_pte_range fails, ACTION_AGAIN (capped)
-    vma = walk.vma_info
-    assert vma is not None
-    haddr = addr & ~((1 << PMD_SHIFT) - 1)
-    paging = walk.paging
-    if not _vma_is_anonymous(vma):
-        walk._overlay[key] = 0
-        walk.splits.append((PageTableLevel.PMD, haddr, "zapped"))
-        return 0
-    ptes: list[int]
-    if swap is None and _is_huge_zero_pmd(walk, v):
-        zero = getattr(walk.backend, "zero_pfn", None) or 0
-        flags = vm_get_page_prot(vma.vm_flags) | _PAGE_SPECIAL
-        if v & _PAGE_UFFD_WP and paging.uffd_wp:
-            flags |= _PAGE_UFFD_WP
-        ptes = [mk_pte(zero, flags)] * 512
-        what = "huge-zero"
-    elif swap is not None:
-        pfn = swap.pfn or 0
-        extra = 0
-        if swap.soft_dirty:
-            extra |= _PAGE_SWP_SOFT_DIRTY
-        if swap.uffd_wp:
-            extra |= _PAGE_SWP_UFFD_WP
-        if swap.kind.is_migration:
-            pfn_bits = paging.max_physmem_bits - PAGE_SHIFT
-            ad = swap.offset & (3 << pfn_bits)
-            t = swap.type
-            ptes = [swp_entry_to_pte(t, (pfn + n) | ad) | extra for n in range(512)]
-            what = "migration"
-        else:
-            t = swap.type
-            ptes = [swp_entry_to_pte(t, pfn + n) | extra for n in range(512)]
-            what = "device-private"
-    else:
-        pfn = pmd_pfn(v, paging)
-        flags = vm_get_page_prot(vma.vm_flags)
-        if v & _PAGE_RW:
-            flags |= _PAGE_RW
-        if not v & _PAGE_ACCESSED:
-            flags &= ~_PAGE_ACCESSED
-        if v & (_PAGE_DIRTY | _PAGE_SAVED_DIRTY):
-            # pte_mkdirty(): DIRTY and SOFT_DIRTY, and on a read-only PTE
-            # DIRTY moves to SAVED_DIRTY (mksaveddirty_shift)
-            flags |= _PAGE_DIRTY | (_PAGE_SOFT_DIRTY if paging.soft_dirty else 0)
-            if not flags & _PAGE_RW:
-                flags = (flags & ~_PAGE_DIRTY) | _PAGE_SAVED_DIRTY
-        if v & _PAGE_SOFT_DIRTY and paging.soft_dirty:
-            flags |= _PAGE_SOFT_DIRTY
-        if v & _PAGE_UFFD_WP and paging.uffd_wp:
-            flags |= _PAGE_UFFD_WP
-        ptes = [mk_pte(pfn + n, flags) for n in range(512)]
-        what = "anon"
-    new = _PAGE_TABLE
-    walk._overlay[key] = new
-    walk._children[key] = ptes
-    walk.splits.append((PageTableLevel.PMD, haddr, what))
-    return new
 
 
 # -- hugetlb ----------------------------------------------------------------
@@ -1115,17 +843,20 @@ def walk_hugetlb_range(addr: int, end: int, walk: MMWalk) -> int:
     assert vma is not None
     shift = vma.hugetlb_shift
     sz = 1 << shift
-    hmask = ~(sz - 1) & M64
+    hmask = ~(sz - 1) & ULONG_MAX
     o = walk._o
     hugetlb_entry = o.hugetlb_entry
     assert hugetlb_entry is not None
     err = 0
     while True:
-        next_ = min(((addr & hmask) + sz) & M64 or end, end)
+        next_ = min(((addr & hmask) + sz) & ULONG_MAX or end, end)
         slot = _hugetlb_walk(walk, addr & hmask, shift)
         if slot is not None:
             v, kaddr, level = slot
-            err = _cbret(hugetlb_entry(Entry(v, kaddr, level, walk), hmask, addr, next_, walk), "hugetlb_entry")
+            err = _cbret(
+                hugetlb_entry(Entry(v, kaddr, level, walk), hmask, addr, next_, walk),
+                "hugetlb_entry",
+            )
         elif o.pte_hole is not None:
             err = _cbret(o.pte_hole(addr, next_, -1, walk), "pte_hole")
         if err:
@@ -1136,37 +867,37 @@ def walk_hugetlb_range(addr: int, end: int, walk: MMWalk) -> int:
     return err
 
 
-def _hugetlb_walk(walk: MMWalk, addr: int, shift: int) -> tuple[int, int | None, int] | None:
+def _hugetlb_walk(
+    walk: MMWalk, addr: int, shift: int
+) -> tuple[int, int | None, PageTableLevel] | None:
     """Generic ``huge_pte_offset()``: the PUD or PMD slot, or None."""
     paging = walk.paging
-    vals, base = _top_table(walk)
-    pshift = paging.pgdir_shift
-    i = (addr >> pshift) & 511
-    v = vals[i]
-    kaddr: int | None = base + 8 * i
-    if not pgd_present(v, paging):
+    table = _top_table(walk)
+    slot = _slot(_PGD, addr, paging)
+    i = _index(_PGD, addr, paging)
+    v = table.vals[i]
+    if not paging.pgd_present(v):
         return None
     try:
-        if paging.levels == 5:
-            t, b = walk._child((4, addr & ~((1 << pshift) - 1)), v)
-            i = (addr >> P4D_SHIFT) & 511
-            v = t[i]
-            kaddr = None if b is None else b + 8 * i
-        if not v & _PAGE_PRESENT:
+        if not paging.folded(_P4D):  # p4d_offset()
+            table = walk.table(slot, v)
+            slot = _slot(_P4D, addr, paging)
+            i = _index(_P4D, addr, paging)
+            v = table.vals[i]
+        if not paging.p4d_present(v):
             return None
-        t, b = walk._child((3 if paging.levels == 5 else 4, addr & ~((1 << P4D_SHIFT) - 1)), v)
-        i = (addr >> PUD_SHIFT) & 511
-        v = t[i]
-        kaddr = None if b is None else b + 8 * i
-        if shift == PUD_SHIFT:
-            return v, kaddr, 2
-        if not v & _PAGE_PRESENT:
+        table = walk.table(slot, v)
+        i = _index(_PUD, addr, paging)
+        v = table.vals[i]
+        if shift == paging.level_shift(_PUD):
+            return v, table.kaddr(i), _PUD
+        if not paging.pud_present(v):
             return None
-        t, b = walk._child((2, addr & ~((1 << PUD_SHIFT) - 1)), v)
-        i = (addr >> PMD_SHIFT) & 511
-        return t[i], (None if b is None else b + 8 * i), 1
+        table = walk.table(_slot(_PUD, addr, paging), v)
+        i = _index(_PMD, addr, paging)
+        return table.vals[i], table.kaddr(i), _PMD
     except TableReadError as e:
-        walk._error(2, addr, getattr(e, "paddr", v), "unreadable")
+        walk.overlay.error(_PUD, addr, e.paddr, "unreadable")
         return None
 
 
@@ -1237,15 +968,21 @@ def check_ops_safe(ops: Any) -> bool:
 
 
 def walk_page_range_mm_unsafe(
-    mm: Any, start: int, end: int, ops: Any, private: Any = None, *, walks: list[MMWalk] | None = None
+    mm: Any,
+    start: int,
+    end: int,
+    ops: Any,
+    private: Any = None,
+    *,
+    walks: list[MMWalk] | None = None,
 ) -> int:
     """
     ``walk_page_range_mm_unsafe()`` (``mm/internal.h``): like
     :func:`walk_page_range` but accepts ``install_pte`` (recorded in
     ``walk.installed``, never written).
     """
-    start &= M64
-    end &= M64
+    start &= ULONG_MAX
+    end &= ULONG_MAX
     if start >= end:
         return -errno.EINVAL
     if mm is None:
@@ -1300,7 +1037,13 @@ def _walk_mm(walk: MMWalk, start: int, end: int) -> int:
 
 
 def walk_page_range(
-    mm: Any, start: int, end: int, ops: Any, private: Any = None, *, walks: list[MMWalk] | None = None
+    mm: Any,
+    start: int,
+    end: int,
+    ops: Any,
+    private: Any = None,
+    *,
+    walks: list[MMWalk] | None = None,
 ) -> int:
     """
     ``walk_page_range()``: walk [*start*, *end*) of *mm*, VMAs and the holes
@@ -1345,8 +1088,8 @@ def walk_page_range_vma_unsafe(
 ) -> int:
     """``walk_page_range_vma_unsafe()``: one VMA, ``install_pte`` allowed."""
     info, backend = _resolve_vma(vma, backend)
-    start &= M64
-    end &= M64
+    start &= ULONG_MAX
+    end &= ULONG_MAX
     mm = backend.vma_mm(info)
     if start >= end or mm is None:
         return -errno.EINVAL
@@ -1380,7 +1123,12 @@ def walk_page_range_vma(
 
 
 def walk_page_vma(
-    vma: Any, ops: Any, private: Any = None, *, backend: Any = None, walks: list[MMWalk] | None = None
+    vma: Any,
+    ops: Any,
+    private: Any = None,
+    *,
+    backend: Any = None,
+    walks: list[MMWalk] | None = None,
 ) -> int:
     """``walk_page_vma()``: the whole VMA; ``test_walk`` is not called."""
     info, backend = _resolve_vma(vma, backend)
@@ -1416,17 +1164,18 @@ def walk_page_mapping(
         return -errno.EINVAL
     if backend is None:
         backend = backend_for_mm(mapping)
-    first_index &= M64
-    nr &= M64
+    first_index &= ULONG_MAX
+    nr &= ULONG_MAX
     walk: MMWalk | None = None
     err = 0
-    for vma in backend.mapping_vmas(mapping, first_index, (first_index + nr - 1) & M64):
+    for vma in backend.mapping_vmas(mapping, first_index, (first_index + nr - 1) & ULONG_MAX):
         vba = vma.vm_pgoff
-        vea = (vba + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT)) & M64
+        shift = backend.paging.page_shift
+        vea = (vba + ((vma.vm_end - vma.vm_start) >> shift)) & ULONG_MAX
         cba = max(first_index, vba)
-        cea = min((first_index + nr) & M64, vea)
-        start_addr = ((((cba - vba) & M64) << PAGE_SHIFT) + vma.vm_start) & M64
-        end_addr = ((((cea - vba) & M64) << PAGE_SHIFT) + vma.vm_start) & M64
+        cea = min((first_index + nr) & ULONG_MAX, vea)
+        start_addr = ((((cba - vba) & ULONG_MAX) << shift) + vma.vm_start) & ULONG_MAX
+        end_addr = ((((cea - vba) & ULONG_MAX) << shift) + vma.vm_start) & ULONG_MAX
         if start_addr >= end_addr:
             continue
         mm = backend.vma_mm(vma)
@@ -1453,11 +1202,11 @@ def _pgd_kaddr(pgd: Any) -> int | None:
     if pgd is None:
         return None
     if isinstance(pgd, int):
-        return pgd & M64
+        return pgd & ULONG_MAX
     value_ = getattr(pgd, "value_", None)
     if value_ is not None:
-        return int(value_()) & M64
-    return int(pgd) & M64
+        return int(value_()) & ULONG_MAX
+    return int(pgd) & ULONG_MAX
 
 
 def _kernel_backend(backend: Any, pgd: Any, mm: Any) -> Any:
@@ -1487,9 +1236,11 @@ def walk_kernel_page_table_range_lockless(
     or drgn pointer). Give the backend with ``backend=``, or ``init_mm=``.
     """
     backend = _kernel_backend(backend, pgd, init_mm)
-    start &= M64
-    end &= M64
-    walk = MMWalk(ops, backend.init_mm(), backend, pgd=_pgd_kaddr(pgd), no_vma=True, private=private)
+    start &= ULONG_MAX
+    end &= ULONG_MAX
+    walk = MMWalk(
+        ops, backend.init_mm(), backend, pgd=_pgd_kaddr(pgd), no_vma=True, private=private
+    )
     if start >= end:
         return -errno.EINVAL
     if not check_ops_safe(ops):
@@ -1532,8 +1283,8 @@ def walk_page_range_debug(
     and no NULL-mm check.
     """
     backend = backend_for_mm(mm)
-    start &= M64
-    end &= M64
+    start &= ULONG_MAX
+    end &= ULONG_MAX
     if start >= end:
         return -errno.EINVAL
     if not check_ops_safe(ops):

@@ -206,3 +206,88 @@ def test_protnone_roundtrip(pfn: int, flags: int) -> None:
     raw = mk_pte(pfn, flags)
     x = e(raw)
     assert x.present and x.protnone and x.pfn == pfn and x.swap is None
+
+
+# -- p?d_pfn() of inverted (L1TF) entries, against the kernel's formulas ----
+# arch/x86/include/asm/pgtable.h: pfn_pmd()/pfn_pud() invert the PFN of a
+# non-present protection and then mask with PHYSICAL_PMD_PAGE_MASK /
+# PHYSICAL_PUD_PAGE_MASK, so a PROT_NONE leaf stores its low PFN bits as 0;
+# pmd_pfn()/pud_pfn() undo the inversion and mask with p?d_pfn_mask() of the
+# entry as stored (the level's page mask when _PAGE_PSE is set).
+
+_PHYS = (1 << 52) - 1
+_PSE = 1 << 7
+_PROT_NONE = (1 << 8) | (1 << 5)  # _PAGE_PROTNONE | _PAGE_ACCESSED (PAGE_NONE)
+_PRESENT_RW = 0x67 | (1 << 63)  # P, RW, USER, A, D, NX
+
+
+def _pfn_leaf(pfn: int, prot: int, shift: int) -> int:
+    """The kernel's pfn_pmd() (shift 21) / pfn_pud() (shift 30) on x86_64."""
+    v = pfn << 12
+    if prot and not prot & 1:  # protnone_mask(prot)
+        v ^= (1 << 64) - 1
+    v &= _PHYS & ~((1 << shift) - 1)
+    return v | prot
+
+
+def _kernel_pfn(v: int, shift: int) -> int:
+    """The kernel's p?d_pfn(): invert back, then mask by p?d_pfn_mask(stored value)."""
+    mask = _PHYS & ~((1 << (shift if v & _PSE else 12)) - 1)
+    if v and not v & 1:
+        v ^= (1 << 64) - 1
+    return (v & mask) >> 12
+
+
+@pytest.mark.parametrize("pfn", [0x10D400, 0x200, 0x7FFFFE00])
+def test_pmd_pfn_prot_none_thp_masks_to_2m(pfn: int) -> None:
+    # vtop showed pfn 0x10d5ff for a PROT_NONE 2 MiB leaf at 0x10d400
+    v = _pfn_leaf(pfn, _PROT_NONE | _PSE, 21)
+    from livewalk.arch.x86.pgtable import pmd_pfn
+
+    assert pmd_pfn(v, P5) == pfn == _kernel_pfn(v, 21)
+    assert P5.pmd_pfn(v) == pfn
+    e = Entry(v, None, PMD, CTX)
+    assert e.pfn == pfn and e.leaf and e.present and e.protnone
+    assert e.phys_addr == pfn << 12
+
+
+@pytest.mark.parametrize("pfn", [0x40000, 0xC0000])
+def test_pud_pfn_prot_none_leaf_masks_to_1g(pfn: int) -> None:
+    v = _pfn_leaf(pfn, _PROT_NONE | _PSE, 30)
+    from livewalk.arch.x86.pgtable import pud_pfn
+
+    assert pud_pfn(v, P5) == pfn == _kernel_pfn(v, 30)
+    assert Entry(v, None, PUD, CTX).pfn == pfn
+
+
+def test_present_leaf_pfn_ignores_pat_large_bit() -> None:
+    # bit 12 is _PAGE_PAT_LARGE on a 2 MiB / 1 GiB leaf, not a PFN bit
+    pmd = _pfn_leaf(0x10D400, _PRESENT_RW | _PSE | (1 << 12), 21)
+    pud = _pfn_leaf(0x40000, _PRESENT_RW | _PSE | (1 << 12), 30)
+    assert P5.pmd_pfn(pmd) == 0x10D400 == _kernel_pfn(pmd, 21)
+    assert P5.pud_pfn(pud) == 0x40000 == _kernel_pfn(pud, 30)
+
+
+def test_pte_pfn_prot_none_and_table_pointers() -> None:
+    v = mk_pte(0x12345, _PROT_NONE)
+    assert pte_pfn(v, P5) == 0x12345 == _kernel_pfn(v, 12)
+    # a table pointer at PMD/PUD level (no PSE) keeps all PFN bits
+    table = (0x1234567 << 12) | 0x67
+    assert P5.pmd_pfn(table) == P5.pud_pfn(table) == 0x1234567
+
+
+@pytest.mark.parametrize("type_", [0, 25, 27, 28])
+@pytest.mark.parametrize("pfn", [0x10D400, 0x10D5FF, 0x1, 0xFF_FFFF_FFFF])
+def test_pmd_swap_and_migration_entries(type_: int, pfn: int) -> None:
+    # a PMD swap/migration entry keeps bit 7 clear (so it is not
+    # pmd_present); pmd_pfn() must then use PTE_PFN_MASK even though the
+    # inverted value has bit 7 set
+    v = swp_entry_to_pte(type_, pfn)
+    assert not v & _PSE and not P5.pmd_present(v)
+    assert P5.pmd_pfn(v) == _kernel_pfn(v, 21) == P5.pte_pfn(v)
+    sw = P5.decode_swap(v)
+    assert sw is not None and sw.offset == pfn
+    if sw.kind.has_pfn:
+        assert sw.pfn == pfn
+    e = Entry(v, None, PMD, CTX)
+    assert e.pfn == _kernel_pfn(v, 21) and e.swap == sw

@@ -324,11 +324,11 @@ def test_einval_cases() -> None:
 
 def test_addr_end_helpers_wrap_unsigned() -> None:
     p5 = X86Paging(levels=5)
-    assert pud_addr_end(0xFFFFFFFFC0000000, M64) == M64
-    assert pud_addr_end(0xFFFFFFFFC0000000, 0) == 0  # end 0: (end - 1) is ULONG_MAX
-    assert pmd_addr_end(0x1000, 0x1800) == 0x1800
-    assert pmd_addr_end(0x1000, 0x400000) == 0x200000
-    assert pmd_addr_end(0x1000, 0) == 0x200000
+    assert pud_addr_end(0xFFFFFFFFC0000000, M64, p5) == M64
+    assert pud_addr_end(0xFFFFFFFFC0000000, 0, p5) == 0  # end 0: (end - 1) is ULONG_MAX
+    assert pmd_addr_end(0x1000, 0x1800, p5) == 0x1800
+    assert pmd_addr_end(0x1000, 0x400000, p5) == 0x200000
+    assert pmd_addr_end(0x1000, 0, p5) == 0x200000
     assert pgd_addr_end(0xFFFF000000000000, M64, p5) == M64
     assert pgd_addr_end(0, M64, X86Paging(levels=4)) == P4D
 
@@ -882,3 +882,22 @@ def test_walks_keyword_exposes_the_walk() -> None:
     assert [(e.level, e.addr, e.reason) for e in w.errors] == [(PageTableLevel.P4D, P4D, "bad")]
     assert w.table_reads == 4  # PGD, P4D, PUD, PMD tables; the bad P4D is not followed
     assert walk_page_range(mm, 1, 0, r.ops, walks=walks) == EINVAL and len(walks) == 1
+
+
+def test_prot_none_thp_split_keeps_the_2m_pfns() -> None:
+    # A PROT_NONE PMD-mapped THP as the kernel stores it (pfn_pmd(): the PFN
+    # inverted, then masked to 2 MiB, so the low 9 PFN bits read as ones
+    # once the inversion is undone): pmd_pfn() masks them off again, and the
+    # emulated split maps pfn .. pfn + 511 (it used to start at 0x10d5ff).
+    mm = _thp_mm(0)
+    pfn = 0x10D400
+    prot_none_pse = (1 << 8) | (1 << 5) | (1 << 7)
+    stored = ((~(pfn << 12)) & ((1 << 52) - 1) & ~((1 << 21) - 1)) | prot_none_pse
+    mm.set_pmd(0x400000, stored)
+    r = Rec(("pmd_entry", "pte_entry"))
+    assert walk_page_range(mm, 0x400000, 0x600000, r.ops) == 0
+    assert r.entries[0].leaf and r.entries[0].protnone and r.entries[0].pfn == pfn
+    pte = r.entries[1:]
+    assert len(pte) == 512
+    assert [e.pfn for e in pte] == list(range(pfn, pfn + 512))
+    assert all(e.present and e.protnone and not e.rw for e in pte)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The ``>>>`` examples in the walker's modules must run."""
+"""The ``>>>`` examples in the walker's and the arch seam's modules must run."""
 
 from __future__ import annotations
 
@@ -7,15 +7,35 @@ import doctest
 
 import pytest
 
+import livewalk.arch
+import livewalk.arch.x86.pgprot
 import livewalk.arch.x86.pgtable
+import livewalk.arch.x86.pgtable_64
+import livewalk.arch.x86.pgtable_types
 import livewalk.backend.synthetic
 import livewalk.mm.entry
 import livewalk.mm.folio_walk
+import livewalk.mm.overlay
 import livewalk.mm.pagewalk
+import livewalk.mm.swapops
 
 
 @pytest.mark.parametrize(
-    "mod", [livewalk.arch.x86.pgtable, livewalk.mm.entry, livewalk.backend.synthetic, livewalk.mm.pagewalk, livewalk.mm.folio_walk]
+    "mod",
+    [
+        livewalk.arch,
+        livewalk.arch.x86.pgprot,
+        livewalk.arch.x86.pgtable,
+        livewalk.arch.x86.pgtable_64,
+        livewalk.arch.x86.pgtable_types,
+        livewalk.mm.entry,
+        livewalk.backend.synthetic,
+        livewalk.mm.folio_walk,
+        livewalk.mm.overlay,
+        livewalk.mm.pagewalk,
+        livewalk.mm.swapops,
+    ],
+    ids=lambda m: m.__name__,
 )
 def test_doctests(mod: object) -> None:
     res = doctest.testmod(mod)  # type: ignore[arg-type]
