@@ -64,12 +64,62 @@ class VMFlagBits:
         no ``CONFIG_MEM_SOFT_DIRTY`` (``VM_SOFTDIRTY`` is then 0)
     """
 
+    read: int = 0
+    write: int = 1
+    exec: int = 2
     shared: int = 3
+    maywrite: int = 5
+    mayshare: int = 7
+    growsdown: int = 8
     pfnmap: int = 10
     locked: int = 13
+    seq_read: int = 15
+    rand_read: int = 16
     hugetlb: int = 22
     soft_dirty: int | None = 27
     mixedmap: int = 28
+    hugepage: int = 29
+    nohugepage: int = 30
+
+    @property
+    def VM_READ(self) -> int:
+        return 1 << self.read
+
+    @property
+    def VM_WRITE(self) -> int:
+        return 1 << self.write
+
+    @property
+    def VM_EXEC(self) -> int:
+        return 1 << self.exec
+
+    @property
+    def VM_MAYWRITE(self) -> int:
+        return 1 << self.maywrite
+
+    @property
+    def VM_MAYSHARE(self) -> int:
+        return 1 << self.mayshare
+
+    @property
+    def VM_GROWSDOWN(self) -> int:
+        return 1 << self.growsdown
+
+    @property
+    def VM_SEQ_READ(self) -> int:
+        return 1 << self.seq_read
+
+    @property
+    def VM_RAND_READ(self) -> int:
+        return 1 << self.rand_read
+
+    @property
+    def VM_HUGEPAGE(self) -> int:
+        return 1 << self.hugepage
+
+    @property
+    def VM_NOHUGEPAGE(self) -> int:
+        return 1 << self.nohugepage
 
     @property
     def VM_SHARED(self) -> int:
@@ -296,6 +346,16 @@ class DrgnBackend:
             # mm/debug.c lists "softdirty" only with CONFIG_MEM_SOFT_DIRTY.
             sd_enabled = "softdirty" in self._vmaflags if self._vmaflags else True
         return VMFlagBits(
+            read=bit("READ", default.read),
+            write=bit("WRITE", default.write),
+            exec=bit("EXEC", default.exec),
+            maywrite=bit("MAYWRITE", default.maywrite),
+            mayshare=bit("MAYSHARE", default.mayshare),
+            growsdown=bit("GROWSDOWN", default.growsdown),
+            seq_read=bit("SEQ_READ", default.seq_read),
+            rand_read=bit("RAND_READ", default.rand_read),
+            hugepage=bit("HUGEPAGE", default.hugepage),
+            nohugepage=bit("NOHUGEPAGE", default.nohugepage),
             shared=bit("SHARED", default.shared),
             pfnmap=bit("PFNMAP", default.pfnmap),
             locked=bit("LOCKED", default.locked),

@@ -33,9 +33,12 @@ import dataclasses
 import json
 from typing import Any
 
+from drgn import Object
+
 from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, X86Paging
 from livewalk.backend import VMA, backend_for_mm
 from livewalk.errors import AddressError
+from livewalk.proc.maps import get_vma_name
 
 __all__ = (
     "VtopStep",
@@ -420,22 +423,11 @@ def _finish(st: _State) -> VtopResult:
 
 
 def _vma_name(vma: VMA | None) -> str:
-    if vma is None or vma.obj is None:
+    """:func:`~livewalk.proc.maps.get_vma_name` of a drgn VMA ("" for others)."""
+    if vma is None or not isinstance(vma.obj, Object):
         return ""
-    try:
-        obj = vma.obj
-        if obj.vm_file:
-            from drgn.helpers.linux.fs import d_path
-
-            return d_path(obj.vm_file.f_path).decode(errors="replace")
-        mm = obj.vm_mm
-        if vma.vm_start <= int(mm.brk) and vma.vm_end >= int(mm.start_brk):
-            return "[heap]"
-        if vma.vm_start <= int(mm.start_stack) < vma.vm_end:
-            return "[stack]"
-    except Exception:
-        return ""
-    return ""
+    name = get_vma_name(vma.obj)
+    return "" if name is None else name.decode(errors="replace")
 
 
 def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:

@@ -524,7 +524,7 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
     """
     from livewalk.arch.x86.pgtable import decode_swap
     from livewalk.backend.drgn import DrgnBackend, resolve_mm
-    from livewalk.mm.page import PageReader, swap_table_layout
+    from livewalk.mm.swapfile import SwapTables, swap_table_layout
 
     assert swap_table_layout(52) == (60, 4, 15)
     g, ready = swap_workload
@@ -543,15 +543,16 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
 
     assert walk_page_range(mm, start, end, MMWalkOps(pte_entry=pte_entry)) == 0
     assert len(values) == (end - start) // 4096
-    r = PageReader(prog)
+    swap = SwapTables(prog)
     counts = []
     words = []
     for v in values:
         ent = decode_swap(v, backend.paging)
         assert ent is not None and ent.kind.name == "SWAP", hex(v)
-        counts.append(r.swp_swapcount(ent.type, ent.offset))
-        table, _ = r._swap._tables[(ent.type, ent.offset // 512)]
-        words.append(table[ent.offset % 512])
+        counts.append(swap.swapcount(ent.type, ent.offset))
+        word = swap.table_word(ent.type, ent.offset)
+        assert word is not None
+        words.append(word)
     assert sorted(counts) == [1, 1] + [2] * (len(counts) - 2), (counts, [hex(w) for w in words])
     # Every word is countable (shadow: bit 0, or cached folio: 0b10) with the
     # count in the top 4 bits and nothing else above bit 59 but the zero flag.
@@ -562,12 +563,11 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
 
 def test_kstate_folio_helpers(smaps_workload: tuple[Any, dict[str, Any]]) -> None:
     """
-    kstate's page_folio/compound_nr/precise_mapcount/zone decoding on a real
+    mm.page's page_folio/folio_precise_page_mapcount/zone decoding on a real
     PMD-mapped THP (Linux 7.2 tail pages store a compound_info mask), checked
     against drgn's own helpers and the kernel's zone spans.
     """
-    from drgn.helpers.linux.mm import compound_head as drgn_compound_head
-    from drgn.helpers.linux.mm import pfn_to_page
+    from drgn.helpers.linux.mm import compound_head, compound_nr, pfn_to_page
 
     import livewalk.mm.page as kstate
     from livewalk.arch.x86.pgtable import pmd_pfn
@@ -598,15 +598,15 @@ def test_kstate_folio_helpers(smaps_workload: tuple[Any, dict[str, Any]]) -> Non
         folio = kstate.page_folio(head_page)
         assert folio.value_() == head_page.value_()
         assert kstate.folio_test_large(folio) and kstate.folio_test_anon(folio)
-        assert kstate.compound_nr(head_page) == 512 == kstate.folio_nr_pages(folio)
+        assert compound_nr(head_page).value_() == 512 == kstate.folio_nr_pages(folio)
         for k in (1, 2, 255, 511):
             tail = pfn_to_page(prog, head + k)
-            assert kstate.compound_head(tail).value_() == head_page.value_()
-            assert drgn_compound_head(tail).value_() == head_page.value_()
-            assert kstate.compound_nr(tail) == 1
+            assert compound_head(tail).value_() == head_page.value_()
+            assert kstate.page_folio(tail).value_() == head_page.value_()
+            assert compound_nr(tail).value_() == 1
             assert r.page_folio_pfn(head + k) == head
             # Only the parent maps it, by one PMD: _mapcount -1, entire 0.
-            assert kstate.precise_mapcount(folio, tail) == 1
+            assert kstate.folio_precise_page_mapcount(folio, tail) == 1
         # Zone bits of page->flags agree with the zone spans.
         zone = (r.info(head).flags >> ks.zones_pgshift) & ks.zones_mask
         pgdat = prog["node_data"][0]
