@@ -43,10 +43,10 @@ from drgn.helpers.linux.mm import compound_head
 from livewalk.backend.drgn import VMFlagBits
 
 __all__ = (
+    "KernelState",
     "MAPCOUNT_TYPE_LIMIT",
     "PAGE_MAPPING_ANON",
     "PAGE_MAPPING_KSM",
-    "KernelState",
     "PageInfo",
     "PageReader",
     "folio_entire_mapcount",

@@ -29,6 +29,7 @@ __all__ = (
     "seq_file_path",
     "vm_flags_mnemonics",
     "vma_header",
+    "vma_perms",
 )
 
 #: ``FMODE_BACKING`` (Linux 7.2 ``include/linux/fs.h``; a macro, not in debug info).
@@ -107,16 +108,30 @@ def maps_line(
     :param name: :func:`get_vma_name`
     :param bits: the target's VM flag bits
     """
-    perms = (
+    perms = vma_perms(vm_flags, bits)
+    line = f"{start:08x}-{end:08x} {perms} {pgoff:08x} {dev >> 20:02x}:{dev & 0xFFFFF:02x} {ino} "
+    if name is None:
+        return line
+    return f"{line:<72} " + name.decode("utf-8", "surrogateescape")
+
+
+def vma_perms(vm_flags: int, bits: VMFlagBits = _DEFAULT_BITS) -> str:
+    """
+    The ``rwxs``/``rwxp`` column of ``show_vma_header_prefix()``: shared is
+    ``VM_MAYSHARE``.
+
+    >>> vma_perms(0x3), vma_perms(0x85)
+    ('rw-p', 'r-xs')
+
+    :param vm_flags: ``vma->vm_flags``
+    :param bits: the target's VM flag bits
+    """
+    return (
         ("r" if vm_flags & bits.VM_READ else "-")
         + ("w" if vm_flags & bits.VM_WRITE else "-")
         + ("x" if vm_flags & bits.VM_EXEC else "-")
         + ("s" if vm_flags & bits.VM_MAYSHARE else "p")
     )
-    line = f"{start:08x}-{end:08x} {perms} {pgoff:08x} {dev >> 20:02x}:{dev & 0xFFFFF:02x} {ino} "
-    if name is None:
-        return line
-    return f"{line:<72} " + name.decode("utf-8", "surrogateescape")
 
 
 def vm_flags_mnemonics(prog: Program, vm_flags: int) -> str:

@@ -56,8 +56,15 @@ from livewalk.arch.x86.pgtable import (
 )
 from livewalk.backend import VMA, PageTableBackend, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend, VMFlagBits
+from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge
-from livewalk.mm.pagewalk import PGWALK_RDLOCK, MMWalk, MMWalkOps, walk_page_range
+from livewalk.mm.pagewalk import (
+    PGWALK_RDLOCK,
+    MMWalk,
+    MMWalkOps,
+    PageWalkAction,
+    walk_page_range,
+)
 from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
@@ -76,6 +83,7 @@ from livewalk.proc.pagemap_entry import (
 from livewalk.proc.pagemap_page import DrgnPageState, PagemapPage, PagemapPageState
 
 __all__ = (
+    "DrgnPageState",
     "PM_FILE",
     "PM_FLAG_NAMES",
     "PM_GUARD_REGION",
@@ -86,7 +94,6 @@ __all__ = (
     "PM_SOFT_DIRTY",
     "PM_SWAP",
     "PM_UFFD_WP",
-    "DrgnPageState",
     "PagemapPage",
     "PagemapPageState",
     "PagemapRun",
@@ -368,7 +375,7 @@ def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: VMA) 
     pm.sink.seq(flags, frame, n, step)
 
 
-def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: MMWalk) -> int:
+def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     """
     ``pagemap_pmd_range``: a huge (THP, migration or device) PMD gives one
     run; a PMD pointing to a PTE table gives one entry per PTE, decoded from
@@ -387,6 +394,10 @@ def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: MMWalk) -> int:
         # that hole without clearing anything.
         return pagemap_pte_hole(addr, end, 3, walk)
     table = pmd.pte_table()
+    if table is None:
+        # pte_offset_map_lock() failed: retry, as in Linux 7.2.
+        walk.action = PageWalkAction.ACTION_AGAIN
+        return 0
     i0 = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
     n = (end - addr) >> PAGE_SHIFT
     pm.sink.values(_pte_entries(pm, table, i0, n, addr, vma))
@@ -617,7 +628,7 @@ def _uniform_ptes(
 _CHUNK = 32
 
 
-def pagemap_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
+def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
     """``pagemap_hugetlb_range``: one call per huge page (the slot may be none)."""
     pm: _Pagemap = walk.private
     vma = walk.vma_info
@@ -733,7 +744,7 @@ def pagemap_read(
     The whole range is walked at once (the kernel walks 2 MiB at a time; the
     entries are the same).
 
-    >>> pagemap_read(mm, 0x400000, 0x401000)
+    >>> pagemap_read(mm, 0x400000, 0x401000)  # doctest: +SKIP
     array('Q', [11565767237059379232])
 
     :param mm: ``struct mm_struct *`` (or an mm of another backend)
@@ -770,7 +781,7 @@ def pagemap_runs(
     runs of similar pages: same flags, and a frame that stays the same,
     advances by 1 (PFNs) or by 32 (swap offsets) from page to page.
 
-    >>> for r in pagemap_runs(mm, 0x400000, 0x600000):
+    >>> for r in pagemap_runs(mm, 0x400000, 0x600000):  # doctest: +SKIP
     ...     print(hex(r.start), hex(r.end), pagemap_flag_names(r.flags), hex(r.frame))
     """
     if backend is None:

@@ -50,7 +50,7 @@ def format_pagemap_text(runs: Iterable[PagemapRun], *, holes: bool = True) -> It
     """
     One line per run: address range, page count, flags and frames.
 
-    >>> print(*format_pagemap_text(runs), sep="\\n")
+    >>> print(*format_pagemap_text(runs), sep="\\n")  # doctest: +SKIP
     0x00400000-0x00401000      1 PRESENT|FILE|SOFT_DIRTY pfn 0x2d3f1
     """
     for r in runs:

@@ -71,6 +71,7 @@ from livewalk.arch.x86.pgtable import (
 )
 from livewalk.backend import VMA, backend_for_mm
 from livewalk.backend.drgn import VMFlagBits
+from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
 from livewalk.mm.page import PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PageInfo, PageReader
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, PageWalkLock, walk_page_vma
@@ -408,7 +409,7 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
     _account(st, pfn, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), present)
 
 
-def _smaps_pte_range(pmd: Any, addr: int, end: int, walk: MMWalk) -> int:
+def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     """``smaps_pte_range()``: the smaps ``pmd_entry``."""
     st: _Stats = walk.private
     v = int(pmd.value)
@@ -434,7 +435,7 @@ def _smaps_pte_range(pmd: Any, addr: int, end: int, walk: MMWalk) -> int:
     return 0
 
 
-def _smaps_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
+def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
     """``smaps_hugetlb_range()``: one call per huge page."""
     st: _Stats = walk.private
     r = st.r

@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from livewalk.arch.x86.pgtable import PAGE_SIZE
 from livewalk.errors import LivewalkError
 
 __all__ = ("VerifyResult", "verify_pagemap", "verify_smaps")
 
-PAGE_SIZE = 4096
 _SMAPS_HEADER = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
 

@@ -35,23 +35,22 @@ from typing import Any
 
 from drgn import Object
 
+from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, X86Paging
 from livewalk.backend import VMA, backend_for_mm
 from livewalk.errors import AddressError
-from livewalk.proc.maps import get_vma_name
+from livewalk.proc.maps import get_vma_name, vma_perms
 
 __all__ = (
-    "VtopStep",
     "VtopResult",
-    "vtop",
-    "vtop_kernel",
-    "format_vtop",
-    "vtop_json",
+    "VtopStep",
     "decode_pte_flags",
+    "format_vtop",
     "vm_flags_string",
+    "vtop",
+    "vtop_json",
+    "vtop_kernel",
 )
-
-M64 = 0xFFFF_FFFF_FFFF_FFFF
 
 _LEVEL_NAMES = {
     PageTableLevel.PGD: "PGD",
@@ -76,24 +75,8 @@ _DEPTH_LEVEL = {
     3: PageTableLevel.PMD,
 }
 
-_VM_READ, _VM_WRITE, _VM_EXEC, _VM_SHARED = 0x1, 0x2, 0x4, 0x8
-
-
-def vm_flags_string(vm_flags: int) -> str:
-    """
-    The ``rwxp`` permission column of ``/proc/PID/maps`` for *vm_flags*.
-
-    >>> vm_flags_string(0x3)
-    'rw-p'
-    >>> vm_flags_string(0x0)
-    '---p'
-    """
-    return (
-        ("r" if vm_flags & _VM_READ else "-")
-        + ("w" if vm_flags & _VM_WRITE else "-")
-        + ("x" if vm_flags & _VM_EXEC else "-")
-        + ("s" if vm_flags & _VM_SHARED else "p")
-    )
+#: The ``rwxp`` column of ``/proc/PID/maps`` (:func:`livewalk.proc.maps.vma_perms`).
+vm_flags_string = vma_perms
 
 
 def decode_pte_flags(value: int, level: int, paging: X86Paging | None = None) -> list[str]:
@@ -293,7 +276,7 @@ def _ops(collect_hugetlb: bool) -> Any:
         st: _State = walk.private
         st.leaf = pte
         st.result.hugetlb = True
-        st.result.leaf_size = (~hmask & M64) + 1
+        st.result.leaf_size = (~hmask & ULONG_MAX) + 1
         return 0
 
     def test_walk(addr: int, next: int, walk: Any) -> int:
@@ -431,7 +414,7 @@ def _vma_name(vma: VMA | None) -> str:
 
 
 def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
-    if not 0 <= addr <= M64:
+    if not 0 <= addr <= ULONG_MAX:
         raise AddressError(f"address {addr:#x} is not a 64-bit address")
     task_size = paging.task_size_max + PAGE_SIZE
     try:
@@ -448,7 +431,7 @@ def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
 def _canonical(paging: X86Paging, addr: int) -> bool:
     bits = 57 if paging.levels == 5 else 48
     top = addr >> (bits - 1)
-    return top == 0 or top == (M64 >> (bits - 1))
+    return top == 0 or top == (ULONG_MAX >> (bits - 1))
 
 
 def vtop(mm: Any, addr: int) -> VtopResult:
@@ -510,7 +493,7 @@ def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
     from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
     paging: X86Paging = backend.paging
-    if not 0 <= addr <= M64 or not addr >> 63:
+    if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
             f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"
         )

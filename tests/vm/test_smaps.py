@@ -155,11 +155,13 @@ while True:
 
 def _copy_livewalk(g: Any, dest: str) -> None:
     """Put the host's current livewalk package in the guest (``/src`` is a boot snapshot)."""
-    pkg = os.path.join(ROOT, "livewalk")
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            with open(os.path.join(pkg, name), "rb") as f:
-                g.put(f"{dest}/livewalk/{name}", f.read())
+    for top, dirs, files in os.walk(os.path.join(ROOT, "livewalk")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(top, ROOT)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(top, name), "rb") as f:
+                    g.put(f"{dest}/{rel}/{name}", f.read())
 
 
 def guest_side(g: Any, pids: list[int]) -> dict[int, dict[str, Any]]:
