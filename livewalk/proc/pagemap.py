@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from drgn import Object
 
@@ -131,7 +130,7 @@ class _ArraySink:
         self.out = array("Q", (0,)) * npages if npages > 0 else array("Q")
         self.pos = 0 if npages > 0 else -1  # -1: append mode
 
-    def _put(self, a: Any) -> None:
+    def _put(self, a: array) -> None:
         pos = self.pos
         if pos >= 0:
             end = pos + len(a)

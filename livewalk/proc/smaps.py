@@ -62,6 +62,7 @@ from livewalk.arch.x86.pgtable import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SIZE,
+    X86Paging,
     decode_swap,
     pmd_pfn,
     pmd_present,
@@ -78,6 +79,7 @@ from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, PageWalkLock
 from livewalk.mm.shmem import ShmemSwap, shmem_mapping, shmem_swap_usage
 from livewalk.mm.swapfile import SwapTables
 from livewalk.proc.maps import vm_flags_mnemonics, vma_header
+from livewalk.progress import Progress
 
 __all__ = (
     "SMAPS_FIELDS",
@@ -246,7 +248,7 @@ class _Stats:
         shmem: ShmemSwap,
         vma: VMA,
         bits: VMFlagBits,
-        backend_paging: Any,
+        paging: X86Paging,
     ) -> None:
         self.out = out
         self.r = reader
@@ -261,7 +263,7 @@ class _Stats:
         self.pg_referenced = ks.pg_referenced
         self.pg_young = ks.pg_young
         self.shmem_mapping_addr = 0
-        self.paging = backend_paging
+        self.paging = paging
 
 
 def _accumulate(st: _Stats, pi: PageInfo, size: int, pss: int, dirty: bool, private: bool) -> None:
@@ -530,7 +532,9 @@ _SHMEM_OPS = MMWalkOps(
 )
 
 
-def smaps(mm: Object, *, reader: PageReader | None = None, progress: Any = None) -> list[SmapsVMA]:
+def smaps(
+    mm: Object, *, reader: PageReader | None = None, progress: Progress | None = None
+) -> list[SmapsVMA]:
     """
     Compute ``/proc/PID/smaps`` for *mm*: one :class:`SmapsVMA` per VMA in
     address order, then the gate VMA (``[vsyscall]``) when the mm has one.

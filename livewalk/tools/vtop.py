@@ -36,9 +36,11 @@ from typing import Any
 from drgn import Object
 
 from livewalk.arch import ULONG_MAX
-from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, X86Paging
-from livewalk.backend import VMA, backend_for_mm
+from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, SwapEntry, X86Paging
+from livewalk.backend import VMA, PageTableBackend, backend_for_mm
 from livewalk.errors import AddressError
+from livewalk.mm.entry import Entry
+from livewalk.mm.pagewalk import MMWalk
 from livewalk.proc.maps import get_vma_name, vma_perms
 
 __all__ = (
@@ -193,7 +195,7 @@ class VtopResult:
     leaf_size: int = 0
     phys: int | None = None
     pfn: int | None = None
-    swap: Any = None
+    swap: SwapEntry | None = None
     hugetlb: bool = False
     vma: VMA | None = None
     vma_name: str = ""
@@ -204,16 +206,16 @@ class VtopResult:
 
 
 class _State:
-    def __init__(self, result: VtopResult, backend: Any) -> None:
+    def __init__(self, result: VtopResult, backend: PageTableBackend) -> None:
         self.result = result
         self.backend = backend
         self.paging: X86Paging = backend.paging
-        self.leaf: Any = None  # entry object of the leaf
+        self.leaf: Entry | None = None  # entry object of the leaf
         self.hole: tuple[int, int, int] | None = None  # addr, next, depth
         self.vma_seen = False
-        self.walk: Any = None  # the MMWalk, for its errors
+        self.walk: MMWalk | None = None  # the MMWalk, for its errors
 
-    def add(self, entry: Any) -> None:
+    def add(self, entry: Entry) -> None:
         level = PageTableLevel(int(entry.level))
         if level == PageTableLevel.P4D and self.paging.levels == 4:
             # p4d_offset() returns the PGD slot itself: nothing new to show.
@@ -221,8 +223,9 @@ class _State:
         for step in self.result.steps:
             if step.level == level:
                 return
+        assert entry.kaddr is not None  # the walker passes entries of real tables
         self.result.steps.append(
-            VtopStep(level, int(entry.kaddr), int(entry.value), _index(self.paging, level, self.result.addr))
+            VtopStep(level, entry.kaddr, entry.value, _index(self.paging, level, self.result.addr))
         )
 
 
@@ -349,13 +352,9 @@ def _fill_hole(st: _State) -> None:
 
 def _finish(st: _State) -> VtopResult:
     r = st.result
-    for e in getattr(st.walk, "errors", None) or ():
-        level = getattr(e, "level", None)
-        name = _LEVEL_NAMES.get(level, str(level)) if level is not None else "?"
-        msg = (
-            f"{name} entry for {int(getattr(e, 'addr', 0)):#x} "
-            f"(value {int(getattr(e, 'value', 0)):#x}): {getattr(e, 'reason', e)}"
-        )
+    for e in st.walk.errors if st.walk is not None else ():
+        name = _LEVEL_NAMES.get(PageTableLevel(e.level), str(e.level))
+        msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
         if msg not in r.errors:
             r.errors.append(msg)
     r.steps.sort(key=lambda s: -int(s.level))
@@ -375,8 +374,8 @@ def _finish(st: _State) -> VtopResult:
         for step in r.steps:
             if step.level == level:
                 found = True
-        if not found:
-            r.steps.append(VtopStep(level, int(leaf.kaddr), int(leaf.value), _index(st.paging, level, r.addr)))
+        if not found and leaf.kaddr is not None:
+            r.steps.append(VtopStep(level, leaf.kaddr, leaf.value, _index(st.paging, level, r.addr)))
     if leaf.none:
         r.state = "none"
         return r
@@ -387,8 +386,7 @@ def _finish(st: _State) -> VtopResult:
         return r
     swap = leaf.swap
     r.swap = swap
-    kind = getattr(getattr(swap, "kind", None), "name", str(getattr(swap, "kind", "")))
-    kind = kind.upper()
+    kind = swap.kind.name.upper() if swap is not None else ""
     if kind.startswith("MIGRATION"):
         r.state = "migration"
     elif kind.startswith("DEVICE"):
@@ -399,9 +397,8 @@ def _finish(st: _State) -> VtopResult:
         r.state = "marker"
     else:
         r.state = "swap"
-    pfn = getattr(swap, "pfn", None)
-    if pfn is not None:
-        r.pfn = int(pfn)
+    if swap is not None and swap.pfn is not None:
+        r.pfn = swap.pfn
     return r
 
 
@@ -517,18 +514,19 @@ def _size_str(n: int) -> str:
     return f"{n} B"
 
 
-def _swap_str(swap: Any, paging: X86Paging) -> str:
+def _swap_str(swap: SwapEntry | None, paging: X86Paging) -> str:
     if swap is None:
         return "(unknown non-present entry)"
-    kind = getattr(swap, "kind", None)
-    kind_name = getattr(kind, "name", str(kind))
-    parts = [f"{kind_name.lower()} entry: type {int(swap.type)}, offset {int(swap.offset):#x}"]
-    pfn = getattr(swap, "pfn", None)
-    if pfn is not None:
-        parts.append(f"pfn {int(pfn):#x}")
-    for attr in ("guard", "marker_uffd_wp", "poisoned"):
-        if getattr(swap, attr, False):
-            parts.append(attr)
+    parts = [f"{swap.kind.name.lower()} entry: type {swap.type}, offset {swap.offset:#x}"]
+    if swap.pfn is not None:
+        parts.append(f"pfn {swap.pfn:#x}")
+    for name, on in (
+        ("guard", swap.guard),
+        ("marker_uffd_wp", swap.marker_uffd_wp),
+        ("poisoned", swap.poisoned),
+    ):
+        if on:
+            parts.append(name)
     return ", ".join(parts)
 
 
@@ -608,12 +606,11 @@ def vtop_json(r: VtopResult) -> dict[str, Any]:
     swap = None
     if r.swap is not None:
         s = r.swap
-        kind = getattr(s, "kind", None)
         swap = {
-            "kind": getattr(kind, "name", str(kind)).lower(),
-            "type": int(s.type),
-            "offset": int(s.offset),
-            "pfn": None if getattr(s, "pfn", None) is None else int(s.pfn),
+            "kind": s.kind.name.lower(),
+            "type": s.type,
+            "offset": s.offset,
+            "pfn": s.pfn,
         }
     vma = None
     if r.vma is not None:
