@@ -125,7 +125,7 @@ class SmapsVMA:
     header and trailer lines print.
 
     :ivar header: the maps line (without the newline)
-    :ivar thp_eligible: ``THPeligible`` (see :func:`thp_eligible`)
+    :ivar thp_eligible: ``THPeligible`` (see :func:`~livewalk.mm.huge_memory.thp_eligible`)
     :ivar protection_key: ``ProtectionKey``, or ``None`` when the line is
         not printed (no ``X86_FEATURE_OSPKE``)
     """
