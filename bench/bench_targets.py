@@ -174,8 +174,8 @@ def guest_side(pid: int, ranges: list[tuple[int, int]], repeat: int) -> dict[str
     """
     import drgn
 
-    from livewalk.backend.drgn import resolve_mm
     from livewalk.proc.pagemap import pagemap_read
+    from livewalk.task import resolve_mm
 
     def kernel() -> list[bytes]:
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -238,8 +238,8 @@ def ttfr_side(qmp: str, vmlinux_dir: str, pid: int, start: int, end: int, t0: fl
     t = time.perf_counter()
     import drgn
 
-    from livewalk.backend.drgn import resolve_mm
     from livewalk.proc.pagemap import pagemap_read
+    from livewalk.task import resolve_mm
 
     marks["import"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -465,9 +465,10 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
                f"{ttfr:.2f} s wall, {tt['marks']['cpu_total']:.2f} s CPU (goal {TARGET_TTFR_S} s)")
 
     # -- attach in this process
-    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.backend.drgn import DrgnBackend
     from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
     from livewalk.proc.pagemap import pagemap_read, pagemap_runs
+    from livewalk.task import resolve_mm
 
     t = time.perf_counter()
     prog = g.host_program()

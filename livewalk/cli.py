@@ -307,6 +307,9 @@ def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
 
 
 def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from livewalk.proc.pagemap import pagemap_runs
+    from livewalk.proc.pagemap_format import format_pagemap_text, pagemap_dicts
+
     if args.format == "raw" and _isatty(out):
         raise UsageError("--format raw writes binary data: redirect standard output to a file or pipe")
     task, mm = _mm(prog, args.pid)
@@ -341,84 +344,32 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
                 else:  # a text-only stream (e.g. inside a drgn session)
                     out.write(data.hex())
             else:
-                runs = _pagemap_runs(mm, start, end, not args.no_pfn)
+                runs = pagemap_runs(mm, start, end, show_pfn=not args.no_pfn)
                 if args.format == "json":
-                    docs.append({"start": start, "end": end, "runs": runs})
+                    docs.append({"start": start, "end": end, "runs": pagemap_dicts(runs)})
                 else:
                     out.write(f"# {start:#014x}-{end:#014x}\n")
-                    for line in _format_runs(runs):
+                    for line in format_pagemap_text(runs):
                         out.write(line + "\n")
             progress.update(add_vmas=1, add_bytes=end - start)
     if args.format == "json":
-        json.dump(
-            {
-                "pid": args.pid,
-                "comm": _comm(task),
-                "ranges": [
-                    {"start": d["start"], "end": d["end"], "runs": json.loads(_runs_json(d["runs"]))}
-                    for d in docs
-                ],
-            },
-            out,
-            indent=1,
-        )
+        json.dump({"pid": args.pid, "comm": _comm(task), "ranges": docs}, out, indent=1)
         out.write("\n")
     return 0
 
 
-def _pagemap_runs(mm: Any, start: int, end: int, show_pfn: bool) -> Any:
-    from livewalk.proc.pagemap import pagemap_runs
-
-    return pagemap_runs(mm, start, end, show_pfn=show_pfn)
-
-
-def _format_runs(runs: Any) -> Any:
-    from livewalk.proc.pagemap import format_pagemap_text
-
-    return format_pagemap_text(runs)
-
-
-def _runs_json(runs: Any) -> str:
-    from livewalk.proc.pagemap import pagemap_json
-
-    return pagemap_json(runs)  # type: ignore[no-any-return]
-
-
 def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    import livewalk.proc.smaps as sm
+    from livewalk.proc.smaps import format_smaps, smaps, smaps_dicts
 
     task, mm = _mm(prog, args.pid)
     with Progress("smaps", counting="VMAs") as progress:
-        entries = sm.smaps(mm, progress=progress)
+        entries = smaps(mm, progress=progress)
     if args.json:
-        to_json = getattr(sm, "smaps_json", None) or getattr(sm, "smaps_to_json", None)
-        if to_json is not None:
-            doc = to_json(entries)
-        else:
-            doc = [_as_dict(e) for e in entries]
-        if isinstance(doc, str):
-            out.write(doc.rstrip("\n") + "\n")
-        else:
-            json.dump(doc, out, indent=1)
-            out.write("\n")
+        json.dump(smaps_dicts(entries), out, indent=1)
+        out.write("\n")
     else:
-        text = sm.format_smaps(entries)
-        out.write(text if text.endswith("\n") or not text else text + "\n")
+        out.write(format_smaps(entries))
     return 0
-
-
-def _as_dict(obj: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _as_dict(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _as_dict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_as_dict(v) for v in obj]
-    if isinstance(obj, (int, float, str, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:

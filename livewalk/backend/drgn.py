@@ -35,22 +35,12 @@ from drgn import FaultError, IntegerLike, Object, Program
 
 from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PageTableLevel, SwapTypes, X86Paging
+from livewalk.arch.x86.pgtable_types import START_KERNEL_MAP
 from livewalk.backend import VMA, TableReadError, register_backend
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.vma import VMFlagBits
 
-# Old import paths, kept: livewalk.backend.drgn.resolve_mm and .VMFlagBits.
-from livewalk.task import resolve_mm
-
-__all__ = (
-    "DrgnBackend",
-    "VMFlagBits",
-    "resolve_mm",
-)
-
-#: ``__START_KERNEL_map``: where the kernel image is mapped on x86_64
-#: (``arch/x86/include/asm/page_64_types.h``).
-START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
+__all__ = ("DrgnBackend",)
 
 _CACHE_KEY = "livewalk.backend.drgn"
 

@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
-Kernel state
-------------
+Page and folio state
+--------------------
 
-Typed drgn helpers for the page, folio, swap and shmem state that
+Typed drgn helpers for the ``struct page`` / ``struct folio`` state that
 ``/proc/PID/pagemap`` and ``/proc/PID/smaps`` read, correct on Linux 7.2 and
 taking every layout fact from the target's debug info: ``enum pageflags``
-values, page-type numbers, ``struct page``/``struct folio`` member offsets and
-VMA flag bits all come from drgn, never from constants in this file.
+values, page-type numbers and ``struct page``/``struct folio`` member
+offsets all come from drgn, never from constants in this file.
 
 Two layers:
 
@@ -21,30 +21,40 @@ Two layers:
   snapshot).
 
 The functions :func:`page_folio`, :func:`folio_test_anon`,
-:func:`precise_mapcount` and friends take and return drgn ``struct page *`` /
-``struct folio *`` Objects, mirroring the kernel helpers of the same names.
+:func:`folio_precise_page_mapcount` and friends take and return drgn
+``struct page *`` / ``struct folio *`` Objects, mirroring the kernel helpers
+of the same names; ``compound_head()`` and ``compound_nr()`` are drgn's
+(:mod:`drgn.helpers.linux.mm`).
+
+>>> r = PageReader(prog)  # doctest: +SKIP
+>>> r.precise_mapcount(r.info(pfn))  # doctest: +SKIP
+1
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 from drgn import FaultError, Object, Program, cast, offsetof, sizeof
+from drgn.helpers.linux.mm import compound_head
+
+from livewalk.mm.vma import VMFlagBits
 
 __all__ = (
     "KernelState",
+    "MAPCOUNT_TYPE_LIMIT",
+    "PAGE_MAPPING_ANON",
+    "PAGE_MAPPING_KSM",
     "PageInfo",
     "PageReader",
-    "compound_head",
-    "compound_nr",
     "folio_entire_mapcount",
+    "folio_is_zone_device",
     "folio_large_mapcount",
     "folio_maybe_mapped_shared",
     "folio_nr_pages",
+    "folio_precise_page_mapcount",
     "folio_ref_count",
     "folio_test_anon",
     "folio_test_dirty",
@@ -54,16 +64,7 @@ __all__ = (
     "folio_test_referenced",
     "folio_test_swapbacked",
     "folio_test_young",
-    "folio_is_zone_device",
-    "huge_page_shift_of_vma",
     "page_folio",
-    "pmd_table_shared",
-    "precise_mapcount",
-    "shmem_mapping",
-    "shmem_partial_swap_usage",
-    "shmem_swap_usage",
-    "swp_swapcount",
-    "vma_kernel_pagesize",
 )
 
 _U64 = struct.Struct("<Q")
@@ -79,12 +80,11 @@ PAGE_MAPPING_KSM = 0x3
 #: this holds a page type (``page_type_has_type``).
 _PGTY_MAPCOUNT_UNDERFLOW = 0xFF
 
-_VMEMMAP_BLOCK = 4096
+#: ``page_mapcount_is_type()``: a ``_mapcount`` (signed) below this holds a
+#: page type, not a count.
+MAPCOUNT_TYPE_LIMIT = -((0x100 - _PGTY_MAPCOUNT_UNDERFLOW) << 24)
 
-# xarray internal entries (include/linux/xarray.h): value entries have bit 0
-# set; internal entries end in 0b10; node pointers are internal entries above
-# 4096; sibling entries are internal entries below 256.
-_XA_CHUNK_SIZE = 64
+_VMEMMAP_BLOCK = 4096
 
 
 def _s32(v: int) -> int:
@@ -303,14 +303,10 @@ class PageReader:
         self.prog = prog
         self.ks = KernelState.for_program(prog)
         self._blocks: dict[int, bytes] = {}
-        self._swap = _SwapTables(prog)
-        self._shmem_cache: dict[int, list[tuple[int, int]]] = {}
 
     def clear(self) -> None:
         """Drop cached memory (for re-reading a live kernel)."""
         self._blocks.clear()
-        self._swap = _SwapTables(self.prog)
-        self._shmem_cache.clear()
 
     # -- raw struct page bytes -------------------------------------------
     def _read(self, addr: int, size: int) -> bytes:
@@ -470,24 +466,35 @@ class PageReader:
 
     # -- vm_normal_page ----------------------------------------------------
     def normal_pfn(
-        self, pfn: int, special: bool, vm_flags: int, vm_start: int, vm_pgoff: int, addr: int
+        self,
+        pfn: int,
+        special: bool,
+        vm_flags: int,
+        vm_start: int,
+        vm_pgoff: int,
+        addr: int,
+        bits: VMFlagBits,
     ) -> bool:
         """
         ``__vm_normal_page()`` on x86_64 (Linux 7.2 ``mm/memory.c``; the
         ``find_normal_page`` hook, used only by Xen, is not modelled): is
         the mapping of *pfn* "normal" (has a struct page to account)?
+
+        :param special: ``pte_special()`` of the entry
+        :param bits: the target's VM flag bits
         """
         ks = self.ks
         if special:
             return False
-        if vm_flags & (_VM_PFNMAP | _VM_MIXEDMAP):
-            if vm_flags & _VM_MIXEDMAP:
+        if vm_flags & (bits.VM_PFNMAP | bits.VM_MIXEDMAP):
+            if vm_flags & bits.VM_MIXEDMAP:
                 if pfn > ks.highest_memmap_pfn:  # approximates !pfn_valid
                     return False
             else:
                 if pfn == vm_pgoff + ((addr - vm_start) >> 12):
                     return False
-                if vm_flags & (_VM_SHARED | _VM_MAYWRITE) != _VM_MAYWRITE:  # !is_cow_mapping
+                cow = bits.VM_SHARED | bits.VM_MAYWRITE
+                if vm_flags & cow != bits.VM_MAYWRITE:  # !is_cow_mapping
                     return False
         if ks.is_zero_pfn(pfn) or ks.is_huge_zero_pfn(pfn):
             return False
@@ -502,211 +509,6 @@ class PageReader:
         pfn = (table_kaddr - ks.page_offset) >> 12
         return _S32.unpack_from(self.page_bytes(pfn), ks.ptdesc_share_off)[0]
 
-    # -- swap ----------------------------------------------------------------
-    def swp_swapcount(self, type_: int, offset: int) -> int:
-        """See :func:`swp_swapcount`."""
-        return self._swap.swapcount(type_, offset)
-
-    # -- shmem ---------------------------------------------------------------
-    def shmem_value_entries(self, mapping_addr: int) -> list[tuple[int, int]]:
-        """The (first index, last index) of every value entry of a mapping's ``i_pages``, sorted."""
-        got = self._shmem_cache.get(mapping_addr)
-        if got is None:
-            mapping = Object(self.prog, "struct address_space *", mapping_addr)
-            got = sorted(_xa_value_ranges(self.prog, mapping.i_pages.address_of_()))
-            self._shmem_cache[mapping_addr] = got
-        return got
-
-    def shmem_partial_swap_usage(self, mapping_addr: int, start: int, end: int) -> int:
-        """See :func:`shmem_partial_swap_usage`."""
-        if end <= start:
-            return 0
-        ranges = self.shmem_value_entries(mapping_addr)
-        # Entries are disjoint and sorted; find the first whose last >= start.
-        i = bisect.bisect_left(ranges, (start, 0))
-        if i > 0 and ranges[i - 1][1] >= start:
-            i -= 1
-        total = 0
-        last = end - 1
-        while i < len(ranges) and ranges[i][0] <= last:
-            first, lst = ranges[i]
-            if lst >= start:
-                total += lst - first + 1
-            i += 1
-        return total << 12
-
-
-# VMA flag bits used by vm_normal_page(); stable since long before Linux 7.2
-# and in 7.2 also the VMA_*_BIT enumerators.
-_VM_SHARED = 1 << 3
-_VM_MAYWRITE = 1 << 5
-_VM_PFNMAP = 1 << 10
-_VM_MIXEDMAP = 1 << 28
-
-
-# ---------------------------------------------------------------------------
-# xarray (i_pages) value entries
-# ---------------------------------------------------------------------------
-def _xa_value_ranges(prog: Program, xa: Object) -> Iterator[tuple[int, int]]:
-    """
-    Yield (first, last) index ranges of the value entries of an xarray,
-    each multi-index entry once with its full range (what ``xas_for_each``
-    plus ``xas_get_order`` see).
-    """
-    head = int(xa.xa_head.value_())
-    if not head:
-        return
-    if not _xa_is_node(head):
-        if head & 1:
-            yield (0, 0)
-        return
-    node_t = prog.type("struct xa_node")
-    off_shift = offsetof(node_t, "shift")
-    off_slots = offsetof(node_t, "slots")
-    stack = [(head & ~3, 0)]
-    while stack:
-        node, base = stack.pop()
-        raw = prog.read(node, off_slots + 8 * _XA_CHUNK_SIZE)
-        shift = raw[off_shift]
-        slots = struct.unpack_from(f"<{_XA_CHUNK_SIZE}Q", raw, off_slots)
-        for off, ent in enumerate(slots):
-            if not ent:
-                continue
-            if _xa_is_sibling(ent):
-                continue
-            idx = base + (off << shift)
-            if _xa_is_node(ent):
-                if shift:
-                    stack.append((ent & ~3, idx))
-                continue
-            if not ent & 1:
-                continue
-            # xas_get_order(): siblings at off+1, off+2, off+4...
-            order = 0
-            while off + (1 << order) < _XA_CHUNK_SIZE and _xa_is_sibling(slots[off + (1 << order)]):
-                order += 1
-            n = 1 << (order + shift)
-            yield (idx, idx + n - 1)
-
-
-def _xa_is_node(ent: int) -> bool:
-    return ent & 3 == 2 and ent > 4096
-
-
-def _xa_is_sibling(ent: int) -> bool:
-    return ent & 3 == 2 and ent < (((_XA_CHUNK_SIZE - 1) << 2) | 2)
-
-
-# ---------------------------------------------------------------------------
-# Swap counts: the swap table (Linux 7.2 mm/swap_table.h)
-# ---------------------------------------------------------------------------
-#: ``MAX_POSSIBLE_PHYSMEM_BITS`` on x86_64 (arch/x86/include/asm/
-#: pgtable_64_types.h): a compile-time constant absent from debug info.
-X86_64_MAX_POSSIBLE_PHYSMEM_BITS = 52
-
-
-def swap_table_layout(
-    max_possible_physmem_bits: int = X86_64_MAX_POSSIBLE_PHYSMEM_BITS,
-) -> tuple[int, int, int]:
-    """
-    The swap-table count field as Linux 7.2 ``mm/swap.h`` and
-    ``mm/swap_table.h`` derive it: returns ``(SWP_TB_COUNT_SHIFT,
-    SWP_TB_COUNT_BITS, SWP_TB_COUNT_MAX)``.
-
-    >>> swap_table_layout(52)
-    (60, 4, 15)
-    """
-    pfn_bits = max_possible_physmem_bits - 12  # SWAP_CACHE_PFN_BITS
-    mark_bits = 2  # SWAP_CACHE_PFN_MARK_BITS
-    has_zero = 1 if 64 - mark_bits - pfn_bits > 2 else 0  # SWAP_TABLE_HAS_ZEROFLAG
-    flags_bits = min(5, 64 - (pfn_bits + mark_bits))  # SWP_TB_FLAGS_BITS
-    count_bits = flags_bits - has_zero
-    return 64 - count_bits, count_bits, (1 << count_bits) - 1
-
-
-class _SwapTables:
-    """Cached reads of ``swap_info[]`` and cluster swap tables."""
-
-    def __init__(self, prog: Program) -> None:
-        self.prog = prog
-        self._si: dict[int, tuple[int, int, int] | None] = {}
-        self._tables: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
-        self.cluster = 512
-        self.count_shift, _, self.count_max = swap_table_layout()
-        try:
-            ci_t = prog.type("struct swap_cluster_info")
-            self.ci_size = sizeof(ci_t)
-            self.has_table = ci_t.has_member("table")
-            self.off_table = offsetof(ci_t, "table") if self.has_table else 0
-            self.off_extend = (
-                offsetof(ci_t, "extend_table") if ci_t.has_member("extend_table") else None
-            )
-        except LookupError:
-            self.has_table = False
-            self.ci_size = 0
-            self.off_table = 0
-            self.off_extend = None
-
-    def _info(self, type_: int) -> tuple[int, int, int] | None:
-        if type_ in self._si:
-            return self._si[type_]
-        res: tuple[int, int, int] | None = None
-        try:
-            nr = int(self.prog["nr_swapfiles"].value_())
-            if type_ < nr:
-                si = self.prog["swap_info"][type_].read_()
-                # get_swap_device(): a used slot (percpu_ref liveness cannot
-                # be read from an image; SWP_USED stands for it).
-                if si and int(si.flags.value_()) & 1:
-                    try:
-                        swap_map = int(si.swap_map.value_())
-                    except AttributeError:
-                        swap_map = 0
-                    res = (int(si.max.value_()), int(si.cluster_info.value_()), swap_map)
-        except (KeyError, LookupError, FaultError):
-            res = None
-        self._si[type_] = res
-        return res
-
-    def swapcount(self, type_: int, offset: int) -> int:
-        info = self._info(type_)
-        if info is None:
-            return 0
-        max_, cluster_info, swap_map = info
-        if offset >= max_:
-            return 0
-        if not self.has_table:
-            # Before Linux 7.2: one byte per slot in si->swap_map, with
-            # SWAP_HAS_CACHE (0x40) masked off. Counts continued in extra
-            # pages (COUNT_CONTINUED, 0x80) are not followed.
-            if not swap_map:
-                return 0
-            return self.prog.read(swap_map + offset, 1)[0] & 0x3F
-        if not cluster_info:
-            return 0
-        ci_idx = offset // self.cluster
-        key = (type_, ci_idx)
-        got = self._tables.get(key)
-        if got is None:
-            ci = cluster_info + ci_idx * self.ci_size
-            table_ptr = _U64.unpack(self.prog.read(ci + self.off_table, 8))[0]
-            if not table_ptr:
-                return 0
-            table = struct.unpack(f"<{self.cluster}Q", self.prog.read(table_ptr, 8 * self.cluster))
-            got = (table, ci)
-            self._tables[key] = got
-        table, ci = got
-        tb = table[offset % self.cluster]
-        # swp_tb_is_countable(): null, shadow (bit 0) or cached folio (0b10).
-        if not (tb == 0 or tb & 1 or tb & 3 == 2):
-            return 0
-        count = tb >> self.count_shift
-        if count == self.count_max and self.off_extend is not None:
-            ext = _U64.unpack(self.prog.read(ci + self.off_extend, 8))[0]
-            if ext:
-                count = _S32.unpack(self.prog.read(ext + 4 * (offset % self.cluster), 4))[0]
-        return max(count, 0)
-
 
 # ---------------------------------------------------------------------------
 # Object-level helpers (mirror the kernel's names)
@@ -717,8 +519,6 @@ def _reader(prog: Program) -> PageReader:
     r.prog = prog
     r.ks = KernelState.for_program(prog)
     r._blocks = _NoCache()
-    r._swap = _SwapTables(prog)
-    r._shmem_cache = {}
     return r
 
 
@@ -735,21 +535,6 @@ def _pfn_of(obj: Object) -> int:
 def _folio_info(folio: Object) -> tuple[PageReader, PageInfo]:
     r = _reader(folio.prog_)
     return r, r.info(_pfn_of(folio))
-
-
-def compound_head(page: Object) -> Object:
-    """
-    ``compound_head(page)``: the head ``struct page *`` of a compound page.
-
-    Since Linux 7.1 the tail pages' ``compound_info`` may be a mask (see
-    :meth:`PageReader.page_folio_pfn`).
-
-    >>> compound_head(pfn_to_page(prog, tail_pfn))  # doctest: +SKIP
-    """
-    prog = page.prog_
-    ks = KernelState.for_program(prog)
-    head = _reader(prog).page_folio_pfn(_pfn_of(page))
-    return Object(prog, "struct page *", ks.pfn_to_page_addr(head))
 
 
 def page_folio(page: Object) -> Object:
@@ -830,14 +615,6 @@ def folio_nr_pages(folio: Object) -> int:
     return _folio_info(folio)[1].nr_pages
 
 
-def compound_nr(page: Object) -> int:
-    """``compound_nr(page)``: 1 unless *page* has PG_head; then the folio's size."""
-    r = _reader(page.prog_)
-    pfn = _pfn_of(page)
-    pi = r.info(pfn)
-    return pi.nr_pages if pi.head_pfn == pfn and pi.large else 1
-
-
 def folio_ref_count(folio: Object) -> int:
     """``folio_ref_count()``: the head page's ``_refcount``."""
     return int(folio._refcount.counter.value_())
@@ -859,119 +636,16 @@ def folio_maybe_mapped_shared(folio: Object) -> bool:
     return r.maybe_mapped_shared(pi)
 
 
-def precise_mapcount(folio: Object, page: Object) -> int:
+def folio_precise_page_mapcount(folio: Object, page: Object) -> int:
     """
     ``folio_precise_page_mapcount(folio, page)`` with ``CONFIG_PAGE_MAPCOUNT``
     (Linux 7.2 ``fs/proc/internal.h``): ``page->_mapcount + 1``, or 0 when
     ``_mapcount`` holds a page type; plus ``_entire_mapcount + 1`` if the
     folio is large.
 
-    >>> precise_mapcount(page_folio(page), page)  # doctest: +SKIP
+    >>> folio_precise_page_mapcount(page_folio(page), page)  # doctest: +SKIP
     1
     """
     r = _reader(folio.prog_)
     pi = r.info(_pfn_of(folio))
     return r.precise_mapcount(pi, _pfn_of(page))
-
-
-def pmd_table_shared(ptep: int | Object, prog: Program | None = None) -> bool:
-    """
-    ``hugetlb_pmd_shared(ptep)`` / ``ptdesc_pmd_is_shared()``: the
-    ``pt_share_count`` of the page-table page holding the entry at kernel
-    address *ptep* is non-zero (``CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING``).
-    """
-    if isinstance(ptep, Object):
-        prog = ptep.prog_
-        ptep = int(ptep.value_())
-    if prog is None:
-        raise TypeError("pmd_table_shared() needs a program for an integer address")
-    return _reader(prog).pt_share_count(ptep) != 0
-
-
-def swp_swapcount(prog: Program, type_: int, offset: int) -> int:
-    """
-    ``swp_swapcount(entry)`` in Linux 7.2, where the per-cluster swap table
-    replaced ``swap_map``: 0 for an unused or out-of-range swap device;
-    otherwise the count bits at the top of the slot's swap-table word
-    (``SWP_TB_COUNT_SHIFT`` 60 and 4 bits on x86_64, see
-    :func:`swap_table_layout`), or ``extend_table[slot]`` when that count is
-    ``SWP_TB_COUNT_MAX``; 0 for a slot that is neither null, shadow nor
-    cached folio.
-
-    >>> swp_swapcount(prog, 0, 1)  # doctest: +SKIP
-    1
-    """
-    return _SwapTables(prog).swapcount(type_, offset)
-
-
-def shmem_mapping(mapping: Object) -> bool:
-    """``shmem_mapping()``: ``mapping->a_ops == &shmem_aops``."""
-    ks = KernelState.for_program(mapping.prog_)
-    return ks.shmem_aops is not None and int(mapping.a_ops.value_()) == ks.shmem_aops
-
-
-def shmem_partial_swap_usage(mapping: Object, start: int, end: int) -> int:
-    """
-    ``shmem_partial_swap_usage(mapping, start, end)``: bytes of swap held by
-    value entries of ``mapping->i_pages`` at indices [start, end), a
-    multi-index entry counting whole when it overlaps the range.
-    """
-    return _reader(mapping.prog_).shmem_partial_swap_usage(int(mapping.value_()), start, end)
-
-
-def shmem_swap_usage(vma: Object, reader: PageReader | None = None) -> int:
-    """
-    ``shmem_swap_usage(vma)`` (Linux 7.2 ``mm/shmem.c``): 0 if the inode's
-    ``info->swapped`` is 0; ``swapped << PAGE_SHIFT`` if the VMA maps the
-    file whole from offset 0; otherwise the partial count over the VMA's
-    file range.
-    """
-    prog = vma.prog_
-    inode = vma.vm_file.f_inode
-    info = Object(prog, "struct shmem_inode_info", address=_shmem_info_addr(inode))
-    swapped = int(info.swapped.value_())
-    if not swapped:
-        return 0
-    start, end = int(vma.vm_start.value_()), int(vma.vm_end.value_())
-    pgoff = int(vma.vm_pgoff.value_())
-    if not pgoff and end - start >= int(inode.i_size.value_()):
-        return swapped << 12
-    r = reader or _reader(prog)
-    return r.shmem_partial_swap_usage(
-        int(inode.i_mapping.value_()), pgoff, pgoff + ((end - start) >> 12)
-    )
-
-
-def _shmem_info_addr(inode: Object) -> int:
-    # SHMEM_I(inode) = container_of(inode, struct shmem_inode_info, vfs_inode)
-    off = offsetof(inode.prog_.type("struct shmem_inode_info"), "vfs_inode")
-    return int(inode.value_()) - off
-
-
-def huge_page_shift_of_vma(vma: Object) -> int:
-    """
-    The huge page shift of a hugetlb VMA: ``hstate_vma(vma)`` is the hstate
-    of the hugetlbfs superblock of ``vma->vm_file``; its size is
-    ``PAGE_SIZE << order``.
-    """
-    sb = vma.vm_file.f_inode.i_sb
-    sbinfo = cast("struct hugetlbfs_sb_info *", sb.s_fs_info)
-    return 12 + int(sbinfo.hstate.order.value_())
-
-
-def vma_kernel_pagesize(vma: Object) -> int:
-    """
-    ``vma_kernel_pagesize(vma)``: ``vm_ops->pagesize(vma)`` if set (hugetlbfs:
-    the hstate's size), else ``PAGE_SIZE``. On x86 ``vma_mmu_pagesize`` is
-    the same.
-    """
-    prog = vma.prog_
-    ops = vma.vm_ops.read_()
-    if ops:
-        fn = int(ops.pagesize.value_())
-        if fn:
-            hugetlb_fn = _symbol_address(prog, "hugetlb_vm_op_pagesize")
-            if fn == hugetlb_fn:
-                return 1 << huge_page_shift_of_vma(vma)
-            # Other pagesize hooks (device DAX) are not modelled.
-    return 4096

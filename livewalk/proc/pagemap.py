@@ -11,354 +11,108 @@ of the walker, like the kernel's ``pagemap_ops`` (Linux 7.2
 :func:`pagemap_read` returns exactly the 64-bit entries that reading
 ``/proc/PID/pagemap`` at offset ``start / 4096 * 8`` gives, one per 4 KiB
 page. :func:`pagemap_runs` gives the same entries coalesced into runs of
-similar pages, and :func:`format_pagemap_text` / :func:`pagemap_json` print
-them.
+similar pages (:mod:`livewalk.proc.pagemap_format` prints them). The entry
+bits are in :mod:`livewalk.proc.pagemap_entry`, the ``struct page`` state in
+:mod:`livewalk.proc.pagemap_page`.
 
-Entry layout (Linux 7.2): bits 0-54 the PFN, or for a swap-format entry the
-swap type (bits 0-4) and offset (bits 5-54); bit 55 soft-dirty, 56 exclusively
-mapped, 57 uffd-wp, 58 guard region, 61 file page or shared anonymous, 62
-swapped (any non-present swap-format entry), 63 present.
-
->>> mm = resolve_mm(prog, 1234)
->>> entries = pagemap_read(mm, 0x7F0000000000, 0x7F0000200000)
->>> hex(entries[0])
+>>> mm = resolve_mm(prog, 1234)  # doctest: +SKIP
+>>> entries = pagemap_read(mm, 0x7F0000000000, 0x7F0000200000)  # doctest: +SKIP
+>>> hex(entries[0])  # doctest: +SKIP
 '0x818000000012a45b'
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
 
-from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_TABLE, X86Paging
-from livewalk.backend import backend_for_mm
+from drgn import Object
+
+from livewalk.arch import ULONG_MAX
+from livewalk.arch.x86.pgtable import (
+    _PAGE_KNL_ERRATUM_MASK,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_SOFT_DIRTY,
+    _PAGE_SPECIAL,
+    _PAGE_SWP_SOFT_DIRTY,
+    _PAGE_SWP_UFFD_WP,
+    _PAGE_UFFD_WP,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PTE_MARKER_GUARD,
+    PTE_MARKER_UFFD_WP,
+    PTRS_PER_TABLE,
+    SWP_OFFSET_SHIFT,
+    SWP_TYPE_BITS,
+    X86Paging,
+    pmd_bad,
+    pmd_pfn,
+    pmd_present,
+    pte_none,
+    pte_pfn,
+    pte_present,
+)
+from livewalk.backend import VMA, PageTableBackend, backend_for_mm
+from livewalk.backend.drgn import DrgnBackend
+from livewalk.mm.entry import Entry
+from livewalk.mm.huge_memory import pmd_is_huge
+from livewalk.mm.pagewalk import (
+    PGWALK_RDLOCK,
+    MMWalk,
+    MMWalkOps,
+    PageWalkAction,
+    walk_page_range,
+)
+from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
+from livewalk.mm.vma import VMFlagBits
+from livewalk.proc.pagemap_entry import (
+    PM_FILE,
+    PM_FLAG_NAMES,
+    PM_GUARD_REGION,
+    PM_MMAP_EXCLUSIVE,
+    PM_PFRAME_BITS,
+    PM_PFRAME_MASK,
+    PM_PRESENT,
+    PM_SOFT_DIRTY,
+    PM_SWAP,
+    PM_UFFD_WP,
+    PagemapRun,
+    pagemap_flag_names,
+)
+from livewalk.proc.pagemap_page import DrgnPageState, PagemapPage, PagemapPageState
 
 __all__ = (
+    "DrgnPageState",
+    "PM_FILE",
+    "PM_FLAG_NAMES",
+    "PM_GUARD_REGION",
+    "PM_MMAP_EXCLUSIVE",
     "PM_PFRAME_BITS",
     "PM_PFRAME_MASK",
-    "PM_SOFT_DIRTY",
-    "PM_MMAP_EXCLUSIVE",
-    "PM_UFFD_WP",
-    "PM_GUARD_REGION",
-    "PM_FILE",
-    "PM_SWAP",
     "PM_PRESENT",
-    "PM_FLAG_NAMES",
-    "DrgnPageState",
+    "PM_SOFT_DIRTY",
+    "PM_SWAP",
+    "PM_UFFD_WP",
     "PagemapPage",
     "PagemapPageState",
     "PagemapRun",
+    "pagemap_flag_names",
+    "pagemap_hugetlb_range",
+    "pagemap_pmd_range",
+    "pagemap_pte_hole",
     "pagemap_read",
     "pagemap_runs",
-    "pagemap_flag_names",
-    "format_pagemap_text",
-    "pagemap_json",
     "pagemap_walk_ops",
+    "runs_from_entries",
 )
 
-PM_PFRAME_BITS = 55
-PM_PFRAME_MASK = (1 << PM_PFRAME_BITS) - 1
-PM_SOFT_DIRTY = 1 << 55
-PM_MMAP_EXCLUSIVE = 1 << 56
-PM_UFFD_WP = 1 << 57
-PM_GUARD_REGION = 1 << 58
-PM_FILE = 1 << 61
-PM_SWAP = 1 << 62
-PM_PRESENT = 1 << 63
-
-#: ``MAX_SWAPFILES_SHIFT``: the swap type takes the low 5 bits of a frame.
-MAX_SWAPFILES_SHIFT = 5
-
-#: Flag names, highest bit first, as printed by :func:`pagemap_flag_names`.
-PM_FLAG_NAMES = (
-    (PM_PRESENT, "PRESENT"),
-    (PM_SWAP, "SWAP"),
-    (PM_FILE, "FILE"),
-    (PM_GUARD_REGION, "GUARD_REGION"),
-    (PM_UFFD_WP, "UFFD_WP"),
-    (PM_MMAP_EXCLUSIVE, "MMAP_EXCLUSIVE"),
-    (PM_SOFT_DIRTY, "SOFT_DIRTY"),
-)
-
-_U64 = 0xFFFF_FFFF_FFFF_FFFF
-_PMD_SIZE = 1 << PMD_SHIFT
-# x86 PTE bits (arch/x86/include/asm/pgtable_types.h)
-_P = 1 << 0
-_RW = 1 << 1
-_USER = 1 << 2
-_ACCESSED = 1 << 5
-_DIRTY = 1 << 6
-_PSE = 1 << 7
-_PROTNONE = 1 << 8
-_SPECIAL = 1 << 9
-_UFFD_WP = 1 << 10
-_SOFT_DIRTY = 1 << 11
-_KNL_ERRATUM = _ACCESSED | _DIRTY
-# Swap-format entries: bit 1 soft-dirty, bit 2 uffd-wp; type in bits 59-63,
-# offset in bits 9-58 of the inverted value (arch/x86/include/asm/pgtable_64.h).
-_SWP_TYPE_SHIFT = 59
-_SWP_OFFSET_FIRST_BIT = 9
-_SWP_OFFSET_MASK = (1 << 50) - 1
-# PTE markers (include/linux/swapops.h)
-_MARKER_UFFD_WP = 1 << 0
-_MARKER_GUARD = 1 << 2
-
-
-class PagemapPage(NamedTuple):
-    """
-    What pagemap needs to know about the ``struct page`` of a PFN.
-
-    :ivar anon: ``folio_test_anon(page_folio(page))``
-    :ivar mapcount: ``folio_precise_page_mapcount(folio, page)``
-        (``CONFIG_PAGE_MAPCOUNT``)
-    :ivar maybe_shared: ``folio_maybe_mapped_shared(folio)``
-    """
-
-    anon: bool
-    mapcount: int
-    maybe_shared: bool
-
-
-class PagemapPageState(Protocol):
-    """
-    Where pagemap gets the ``struct page`` state it needs. The drgn
-    implementation is :class:`DrgnPageState`; tests may supply their own.
-    """
-
-    def highest_memmap_pfn(self) -> int:
-        """``highest_memmap_pfn``."""
-        ...
-
-    def page_info(self, pfn: int) -> PagemapPage | None:
-        """The :class:`PagemapPage` of *pfn*, or ``None`` if it has no readable ``struct page``."""
-        ...
-
-    def hugetlb_pmd_shared(self, ptep: int) -> bool:
-        """``hugetlb_pmd_shared(ptep)``: the table page holding *ptep* is shared."""
-        ...
-
-
-_U64S = struct.Struct("<Q")
-_S32S = struct.Struct("<i")
-# page_mapcount_is_type(): a _mapcount below PGTY_mapcount_underflow << 24
-# (as a signed int) holds a page type (include/linux/page-flags.h)
-_PAGE_TYPE_LIMIT = -(1 << 24)
-
-
-class DrgnPageState:
-    """
-    :class:`PagemapPageState` of a drgn program, through
-    :class:`livewalk.mm.page.PageReader` (the vmemmap read in 4 KiB blocks,
-    ``page_folio`` with the Linux 7.1+ ``compound_info`` mask, precise
-    mapcount). One object per pagemap read: it caches what it reads.
-    """
-
-    def __init__(self, prog: Any) -> None:
-        from livewalk.mm.page import KernelState
-
-        self.prog = prog
-        self.ks = ks = KernelState.for_program(prog)
-        self._reader: Any = None  # made on first use (see reader)
-        self._cache: dict[int, PagemapPage | None] = {}
-        # Fast path for small folios (see pfn_bits_block): whole 4 KiB
-        # blocks of the vmemmap decoded at once, when struct page tiles them.
-        self.bits_blocks: dict[int, list[int]] = {}
-        self.bits_shift: int | None = None
-        size = ks.page_size
-        if (
-            size % 8 == 0
-            and PAGE_SIZE % size == 0
-            and (PAGE_SIZE // size) & (PAGE_SIZE // size - 1) == 0
-            and ks.vmemmap_base % PAGE_SIZE == 0
-            and ks.off_flags % 8 == 0
-            and ks.off_compound % 8 == 0
-            and ks.off_mapping % 8 == 0
-            and ks.off_mapcount % 4 == 0
-        ):
-            self.bits_shift = (PAGE_SIZE // size).bit_length() - 1
-
-    @property
-    def reader(self) -> Any:
-        """The :class:`livewalk.mm.page.PageReader`, made on first use."""
-        if self._reader is None:
-            from livewalk.mm.page import PageReader
-
-            self._reader = PageReader(self.prog)
-        return self._reader
-
-    def highest_memmap_pfn(self) -> int:
-        return self.ks.highest_memmap_pfn  # type: ignore[no-any-return]
-
-    def page_info(self, pfn: int) -> PagemapPage | None:
-        try:
-            return self._cache[pfn]
-        except KeyError:
-            pass
-        from drgn import FaultError
-
-        r = self.reader
-        ks = r.ks
-        info: PagemapPage | None
-        try:
-            raw = r.page_bytes(pfn)
-            compound = _U64S.unpack_from(raw, ks.off_compound)[0]
-            flags = _U64S.unpack_from(raw, ks.off_flags)[0]
-            if not compound & 1 and not flags >> ks.pg_head & 1:
-                # A small folio (neither tail nor head): the page is the
-                # folio, and its own fields answer everything.
-                mapping = _U64S.unpack_from(raw, ks.off_mapping)[0]
-                mc = _S32S.unpack_from(raw, ks.off_mapcount)[0]
-                mapcount = 0 if mc < _PAGE_TYPE_LIMIT else mc + 1
-                info = PagemapPage(bool(mapping & 1), mapcount, mapcount > 1)
-            else:
-                pi = r.info(pfn)
-                info = PagemapPage(r.anon(pi), r.precise_mapcount(pi), r.maybe_mapped_shared(pi))
-        except FaultError:
-            info = None
-        self._cache[pfn] = info
-        return info
-
-    def pfn_bits_block(self, block: int) -> list[int]:
-        """
-        The pagemap bits (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``) that the
-        ``struct page`` of each PFN of vmemmap block *block* (PFNs
-        ``block << bits_shift`` onwards, one 4 KiB read) gives a present
-        PTE, as :meth:`page_info` would for a small folio; -1 for a page of
-        a large folio or an unreadable block (use :meth:`page_info`).
-        """
-        from drgn import FaultError
-
-        ks = self.ks
-        try:
-            raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
-        except FaultError:
-            bits = [-1] * (1 << (self.bits_shift or 0))
-        else:
-            bits = self._decode_block(raw)
-        self.bits_blocks[block] = bits
-        return bits
-
-    def pfn_bits_blocks(self, first: int, last: int) -> None:
-        """
-        Decode the vmemmap blocks *first* to *last* (inclusive) not decoded
-        yet, with one read of the span from the first missing to the last
-        missing block (see :meth:`pfn_bits_block`).
-        """
-        from drgn import FaultError
-
-        have = self.bits_blocks
-        missing = [b for b in range(first, last + 1) if b not in have]
-        if not missing:
-            return
-        a, z = missing[0], missing[-1]
-        ks = self.ks
-        try:
-            raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
-        except FaultError:
-            return  # pfn_bits_block() reads them one by one
-        for bl in missing:
-            off = (bl - a) * PAGE_SIZE
-            have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
-
-    def _decode_block(self, raw: bytes) -> list[int]:
-        ks = self.ks
-        bits = _all_small_anon_exclusive(raw, ks)
-        if bits is None:
-            q = memoryview(raw).cast("Q")
-            w = ks.page_size // 8
-            head = ks.pg_head
-            bits = [
-                -1
-                if c & 1 or f >> head & 1
-                else (PM_FILE if not m & 1 else 0) | (PM_MMAP_EXCLUSIVE if mc == 0 else 0)
-                for f, c, m, mc in zip(
-                    q[ks.off_flags // 8 :: w],
-                    q[ks.off_compound // 8 :: w],
-                    q[ks.off_mapping // 8 :: w],
-                    memoryview(raw).cast("i")[ks.off_mapcount // 4 :: ks.page_size // 4],
-                )
-            ]
-        return bits
-
-    def hugetlb_pmd_shared(self, ptep: int) -> bool:
-        from drgn import FaultError
-
-        try:
-            return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
-        except FaultError:
-            return False
-
-
-# byte -> bit k of it, for testing one bit of many bytes at once
-_BIT_TABLES = [bytes((i >> k) & 1 for i in range(256)) for k in range(8)]
-
-
-def _all_small_anon_exclusive(raw: bytes, ks: Any) -> list[int] | None:
-    """
-    ``[PM_MMAP_EXCLUSIVE] * n`` if every ``struct page`` in *raw* (a whole
-    vmemmap block) is a small folio (no ``compound_info`` bit 0, no
-    ``PG_head``), anonymous (``mapping`` bit 0) and mapped once
-    (``_mapcount`` 0), tested on byte slices at C speed (x86 is little
-    endian); else ``None``.
-    """
-    size = ks.page_size
-    b0 = _BIT_TABLES[0]
-    compound = raw[ks.off_compound :: size].translate(b0)
-    n = len(compound)
-    zeros = bytes(n)
-    if compound != zeros:
-        return None
-    head = ks.pg_head
-    if raw[ks.off_flags + head // 8 :: size].translate(_BIT_TABLES[head % 8]) != zeros:
-        return None
-    if raw[ks.off_mapping :: size].translate(b0) != b"\x01" * n:
-        return None
-    off = ks.off_mapcount
-    for k in range(4):
-        if raw[off + k :: size] != zeros:
-            return None
-    return [PM_MMAP_EXCLUSIVE] * n
-
-
-def _page_state_for(backend: Any) -> PagemapPageState:
-    state = getattr(backend, "page_state", None)
-    if state is not None:
-        return state() if callable(state) else state  # type: ignore[no-any-return]
-    prog = getattr(backend, "prog", None)
-    if prog is None:
-        raise TypeError(f"{type(backend).__name__} provides no page state for pagemap")
-    return DrgnPageState(prog)
-
-
-class PagemapRun(NamedTuple):
-    """
-    A run of pages whose entries differ only by a steadily advancing frame:
-    page ``i`` of the run (address ``start + i * 4096``) has the entry
-    ``flags | ((frame + i * step) & PM_PFRAME_MASK)``.
-
-    :ivar start: first address
-    :ivar end: first address after the run
-    :ivar flags: the flag bits (55-63)
-    :ivar frame: frame field (bits 0-54) of the first page
-    :ivar step: frame increment per page (0; 1 for PFNs; 32 for swap offsets)
-    """
-
-    start: int
-    end: int
-    flags: int
-    frame: int
-    step: int
-
-    @property
-    def npages(self) -> int:
-        return (self.end - self.start) >> PAGE_SHIFT
-
-    def entry(self, i: int) -> int:
-        """The raw entry of page *i* of the run."""
-        return self.flags | ((self.frame + i * self.step) & PM_PFRAME_MASK)
+# x86 swap-format entries hold the type in the top SWP_TYPE_BITS and the
+# inverted offset below it, from bit SWP_OFFSET_SHIFT - SWP_TYPE_BITS
+# (arch/x86/include/asm/pgtable_64.h): decoded inline in the loops below.
+_SWP_TYPE_SHIFT = 64 - SWP_TYPE_BITS
+_SWP_OFFSET_FIRST_BIT = SWP_OFFSET_SHIFT - SWP_TYPE_BITS
+_SWP_OFFSET_MASK = (1 << (64 - SWP_OFFSET_SHIFT)) - 1
 
 
 # -- sinks: where the callbacks put entries ---------------------------------
@@ -377,7 +131,7 @@ class _ArraySink:
         self.out = array("Q", (0,)) * npages if npages > 0 else array("Q")
         self.pos = 0 if npages > 0 else -1  # -1: append mode
 
-    def _put(self, a: Any) -> None:
+    def _put(self, a: array) -> None:
         pos = self.pos
         if pos >= 0:
             end = pos + len(a)
@@ -470,7 +224,12 @@ class _Pagemap:
     """``struct pagemapread`` plus what the raw decoders need."""
 
     def __init__(
-        self, mm: Any, backend: Any, sink: Any, show_pfn: bool, page_state: PagemapPageState
+        self,
+        mm: Object,
+        backend: PageTableBackend,
+        sink: _ArraySink | _RunSink,
+        show_pfn: bool,
+        page_state: PagemapPageState,
     ) -> None:
         self.mm = mm
         self.backend = backend
@@ -479,13 +238,12 @@ class _Pagemap:
         self.pages = page_state
         paging: X86Paging = backend.paging
         self.paging = paging
-        self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & _U64
-        self.pmd_pfn_mask = paging.physical_mask & ~(_PMD_SIZE - 1) & _U64
+        self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & ULONG_MAX
         self.swp_pfn_mask = (1 << (paging.max_physmem_bits - PAGE_SHIFT)) - 1
-        self.sd_bit = _SOFT_DIRTY if paging.soft_dirty else 0
-        self.swp_sd_bit = _RW if paging.soft_dirty else 0
-        self.uffd_bit = _UFFD_WP if paging.uffd_wp else 0
-        self.swp_uffd_bit = _USER if paging.uffd_wp else 0
+        self.sd_bit = _PAGE_SOFT_DIRTY if paging.soft_dirty else 0
+        self.swp_sd_bit = _PAGE_SWP_SOFT_DIRTY if paging.soft_dirty else 0
+        self.uffd_bit = _PAGE_UFFD_WP if paging.uffd_wp else 0
+        self.swp_uffd_bit = _PAGE_SWP_UFFD_WP if paging.uffd_wp else 0
         st = paging.swap_types
         self.pfn_types = frozenset(
             t
@@ -501,33 +259,34 @@ class _Pagemap:
             if t is not None
         )
         self.marker_type = st.pte_marker
-        bits = getattr(backend, "vm_flag_bits", None)
-        self.vm_softdirty = bits.VM_SOFTDIRTY if bits is not None else (
-            (1 << 27) if paging.soft_dirty else 0
-        )
+        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
-        # optional batch decoding of struct pages (DrgnPageState.pfn_bits_block)
-        self.bits_block = getattr(page_state, "pfn_bits_block", None)
-        self.bits_shift: int | None = (
-            getattr(page_state, "bits_shift", None) if self.bits_block is not None else None
-        )
-        self.bits_blocks: dict[int, list[int]] = getattr(page_state, "bits_blocks", {})
-        self.bits_blocks_read = getattr(page_state, "pfn_bits_blocks", None)
+        # Batch decoding of struct pages, a vmemmap block at a time
+        # (DrgnPageState.pfn_bits_block); other page states answer per page.
+        self.bits_shift: int | None = None
+        self.bits_blocks: dict[int, list[int]] = {}
+        self.bits_block: Callable[[int], list[int]] | None = None
+        self.bits_blocks_read: Callable[[int, int], None] | None = None
+        if isinstance(page_state, DrgnPageState):
+            self.bits_shift = page_state.bits_shift
+            self.bits_blocks = page_state.bits_blocks
+            self.bits_block = page_state.pfn_bits_block
+            self.bits_blocks_read = page_state.pfn_bits_blocks
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
         self._memo_lo = 1
         self._memo_hi = 0
-        self._memo_vma: Any = None
+        self._memo_vma: VMA | None = None
 
-    def find_vma(self, addr: int) -> Any:
+    def find_vma(self, addr: int) -> VMA | None:
         if self._memo_lo <= addr < self._memo_hi:
             return self._memo_vma
         vma = self.backend.find_vma(self.mm, addr)
         self._memo_lo = addr
-        self._memo_hi = vma.vm_end if vma is not None else _U64 + 1
+        self._memo_hi = vma.vm_end if vma is not None else ULONG_MAX + 1
         self._memo_vma = vma
         return vma
 
-    def vma_sd(self, vma: Any) -> int:
+    def vma_sd(self, vma: VMA) -> int:
         return PM_SOFT_DIRTY if vma.vm_flags & self.vm_softdirty else 0
 
     def swp_frame_page(self, v: int) -> tuple[int, int, int | None]:
@@ -540,13 +299,18 @@ class _Pagemap:
         return typ, off, None
 
 
-def _pte_pfn(v: int, mask: int) -> int:
-    if v and not v & _P:
-        v ^= _U64  # L1TF: non-present entries hold the inverted PFN
-    return (v & mask) >> PAGE_SHIFT
+def _vm_flag_bits(backend: PageTableBackend) -> VMFlagBits:
+    """
+    The target's VM flag bits: probed by the drgn backend; the Linux 7.2
+    defaults for others (``VM_SOFTDIRTY`` as their paging says).
+    """
+    if isinstance(backend, DrgnBackend):
+        return backend.vm_flag_bits
+    default = VMFlagBits()
+    return VMFlagBits(soft_dirty=default.soft_dirty if backend.paging.soft_dirty else None)
 
 
-def pagemap_pte_hole(addr: int, end: int, depth: int, walk: Any) -> int:
+def pagemap_pte_hole(addr: int, end: int, depth: int, walk: MMWalk) -> int:
     """
     ``pagemap_pte_hole``: every page of [*addr*, *end*) is 0, or
     ``PM_SOFT_DIRTY`` inside a VMA with ``VM_SOFTDIRTY`` (looked up per
@@ -569,22 +333,15 @@ def pagemap_pte_hole(addr: int, end: int, depth: int, walk: Any) -> int:
     return 0
 
 
-def _pmd_is_huge(v: int) -> bool:
-    if v & (_P | _PROTNONE | _PSE):
-        return bool(v & _PSE)
-    return bool(v & ~_KNL_ERRATUM)
-
-
-def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: Any) -> None:
+def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: VMA) -> None:
     idx = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
     flags = pm.vma_sd(vma)
     frame = 0
     step = 0
     pfn: int | None = None
     n = (end - addr) >> PAGE_SHIFT
-    if v & (_P | _PROTNONE | _PSE):  # pmd_present
-        mask = pm.pmd_pfn_mask if v & _PSE else pm.pte_pfn_mask
-        pfn = _pte_pfn(v, mask)
+    if pmd_present(v):
+        pfn = pmd_pfn(v, pm.paging)
         flags |= PM_PRESENT
         if v & pm.sd_bit:
             flags |= PM_SOFT_DIRTY
@@ -593,7 +350,7 @@ def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: Any) 
         if pm.show_pfn:
             frame = pfn + idx
             step = 1
-    elif v & ~_KNL_ERRATUM:  # a migration or device-private PMD
+    elif not pte_none(v):  # a migration or device-private PMD
         typ, off, _ = pm.swp_frame_page(v)
         if pm.show_pfn:
             o = off & pm.swp_pfn_mask if typ in pm.pfn_types else off
@@ -618,12 +375,7 @@ def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: Any) 
     pm.sink.seq(flags, frame, n, step)
 
 
-def _pmd_bad(v: int, pm: _Pagemap) -> bool:
-    flags = v & ~pm.pte_pfn_mask & _U64
-    return (flags & ~(_USER | _ACCESSED)) != (_P | _RW | _DIRTY)
-
-
-def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
+def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     """
     ``pagemap_pmd_range``: a huge (THP, migration or device) PMD gives one
     run; a PMD pointing to a PTE table gives one entry per PTE, decoded from
@@ -631,16 +383,21 @@ def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
     """
     pm: _Pagemap = walk.private
     vma = walk.vma_info
+    assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
     v = pmd.value
-    if _pmd_is_huge(v):
+    if pmd_is_huge(v):
         _pagemap_pmd_range_thp(pm, v, addr, end, vma)
         return 0
-    if _pmd_bad(v, pm):
+    if pmd_bad(v, pm.paging):
         # The kernel clears a bad PMD in pte_offset_map_lock() and retries
         # (ACTION_AGAIN), then sees a none PMD: a hole. Read-only, we report
         # that hole without clearing anything.
         return pagemap_pte_hole(addr, end, 3, walk)
     table = pmd.pte_table()
+    if table is None:
+        # pte_offset_map_lock() failed: retry, as in Linux 7.2.
+        walk.action = PageWalkAction.ACTION_AGAIN
+        return 0
     i0 = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
     n = (end - addr) >> PAGE_SHIFT
     pm.sink.values(_pte_entries(pm, table, i0, n, addr, vma))
@@ -648,7 +405,7 @@ def pagemap_pmd_range(pmd: Any, addr: int, end: int, walk: Any) -> int:
 
 
 def _pte_entries(
-    pm: _Pagemap, table: Sequence[int], i0: int, n: int, addr: int, vma: Any
+    pm: _Pagemap, table: Sequence[int], i0: int, n: int, addr: int, vma: VMA
 ) -> Sequence[int]:
     """``pte_to_pagemap_entry`` over ``table[i0:i0+n]`` (raw values)."""
     vma_sd = pm.vma_sd(vma)
@@ -675,7 +432,7 @@ def _pte_entries(
     present_sd = PM_PRESENT | vma_sd
     sd_uffd = sd_bit | uffd_bit
     # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
-    rel = _P | _PROTNONE | _SPECIAL | sd_uffd
+    rel = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_SPECIAL | sd_uffd
     out = array("Q", (vma_sd,)) * n
     vals: list[int] = []
     k0 = 0
@@ -702,7 +459,7 @@ def _pte_entries(
             # within a few vmemmap blocks of small folios (the common case):
             # decoded with comprehensions.
             v0 = chunk[0]
-            if v0 & _P and not v0 & _SPECIAL and len({v & rel for v in chunk}) == 1:
+            if v0 & _PAGE_PRESENT and not v0 & _PAGE_SPECIAL and len({v & rel for v in chunk}) == 1:
                 pfns = [(v & pfn_mask) >> PAGE_SHIFT for v in chunk]
                 lob = min(pfns) >> bits_shift
                 hib = max(pfns) >> bits_shift
@@ -724,16 +481,16 @@ def _pte_entries(
                             vals = [f0 | b for b in bs]
                         continue
         for v in chunk:
-            if not v & ~_KNL_ERRATUM:  # pte_none
+            if not v & ~_PAGE_KNL_ERRATUM_MASK:  # pte_none()
                 append(vma_sd)
                 continue
             pfn: int | None = None
             frame = 0
-            if v & (_P | _PROTNONE):  # pte_present
-                if v & _P:
+            if v & (_PAGE_PRESENT | _PAGE_PROTNONE):  # pte_present()
+                if v & _PAGE_PRESENT:
                     p = (v & pfn_mask) >> PAGE_SHIFT
                 else:
-                    p = ((v ^ _U64) & pfn_mask) >> PAGE_SHIFT
+                    p = ((v ^ ULONG_MAX) & pfn_mask) >> PAGE_SHIFT
                 if show_pfn:
                     frame = p
                 flags = present_sd
@@ -745,7 +502,7 @@ def _pte_entries(
                 # vm_normal_page(): x86 has pte_special, so a special PTE (zero
                 # page, PFNMAP, special mixedmap) has no page, and neither has a
                 # PFN beyond highest_memmap_pfn.
-                if not v & _SPECIAL and p <= highest:
+                if not v & _PAGE_SPECIAL and p <= highest:
                     if bits_shift is not None:
                         bi = p >> bits_shift
                         if bi != cur_bi:
@@ -772,9 +529,9 @@ def _pte_entries(
                     if show_pfn:
                         frame = typ | (off << MAX_SWAPFILES_SHIFT)
                     if typ == marker:
-                        if off & _MARKER_UFFD_WP:
+                        if off & PTE_MARKER_UFFD_WP:
                             flags |= PM_UFFD_WP
-                        if off & _MARKER_GUARD:
+                        if off & PTE_MARKER_GUARD:
                             flags |= PM_GUARD_REGION
             if pfn is not None:
                 info = page_info(pfn)
@@ -824,7 +581,7 @@ def _uniform_ptes(
     PFN are masked off before the shift).
     """
     v0 = table[i0]
-    if not v0 & _P or v0 & _SPECIAL:
+    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL:
         return None
     try:
         raw = memoryview(table).cast("B")[i0 * 8 : (i0 + n) * 8]  # type: ignore[arg-type]
@@ -836,7 +593,7 @@ def _uniform_ptes(
     x = int.from_bytes(raw, "little")
     pfn_mask = pm.pte_pfn_mask
     # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
-    rel = _P | _PROTNONE | _SPECIAL | pm.sd_bit | pm.uffd_bit
+    rel = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_SPECIAL | pm.sd_bit | pm.uffd_bit
     if x & (rel * rep) != (v0 & rel) * rep:
         return None  # not all with the same flags
     pfns = (x & (pfn_mask * rep)) >> PAGE_SHIFT
@@ -871,17 +628,18 @@ def _uniform_ptes(
 _CHUNK = 32
 
 
-def pagemap_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: Any) -> int:
+def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
     """``pagemap_hugetlb_range``: one call per huge page (the slot may be none)."""
     pm: _Pagemap = walk.private
     vma = walk.vma_info
+    assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
     flags = pm.vma_sd(vma)
     frame = 0
     step = 0
     v = pte.value
     n = (end - addr) >> PAGE_SHIFT
-    if v & (_P | _PROTNONE):  # pte_present
-        pfn = _pte_pfn(v, pm.pte_pfn_mask)
+    if pte_present(v):
+        pfn = pte_pfn(v, pm.paging)
         info = pm.pages.page_info(pfn)
         if info is not None:
             if not info.anon:
@@ -894,28 +652,26 @@ def pagemap_hugetlb_range(pte: Any, hmask: int, addr: int, end: int, walk: Any) 
             flags |= PM_UFFD_WP
         flags |= PM_PRESENT
         if pm.show_pfn:
-            frame = pfn + ((addr & (~hmask & _U64)) >> PAGE_SHIFT)
+            frame = pfn + ((addr & (~hmask & ULONG_MAX)) >> PAGE_SHIFT)
             step = 1
-    elif v & ~_KNL_ERRATUM and pm.paging.uffd_wp:  # pte_swp_uffd_wp_any()
-        if v & _USER:
+    elif not pte_none(v) and pm.paging.uffd_wp:  # pte_swp_uffd_wp_any()
+        if v & _PAGE_SWP_UFFD_WP:
             flags |= PM_UFFD_WP
         else:
             typ = v >> _SWP_TYPE_SHIFT
             off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
-            if typ == pm.marker_type and off & _MARKER_UFFD_WP:
+            if typ == pm.marker_type and off & PTE_MARKER_UFFD_WP:
                 flags |= PM_UFFD_WP
     pm.sink.seq(flags, frame, n, step)
     return 0
 
 
-def pagemap_walk_ops() -> Any:
+def pagemap_walk_ops() -> MMWalkOps:
     """
     The walker ops of pagemap (``pagemap_ops`` in Linux 7.2
     ``fs/proc/task_mmu.c``): ``pmd_entry``, ``pte_hole`` and
     ``hugetlb_entry``, with ``PGWALK_RDLOCK``.
     """
-    from livewalk.mm.pagewalk import PGWALK_RDLOCK, MMWalkOps
-
     return MMWalkOps(
         pmd_entry=pagemap_pmd_range,
         pte_hole=pagemap_pte_hole,
@@ -924,7 +680,7 @@ def pagemap_walk_ops() -> Any:
     )
 
 
-def _task_size(mm: Any, backend: Any) -> int:
+def _task_size(mm: Object, backend: PageTableBackend) -> int:
     """``mm->task_size``; for an mm without one, ``TASK_SIZE_MAX``."""
     ts = getattr(mm, "task_size", None)
     if ts is None:
@@ -932,7 +688,7 @@ def _task_size(mm: Any, backend: Any) -> int:
     return int(ts.value_() if hasattr(ts, "value_") else ts)
 
 
-def _clamp(mm: Any, backend: Any, start: int, end: int) -> tuple[int, int]:
+def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple[int, int]:
     """
     The [start, end) that ``pagemap_read()`` walks for a read of the pages
     of [*start*, *end*), as Linux 7.2 computes it: start rounded down to a
@@ -951,18 +707,18 @@ def _clamp(mm: Any, backend: Any, start: int, end: int) -> tuple[int, int]:
 
 
 def _run_walk(
-    mm: Any,
+    mm: Object,
     start: int,
     end: int,
-    sink: Any,
+    sink: _ArraySink | _RunSink,
     show_pfn: bool,
-    backend: Any,
+    backend: PageTableBackend,
     page_state: PagemapPageState | None,
 ) -> None:
-    from livewalk.mm.pagewalk import walk_page_range
-
     if page_state is None:
-        page_state = _page_state_for(backend)
+        if not isinstance(backend, DrgnBackend):
+            raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
+        page_state = DrgnPageState(backend.prog)
     pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
     ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm)
     if ret < 0:
@@ -970,12 +726,12 @@ def _run_walk(
 
 
 def pagemap_read(
-    mm: Any,
+    mm: Object,
     start: int,
     end: int,
     *,
     show_pfn: bool = True,
-    backend: Any = None,
+    backend: PageTableBackend | None = None,
     page_state: PagemapPageState | None = None,
 ) -> array:
     """
@@ -988,7 +744,7 @@ def pagemap_read(
     The whole range is walked at once (the kernel walks 2 MiB at a time; the
     entries are the same).
 
-    >>> pagemap_read(mm, 0x400000, 0x401000)
+    >>> pagemap_read(mm, 0x400000, 0x401000)  # doctest: +SKIP
     array('Q', [11565767237059379232])
 
     :param mm: ``struct mm_struct *`` (or an mm of another backend)
@@ -1012,12 +768,12 @@ def pagemap_read(
 
 
 def pagemap_runs(
-    mm: Any,
+    mm: Object,
     start: int,
     end: int,
     *,
     show_pfn: bool = True,
-    backend: Any = None,
+    backend: PageTableBackend | None = None,
     page_state: PagemapPageState | None = None,
 ) -> list[PagemapRun]:
     """
@@ -1025,7 +781,7 @@ def pagemap_runs(
     runs of similar pages: same flags, and a frame that stays the same,
     advances by 1 (PFNs) or by 32 (swap offsets) from page to page.
 
-    >>> for r in pagemap_runs(mm, 0x400000, 0x600000):
+    >>> for r in pagemap_runs(mm, 0x400000, 0x600000):  # doctest: +SKIP
     ...     print(hex(r.start), hex(r.end), pagemap_flag_names(r.flags), hex(r.frame))
     """
     if backend is None:
@@ -1036,77 +792,9 @@ def pagemap_runs(
         _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
     return sink.finish()
 
-
 def runs_from_entries(start: int, entries: Iterable[int]) -> list[PagemapRun]:
     """Coalesce raw entries (page *i* at ``start + i * 4096``) into runs."""
     sink = _RunSink(start)
     sink.values(list(entries))
     return sink.finish()
-
-
-def pagemap_flag_names(flags: int) -> list[str]:
-    """
-    Names of the flag bits set in *flags*.
-
-    >>> pagemap_flag_names(PM_PRESENT | PM_SOFT_DIRTY)
-    ['PRESENT', 'SOFT_DIRTY']
-    """
-    return [name for bit, name in PM_FLAG_NAMES if flags & bit]
-
-
-def _describe_frame(run: PagemapRun) -> str:
-    last = run.frame + (run.npages - 1) * run.step
-    if run.flags & PM_PRESENT:
-        if run.npages == 1 or run.step == 0:
-            return f"pfn {run.frame:#x}"
-        return f"pfn {run.frame:#x}-{last:#x}"
-    if run.flags & PM_SWAP:
-        typ = run.frame & ((1 << MAX_SWAPFILES_SHIFT) - 1)
-        off = run.frame >> MAX_SWAPFILES_SHIFT
-        loff = last >> MAX_SWAPFILES_SHIFT
-        rng = f"{off:#x}" if loff == off else f"{off:#x}-{loff:#x}"
-        return f"swap type {typ} offset {rng}"
-    return ""
-
-
-def format_pagemap_text(runs: Iterable[PagemapRun], *, holes: bool = True) -> Iterator[str]:
-    """
-    One line per run: address range, page count, flags and frames.
-
-    >>> print(*format_pagemap_text(runs), sep="\\n")
-    0x00400000-0x00401000      1 PRESENT|FILE|SOFT_DIRTY pfn 0x2d3f1
-    """
-    for r in runs:
-        if not holes and r.flags == 0 and r.frame == 0:
-            continue
-        names = "|".join(pagemap_flag_names(r.flags)) or "-"
-        frame = _describe_frame(r)
-        line = f"{r.start:#014x}-{r.end:#014x} {r.npages:8d} {names}"
-        yield f"{line} {frame}" if frame else line
-
-
-def pagemap_json(runs: Iterable[PagemapRun]) -> str:
-    """
-    The runs as a JSON array of objects (``start``, ``end``, ``pages``,
-    ``flags`` (names), ``raw_flags``, ``frame``, ``frame_step``, and
-    ``pfn`` or ``swap_type``/``swap_offset`` where they apply).
-    """
-    out = []
-    for r in runs:
-        d: dict[str, Any] = {
-            "start": r.start,
-            "end": r.end,
-            "pages": r.npages,
-            "flags": pagemap_flag_names(r.flags),
-            "raw_flags": r.flags,
-            "frame": r.frame,
-            "frame_step": r.step,
-        }
-        if r.flags & PM_PRESENT:
-            d["pfn"] = r.frame
-        elif r.flags & PM_SWAP:
-            d["swap_type"] = r.frame & ((1 << MAX_SWAPFILES_SHIFT) - 1)
-            d["swap_offset"] = r.frame >> MAX_SWAPFILES_SHIFT
-        out.append(d)
-    return json.dumps(out)
 

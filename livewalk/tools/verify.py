@@ -19,16 +19,19 @@ moved between the two kernel reads are counted and reported as ``moving``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
+from drgn import Object, Program
+
+from livewalk.arch.x86.pgtable import PAGE_SIZE
 from livewalk.errors import LivewalkError
 
 __all__ = ("VerifyResult", "verify_pagemap", "verify_smaps")
 
-PAGE_SIZE = 4096
 _SMAPS_HEADER = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
 
@@ -75,7 +78,7 @@ def _kernel_pagemap(pid: int, ranges: list[tuple[int, int]]) -> dict[tuple[int, 
         os.close(fd)
 
 
-def verify_pagemap(mm: Any, pid: int) -> VerifyResult:
+def verify_pagemap(mm: Object, pid: int) -> VerifyResult:
     """
     Compare :func:`livewalk.proc.pagemap.pagemap_read` with the kernel's
     ``/proc/PID/pagemap`` over every VMA of *pid* (*mm* is its mm).
@@ -126,7 +129,7 @@ def _split_smaps(text: str) -> dict[str, list[str]]:
     return vmas
 
 
-def verify_smaps(mm: Any, pid: int) -> VerifyResult:
+def verify_smaps(mm: Object, pid: int) -> VerifyResult:
     """
     Compare :func:`livewalk.proc.smaps.smaps` with the kernel's
     ``/proc/PID/smaps``, VMA by VMA and line by line (header, every field,
@@ -154,7 +157,7 @@ def verify_smaps(mm: Any, pid: int) -> VerifyResult:
     return res
 
 
-def verify_command(prog: Any, args: Any, out: TextIO) -> int:
+def verify_command(prog: Program, args: argparse.Namespace, out: TextIO) -> int:
     """``livewalk verify``: run both comparisons and print a verdict."""
     import drgn
 

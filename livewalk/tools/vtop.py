@@ -33,22 +33,26 @@ import dataclasses
 import json
 from typing import Any
 
-from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, X86Paging
-from livewalk.backend import VMA, backend_for_mm
+from drgn import Object
+
+from livewalk.arch import ULONG_MAX
+from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, SwapEntry, X86Paging
+from livewalk.backend import VMA, PageTableBackend, backend_for_mm
 from livewalk.errors import AddressError
+from livewalk.mm.entry import Entry
+from livewalk.mm.pagewalk import MMWalk
+from livewalk.proc.maps import get_vma_name, vma_perms
 
 __all__ = (
-    "VtopStep",
     "VtopResult",
-    "vtop",
-    "vtop_kernel",
-    "format_vtop",
-    "vtop_json",
+    "VtopStep",
     "decode_pte_flags",
+    "format_vtop",
     "vm_flags_string",
+    "vtop",
+    "vtop_json",
+    "vtop_kernel",
 )
-
-M64 = 0xFFFF_FFFF_FFFF_FFFF
 
 _LEVEL_NAMES = {
     PageTableLevel.PGD: "PGD",
@@ -73,24 +77,8 @@ _DEPTH_LEVEL = {
     3: PageTableLevel.PMD,
 }
 
-_VM_READ, _VM_WRITE, _VM_EXEC, _VM_SHARED = 0x1, 0x2, 0x4, 0x8
-
-
-def vm_flags_string(vm_flags: int) -> str:
-    """
-    The ``rwxp`` permission column of ``/proc/PID/maps`` for *vm_flags*.
-
-    >>> vm_flags_string(0x3)
-    'rw-p'
-    >>> vm_flags_string(0x0)
-    '---p'
-    """
-    return (
-        ("r" if vm_flags & _VM_READ else "-")
-        + ("w" if vm_flags & _VM_WRITE else "-")
-        + ("x" if vm_flags & _VM_EXEC else "-")
-        + ("s" if vm_flags & _VM_SHARED else "p")
-    )
+#: The ``rwxp`` column of ``/proc/PID/maps`` (:func:`livewalk.proc.maps.vma_perms`).
+vm_flags_string = vma_perms
 
 
 def decode_pte_flags(value: int, level: int, paging: X86Paging | None = None) -> list[str]:
@@ -207,7 +195,7 @@ class VtopResult:
     leaf_size: int = 0
     phys: int | None = None
     pfn: int | None = None
-    swap: Any = None
+    swap: SwapEntry | None = None
     hugetlb: bool = False
     vma: VMA | None = None
     vma_name: str = ""
@@ -218,16 +206,16 @@ class VtopResult:
 
 
 class _State:
-    def __init__(self, result: VtopResult, backend: Any) -> None:
+    def __init__(self, result: VtopResult, backend: PageTableBackend) -> None:
         self.result = result
         self.backend = backend
         self.paging: X86Paging = backend.paging
-        self.leaf: Any = None  # entry object of the leaf
+        self.leaf: Entry | None = None  # entry object of the leaf
         self.hole: tuple[int, int, int] | None = None  # addr, next, depth
         self.vma_seen = False
-        self.walk: Any = None  # the MMWalk, for its errors
+        self.walk: MMWalk | None = None  # the MMWalk, for its errors
 
-    def add(self, entry: Any) -> None:
+    def add(self, entry: Entry) -> None:
         level = PageTableLevel(int(entry.level))
         if level == PageTableLevel.P4D and self.paging.levels == 4:
             # p4d_offset() returns the PGD slot itself: nothing new to show.
@@ -235,8 +223,9 @@ class _State:
         for step in self.result.steps:
             if step.level == level:
                 return
+        assert entry.kaddr is not None  # the walker passes entries of real tables
         self.result.steps.append(
-            VtopStep(level, int(entry.kaddr), int(entry.value), _index(self.paging, level, self.result.addr))
+            VtopStep(level, entry.kaddr, entry.value, _index(self.paging, level, self.result.addr))
         )
 
 
@@ -290,7 +279,7 @@ def _ops(collect_hugetlb: bool) -> Any:
         st: _State = walk.private
         st.leaf = pte
         st.result.hugetlb = True
-        st.result.leaf_size = (~hmask & M64) + 1
+        st.result.leaf_size = (~hmask & ULONG_MAX) + 1
         return 0
 
     def test_walk(addr: int, next: int, walk: Any) -> int:
@@ -363,13 +352,9 @@ def _fill_hole(st: _State) -> None:
 
 def _finish(st: _State) -> VtopResult:
     r = st.result
-    for e in getattr(st.walk, "errors", None) or ():
-        level = getattr(e, "level", None)
-        name = _LEVEL_NAMES.get(level, str(level)) if level is not None else "?"
-        msg = (
-            f"{name} entry for {int(getattr(e, 'addr', 0)):#x} "
-            f"(value {int(getattr(e, 'value', 0)):#x}): {getattr(e, 'reason', e)}"
-        )
+    for e in st.walk.errors if st.walk is not None else ():
+        name = _LEVEL_NAMES.get(PageTableLevel(e.level), str(e.level))
+        msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
         if msg not in r.errors:
             r.errors.append(msg)
     r.steps.sort(key=lambda s: -int(s.level))
@@ -389,8 +374,8 @@ def _finish(st: _State) -> VtopResult:
         for step in r.steps:
             if step.level == level:
                 found = True
-        if not found:
-            r.steps.append(VtopStep(level, int(leaf.kaddr), int(leaf.value), _index(st.paging, level, r.addr)))
+        if not found and leaf.kaddr is not None:
+            r.steps.append(VtopStep(level, leaf.kaddr, leaf.value, _index(st.paging, level, r.addr)))
     if leaf.none:
         r.state = "none"
         return r
@@ -401,8 +386,7 @@ def _finish(st: _State) -> VtopResult:
         return r
     swap = leaf.swap
     r.swap = swap
-    kind = getattr(getattr(swap, "kind", None), "name", str(getattr(swap, "kind", "")))
-    kind = kind.upper()
+    kind = swap.kind.name.upper() if swap is not None else ""
     if kind.startswith("MIGRATION"):
         r.state = "migration"
     elif kind.startswith("DEVICE"):
@@ -413,33 +397,21 @@ def _finish(st: _State) -> VtopResult:
         r.state = "marker"
     else:
         r.state = "swap"
-    pfn = getattr(swap, "pfn", None)
-    if pfn is not None:
-        r.pfn = int(pfn)
+    if swap is not None and swap.pfn is not None:
+        r.pfn = swap.pfn
     return r
 
 
 def _vma_name(vma: VMA | None) -> str:
-    if vma is None or vma.obj is None:
+    """:func:`~livewalk.proc.maps.get_vma_name` of a drgn VMA ("" for others)."""
+    if vma is None or not isinstance(vma.obj, Object):
         return ""
-    try:
-        obj = vma.obj
-        if obj.vm_file:
-            from drgn.helpers.linux.fs import d_path
-
-            return d_path(obj.vm_file.f_path).decode(errors="replace")
-        mm = obj.vm_mm
-        if vma.vm_start <= int(mm.brk) and vma.vm_end >= int(mm.start_brk):
-            return "[heap]"
-        if vma.vm_start <= int(mm.start_stack) < vma.vm_end:
-            return "[stack]"
-    except Exception:
-        return ""
-    return ""
+    name = get_vma_name(vma.obj)
+    return "" if name is None else name.decode(errors="replace")
 
 
 def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
-    if not 0 <= addr <= M64:
+    if not 0 <= addr <= ULONG_MAX:
         raise AddressError(f"address {addr:#x} is not a 64-bit address")
     task_size = paging.task_size_max + PAGE_SIZE
     try:
@@ -456,7 +428,7 @@ def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
 def _canonical(paging: X86Paging, addr: int) -> bool:
     bits = 57 if paging.levels == 5 else 48
     top = addr >> (bits - 1)
-    return top == 0 or top == (M64 >> (bits - 1))
+    return top == 0 or top == (ULONG_MAX >> (bits - 1))
 
 
 def vtop(mm: Any, addr: int) -> VtopResult:
@@ -518,7 +490,7 @@ def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
     from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
     paging: X86Paging = backend.paging
-    if not 0 <= addr <= M64 or not addr >> 63:
+    if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
             f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"
         )
@@ -542,18 +514,19 @@ def _size_str(n: int) -> str:
     return f"{n} B"
 
 
-def _swap_str(swap: Any, paging: X86Paging) -> str:
+def _swap_str(swap: SwapEntry | None, paging: X86Paging) -> str:
     if swap is None:
         return "(unknown non-present entry)"
-    kind = getattr(swap, "kind", None)
-    kind_name = getattr(kind, "name", str(kind))
-    parts = [f"{kind_name.lower()} entry: type {int(swap.type)}, offset {int(swap.offset):#x}"]
-    pfn = getattr(swap, "pfn", None)
-    if pfn is not None:
-        parts.append(f"pfn {int(pfn):#x}")
-    for attr in ("guard", "marker_uffd_wp", "poisoned"):
-        if getattr(swap, attr, False):
-            parts.append(attr)
+    parts = [f"{swap.kind.name.lower()} entry: type {swap.type}, offset {swap.offset:#x}"]
+    if swap.pfn is not None:
+        parts.append(f"pfn {swap.pfn:#x}")
+    for name, on in (
+        ("guard", swap.guard),
+        ("marker_uffd_wp", swap.marker_uffd_wp),
+        ("poisoned", swap.poisoned),
+    ):
+        if on:
+            parts.append(name)
     return ", ".join(parts)
 
 
@@ -633,12 +606,11 @@ def vtop_json(r: VtopResult) -> dict[str, Any]:
     swap = None
     if r.swap is not None:
         s = r.swap
-        kind = getattr(s, "kind", None)
         swap = {
-            "kind": getattr(kind, "name", str(kind)).lower(),
-            "type": int(s.type),
-            "offset": int(s.offset),
-            "pfn": None if getattr(s, "pfn", None) is None else int(s.pfn),
+            "kind": s.kind.name.lower(),
+            "type": s.type,
+            "offset": s.offset,
+            "pfn": s.pfn,
         }
     vma = None
     if r.vma is not None:

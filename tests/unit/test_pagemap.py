@@ -6,6 +6,7 @@ kernel's own x86 macros, not with livewalk's encoders."""
 
 from __future__ import annotations
 
+import json
 from array import array
 from typing import Any
 
@@ -23,11 +24,10 @@ from livewalk.proc.pagemap import (
     PM_SWAP,
     PM_UFFD_WP,
     PagemapPage,
-    format_pagemap_text,
-    pagemap_json,
     pagemap_read,
     pagemap_runs,
 )
+from livewalk.proc.pagemap_format import format_pagemap_text, pagemap_dicts
 
 PAGE = 4096
 M64 = (1 << 64) - 1
@@ -245,7 +245,7 @@ def test_runs_and_formats(mm: Any) -> None:
     text = list(format_pagemap_text(runs))
     assert "PRESENT|MMAP_EXCLUSIVE|SOFT_DIRTY pfn 0x100-0x102" in text[1]
     assert "swap type 1 offset 0xa-0xb" in text[3]
-    assert '"swap_offset": 10' in pagemap_json(runs)
+    assert '"swap_offset": 10' in json.dumps(pagemap_dicts(runs))
 
 
 @settings(max_examples=60, deadline=None)

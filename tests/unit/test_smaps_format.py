@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Host-only checks of livewalk.proc.smaps and livewalk.mm.page pieces that need no kernel.
+"""Host-only checks of livewalk.proc.smaps/maps and livewalk.mm pieces that need no kernel.
 
 Expected values come from Linux 7.2 source: the format strings of
 ``__show_smap``/``show_smap`` and ``show_vma_header_prefix`` in
@@ -16,8 +16,11 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from livewalk.mm.page import PageInfo, PageReader, swap_table_layout  # noqa: E402
-from livewalk.proc.smaps import SmapsVMA, format_smaps, maps_line, vm_flags_mnemonics  # noqa: E402
+from livewalk.mm.page import PageInfo, PageReader  # noqa: E402
+from livewalk.mm.shmem import ShmemSwap  # noqa: E402
+from livewalk.mm.swapfile import swap_table_layout  # noqa: E402
+from livewalk.proc.maps import maps_line, vm_flags_mnemonics  # noqa: E402
+from livewalk.proc.smaps import SmapsVMA, format_smaps  # noqa: E402
 
 # The kernel's literal labels, in order (fs/proc/task_mmu.c, Linux 7.2).
 KERNEL_LABELS = [
@@ -157,7 +160,6 @@ class _KS:
 def _reader() -> PageReader:
     r = PageReader.__new__(PageReader)
     r.ks = _KS()  # type: ignore[assignment]
-    r._shmem_cache = {}
     return r
 
 
@@ -213,14 +215,14 @@ def test_folio_predicates() -> None:
 
 
 def test_shmem_partial_swap_usage_overlap() -> None:
-    r = _reader()
+    r = ShmemSwap.__new__(ShmemSwap)
     # value entries: index 0; index 5; a multi-index (order 3) entry at 8..15
-    r._shmem_cache[1] = [(0, 0), (5, 5), (8, 15)]
-    assert r.shmem_partial_swap_usage(1, 0, 16) == 10 * 4096
-    assert r.shmem_partial_swap_usage(1, 1, 5) == 0
-    assert r.shmem_partial_swap_usage(1, 5, 6) == 4096
+    r._ranges = {1: [(0, 0), (5, 5), (8, 15)]}
+    assert r.partial_swap_usage(1, 0, 16) == 10 * 4096
+    assert r.partial_swap_usage(1, 1, 5) == 0
+    assert r.partial_swap_usage(1, 5, 6) == 4096
     # An entry overlapping the range counts whole (1 << xas_get_order()).
-    assert r.shmem_partial_swap_usage(1, 9, 10) == 8 * 4096
-    assert r.shmem_partial_swap_usage(1, 15, 100) == 8 * 4096
-    assert r.shmem_partial_swap_usage(1, 16, 100) == 0
-    assert r.shmem_partial_swap_usage(1, 7, 7) == 0
+    assert r.partial_swap_usage(1, 9, 10) == 8 * 4096
+    assert r.partial_swap_usage(1, 15, 100) == 8 * 4096
+    assert r.partial_swap_usage(1, 16, 100) == 0
+    assert r.partial_swap_usage(1, 7, 7) == 0

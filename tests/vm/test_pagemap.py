@@ -52,7 +52,7 @@ READY_TIMEOUT = 300.0
 GUEST_CHECK = r'''
 import base64, json, os, sys, time
 import drgn
-from livewalk.backend.drgn import resolve_mm
+from livewalk.task import resolve_mm
 from livewalk.proc.pagemap import pagemap_read, pagemap_runs
 
 
@@ -550,8 +550,8 @@ def test_pagemap_host_qmp(pm_workload: tuple[Any, dict[str, Any]]) -> None:
 
 def _host_check(g: Any, ready: dict[str, Any], side: str) -> None:
     """Compare livewalk's pagemap over QMP with the guest kernel's, every VMA."""
-    from livewalk.backend.drgn import resolve_mm
     from livewalk.proc.pagemap import pagemap_read, pagemap_runs
+    from livewalk.task import resolve_mm
 
     pid = ready["pid"]
     tag = f"livewalk-pm-{int(time.time() * 1000)}"
@@ -716,8 +716,9 @@ def test_drgn_backend_facts(pm_workload: tuple[Any, dict[str, Any]]) -> None:
     from drgn.helpers.linux.mm import follow_phys, virt_to_phys
     from drgn.helpers.linux.pid import find_task
 
-    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.backend.drgn import DrgnBackend
     from livewalk.errors import KernelThreadError, NoSuchProcessError
+    from livewalk.task import resolve_mm
 
     g, ready = pm_workload
     pid = ready["pid"]

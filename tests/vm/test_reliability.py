@@ -227,7 +227,8 @@ def test_bad_input_in_guest(guest5: Guest) -> None:
 import json, errno
 from drgn import Object
 from livewalk import *
-from livewalk.backend.drgn import DrgnBackend, resolve_mm
+from livewalk.backend.drgn import DrgnBackend
+from livewalk.task import resolve_mm
 from livewalk.target import open_program
 from livewalk.errors import NoSuchProcessError, KernelThreadError
 prog = open_program()
@@ -275,7 +276,8 @@ _READONLY = r'''
 import io, json, sys, contextlib
 from livewalk.readonly import ReadOnlyGuard, ReadOnlyViolation, open_fds_for_writing, program_write_methods
 from livewalk import *
-from livewalk.backend.drgn import DrgnBackend, resolve_mm
+from livewalk.backend.drgn import DrgnBackend
+from livewalk.task import resolve_mm
 from livewalk.cli import main
 from livewalk.target import open_program
 from livewalk.consistency import walk_with_retry

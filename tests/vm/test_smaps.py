@@ -111,7 +111,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import drgn
 from livewalk.target import open_program
-from livewalk.backend.drgn import resolve_mm
+from livewalk.task import resolve_mm
 import livewalk.proc.smaps as sm
 from livewalk.mm.page import PageReader
 pids = [int(p) for p in sys.argv[2].split(",")]
@@ -155,11 +155,13 @@ while True:
 
 def _copy_livewalk(g: Any, dest: str) -> None:
     """Put the host's current livewalk package in the guest (``/src`` is a boot snapshot)."""
-    pkg = os.path.join(ROOT, "livewalk")
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            with open(os.path.join(pkg, name), "rb") as f:
-                g.put(f"{dest}/livewalk/{name}", f.read())
+    for top, dirs, files in os.walk(os.path.join(ROOT, "livewalk")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(top, ROOT)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(top, name), "rb") as f:
+                    g.put(f"{dest}/{rel}/{name}", f.read())
 
 
 def guest_side(g: Any, pids: list[int]) -> dict[int, dict[str, Any]]:
@@ -206,8 +208,9 @@ class HostReader:
 def host_side(g: Any, pid: int) -> dict[str, Any]:
     """Run livewalk smaps on the host over QMP, with the kernel's reads around it."""
     import livewalk.proc.smaps as sm
-    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.backend.drgn import DrgnBackend
     from livewalk.mm.page import PageReader
+    from livewalk.task import resolve_mm
 
     prog = g.host_program()
     reader = HostReader(g, pid)
@@ -523,8 +526,9 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
     in again only by the child (count 1), as the kernel's own SwapPss says.
     """
     from livewalk.arch.x86.pgtable import decode_swap
-    from livewalk.backend.drgn import DrgnBackend, resolve_mm
-    from livewalk.mm.page import PageReader, swap_table_layout
+    from livewalk.backend.drgn import DrgnBackend
+    from livewalk.mm.swapfile import SwapTables, swap_table_layout
+    from livewalk.task import resolve_mm
 
     assert swap_table_layout(52) == (60, 4, 15)
     g, ready = swap_workload
@@ -543,15 +547,16 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
 
     assert walk_page_range(mm, start, end, MMWalkOps(pte_entry=pte_entry)) == 0
     assert len(values) == (end - start) // 4096
-    r = PageReader(prog)
+    swap = SwapTables(prog)
     counts = []
     words = []
     for v in values:
         ent = decode_swap(v, backend.paging)
         assert ent is not None and ent.kind.name == "SWAP", hex(v)
-        counts.append(r.swp_swapcount(ent.type, ent.offset))
-        table, _ = r._swap._tables[(ent.type, ent.offset // 512)]
-        words.append(table[ent.offset % 512])
+        counts.append(swap.swapcount(ent.type, ent.offset))
+        word = swap.table_word(ent.type, ent.offset)
+        assert word is not None
+        words.append(word)
     assert sorted(counts) == [1, 1] + [2] * (len(counts) - 2), (counts, [hex(w) for w in words])
     # Every word is countable (shadow: bit 0, or cached folio: 0b10) with the
     # count in the top 4 bits and nothing else above bit 59 but the zero flag.
@@ -562,17 +567,17 @@ def test_swap_table_count_bits(swap_workload: tuple[Any, dict[str, Any]]) -> Non
 
 def test_kstate_folio_helpers(smaps_workload: tuple[Any, dict[str, Any]]) -> None:
     """
-    kstate's page_folio/compound_nr/precise_mapcount/zone decoding on a real
+    mm.page's page_folio/folio_precise_page_mapcount/zone decoding on a real
     PMD-mapped THP (Linux 7.2 tail pages store a compound_info mask), checked
     against drgn's own helpers and the kernel's zone spans.
     """
-    from drgn.helpers.linux.mm import compound_head as drgn_compound_head
-    from drgn.helpers.linux.mm import pfn_to_page
+    from drgn.helpers.linux.mm import compound_head, compound_nr, pfn_to_page
 
     import livewalk.mm.page as kstate
     from livewalk.arch.x86.pgtable import pmd_pfn
-    from livewalk.backend.drgn import DrgnBackend, resolve_mm
+    from livewalk.backend.drgn import DrgnBackend
     from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
+    from livewalk.task import resolve_mm
 
     g, ready = smaps_workload
     prog = g.host_program()
@@ -598,15 +603,15 @@ def test_kstate_folio_helpers(smaps_workload: tuple[Any, dict[str, Any]]) -> Non
         folio = kstate.page_folio(head_page)
         assert folio.value_() == head_page.value_()
         assert kstate.folio_test_large(folio) and kstate.folio_test_anon(folio)
-        assert kstate.compound_nr(head_page) == 512 == kstate.folio_nr_pages(folio)
+        assert compound_nr(head_page).value_() == 512 == kstate.folio_nr_pages(folio)
         for k in (1, 2, 255, 511):
             tail = pfn_to_page(prog, head + k)
-            assert kstate.compound_head(tail).value_() == head_page.value_()
-            assert drgn_compound_head(tail).value_() == head_page.value_()
-            assert kstate.compound_nr(tail) == 1
+            assert compound_head(tail).value_() == head_page.value_()
+            assert kstate.page_folio(tail).value_() == head_page.value_()
+            assert compound_nr(tail).value_() == 1
             assert r.page_folio_pfn(head + k) == head
             # Only the parent maps it, by one PMD: _mapcount -1, entire 0.
-            assert kstate.precise_mapcount(folio, tail) == 1
+            assert kstate.folio_precise_page_mapcount(folio, tail) == 1
         # Zone bits of page->flags agree with the zone spans.
         zone = (r.info(head).flags >> ks.zones_pgshift) & ks.zones_mask
         pgdat = prog["node_data"][0]

@@ -28,6 +28,7 @@ __all__ = (
     "PTRS_PER_TABLE",
     "PUD_SHIFT",
     "PUD_SIZE",
+    "START_KERNEL_MAP",
     "_KERNPG_TABLE",
     "_PAGE_ACCESSED",
     "_PAGE_DIRTY",
@@ -64,6 +65,10 @@ PMD_SIZE = 1 << PMD_SHIFT
 PUD_SIZE = 1 << PUD_SHIFT
 P4D_SIZE = 1 << P4D_SHIFT
 PTRS_PER_TABLE = 512
+
+#: ``__START_KERNEL_map``: where the kernel image is mapped
+#: (``arch/x86/include/asm/page_64_types.h``).
+START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 
 _PAGE_PRESENT = 1 << 0
 _PAGE_RW = 1 << 1

@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+THP eligibility
+---------------
+
+``thp_vma_allowable_orders()`` as smaps asks it (``TVA_SMAPS``), from Linux
+7.2 ``include/linux/huge_mm.h`` and ``mm/huge_memory.c``: the
+``THPeligible`` line of ``/proc/PID/smaps``.
+
+>>> thp_eligible(vma.obj, vma, backend.vm_flag_bits)  # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+from drgn import Object, Program
+
+from livewalk.arch.x86.pgtable import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    pmd_none,
+    pmd_present,
+    pmd_trans_huge,
+)
+from livewalk.backend import VMA
+from livewalk.mm.shmem import shmem_allowable_huge_orders, shmem_mapping
+from livewalk.mm.vma import VMFlagBits
+
+__all__ = (
+    "file_thp_enabled",
+    "pmd_is_huge",
+    "thp_eligible",
+    "vma_thp_disabled",
+)
+
+#: ``HPAGE_PMD_ORDER`` and ``PUD_ORDER`` on x86_64.
+_PMD_ORDER = 9
+_PUD_ORDER = 18
+#: ``THP_ORDERS_ALL_ANON``: orders 2 to ``PMD_ORDER``.
+_ORDERS_ANON = ((1 << (_PMD_ORDER + 1)) - 1) & ~0b11
+#: ``THP_ORDERS_ALL_FILE_DEFAULT``: orders 1 to ``PMD_ORDER``.
+_ORDERS_FILE = ((1 << (_PMD_ORDER + 1)) - 1) & ~0b1
+
+#: ``MMF_DISABLE_THP_EXCEPT_ADVISED`` and ``MMF_DISABLE_THP_COMPLETELY``:
+#: macros in Linux 7.2 ``include/linux/mm_types.h``, absent from debug info.
+MMF_DISABLE_THP_EXCEPT_ADVISED = 23
+MMF_DISABLE_THP_COMPLETELY = 24
+
+#: ``S_ANON_INODE`` (``include/linux/fs.h``, a macro).
+S_ANON_INODE = 1 << 19
+_S_IFMT = 0o170000
+_S_IFREG = 0o100000
+
+
+def pmd_is_huge(v: int) -> bool:
+    """
+    ``pmd_is_huge()`` (``include/linux/huge_mm.h``): a leaf, or a non-none,
+    non-present (migration or device-private) entry.
+
+    :param v: the PMD's value
+    """
+    return not pmd_none(v) and (not pmd_present(v) or pmd_trans_huge(v))
+
+
+def _enum(prog: Program, name: str, default: int) -> int:
+    try:
+        return int(prog[name].value_())
+    except KeyError:
+        return default
+
+
+def thp_eligible(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> int:
+    """
+    ``!!thp_vma_allowable_orders(vma, vma->vm_flags, TVA_SMAPS,
+    THP_ORDERS_ALL)`` (Linux 7.2).
+
+    Exact for anonymous VMAs, special mappings and VMAs without an mm;
+    for file VMAs the ``->huge_fault`` and tuneables rules are followed and
+    ``file_thp_enabled()`` reads the mapping's folio orders; for shmem the
+    per-mount ``huge=`` option and the shmem sysfs orders are followed.
+
+    :param vma_obj: ``struct vm_area_struct *``
+    :param vma: the same VMA as the backend read it
+    :param bits: the target's VM flag bits
+    :return: 1 if some THP order is allowed, else 0
+    """
+    prog = vma_obj.prog_
+    flags = vma.vm_flags
+    vm_hugepage = bool(flags & bits.VM_HUGEPAGE)
+    ops = int(vma_obj.vm_ops.value_())
+    anonymous = ops == 0
+    orders = _ORDERS_ANON | _ORDERS_FILE | (1 << _PUD_ORDER)
+    try:
+        thp_flags = int(prog["transparent_hugepage_flags"].value_())
+    except KeyError:
+        return 0
+    # enum transparent_hugepage_flag
+    f_unsupported = _enum(prog, "TRANSPARENT_HUGEPAGE_UNSUPPORTED", 0)
+    f_always = _enum(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)
+    f_madv = _enum(prog, "TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG", 2)
+    global_always = bool(thp_flags >> f_always & 1)
+    global_enabled = bool(thp_flags & ((1 << f_always) | (1 << f_madv)))
+    if anonymous:
+        mask = int(prog["huge_anon_orders_always"].value_())
+        if vm_hugepage:
+            mask |= int(prog["huge_anon_orders_madvise"].value_())
+        if global_always or (vm_hugepage and global_enabled):
+            mask |= int(prog["huge_anon_orders_inherit"].value_())
+        orders &= mask
+        if not orders:
+            return 0
+        orders &= _ORDERS_ANON
+    else:
+        vm_file = int(vma_obj.vm_file.value_())
+        special = bool(vm_file) and bool(flags & (bits.VM_PFNMAP | bits.VM_MIXEDMAP))
+        orders &= (1 << _PMD_ORDER) | (1 << _PUD_ORDER) if special else _ORDERS_FILE
+    if not orders:
+        return 0
+    mm = vma_obj.vm_mm.read_()
+    if not int(mm.value_()):
+        return 0
+    if thp_flags >> f_unsupported & 1:
+        return 0
+    if vma_thp_disabled(mm, flags, bits):
+        return 0
+    orders = _suitable_orders(vma, orders, anonymous)
+    if not orders:
+        return 0
+    if not anonymous:
+        vm_file_obj = vma_obj.vm_file.read_()
+        if int(vm_file_obj.value_()) and shmem_mapping(vm_file_obj.f_mapping):
+            allowed = shmem_allowable_huge_orders(vma_obj, flags, bits.hugepage)
+            return 1 if orders & allowed else 0
+        # vma_can_map_huge_file(vma, vm_flags, TVA_SMAPS)
+        huge_fault = int(vma_obj.vm_ops.huge_fault.value_()) if ops else 0
+        bypass = bool(flags & bits.VM_PFNMAP) and bool(huge_fault)
+        if not (bypass or global_always or (global_enabled and vm_hugepage)):
+            return 0
+        if huge_fault:
+            return 1
+        return 1 if file_thp_enabled(vma_obj) else 0
+    # vma_is_temporary_stack(): VM_GROWSDOWN with VM_STACK_INCOMPLETE_SETUP
+    # (VM_RAND_READ | VM_SEQ_READ; VM_STACK_EARLY is 0 without GROWSUP).
+    incomplete = bits.VM_RAND_READ | bits.VM_SEQ_READ
+    if flags & bits.VM_GROWSDOWN and flags & incomplete == incomplete:
+        return 0
+    # No anon_vma yet still counts for smaps.
+    return 1
+
+
+def _suitable_orders(vma: VMA, orders: int, anonymous: bool) -> int:
+    """
+    ``thp_vma_suitable_orders()`` on the VMA's end: the highest order whose
+    aligned huge page fits in the VMA (and, for files, whose file offset is
+    aligned), with every order below it.
+    """
+    while orders:
+        order = orders.bit_length() - 1
+        hsize = PAGE_SIZE << order
+        good = True
+        if not anonymous and ((vma.vm_start >> PAGE_SHIFT) - vma.vm_pgoff) % (hsize >> PAGE_SHIFT):
+            good = False
+        haddr = (vma.vm_end - hsize) & ~(hsize - 1)
+        if haddr < vma.vm_start or haddr + hsize > vma.vm_end:
+            good = False
+        if good:
+            return orders
+        orders &= ~(1 << order)
+    return 0
+
+
+def file_thp_enabled(vma_obj: Object) -> bool:
+    """
+    ``file_thp_enabled()`` (Linux 7.2 ``mm/huge_memory.c``): a regular file,
+    not an anonymous inode, whose mapping allows PMD-sized folios
+    (``AS_FOLIO_ORDER_MIN`` <= 9 <= ``AS_FOLIO_ORDER_MAX`` fields of
+    ``mapping->flags``).
+
+    :param vma_obj: ``struct vm_area_struct *``
+    """
+    prog = vma_obj.prog_
+    vm_file = vma_obj.vm_file.read_()
+    if not int(vm_file.value_()):
+        return False
+    inode = vm_file.f_inode
+    if int(inode.i_flags.value_()) & S_ANON_INODE:
+        return False
+    try:
+        mflags = int(vm_file.f_mapping.flags.value_())
+    except (TypeError, ValueError):
+        return False
+    nbits = _enum(prog, "AS_FOLIO_ORDER_BITS", 5)
+    omin = _enum(prog, "AS_FOLIO_ORDER_MIN", 16)
+    omax = _enum(prog, "AS_FOLIO_ORDER_MAX", omin + nbits)
+    fmask = (1 << nbits) - 1
+    if not ((mflags >> omin) & fmask <= _PMD_ORDER <= (mflags >> omax) & fmask):
+        return False
+    return int(inode.i_mode.value_()) & _S_IFMT == _S_IFREG
+
+
+def vma_thp_disabled(mm: Object, vm_flags: int, bits: VMFlagBits) -> bool:
+    """
+    ``vma_thp_disabled()``: ``VM_NOHUGEPAGE``, or the mm's prctl
+    (``PR_SET_THP_DISABLE``) flags.
+
+    :param mm: ``struct mm_struct *``
+    :param vm_flags: the VMA's flags
+    :param bits: the target's VM flag bits
+    """
+    if vm_flags & bits.VM_NOHUGEPAGE:
+        return True
+    mmf = _mm_flags(mm)
+    if mmf >> MMF_DISABLE_THP_COMPLETELY & 1:
+        return True
+    if vm_flags & bits.VM_HUGEPAGE:
+        return False
+    return bool(mmf >> MMF_DISABLE_THP_EXCEPT_ADVISED & 1)
+
+
+def _mm_flags(mm: Object) -> int:
+    """The first word of ``mm->flags`` (a bitmap since Linux 6.18)."""
+    try:
+        f = mm.flags
+    except AttributeError:
+        f = mm._flags
+    try:
+        return int(f.value_())
+    except (TypeError, ValueError):
+        pass
+    for member in ("__mm_flags", "mm_flags"):
+        try:
+            return int(f.member_(member)[0].value_())
+        except (LookupError, TypeError):
+            continue
+    return 0

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+pagemap's page state
+--------------------
+
+What ``/proc/PID/pagemap`` needs to know about the ``struct page`` of a PFN
+(anonymous? mapped once? maybe shared?), and :class:`DrgnPageState`, which
+reads it from a kernel through :class:`livewalk.mm.page.PageReader`, with a
+fast path that decodes whole 4 KiB blocks of the vmemmap at once.
+
+>>> pages = DrgnPageState(prog)  # doctest: +SKIP
+>>> pages.page_info(0x1234)  # doctest: +SKIP
+PagemapPage(anon=True, mapcount=1, maybe_shared=False)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple, Protocol
+
+from drgn import FaultError, Program
+
+from livewalk.arch.x86.pgtable import PAGE_SIZE
+from livewalk.mm.page import MAPCOUNT_TYPE_LIMIT, PAGE_MAPPING_ANON, KernelState, PageReader
+from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE
+
+__all__ = (
+    "DrgnPageState",
+    "PagemapPage",
+    "PagemapPageState",
+)
+
+
+class PagemapPage(NamedTuple):
+    """
+    What pagemap needs to know about the ``struct page`` of a PFN.
+
+    :ivar anon: ``folio_test_anon(page_folio(page))``
+    :ivar mapcount: ``folio_precise_page_mapcount(folio, page)``
+        (``CONFIG_PAGE_MAPCOUNT``)
+    :ivar maybe_shared: ``folio_maybe_mapped_shared(folio)``
+    """
+
+    anon: bool
+    mapcount: int
+    maybe_shared: bool
+
+
+class PagemapPageState(Protocol):
+    """
+    Where pagemap gets the ``struct page`` state it needs. The drgn
+    implementation is :class:`DrgnPageState`; tests may supply their own.
+    """
+
+    def highest_memmap_pfn(self) -> int:
+        """``highest_memmap_pfn``."""
+        ...
+
+    def page_info(self, pfn: int) -> PagemapPage | None:
+        """The :class:`PagemapPage` of *pfn*, or ``None`` if it has no readable ``struct page``."""
+        ...
+
+    def hugetlb_pmd_shared(self, ptep: int) -> bool:
+        """``hugetlb_pmd_shared(ptep)``: the table page holding *ptep* is shared."""
+        ...
+
+
+_U64S = struct.Struct("<Q")
+_S32S = struct.Struct("<i")
+
+
+class DrgnPageState:
+    """
+    :class:`PagemapPageState` of a drgn program, through
+    :class:`livewalk.mm.page.PageReader` (the vmemmap read in 4 KiB blocks,
+    ``page_folio`` with the Linux 7.1+ ``compound_info`` mask, precise
+    mapcount). One object per pagemap read: it caches what it reads.
+    """
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.ks = ks = KernelState.for_program(prog)
+        self._reader: PageReader | None = None  # made on first use (see reader)
+        self._cache: dict[int, PagemapPage | None] = {}
+        # Fast path for small folios (see pfn_bits_block): whole 4 KiB
+        # blocks of the vmemmap decoded at once, when struct page tiles them.
+        self.bits_blocks: dict[int, list[int]] = {}
+        self.bits_shift: int | None = None
+        size = ks.page_size
+        if (
+            size % 8 == 0
+            and PAGE_SIZE % size == 0
+            and (PAGE_SIZE // size) & (PAGE_SIZE // size - 1) == 0
+            and ks.vmemmap_base % PAGE_SIZE == 0
+            and ks.off_flags % 8 == 0
+            and ks.off_compound % 8 == 0
+            and ks.off_mapping % 8 == 0
+            and ks.off_mapcount % 4 == 0
+        ):
+            self.bits_shift = (PAGE_SIZE // size).bit_length() - 1
+
+    @property
+    def reader(self) -> PageReader:
+        """The :class:`livewalk.mm.page.PageReader`, made on first use."""
+        if self._reader is None:
+            self._reader = PageReader(self.prog)
+        return self._reader
+
+    def highest_memmap_pfn(self) -> int:
+        return self.ks.highest_memmap_pfn
+
+    def page_info(self, pfn: int) -> PagemapPage | None:
+        try:
+            return self._cache[pfn]
+        except KeyError:
+            pass
+        r = self.reader
+        ks = r.ks
+        info: PagemapPage | None
+        try:
+            raw = r.page_bytes(pfn)
+            compound = _U64S.unpack_from(raw, ks.off_compound)[0]
+            flags = _U64S.unpack_from(raw, ks.off_flags)[0]
+            if not compound & 1 and not flags >> ks.pg_head & 1:
+                # A small folio (neither tail nor head): the page is the
+                # folio, and its own fields answer everything.
+                mapping = _U64S.unpack_from(raw, ks.off_mapping)[0]
+                mc = _S32S.unpack_from(raw, ks.off_mapcount)[0]
+                mapcount = 0 if mc < MAPCOUNT_TYPE_LIMIT else mc + 1
+                info = PagemapPage(bool(mapping & PAGE_MAPPING_ANON), mapcount, mapcount > 1)
+            else:
+                pi = r.info(pfn)
+                info = PagemapPage(r.anon(pi), r.precise_mapcount(pi), r.maybe_mapped_shared(pi))
+        except FaultError:
+            info = None
+        self._cache[pfn] = info
+        return info
+
+    def pfn_bits_block(self, block: int) -> list[int]:
+        """
+        The pagemap bits (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``) that the
+        ``struct page`` of each PFN of vmemmap block *block* (PFNs
+        ``block << bits_shift`` onwards, one 4 KiB read) gives a present
+        PTE, as :meth:`page_info` would for a small folio; -1 for a page of
+        a large folio or an unreadable block (use :meth:`page_info`).
+        """
+        ks = self.ks
+        try:
+            raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
+        except FaultError:
+            bits = [-1] * (1 << (self.bits_shift or 0))
+        else:
+            bits = self._decode_block(raw)
+        self.bits_blocks[block] = bits
+        return bits
+
+    def pfn_bits_blocks(self, first: int, last: int) -> None:
+        """
+        Decode the vmemmap blocks *first* to *last* (inclusive) not decoded
+        yet, with one read of the span from the first missing to the last
+        missing block (see :meth:`pfn_bits_block`).
+        """
+        have = self.bits_blocks
+        missing = [b for b in range(first, last + 1) if b not in have]
+        if not missing:
+            return
+        a, z = missing[0], missing[-1]
+        ks = self.ks
+        try:
+            raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
+        except FaultError:
+            return  # pfn_bits_block() reads them one by one
+        for bl in missing:
+            off = (bl - a) * PAGE_SIZE
+            have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
+
+    def _decode_block(self, raw: bytes) -> list[int]:
+        ks = self.ks
+        bits = _all_small_anon_exclusive(raw, ks)
+        if bits is None:
+            q = memoryview(raw).cast("Q")
+            w = ks.page_size // 8
+            head = ks.pg_head
+            bits = [
+                -1
+                if c & 1 or f >> head & 1
+                else (PM_FILE if not m & PAGE_MAPPING_ANON else 0) | (PM_MMAP_EXCLUSIVE if mc == 0 else 0)
+                for f, c, m, mc in zip(
+                    q[ks.off_flags // 8 :: w],
+                    q[ks.off_compound // 8 :: w],
+                    q[ks.off_mapping // 8 :: w],
+                    memoryview(raw).cast("i")[ks.off_mapcount // 4 :: ks.page_size // 4],
+                )
+            ]
+        return bits
+
+    def hugetlb_pmd_shared(self, ptep: int) -> bool:
+        try:
+            return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
+        except FaultError:
+            return False
+
+
+# byte -> bit k of it, for testing one bit of many bytes at once
+_BIT_TABLES = [bytes((i >> k) & 1 for i in range(256)) for k in range(8)]
+
+
+def _all_small_anon_exclusive(raw: bytes, ks: KernelState) -> list[int] | None:
+    """
+    ``[PM_MMAP_EXCLUSIVE] * n`` if every ``struct page`` in *raw* (a whole
+    vmemmap block) is a small folio (no ``compound_info`` bit 0, no
+    ``PG_head``), anonymous (``mapping`` bit 0) and mapped once
+    (``_mapcount`` 0), tested on byte slices at C speed (x86 is little
+    endian); else ``None``.
+    """
+    size = ks.page_size
+    b0 = _BIT_TABLES[0]
+    compound = raw[ks.off_compound :: size].translate(b0)
+    n = len(compound)
+    zeros = bytes(n)
+    if compound != zeros:
+        return None
+    head = ks.pg_head
+    if raw[ks.off_flags + head // 8 :: size].translate(_BIT_TABLES[head % 8]) != zeros:
+        return None
+    if raw[ks.off_mapping :: size].translate(b0) != b"\x01" * n:
+        return None
+    off = ks.off_mapcount
+    for k in range(4):
+        if raw[off + k :: size] != zeros:
+            return None
+    return [PM_MMAP_EXCLUSIVE] * n
