@@ -639,7 +639,7 @@ def main() -> int:
         print(json.dumps(ttfr_side(qmp, vdir, int(pid_s), int(s), int(e), float(t0))))
         return 0
 
-    from vm import Guest
+    from livewalk.vm import Guest
 
     res = Results()
     machine_header(res)
