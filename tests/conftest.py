@@ -20,5 +20,6 @@ runpy.run_path(os.path.join(ROOT, "vm", "checkout.py"))["load_checkout_vm"]()
 
 from livewalk.testing import PLUGIN, plugin_installed  # noqa: E402
 
+pytest_plugins = ["pytester"]
 if not plugin_installed() or os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-    pytest_plugins = [PLUGIN]
+    pytest_plugins.append(PLUGIN)

@@ -147,10 +147,10 @@ def session_guest(request: pytest.FixtureRequest, key: GuestKey) -> Guest:
     try:
         return pool.guest(key)
     except VMUnavailable as e:
-        msg = f"livewalk VM unavailable: {e}"
-        if _require(request.config):
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+        reason = f"livewalk VM unavailable: {e}"
+    if _require(request.config):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
