@@ -153,13 +153,13 @@ def session_guest(request: pytest.FixtureRequest, key: GuestKey) -> Guest:
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def livewalk_guest(request: pytest.FixtureRequest) -> Guest:
     """The running test VM for this test's kernel and paging mode (booted
-    once per session): run programs in it (``run``, ``spawn``, ``copy_in``)
-    and ask livewalk about their memory (``pagemap``, ``smaps``, ``vtop``,
-    ``walk_page_range``)."""
+    once per session, so fixtures of any scope may use it): run programs in
+    it (``run``, ``spawn``, ``copy_in``) and ask livewalk about their memory
+    (``pagemap``, ``smaps``, ``vtop``, ``walk_page_range``)."""
     key = getattr(request, "param", None)
-    if key is None:
-        key = _keys(request.config, request.node.get_closest_marker(MARKER))[0]
+    if key is None:  # not parametrized (asked for by getfixturevalue)
+        key = _keys(request.config, None)[0]
     return session_guest(request, key)
