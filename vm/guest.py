@@ -51,7 +51,7 @@ from .disks import extract_out_image, make_out_image, make_src_image, remove_sta
 from .errors import BootError, GuestError, RunResult, log
 from .image import Image, ensure_image
 from .qemu import FATAL, QemuSpec, host_has_la57, pdeathsig, qemu_args
-from .qmp import QMPClient, qmp_quit
+from .qmp import dump_guest_memory, qmp_quit
 
 if TYPE_CHECKING:
     from drgn import Object, Program
@@ -571,28 +571,9 @@ class Guest:
         dest = Path(path).resolve()
         t0 = time.monotonic()
         deadline = t0 + timeout
-        alive = lambda: self.running  # noqa: E731
-        try:
-            with self._agent.lock, QMPClient(str(self.run_dir / "qmp-dump.sock"), deadline, alive) as q:
-                formats = q.command("query-dump-guest-memory-capability").get("formats", [])
-                if fmt not in formats:
-                    raise GuestError(f"this QEMU cannot dump in format {fmt!r} (it has {formats})")
-                q.command("dump-guest-memory", paging=False, protocol=f"file:{dest}",
-                          detach=True, format=fmt)  # fmt: skip
-                while True:
-                    st = q.command("query-dump")
-                    if st.get("status") == "completed":
-                        break
-                    if st.get("status") == "failed":
-                        raise GuestError(f"QEMU failed to dump the guest to {dest}")
-                    if time.monotonic() > deadline:
-                        raise GuestError(
-                            f"the dump to {dest} did not complete in {timeout:.0f} s "
-                            f"({st.get('completed')} of {st.get('total')} bytes)"
-                        )
-                    time.sleep(0.2)
-        except (OSError, ValueError) as e:
-            raise GuestError(f"QMP dump monitor: {e}") from e
+        with self._agent.lock:
+            dump_guest_memory(str(self.run_dir / "qmp-dump.sock"), dest, fmt, deadline,
+                              alive=lambda: self.running)  # fmt: skip
         return time.monotonic() - t0
 
     # -- stopping --

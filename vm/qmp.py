@@ -14,11 +14,12 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .errors import GuestError
 
-__all__ = ("QMPClient", "qmp_quit")
+__all__ = ("QMPClient", "dump_guest_memory", "qmp_quit")
 
 _ids = itertools.count(1)
 
@@ -94,3 +95,35 @@ def qmp_quit(path: str) -> None:
             q.command("quit")
     except (OSError, ValueError, GuestError):
         pass
+
+
+def dump_guest_memory(
+    path: str, dest: Path, fmt: str, deadline: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Have QEMU write a crash dump of the guest to the host file *dest*
+    (``dump-guest-memory``, ``paging=false``, detached) over the monitor at
+    *path*, and wait for it until ``time.monotonic()`` passes *deadline*.
+
+    :raises GuestError: if QEMU refuses (*fmt* not built in), the dump
+        fails, or the deadline passes
+    """
+    try:
+        with QMPClient(path, deadline, alive) as q:
+            formats = q.command("query-dump-guest-memory-capability").get("formats", [])
+            if fmt not in formats:
+                raise GuestError(f"this QEMU cannot dump in format {fmt!r} (it has {formats})")
+            q.command("dump-guest-memory", paging=False, protocol=f"file:{dest}", detach=True, format=fmt)
+            while True:
+                st = q.command("query-dump")
+                if st.get("status") == "completed":
+                    return
+                if st.get("status") == "failed":
+                    raise GuestError(f"QEMU failed to dump the guest to {dest}")
+                if time.monotonic() > deadline:
+                    raise GuestError(
+                        f"the dump to {dest} did not complete in time "
+                        f"({st.get('completed')} of {st.get('total')} bytes)"
+                    )
+                time.sleep(0.2)
+    except (OSError, ValueError) as e:
+        raise GuestError(f"QMP dump monitor: {e}") from e
