@@ -56,16 +56,18 @@ import math
 import os
 import platform
 import re
+import runpy
 import subprocess
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+    sys.path.insert(0, REPO)  # livewalk of this checkout (also in the guest's /src)
 
 PAGE = 4096
 PM_PRESENT = 1 << 63
@@ -378,19 +380,6 @@ def run_bench_walker(res: Results, levels: int, quick: bool) -> None:
         res.time("synthetic_1gib_pmd_entry_walk", float(m2.group(1)) / 1000)
 
 
-def _poll_ready(g: Any, path: str, pid: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            return json.loads(r.stdout)  # type: ignore[no-any-return]
-        alive = g.run(f"grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status", timeout=60)
-        if alive.returncode != 0:
-            raise RuntimeError(f"workload exited before ready: {g.spawn_log(pid)[-4000:]}")
-        time.sleep(1)
-    raise RuntimeError(f"workload not ready after {timeout} s")
-
-
 def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: int | None = None,
         block: int | None = None, blocks: int | None = None, repeat: int | None = None,
         res: Results | None = None) -> Results:
@@ -419,7 +408,7 @@ def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: i
         f"exec python3 tests/workloads/mappings.py --bench --size-mb {size_mb} "
         f"--sparse-mb {sparse_mb} --ready-file {path}"
     )
-    ready = _poll_ready(g, path, spawned, 900)
+    ready = g.wait_ready_file(path, spawned, 900)
     res.line(f"# workload ready in {time.monotonic() - t:.1f} s: pid {ready['pid']}, "
              f"skipped {ready.get('skipped')}, notes {ready.get('notes')}")
     if ready.get("skipped"):
@@ -439,10 +428,22 @@ def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: i
 
 def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], quick: bool,
                    block: int, blocks: int, repeat: int, size_mb: int, sparse_mb: int) -> None:
+    """Every figure of the module docstring on the benchmark process *pid*,
+    in an order that lets each step attach when it needs to."""
     res.count("bench_populated_pages_expected", (size_mb << 20) // PAGE)
     res.count("bench_sparse_pages_expected", (sparse_mb << 20) // (16 << 20))
+    time_to_first_result(g, res, pid, regions, quick)  # 6., before this process attaches
+    mm, vmas = attach_target(g, res, pid)
+    host = livewalk_host(res, mm, vmas, regions, repeat)  # 1.
+    follow_phys_vs_livewalk(res, mm, vmas, host, block, blocks, repeat)  # 2.
+    sparse_walks(g, res, mm, repeat, quick)  # 5.
+    guest_vs_kernel(g, res, pid, regions, repeat, host)  # 3. and 4.
 
-    # -- 6. time to first result, in a fresh process, before we attach
+
+def time_to_first_result(g: Any, res: Results, pid: int, regions: list[tuple[int, int]],
+                         quick: bool) -> None:
+    """6. A fresh host process: start, import, attach, first pagemap walk.
+    Run before this process attaches: QEMU serves one QMP client at a time."""
     s4k, e4k = regions[0]
     first_end = min(e4k, s4k + (2 << 20)) if quick else e4k
     t0 = time.time()
@@ -464,10 +465,10 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     res.target("ttfr_under_2s", ttfr < TARGET_TTFR_S,
                f"{ttfr:.2f} s wall, {tt['marks']['cpu_total']:.2f} s CPU (goal {TARGET_TTFR_S} s)")
 
-    # -- attach in this process
+
+def attach_target(g: Any, res: Results, pid: int) -> tuple[Any, list[tuple[int, int]]]:
+    """Attach in this process; the target's mm and its VMAs."""
     from livewalk.backend.drgn import DrgnBackend
-    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
-    from livewalk.proc.pagemap import pagemap_read, pagemap_runs
     from livewalk.task import resolve_mm
 
     t = time.perf_counter()
@@ -479,8 +480,27 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     total_pages = sum((e - s) // PAGE for s, e in vmas)
     res.count("target_vmas", len(vmas))
     res.count("target_vma_pages", total_pages, f"{total_pages * PAGE / 2**30:.2f} GiB of VMAs")
+    return mm, vmas
 
-    # -- 1. livewalk from the host, every page of every VMA, and the whole space as runs
+
+@dataclass
+class HostFigures:
+    """What the later steps compare with livewalk's host figures."""
+
+    all_vmas_s: float
+    all_vmas_cpu: float
+    whole_runs_s: float
+    regions_s: float
+    regions_present: int
+
+
+def livewalk_host(res: Results, mm: Any, vmas: list[tuple[int, int]], regions: list[tuple[int, int]],
+                  repeat: int) -> HostFigures:
+    """1. livewalk from the host: every page of every VMA, the whole space as runs."""
+    from livewalk.proc.pagemap import pagemap_read, pagemap_runs
+
+    total_pages = sum((e - s) // PAGE for s, e in vmas)
+
     def lw_all() -> dict[tuple[int, int], Any]:
         return {(s, e): pagemap_read(mm, s, e) for s, e in vmas}
 
@@ -497,8 +517,15 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     res.time("livewalk_host_bench_regions", t_reg, "pagemap_read of the 3 benchmark regions")
     present_host = sum(1 for s, e in regions for v in ours[(s, e)] if v & PM_PRESENT)
     res.count("livewalk_host_bench_present", present_host)
+    return HostFigures(t_all, cpu_all, t_runs, t_reg, present_host)
 
-    # -- 2. follow_phys on the sample, and livewalk on the same blocks
+
+def follow_phys_vs_livewalk(res: Results, mm: Any, vmas: list[tuple[int, int]], host: HostFigures,
+                            block: int, blocks: int, repeat: int) -> None:
+    """2. follow_phys on the sample, livewalk on the same blocks, the answers
+    compared; the whole-target follow_phys time extrapolated."""
+    from livewalk.proc.pagemap import pagemap_read
+
     sample = _sample_blocks(vmas, block, blocks)
     n_sample = sum((e - s) // PAGE for bl in sample for s, e in bl)
     fp_res: dict[tuple[int, int], list[int]] = {}
@@ -541,18 +568,25 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
              "EXTRAPOLATED from the sample: per VMA, mean time per sampled page x VMA pages")
     res.ratio("follow_phys_over_livewalk_sample", t_fp_total / t_lws, "same pages, both measured")
     res.ratio("follow_phys_over_livewalk_sample_cpu", cpu_fp / max(cpu_lws, 1e-9), "same, CPU time")
-    host_ratio = fp_est / t_all
+    host_ratio = fp_est / host.all_vmas_s
     res.ratio("follow_phys_over_livewalk_host", host_ratio,
               "follow_phys estimate for all VMA pages / livewalk measured on all VMA pages")
-    res.ratio("follow_phys_over_livewalk_host_runs", fp_est / t_runs,
+    res.ratio("follow_phys_over_livewalk_host_runs", fp_est / host.whole_runs_s,
               "same estimate / livewalk pagemap_runs over the whole address space")
-    res.ratio("follow_phys_over_livewalk_host_cpu", fp_est * (cpu_fp / t_fp_total) / max(cpu_all, 1e-9),
+    res.ratio("follow_phys_over_livewalk_host_cpu",
+              fp_est * (cpu_fp / t_fp_total) / max(host.all_vmas_cpu, 1e-9),
               "same, CPU time (estimate scaled by the sample's CPU/wall)")
     res.target("host_100x_follow_phys", host_ratio >= TARGET_HOST_RATIO,
                f"whole target {host_ratio:.0f}x (same-sample blocks: {t_fp_total / t_lws:.0f}x; "
                f"goal {TARGET_HOST_RATIO:.0f}x)")
 
-    # -- 5. sparse 128 TiB walks
+
+def sparse_walks(g: Any, res: Results, mm: Any, repeat: int, quick: bool) -> None:
+    """5. Walks of the sparse 128 TiB range, real and synthetic, their peak
+    memory; then bench_walker's pte_entry rate."""
+    from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
+    from livewalk.proc.pagemap import pagemap_runs
+
     calls = [0, 0]
 
     def pmd_entry(pmd: Any, addr: int, next: int, walk: Any) -> int:  # noqa: A002
@@ -581,7 +615,11 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
                f"{res.mem['sparse128t_synthetic_peak']} B")
     run_bench_walker(res, g.levels, quick)
 
-    # -- 3./4. the guest side: livewalk over /proc/kcore vs the kernel's pagemap
+
+def guest_vs_kernel(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], repeat: int,
+                    host: HostFigures) -> None:
+    """3. and 4. In the guest: livewalk over /proc/kcore against the kernel's
+    own pagemap; and the host's figures against the guest kernel's."""
     arg = ",".join(f"{s}:{e}" for s, e in regions)
     r = g.run(f"python3 bench/bench_targets.py --guest-side {pid} {arg} --repeat {repeat}",
               timeout=3600)
@@ -610,10 +648,10 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     res.target("guest_within_20x_kernel", g_ratio <= TARGET_GUEST_RATIO,
                f"{g_ratio:.1f}x (goal {TARGET_GUEST_RATIO:.0f}x)")
     # livewalk from the host on the same ranges, vs the kernel inside the guest
-    res.ratio("livewalk_host_regions_over_kernel_pagemap", t_reg / k_s,
+    res.ratio("livewalk_host_regions_over_kernel_pagemap", host.regions_s / k_s,
               "host Python over QMP vs the guest kernel (TCG)")
     # the host answer equals the guest's kernel answer too
-    res.count("host_present_equals_guest_present", int(present_host == sum(gd["present"])))
+    res.count("host_present_equals_guest_present", int(host.regions_present == sum(gd["present"])))
 
 
 def main() -> int:
@@ -640,7 +678,9 @@ def main() -> int:
         print(json.dumps(ttfr_side(qmp, vdir, int(pid_s), int(s), int(e), float(t0))))
         return 0
 
-    from vm import Guest
+    # This checkout's harness, installed or not (livewalk.vm is vm/).
+    vm = runpy.run_path(os.path.join(REPO, "vm", "checkout.py"))["load_checkout_vm"]()
+    Guest = vm.Guest
 
     res = Results()
     machine_header(res)

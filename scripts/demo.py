@@ -8,12 +8,13 @@ import argparse
 import json
 import logging
 import os
+import runpy
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from vm import Guest  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# This checkout's harness (livewalk.vm is vm/), installed or not.
+Guest = runpy.run_path(os.path.join(ROOT, "vm", "checkout.py"))["load_checkout_vm"]().Guest
 
 READY = "/tmp/livewalk-demo-workload.json"
 
@@ -98,7 +99,7 @@ def host_compare(g: Guest, pid: int) -> bool:
 
     from livewalk.proc.pagemap import pagemap_read
     from livewalk.proc.smaps import format_smaps, smaps
-    from livewalk.target import find_mm
+    from livewalk.task import find_mm
 
     d = "/tmp/livewalk-demo-snap"
     g.spawn(f"exec python3 scripts/proc_snapshot.py {pid} {d}")

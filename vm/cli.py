@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .guest import REPO, BootError, Guest, GuestError
+from .errors import BootError, GuestError
+from .guest import Guest, default_src
 from .image import ImageError, ensure_image
 
 __all__ = ["build_main", "run_main"]
@@ -64,7 +65,7 @@ def run_main(argv: list[str]) -> int:
         ap.print_usage(sys.stderr)
         print("vm/run: error: no command given", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else REPO / "out" / time.strftime("run-%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else default_src() / "out" / time.strftime("run-%Y%m%d-%H%M%S")
     # SIGTERM/SIGHUP: unwind through the with-block so QEMU is stopped.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))

@@ -77,7 +77,7 @@ def run_crosscheck(args: argparse.Namespace, prog: Any = None, out: TextIO | Non
     if prog is None:
         import time
 
-        from livewalk.target import open_program
+        from livewalk.program import open_program
 
         t0 = time.monotonic()
         prog = open_program(

@@ -79,7 +79,7 @@ def _forget_vmas(base: Any) -> None:
 
 
 def _mm_of(prog: Any, pid: int) -> Any:
-    from livewalk.target import find_mm
+    from livewalk.task import find_mm
 
     return find_mm(prog, pid)[1]
 

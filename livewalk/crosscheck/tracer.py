@@ -42,10 +42,20 @@ class TracerError(LivewalkError):
 
 
 def bpf_source_path() -> Path:
-    """``bpf/walktrace.c`` of this source tree (or ``$LIVEWALK_BPF_DIR``)."""
+    """
+    Where ``walktrace.c`` is: in ``$LIVEWALK_BPF_DIR`` if set, else the copy
+    installed with the package (``livewalk/bpf/``, package data mapped from
+    the repository's ``bpf/``), else ``bpf/`` of the source tree this module
+    runs from (a checkout, an editable install, or the guest's ``/src``).
+    """
+    import importlib.resources
+
     d = os.environ.get("LIVEWALK_BPF_DIR")
     if d:
         return Path(d) / "walktrace.c"
+    installed = importlib.resources.files("livewalk") / "bpf" / "walktrace.c"
+    if installed.is_file():
+        return Path(str(installed))
     return Path(__file__).resolve().parents[2] / "bpf" / "walktrace.c"
 
 

@@ -161,7 +161,7 @@ def verify_command(prog: Program, args: argparse.Namespace, out: TextIO) -> int:
     """``livewalk verify``: run both comparisons and print a verdict."""
     import drgn
 
-    from livewalk.target import find_mm
+    from livewalk.task import find_mm
 
     local = getattr(drgn.ProgramFlags, "IS_LOCAL", drgn.ProgramFlags.IS_LIVE)
     if not prog.flags & drgn.ProgramFlags.IS_LIVE or not prog.flags & local:

@@ -440,7 +440,7 @@ def vtop(mm: Any, addr: int) -> VtopResult:
     :raises KernelThreadError: for a task without an mm
     """
     from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug
-    from livewalk.target import to_mm
+    from livewalk.task import to_mm
 
     mm = to_mm(mm)
     backend = backend_for_mm(mm)

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Fixtures for the tests that boot the QEMU test VM (see vm/).
+"""Fixtures for the tests that boot the QEMU test VM: those of the livewalk
+pytest plugin (livewalk/testing/plugin.py), under this suite's names.
 
 - ``guest5``: a guest with 5-level paging, ``guest4``: with 4-level paging.
   Session-scoped: each boots once, on first use, and is stopped at the end of
   the session. A boot that fails (after vm's own retries) errors the tests
-  that use it, once, without booting again.
+  that use it without booting again.
 - ``guest``: parametrized over both (ids ``l5`` and ``l4``).
+- ``livewalk_guest`` (the plugin's): ``--livewalk-paging`` (default 5) or the
+  test's ``livewalk_vm`` marker.
 
 Every test collected under tests/vm/ gets the ``vm`` marker, so
 ``pytest -m "not vm"`` runs the host-only tests alone.
@@ -14,11 +17,12 @@ Every test collected under tests/vm/ gets the ``vm`` marker, so
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
+from livewalk.vm import Guest
 
-from vm import Guest
+from livewalk.testing import GuestKey
+from livewalk.testing.plugin import session_guest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,25 +33,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.vm)
 
 
-def _boot(levels: int) -> Iterator[Guest]:
-    g = Guest(levels=levels)
-    try:
-        g.start()
-        yield g
-    finally:
-        g.stop()
-
-
 @pytest.fixture(scope="session")
-def guest5() -> Iterator[Guest]:
+def guest5(request: pytest.FixtureRequest) -> Guest:
     """The 5-level-paging guest (booted once per session)."""
-    yield from _boot(5)
+    return session_guest(request, GuestKey(levels=5))
 
 
 @pytest.fixture(scope="session")
-def guest4() -> Iterator[Guest]:
+def guest4(request: pytest.FixtureRequest) -> Guest:
     """The 4-level-paging guest (booted once per session)."""
-    yield from _boot(4)
+    return session_guest(request, GuestKey(levels=4))
 
 
 @pytest.fixture(params=[5, 4], ids=["l5", "l4"])

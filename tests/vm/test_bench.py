@@ -25,8 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from vm import Guest
+from livewalk.vm import Guest
 
 pytestmark = pytest.mark.vm
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from livewalk.vm import Guest
 
 from livewalk.crosscheck.triggers import trigger_names
-from vm import Guest
 
 LINE = re.compile(
     r"^(?P<name>\w+)\s+(?P<ok>ok  |FAIL) +(?P<walks>\d+) walks +(?P<cbs>\d+) callbacks "

@@ -473,18 +473,6 @@ def coverage(ready: dict[str, Any], maps: list[Any], k: dict[str, list[int]]) ->
     return out
 
 
-def _poll_ready(g: Any, path: str, pid: int) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            return json.loads(r.stdout)  # type: ignore[no-any-return]
-        alive = g.run(f"grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status", timeout=60)
-        if alive.returncode != 0:
-            pytest.fail(f"workload exited before ready: {g.spawn_log(pid)[-4000:]}")
-        time.sleep(1)
-    pytest.fail(f"workload not ready after {READY_TIMEOUT} s")
-
 
 @pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
 def pm_workload(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -493,7 +481,7 @@ def pm_workload(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str,
     path = "/tmp/livewalk-pagemap-workload.json"
     g.run(f"rm -f {path}", timeout=60)
     spawned = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    ready = _poll_ready(g, path, spawned)
+    ready = g.wait_ready_file(path, spawned, READY_TIMEOUT)
     try:
         yield g, ready
     finally:

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from vm import Guest
+from livewalk.vm import Guest
 
 CHURN_SECONDS = float(os.environ.get("LIVEWALK_CHURN_SECONDS", "90"))
 QMP_SECONDS = float(os.environ.get("LIVEWALK_CHURN_QMP_SECONDS", "60"))
@@ -229,7 +228,7 @@ from drgn import Object
 from livewalk import *
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.task import resolve_mm
-from livewalk.target import open_program
+from livewalk.program import open_program
 from livewalk.errors import NoSuchProcessError, KernelThreadError
 prog = open_program()
 res = {}
@@ -279,7 +278,7 @@ from livewalk import *
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.task import resolve_mm
 from livewalk.cli import main
-from livewalk.target import open_program
+from livewalk.program import open_program
 from livewalk.consistency import walk_with_retry
 import livewalk.proc.pagemap as pagemap
 import livewalk.proc.smaps as smaps_mod

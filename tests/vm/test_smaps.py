@@ -110,7 +110,7 @@ GUEST_SCRIPT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import drgn
-from livewalk.target import open_program
+from livewalk.program import open_program
 from livewalk.task import resolve_mm
 import livewalk.proc.smaps as sm
 from livewalk.mm.page import PageReader
@@ -368,7 +368,7 @@ def swap_workload(smaps_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     g.put("/tmp/livewalk_smaps_swap.py", SWAP_WORKLOAD)
     g.run(f"rm -f {path}", timeout=60)
     pid = g.spawn(f"python3 /tmp/livewalk_smaps_swap.py {path}")
-    ready = _poll_ready(g, path, pid)
+    ready = g.wait_ready_file(path, pid, READY_TIMEOUT)
     try:
         yield g, ready
     finally:
@@ -379,18 +379,6 @@ def swap_workload(smaps_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
 # ---------------------------------------------------------------------------
 # The workload
 # ---------------------------------------------------------------------------
-def _poll_ready(g: Any, path: str, pid: int) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            return json.loads(r.stdout)  # type: ignore[no-any-return]
-        alive = g.run(f"grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status", timeout=60)
-        if alive.returncode != 0:
-            pytest.fail(f"workload exited before ready: {g.spawn_log(pid)[-4000:]}")
-        time.sleep(1)
-    pytest.fail(f"workload not ready after {READY_TIMEOUT} s")
-
 
 @pytest.fixture(scope="module")
 def smaps_workload(smaps_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -400,7 +388,7 @@ def smaps_workload(smaps_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     pid = g.spawn(
         f"python3 tests/workloads/mappings.py --ready-file {path} 2>/tmp/livewalk-smaps-workload.log"
     )
-    ready = _poll_ready(g, path, pid)
+    ready = g.wait_ready_file(path, pid, READY_TIMEOUT)
     try:
         yield g, ready
     finally:

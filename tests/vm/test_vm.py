@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from vm import BootError, Guest, GuestError
-from vm.image import current_image
+from livewalk.vm import BootError, Guest, GuestError
+from livewalk.vm.image import current_image
 
 pytestmark = pytest.mark.vm
 

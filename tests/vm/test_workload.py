@@ -101,19 +101,6 @@ def has(e: int, bit: int) -> bool:
     return bool(e & bit)
 
 
-def _poll_ready(g: Any, path: str, pid: int) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=60)
-        if r.returncode == 0 and r.stdout.strip():
-            return json.loads(r.stdout)
-        alive = g.run(f"grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status", timeout=60)
-        if alive.returncode != 0:
-            pytest.fail(f"workload exited before ready: {g.spawn_log(pid)[-4000:]}")
-        time.sleep(1)
-    pytest.fail(f"workload not ready after {READY_TIMEOUT} s")
-
-
 def _dump(g: Any, path: str) -> Dump:
     r = g.run(f"python3 tests/workloads/procdump.py {path}", timeout=300)
     assert r.returncode == 0, r.stderr
@@ -123,7 +110,7 @@ def _dump(g: Any, path: str) -> Dump:
 def _start(g: Any, args: str, path: str) -> tuple[int, dict[str, Any]]:
     g.run(f"rm -f {path}", timeout=60)
     pid = g.spawn(f"python3 tests/workloads/mappings.py {args} --ready-file {path}")
-    return pid, _poll_ready(g, path, pid)
+    return pid, g.wait_ready_file(path, pid, READY_TIMEOUT)
 
 
 @pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])

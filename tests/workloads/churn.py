@@ -261,7 +261,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     from livewalk.cli import build_parser, run_command
     from livewalk.consistency import checked_walk, walk_with_retry
     from livewalk.errors import LivewalkError
-    from livewalk.target import find_mm
+    from livewalk.task import find_mm
 
     st: dict[str, object] = {}
     counts: dict[str, int] = {k: 0 for k in (
@@ -369,7 +369,7 @@ def walk_main() -> None:
     ap.add_argument("--ready-file", help="the workload's ready file (for the slots)")
     ap.add_argument("--control", type=int, help="also walk this quiet process: it must not be torn")
     args = ap.parse_args()
-    from livewalk.target import open_program
+    from livewalk.program import open_program
 
     prog = open_program()
     slots = None
@@ -386,7 +386,7 @@ def control_walk(prog: object, pid: int) -> dict[str, object]:
     """Walk a process that does not change: the detector must not flag it."""
     from livewalk import MMWalkOps, walk_page_range
     from livewalk.consistency import walk_with_retry
-    from livewalk.target import find_mm
+    from livewalk.task import find_mm
 
     _task, mm = find_mm(prog, pid)
     n = [0]

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+The livewalk pytest plugin: the test VM as a fixture, for any project that
+installs livewalk (entry point ``pytest11``: ``livewalk``).
+
+>>> def test_heap_is_mapped(livewalk_guest):  # doctest: +SKIP
+...     pid = livewalk_guest.spawn("exec /tmp/prog", ready="READY")
+...     assert any(v.rss for v in livewalk_guest.smaps(pid))
+
+Fixtures:
+
+- ``livewalk_guest``: a booted :class:`~livewalk.vm.Guest`, one per kernel
+  and paging mode for the whole session (booted on first use). A test that
+  asks for it runs once per paging mode of ``--livewalk-paging`` and kernel
+  of ``--livewalk-kernel``, or of its ``livewalk_vm`` marker:
+  ``@pytest.mark.livewalk_vm(paging=(5, 4), kernels=("default",))``.
+- ``livewalk_vm_pool``: the session's :class:`~livewalk.testing.GuestPool`
+  (for fixtures of one's own, e.g. a guest per paging mode).
+
+When the VM cannot be had (no QEMU, no image, a kernel or architecture not
+available), the tests that need it are skipped with the reason, or fail with
+it under ``--livewalk-require-vm`` (ini ``livewalk_require_vm = true``).
+Nothing here imports drgn or boots anything until a test asks for a guest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from livewalk.testing.pool import ARCHES, DEFAULT_KERNEL, GuestKey, GuestPool, VMUnavailable
+
+if TYPE_CHECKING:
+    from livewalk.vm import Guest
+
+__all__ = (
+    "livewalk_guest",
+    "livewalk_vm_pool",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_generate_tests",
+)
+
+MARKER = "livewalk_vm"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("livewalk", "livewalk test VM")
+    group.addoption(
+        "--livewalk-kernel", metavar="SERIES[,SERIES]", default=None,
+        help="kernel series to boot, comma-separated (default: the image's kernel, 'default')",
+    )  # fmt: skip
+    group.addoption(
+        "--kernel-image", metavar="BZIMAGE", default=None,
+        help="boot this kernel of your own instead (needs --vmlinux)",
+    )  # fmt: skip
+    group.addoption(
+        "--vmlinux", metavar="VMLINUX", default=None,
+        help="the debug vmlinux of --kernel-image, for livewalk on the host",
+    )  # fmt: skip
+    group.addoption(
+        "--livewalk-arch", default="x86_64", choices=ARCHES, help="guest architecture (default x86_64)"
+    )
+    group.addoption(
+        "--livewalk-paging", metavar="LEVELS[,LEVELS]", default=None,
+        help="x86-64 paging levels of the guests, e.g. 5 or 5,4 (default 5)",
+    )  # fmt: skip
+    group.addoption(
+        "--livewalk-require-vm", action="store_true", default=None,
+        help="fail, not skip, the tests that need the VM when it cannot be had",
+    )  # fmt: skip
+    parser.addini("livewalk_require_vm", "fail, not skip, when the VM cannot be had", type="bool", default=False)
+    parser.addini("livewalk_paging", "default paging levels (e.g. '5,4')", default="5")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(paging=(5, 4), kernels=('default',)): run the test on the livewalk test VM, "
+        "once per paging mode and kernel series",
+    )
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
+    """The guests a test runs on: its marker's, else the command line's."""
+    paging = marker.kwargs.get("paging") if marker is not None else None
+    kernels = marker.kwargs.get("kernels") if marker is not None else None
+    if paging is None:
+        paging = [int(v) for v in _split(config.getoption("livewalk_paging") or config.getini("livewalk_paging"))]
+    if kernels is None:
+        kernels = _split(config.getoption("livewalk_kernel") or DEFAULT_KERNEL)
+    for lv in paging:
+        if lv not in (4, 5):
+            raise pytest.UsageError(f"livewalk: paging levels must be 4 or 5, not {lv!r}")
+    image = config.getoption("kernel_image")
+    vmlinux = config.getoption("vmlinux")
+    arch = config.getoption("livewalk_arch")
+    return [
+        GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux)
+        for k in kernels
+        for lv in paging
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "livewalk_guest" not in metafunc.fixturenames:
+        return
+    keys = _keys(metafunc.config, metafunc.definition.get_closest_marker(MARKER))
+    metafunc.parametrize("livewalk_guest", keys, ids=[k.id for k in keys], indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests on the VM can be selected or left out with -m livewalk_vm.
+    for item in items:
+        if "livewalk_guest" in getattr(item, "fixturenames", ()) and item.get_closest_marker(MARKER) is None:
+            item.add_marker(MARKER)
+
+
+def _require(config: pytest.Config) -> bool:
+    opt = config.getoption("livewalk_require_vm")
+    return bool(opt) if opt is not None else bool(config.getini("livewalk_require_vm"))
+
+
+@pytest.fixture(scope="session")
+def livewalk_vm_pool(request: pytest.FixtureRequest) -> Iterator[GuestPool]:
+    """The session's guests (see :class:`~livewalk.testing.GuestPool`);
+    ``pool.guest(key)`` boots one. Prefer :func:`livewalk_guest`, or
+    :func:`session_guest` in fixtures of one's own."""
+    pool = GuestPool(src=Path(request.config.rootpath))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def session_guest(request: pytest.FixtureRequest, key: GuestKey) -> Guest:
+    """*key*'s guest of this session, or skip (fail, under
+    ``--livewalk-require-vm``) with the one-line reason it cannot be had."""
+    pool: GuestPool = request.getfixturevalue("livewalk_vm_pool")
+    try:
+        return pool.guest(key)
+    except VMUnavailable as e:
+        reason = f"livewalk VM unavailable: {e}"
+    if _require(request.config):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def livewalk_guest(request: pytest.FixtureRequest) -> Guest:
+    """The running test VM for this test's kernel and paging mode (booted
+    once per session, so fixtures of any scope may use it): run programs in
+    it (``run``, ``spawn``, ``copy_in``) and ask livewalk about their memory
+    (``pagemap``, ``smaps``, ``vtop``, ``walk_page_range``)."""
+    key = getattr(request, "param", None)
+    if key is None:  # not parametrized (asked for by getfixturevalue)
+        key = _keys(request.config, None)[0]
+    return session_guest(request, key)

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+The test session's guests: booted on first use, one per kernel and paging
+mode, stopped at the end; and whether a guest can be had at all.
+
+>>> pool = GuestPool(src=Path("."))
+>>> g = pool.guest(GuestKey(levels=4))  # doctest: +SKIP
+>>> pool.close()
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from livewalk.vm import Guest
+
+__all__ = ("ARCHES", "DEFAULT_KERNEL", "GuestKey", "GuestPool", "VMUnavailable")
+
+#: The kernel series name meaning "the kernel of the built image".
+DEFAULT_KERNEL = "default"
+#: Guest architectures the harness boots ([C] adds arm64).
+ARCHES = ("x86_64",)
+#: The emulator each architecture needs.
+_QEMU = {"x86_64": "qemu-system-x86_64"}
+
+
+class VMUnavailable(Exception):
+    """The test VM cannot be had here (no QEMU, no image, an unsupported
+    kernel or architecture); the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class GuestKey:
+    """Which guest a test runs on.
+
+    :ivar kernel: a kernel series (``"7.2"``) or ``"default"`` (the image's
+        kernel); [B] adds more series
+    :ivar levels: 5 or 4 (x86-64 paging levels)
+    :ivar kernel_image: a bzImage of the user's own (with ``vmlinux``)
+    """
+
+    kernel: str = DEFAULT_KERNEL
+    levels: int = 5
+    arch: str = "x86_64"
+    kernel_image: str | None = None
+    vmlinux: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The test id part: ``l5``, or ``7.2-l4`` for a named series."""
+        lv = f"l{self.levels}"
+        return lv if self.kernel == DEFAULT_KERNEL else f"{self.kernel}-{lv}"
+
+
+class GuestPool:
+    """Guests booted on demand and kept for the session.
+
+    A guest that fails to boot (after :class:`~livewalk.vm.Guest`'s own
+    retries) is not booted again: later requests raise the same error.
+
+    :param src: the host tree shown read-only at ``/src``
+    """
+
+    def __init__(self, src: Path, memory: str = "4G", smp: int = 2) -> None:
+        self.src = src
+        self.memory = memory
+        self.smp = smp
+        self._guests: dict[GuestKey, Guest] = {}
+        self._failed: dict[GuestKey, BaseException] = {}
+
+    def check(self, key: GuestKey) -> None:
+        """Raise :class:`VMUnavailable` with the reason if *key*'s guest cannot be had."""
+        if key.arch not in ARCHES:
+            raise VMUnavailable(f"architecture {key.arch} is not supported yet (only {', '.join(ARCHES)})")
+        qemu = _QEMU[key.arch]
+        if shutil.which(qemu) is None:
+            raise VMUnavailable(f"{qemu} not found on PATH (install QEMU, e.g. apt-get install qemu-system-x86)")
+        if (key.kernel_image is None) != (key.vmlinux is None):
+            raise VMUnavailable("--kernel-image and --vmlinux go together")
+        for p in (key.kernel_image, key.vmlinux):
+            if p is not None and not os.path.isfile(p):
+                raise VMUnavailable(f"no such file: {p}")
+        if key.kernel != DEFAULT_KERNEL and key.kernel_image is None:
+            from livewalk.vm.image import current_image
+
+            img = current_image()
+            release = img.release if img is not None else "none built"
+            if img is None or not (release == key.kernel or release.startswith(key.kernel + ".")):
+                raise VMUnavailable(f"kernel series {key.kernel} is not available (the image has {release})")
+
+    def guest(self, key: GuestKey) -> Guest:
+        """The running guest for *key*, booting it on first use.
+
+        :raises VMUnavailable: if it cannot be had (see :meth:`check`)
+        :raises ~livewalk.vm.BootError: if it did not boot
+        """
+        if key in self._failed:
+            raise self._failed[key]
+        g = self._guests.get(key)
+        if g is not None and g.running:
+            return g
+        self.check(key)
+        from livewalk.vm import Guest, ImageError, ensure_image
+
+        try:
+            ensure_image(resolve_versions=False)
+        except (ImageError, OSError) as e:
+            self._failed[key] = VMUnavailable(f"no test VM image and it cannot be built here: {e}")
+            raise self._failed[key] from e
+        g = Guest(
+            levels=key.levels,
+            memory=self.memory,
+            smp=self.smp,
+            src=self.src,
+            kernel_image=key.kernel_image,
+            vmlinux=key.vmlinux,
+        )
+        try:
+            g.start()
+        except BaseException as e:
+            self._failed[key] = e
+            raise
+        self._guests[key] = g
+        return g
+
+    def close(self) -> None:
+        """Stop every guest."""
+        for g in self._guests.values():
+            g.stop()
+        self._guests.clear()

@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The QEMU command line of the test VM, and how its process is started.
+
+>>> spec = QemuSpec(levels=4, memory="4G", smp=2, accel="tcg", kernel=Path("vmlinuz"),
+...                 root=Path("root.img"), run_dir=Path("/tmp/lwvm-x"))
+>>> args = qemu_args(spec)
+>>> args[0], "no5lvl" in args[args.index("-append") + 1]
+('qemu-system-x86_64', True)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = (
+    "FATAL",
+    "QEMU",
+    "QemuSpec",
+    "host_has_la57",
+    "kernel_cmdline",
+    "numa_args",
+    "pdeathsig",
+    "qemu_args",
+    "qemu_version",
+)
+
+VM_DIR = Path(__file__).resolve().parent
+
+#: The emulator binary (x86-64 guests only for now).
+QEMU = "qemu-system-x86_64"
+
+#: Messages in the console log that mean the boot failed.
+FATAL = re.compile(
+    r"Kernel panic - not syncing|Oops:|BUG: kernel NULL pointer|BUG: unable to handle|"
+    r"general protection fault|kernel BUG at|Unable to mount root|VFS: Cannot open root"
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def pdeathsig() -> None:
+    """In a child before exec: have the kernel kill it when its parent dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def host_has_la57() -> bool:
+    """Whether the host CPU has 5-level paging (needed for LA57 under KVM)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(ln.startswith("flags") and " la57" in ln for ln in f)
+    except OSError:
+        return False
+
+
+def qemu_version() -> str:
+    """The first line of ``qemu-system-x86_64 --version``, or ``"?"``."""
+    try:
+        return subprocess.run(
+            [QEMU, "--version"], stdout=subprocess.PIPE, text=True, timeout=30
+        ).stdout.split("\n")[0]
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def numa_args(memory: str, smp: int, nodes: int) -> list[str]:
+    """QEMU options for *nodes* NUMA nodes sharing *memory* (e.g. "4G") and the vCPUs."""
+    if nodes <= 1:
+        return []
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    total = int(memory[:-1]) * units[memory[-1].upper()] if memory[-1].upper() in units else int(memory)
+    args: list[str] = []
+    for n in range(nodes):
+        cpus = [c for c in range(smp) if c % nodes == n]
+        args += ["-object", f"memory-backend-ram,id=numa{n},size={total // nodes // (1 << 20)}M"]
+        node = f"node,nodeid={n},memdev=numa{n}" + "".join(f",cpus={c}" for c in cpus)
+        args += ["-numa", node]
+    return args
+
+
+@dataclass(frozen=True)
+class QemuSpec:
+    """What one boot of the guest is made of.
+
+    :ivar run_dir: the host directory holding the sockets, logs and the
+        ``src.img``/``out.img`` disks of this guest
+    """
+
+    levels: int
+    memory: str
+    smp: int
+    accel: str
+    kernel: Path
+    root: Path
+    run_dir: Path
+    numa_nodes: int = 1
+    extra_cmdline: str = ""
+
+
+def kernel_cmdline(spec: QemuSpec) -> str:
+    """The guest kernel's command line."""
+    cmdline = [
+        "console=ttyS0", "root=/dev/nvme0n1", "rw", "init=/usr/sbin/livewalk-init",
+        "panic=-1", "hugepagesz=2M", "hugepages=64", "transparent_hugepage=madvise",
+    ]  # fmt: skip
+    if spec.levels == 4:
+        cmdline.append("no5lvl")
+    if spec.extra_cmdline:
+        cmdline.append(spec.extra_cmdline)
+    return " ".join(cmdline)
+
+
+def qemu_args(spec: QemuSpec) -> list[str]:
+    """The whole QEMU command line for *spec*."""
+    d = spec.run_dir
+    if spec.accel == "kvm":
+        accel = ["-accel", "kvm", "-cpu", "host"]
+    else:
+        accel = ["-accel", "tcg,thread=single", "-cpu", "max"]
+    return [
+        QEMU,
+        "-name", f"livewalk-vm-{spec.levels}",
+        "-machine", "q35",
+        *accel,
+        "-smp", str(spec.smp),
+        "-m", spec.memory,
+        *numa_args(spec.memory, spec.smp, spec.numa_nodes),
+        "-display", "none", "-vga", "none", "-nic", "none", "-monitor", "none",
+        "-no-reboot",
+        "-serial", f"file:{d / 'console.log'}",
+        "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
+        "-chardev", f"socket,id=qmpctl,path={d / 'qmp-ctl.sock'},server=on,wait=off",
+        "-mon", "chardev=qmpctl,mode=control",
+        # A second client-facing QMP monitor, for dump_vmcore only (QEMU
+        # serves one client per monitor and host_program() keeps qmp.sock).
+        "-qmp", f"unix:{d / 'qmp-dump.sock'},server=on,wait=off",
+        "-device", "vmcoreinfo",
+        "-kernel", str(spec.kernel),
+        "-append", kernel_cmdline(spec),
+        "-drive", f"file={spec.root},if=none,id=root,format=raw,snapshot=on",
+        "-device", "nvme,drive=root,serial=lwroot",
+        "-drive", f"file={d / 'src.img'},if=none,id=src,format=raw,readonly=on",
+        "-device", "virtio-blk-pci,drive=src,serial=lwsrc",
+        "-drive", f"file={d / 'out.img'},if=none,id=out,format=raw",
+        "-device", "virtio-blk-pci,drive=out,serial=lwout",
+        "-device", "virtio-serial-pci,id=vser0",
+        "-chardev", f"socket,id=agent,path={d / 'agent.sock'},server=on,wait=off",
+        "-device", "virtserialport,bus=vser0.0,chardev=agent,name=livewalk.agent",
+        "-fw_cfg", f"name=opt/livewalk/init.sh,file={VM_DIR / 'guest_init.sh'}",
+        "-fw_cfg", f"name=opt/livewalk/agent.py,file={VM_DIR / 'agent.py'}",
+    ]  # fmt: skip
