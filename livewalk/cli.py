@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from livewalk.arch import ULONG_MAX
+from livewalk.backend import backend_for_mm
 from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
 from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from livewalk.progress import Progress
@@ -264,11 +265,8 @@ def _mm(prog: Program, pid: int) -> tuple[Object, Object]:
     return find_mm(prog, pid)
 
 
-def _task_size(mm: Any) -> int:
-    try:
-        return int(mm.task_size)
-    except Exception:
-        return 1 << 56
+def _task_size(mm: Object) -> int:
+    return backend_for_mm(mm).mm_task_size(mm)
 
 
 def _comm(task: Object) -> str:

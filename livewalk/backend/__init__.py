@@ -37,7 +37,7 @@ from livewalk.mm.vma import VMA
 if TYPE_CHECKING:
     from drgn import Object, Program
 
-    from livewalk.arch.x86.pgtable import X86Paging
+    from livewalk.arch import ArchPaging
     from livewalk.kernel import KernelFeatures
     from livewalk.mm.vma import VMFlagBits
 
@@ -77,7 +77,7 @@ class PageTableBackend(Protocol):
     """
 
     @property
-    def paging(self) -> X86Paging:
+    def paging(self) -> ArchPaging:
         """Paging geometry and decoding parameters of the target (the arch object)."""
         ...
 
@@ -197,6 +197,13 @@ class PageTableBackend(Protocol):
         """
         ...
 
+    def mm_task_size(self, mm: Any) -> int:
+        """
+        ``mm->task_size``: the end of the user address space of *mm*
+        (``TASK_SIZE_MAX`` of the architecture for an mm without one).
+        """
+        ...
+
     def mm_stamp(self, mm: Any) -> tuple[int, ...] | None:
         """
         A cheap fresh reading of *mm* that changes whenever its VMAs can
@@ -233,6 +240,7 @@ CONTRACT_METHODS = (
     "is_init_mm",
     "init_mm",
     "entry_object",
+    "mm_task_size",
     "mm_stamp",
 )
 

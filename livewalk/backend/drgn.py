@@ -443,6 +443,9 @@ class DrgnBackend:
             self._stamp_layout = (lo, pos - lo, struct.Struct(fmt), order)
         return self._stamp_layout
 
+    def mm_task_size(self, mm: Object) -> int:
+        return int(mm.task_size)
+
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
         ``(mm_lock_seq, map_count, mm_mt.ma_root)`` of *mm*, read fresh in

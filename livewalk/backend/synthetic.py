@@ -210,6 +210,9 @@ class SyntheticBackend:
     def entry_object(self, level: int, kaddr: int) -> None:
         return None
 
+    def mm_task_size(self, mm: SyntheticMM) -> int:
+        return int(self.paging.task_size_max)
+
     def mm_stamp(self, mm: SyntheticMM) -> tuple[int, ...]:
         """``(mm_lock_seq, map_count)``: the builder bumps the count by 2 per VMA change."""
         return (mm.mm_lock_seq, len(mm._vmas))

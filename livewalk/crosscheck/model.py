@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import cast
 
+from livewalk.arch import ULONG_MAX
 from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
 
 __all__ = (
@@ -98,7 +99,6 @@ _END = struct.Struct("<4IQq")
 # struct callback_ev: 4 u32, walk_id ip ptr addr next arg val, s64 ret, 2 u32, vma_start
 _CB = struct.Struct("<4I7Qq2IQ")
 
-_M64 = (1 << 64) - 1
 
 
 def _s32(v: int) -> int:
@@ -226,7 +226,7 @@ def encode_walk_start(
     """Pack a ``walk_start_ev`` (for tests and tools)."""
     a = list(args) + [0] * (6 - len(args))
     c = list(callbacks) + [0] * (len(SLOTS) - len(callbacks))
-    return _START.pack(EV_WALK_START, fn, tid, tgid, walk_id, *(x & _M64 for x in a), *vma, *c, walk_lock)
+    return _START.pack(EV_WALK_START, fn, tid, tgid, walk_id, *(x & ULONG_MAX for x in a), *vma, *c, walk_lock)
 
 
 def encode_walk_end(walk_id: int, fn: int, tid: int, steps: int, ret: int) -> bytes:
@@ -237,9 +237,9 @@ def encode_walk_end(walk_id: int, fn: int, tid: int, steps: int, ret: int) -> by
 def encode_callback(walk_id: int, tid: int, step: int, s: KernelStep) -> bytes:
     """Pack a ``callback_ev``."""
     return _CB.pack(
-        EV_CALLBACK, SLOT_INDEX[s.slot], tid, step, walk_id, s.ip & _M64, s.ptr & _M64,
-        s.addr & _M64, s.next & _M64, s.arg & _M64, s.value & _M64, s.ret,
-        s.action_in, s.action_out, s.vma_start & _M64,
+        EV_CALLBACK, SLOT_INDEX[s.slot], tid, step, walk_id, s.ip & ULONG_MAX, s.ptr & ULONG_MAX,
+        s.addr & ULONG_MAX, s.next & ULONG_MAX, s.arg & ULONG_MAX, s.value & ULONG_MAX, s.ret,
+        s.action_in, s.action_out, s.vma_start & ULONG_MAX,
     )  # fmt: skip
 
 

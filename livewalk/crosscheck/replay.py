@@ -61,7 +61,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import livewalk.mm.pagewalk as pw
-from livewalk.arch import ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import VMA, TableReadError
 from livewalk.crosscheck.compare import Divergence, ReplayCall, diff_step
 from livewalk.crosscheck.model import POINTER_SLOTS, KernelWalk
@@ -102,20 +102,7 @@ class ReplayMM:
 
 def list_vmas(base: Any, mm: Any) -> list[VMA]:
     """All VMAs of *mm* in address order, through ``find_vma``."""
-    fn = getattr(base, "vmas", None)
-    if fn is not None:
-        try:
-            return list(fn(mm))
-        except TypeError:
-            pass
-    out: list[VMA] = []
-    addr = 0
-    while True:
-        v = base.find_vma(mm, addr)
-        if v is None:
-            return out
-        out.append(v)
-        addr = v.vm_end
+    return list(base.vmas(mm))
 
 
 def _table_below(paging: ArchPaging, level: int, v: int) -> bool:
@@ -242,7 +229,7 @@ class ReplayBackend:
         self.base = base
         self.paging = base.paging
         self.tables = tables or {}
-        self.vmas = vmas
+        self.vmas_snapshot = vmas
         self._ends = [v.vm_end for v in vmas] if vmas is not None else []
         self.changed: list[tuple[int, int, int]] = []
         self.reads = 0
@@ -256,11 +243,50 @@ class ReplayBackend:
         for pa, v in overlay.items():
             self._patches.setdefault(pa & ~0xFFF, {})[(pa & 0xFFF) >> 3] = v
 
-    def __getattr__(self, name: str) -> Any:
-        # zero_pfn, huge_zero_pfn, vm_flag_bits... come from the real backend
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.base, name)
+    # What the trace does not change comes from the real backend.
+
+    @property
+    def prog(self) -> Any:
+        return self.base.prog
+
+    @property
+    def features(self) -> Any:
+        return self.base.features
+
+    @property
+    def vm_flag_bits(self) -> Any:
+        return self.base.vm_flag_bits
+
+    @property
+    def zero_pfn(self) -> int | None:
+        return self.base.zero_pfn  # type: ignore[no-any-return]
+
+    @property
+    def huge_zero_pfn(self) -> int | None:
+        return self.base.huge_zero_pfn  # type: ignore[no-any-return]
+
+    @property
+    def highest_memmap_pfn(self) -> int | None:
+        return self.base.highest_memmap_pfn  # type: ignore[no-any-return]
+
+    @property
+    def pfn_to_page(self) -> Any:
+        return self.base.pfn_to_page
+
+    @property
+    def page_folio(self) -> Any:
+        return self.base.page_folio
+
+    def vmas(self, mm: Any) -> list[VMA]:
+        if self.vmas_snapshot is not None:
+            return list(self.vmas_snapshot)
+        return list_vmas(self.base, mm.inner if isinstance(mm, ReplayMM) else mm)
+
+    def vma_snapshot(self, vma: Any) -> VMA:
+        return self.base.vma_snapshot(vma)  # type: ignore[no-any-return]
+
+    def mm_stamp(self, mm: Any) -> tuple[int, ...] | None:
+        return self.base.mm_stamp(mm.inner if isinstance(mm, ReplayMM) else mm)  # type: ignore[no-any-return]
 
     def read_table(self, paddr: int) -> Sequence[int]:
         self.reads += 1
@@ -281,12 +307,12 @@ class ReplayBackend:
         return int(self.base.mm_pgd(mm.inner if isinstance(mm, ReplayMM) else mm))
 
     def pgd_phys(self, pgd: int) -> int:
-        return int(self.base.pgd_phys(pgd)) & 0xFFFF_FFFF_FFFF_FFFF
+        return int(self.base.pgd_phys(pgd)) & ULONG_MAX
 
     def find_vma(self, mm: Any, addr: int) -> VMA | None:
-        if self.vmas is not None:
+        if self.vmas_snapshot is not None:
             i = bisect.bisect_right(self._ends, addr)
-            return self.vmas[i] if i < len(self.vmas) else None
+            return self.vmas_snapshot[i] if i < len(self.vmas_snapshot) else None
         return self.base.find_vma(mm.inner if isinstance(mm, ReplayMM) else mm, addr)  # type: ignore[no-any-return]
 
     def mapping_vmas(self, mapping: Any, first_index: int, last_index: int) -> Any:

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from livewalk.arch import ULONG_MAX
 from livewalk.crosscheck.compare import Divergence
 from livewalk.crosscheck.model import KernelWalk
 from livewalk.crosscheck.replay import (
@@ -71,13 +72,6 @@ class TriggerResult:
         return s
 
 
-def _forget_vmas(base: Any) -> None:
-    """Drop the drgn backend's VMA cache (the trigger may have changed VMAs)."""
-    cache = getattr(base, "_vma_cache", None)
-    if isinstance(cache, dict):
-        cache.clear()
-
-
 def _mm_of(prog: Any, pid: int) -> Any:
     from livewalk.task import find_mm
 
@@ -107,7 +101,6 @@ def _run_trigger(
     else:
         pid = ctx.target_pid if trig.on == "target" else (ctx.helper.pid if ctx.helper else -1)
         mm_obj = _mm_of(prog, pid)
-        _forget_vmas(base)
         tables = snapshot_tables(base, int(base.mm_pgd(mm_obj)))
         vmas = list_vmas(base, mm_obj)
         pids = [ctx.crosscheck_pid] + ([ctx.helper.pid] if ctx.helper and trig.on == "helper" else [])
@@ -130,7 +123,6 @@ def _run_trigger(
     if bad:
         res.problems.append(f"could not attach: {', '.join(bad)}")
     if trig.vmas_after and vmas is not None:
-        _forget_vmas(base)
         vmas = list_vmas(base, mm_obj)
     walks: list[KernelWalk] = []
     for w in asm.walks:
@@ -145,7 +137,7 @@ def _run_trigger(
     paging = base.paging
 
     def pgd_phys(kaddr: int) -> int:
-        return int(base.pgd_phys(kaddr)) & 0xFFFF_FFFF_FFFF_FFFF
+        return int(base.pgd_phys(kaddr)) & ULONG_MAX
 
     for w in walks:
         res.walks += 1

@@ -40,7 +40,7 @@ import enum
 from typing import Any
 
 from livewalk.arch import ArchPaging, PageTableLevel
-from livewalk.backend import VMA, TableReadError
+from livewalk.backend import VMA, PageTableBackend, TableReadError
 from livewalk.mm.entry import Entry, EntryContext
 from livewalk.mm.pagewalk import _resolve_vma
 
@@ -131,21 +131,21 @@ class FolioWalk:
         return f"FolioWalk(level={self.level.name}, pte={self.pte:#x}, pfn={pfn})"
 
 
-def _normal(backend: Any, special: bool, pfn: int) -> bool:
+def _normal(backend: PageTableBackend, special: bool, pfn: int) -> bool:
     """``vm_normal_page*()``: special entries and PFNs past memmap have no normal page."""
     if special:
         return False
-    hi = getattr(backend, "highest_memmap_pfn", None)
+    hi = backend.highest_memmap_pfn
     return not (hi is not None and pfn > hi)
 
 
-def _page(backend: Any, pfn: int) -> Any:
-    fn = getattr(backend, "pfn_to_page", None)
+def _page(backend: PageTableBackend, pfn: int) -> Any:
+    fn = backend.pfn_to_page
     return fn(pfn) if fn is not None else pfn
 
 
-def _folio(backend: Any, pfn: int) -> Any:
-    fn = getattr(backend, "page_folio", None)
+def _folio(backend: PageTableBackend, pfn: int) -> Any:
+    fn = backend.page_folio
     return fn(pfn) if fn is not None else pfn
 
 
@@ -156,7 +156,7 @@ def folio_walk_start(
     flags: int,
     *,
     kernel_version: tuple[int, int] = (7, 2),
-    backend: Any = None,
+    backend: PageTableBackend | None = None,
 ) -> Any:
     """
     ``folio_walk_start()``: the folio mapped at *addr* in *vma* (a
@@ -224,7 +224,7 @@ def folio_walk_start(
             pfn = p.pte_pfn(pte)
             if _normal(backend, p.pte_special(pte), pfn):
                 return _found(fw, backend, pfn, addr, 1 << page_shift, False)
-            zero = getattr(backend, "zero_pfn", None)
+            zero = backend.zero_pfn
             if want_zero and zero is not None and pfn == zero:
                 return _found(fw, backend, pfn, addr, 1 << page_shift, True)
         elif want_migration and not p.pte_none(pte):
@@ -249,14 +249,14 @@ def _next(ctx: EntryContext, v: int, addr: int, level: PageTableLevel) -> tuple[
     return t, ctx.paging.va(paddr) + 8 * i, t[i]
 
 
-def _is_huge_zero(backend: Any, p: ArchPaging, v: int, pfn: int) -> bool:
-    hz = getattr(backend, "huge_zero_pfn", None)
+def _is_huge_zero(backend: PageTableBackend, p: ArchPaging, v: int, pfn: int) -> bool:
+    hz = backend.huge_zero_pfn
     if hz is not None:
         return (pfn & ~511) == hz
     return p.pmd_special(v)
 
 
-def _found(fw: FolioWalk, backend: Any, pfn: int, addr: int, size: int, no_page: bool) -> Any:
+def _found(fw: FolioWalk, backend: PageTableBackend, pfn: int, addr: int, size: int, no_page: bool) -> Any:
     sub = pfn + ((addr & (size - 1)) >> backend.paging.page_shift)
     fw.pfn = sub
     fw.page = None if no_page else _page(backend, sub)

@@ -95,7 +95,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from livewalk.arch import PageTableLevel
 
 if TYPE_CHECKING:
-    from livewalk.backend import VMA
     from livewalk.mm.pagewalk import MMWalk
 
 __all__ = (
@@ -266,23 +265,11 @@ def split_huge_pud(walk: MMWalk, slot: Slot, v: int) -> int:
     return 0
 
 
-def _vma_is_anonymous(vma: VMA) -> bool:
-    anon = getattr(vma, "anonymous", None)
-    if anon is not None:
-        return bool(anon)
-    # unknown: private mappings are taken as anonymous (the VM_* names live
-    # with the walker until livewalk.mm.vma is their home; imported here
-    # because the walker imports this module)
-    from livewalk.mm.pagewalk import VM_PFNMAP, VM_SHARED
-
-    return not vma.vm_flags & VM_SHARED and not vma.pfnmap and not vma.vm_flags & VM_PFNMAP
-
-
 def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
     paging = walk.paging
     if not paging.pmd_present(v):
         return False
-    hz = getattr(walk.backend, "huge_zero_pfn", None)
+    hz = walk.backend.huge_zero_pfn
     if hz is not None:
         return (paging.pmd_pfn(v) & ~511) == hz
     return paging.pmd_special(v)
@@ -310,13 +297,13 @@ def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
     assert vma is not None
     haddr = slot[1]
     overlay = walk.overlay
-    if not _vma_is_anonymous(vma):
+    if not vma.anonymous:
         overlay.values[slot] = 0
         overlay.splits.append((_PMD, haddr, "zapped"))
         return 0
     ptes: list[int]
     if swap is None and _is_huge_zero_pmd(walk, v):
-        zero = getattr(walk.backend, "zero_pfn", None) or 0
+        zero = walk.backend.zero_pfn or 0
         prot = paging.pte_mkspecial(paging.vm_get_page_prot(vma.vm_flags))
         if paging.pmd_uffd_wp(v):
             prot = paging.pte_mkuffd_wp(prot)

@@ -1066,14 +1066,7 @@ def _resolve_vma(vma: Any, backend: Any = None) -> tuple[VMA, Any]:
         return vma, backend
     if backend is None:
         backend = backend_for_mm(vma)
-    for name in ("vma_snapshot", "vma_from_object", "make_vma"):
-        fn = getattr(backend, name, None)
-        if fn is not None:
-            return fn(vma), backend
-    snap = getattr(vma, "snapshot", None)
-    if isinstance(snap, VMA):
-        return snap, backend
-    raise TypeError(f"cannot use {type(vma).__name__!r} as a VMA")
+    return backend.vma_snapshot(vma), backend
 
 
 def walk_page_range_vma_unsafe(
@@ -1203,10 +1196,7 @@ def _pgd_kaddr(pgd: Any) -> int | None:
         return None
     if isinstance(pgd, int):
         return pgd & ULONG_MAX
-    value_ = getattr(pgd, "value_", None)
-    if value_ is not None:
-        return int(value_()) & ULONG_MAX
-    return int(pgd) & ULONG_MAX
+    return int(pgd) & ULONG_MAX  # an address, or a backend's pointer object
 
 
 def _kernel_backend(backend: Any, pgd: Any, mm: Any) -> Any:

@@ -46,11 +46,8 @@ from livewalk.arch.x86.pgtable import (
     SWP_OFFSET_SHIFT,
     SWP_TYPE_BITS,
     X86Paging,
-    pmd_bad,
-    pmd_pfn,
     pmd_present,
     pte_none,
-    pte_pfn,
     pte_present,
 )
 from livewalk.backend import VMA, PageTableBackend, backend_for_mm
@@ -236,7 +233,9 @@ class _Pagemap:
         self.sink = sink
         self.show_pfn = show_pfn
         self.pages = page_state
-        paging: X86Paging = backend.paging
+        paging = backend.paging
+        # The table fast paths below decode x86 entries a table at a time.
+        assert isinstance(paging, X86Paging), "pagemap's table decoding is x86's"
         self.paging = paging
         self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & ULONG_MAX
         self.swp_pfn_mask = (1 << (paging.max_physmem_bits - PAGE_SHIFT)) - 1
@@ -341,7 +340,7 @@ def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: VMA) 
     pfn: int | None = None
     n = (end - addr) >> PAGE_SHIFT
     if pmd_present(v):
-        pfn = pmd_pfn(v, pm.paging)
+        pfn = pm.paging.pmd_pfn(v)
         flags |= PM_PRESENT
         if v & pm.sd_bit:
             flags |= PM_SOFT_DIRTY
@@ -388,7 +387,7 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     if pmd_is_huge(v):
         _pagemap_pmd_range_thp(pm, v, addr, end, vma)
         return 0
-    if pmd_bad(v, pm.paging):
+    if pm.paging.pmd_bad(v):
         # The kernel clears a bad PMD in pte_offset_map_lock() and retries
         # (ACTION_AGAIN), then sees a none PMD: a hole. Read-only, we report
         # that hole without clearing anything.
@@ -639,7 +638,7 @@ def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMW
     v = pte.value
     n = (end - addr) >> PAGE_SHIFT
     if pte_present(v):
-        pfn = pte_pfn(v, pm.paging)
+        pfn = pm.paging.pte_pfn(v)
         info = pm.pages.page_info(pfn)
         if info is not None:
             if not info.anon:
@@ -680,14 +679,6 @@ def pagemap_walk_ops() -> MMWalkOps:
     )
 
 
-def _task_size(mm: Object, backend: PageTableBackend) -> int:
-    """``mm->task_size``; for an mm without one, ``TASK_SIZE_MAX``."""
-    ts = getattr(mm, "task_size", None)
-    if ts is None:
-        return int(backend.paging.task_size_max)
-    return int(ts.value_() if hasattr(ts, "value_") else ts)
-
-
 def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple[int, int]:
     """
     The [start, end) that ``pagemap_read()`` walks for a read of the pages
@@ -696,7 +687,7 @@ def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple
     nothing). The LAM untagging of the start is the identity for tasks that
     do not use LAM.
     """
-    task_size = _task_size(mm, backend)
+    task_size = backend.mm_task_size(mm)
     start_vaddr = (start >> PAGE_SHIFT) << PAGE_SHIFT
     end_vaddr = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) << PAGE_SHIFT
     if end_vaddr > task_size:

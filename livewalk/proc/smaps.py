@@ -55,6 +55,7 @@ from typing import Any
 
 from drgn import FaultError, Object, Program
 
+from livewalk.arch import ArchPaging
 from livewalk.arch.x86.pgtable import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY_BITS,
@@ -62,12 +63,8 @@ from livewalk.arch.x86.pgtable import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SIZE,
-    X86Paging,
-    decode_swap,
-    pmd_pfn,
     pmd_present,
     pte_none,
-    pte_pfn,
     pte_present,
 )
 from livewalk.backend import VMA, backend_for_mm
@@ -248,7 +245,7 @@ class _Stats:
         shmem: ShmemSwap,
         vma: VMA,
         bits: VMFlagBits,
-        paging: X86Paging,
+        paging: ArchPaging,
     ) -> None:
         self.out = out
         self.r = reader
@@ -355,7 +352,7 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
     """``smaps_pte_entry()`` on a raw PTE value."""
     paging = st.paging
     if pte_present(v):
-        pfn = pte_pfn(v, paging)
+        pfn = paging.pte_pfn(v)
         if _normal_pfn(st, pfn, v, addr):
             _account(st, pfn, False, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True)
         return
@@ -364,7 +361,7 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
         if has_hole_op:
             _shmem_hole(st, addr, addr + PAGE_SIZE)
         return
-    ent = decode_swap(v, paging)
+    ent = paging.decode_swap(v)
     if ent is None:
         return
     kind = ent.kind
@@ -387,14 +384,14 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
     r = st.r
     present = False
     if pmd_present(v):
-        pfn: int | None = pmd_pfn(v, st.paging)
+        pfn: int | None = st.paging.pmd_pfn(v)
         assert pfn is not None
         # vm_normal_page_pmd(): x86 has pmd_special (ARCH_SUPPORTS_PMD_PFNMAP).
         if not _normal_pfn(st, pfn, v, addr):
             return
         present = True
     else:
-        ent = decode_swap(v, st.paging)
+        ent = st.paging.decode_swap(v)
         pfn = ent.pfn if ent is not None and ent.kind.has_pfn else None
         if pfn is None:
             return
@@ -445,10 +442,10 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
     pfn: int | None = None
     present = False
     if pte_present(v):
-        pfn = pte_pfn(v, st.paging)
+        pfn = st.paging.pte_pfn(v)
         present = True
     else:
-        ent = decode_swap(v, st.paging)
+        ent = st.paging.decode_swap(v)
         if ent is not None and ent.kind.has_pfn:
             pfn = ent.pfn
     if pfn is None:

@@ -164,7 +164,9 @@ def ptdump(
     else:
         backend = prog
         target = None
-    paging: X86Paging = backend.paging
+    paging = backend.paging
+    # The note_page() side is x86's (arch/x86/mm/dump_pagetables.c).
+    assert isinstance(paging, X86Paging), "ptdump's format is x86's"
     if markers is None:
         if target is not None:
             markers = ptdump_markers(target, paging)

@@ -35,7 +35,7 @@ from typing import Any
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX
+from livewalk.arch import ULONG_MAX, ArchPaging
 from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, SwapEntry, X86Paging
 from livewalk.backend import VMA, PageTableBackend, backend_for_mm
 from livewalk.errors import AddressError
@@ -81,7 +81,7 @@ _DEPTH_LEVEL = {
 vm_flags_string = vma_perms
 
 
-def decode_pte_flags(value: int, level: int, paging: X86Paging | None = None) -> list[str]:
+def decode_pte_flags(value: int, level: int, paging: ArchPaging | None = None) -> list[str]:
     """
     Name the flag bits of a raw x86_64 entry (``arch/x86/include/asm/
     pgtable_types.h``). Bit 7 is ``PSE`` at PMD/PUD level and ``PAT`` in a
@@ -209,7 +209,7 @@ class _State:
     def __init__(self, result: VtopResult, backend: PageTableBackend) -> None:
         self.result = result
         self.backend = backend
-        self.paging: X86Paging = backend.paging
+        self.paging: ArchPaging = backend.paging
         self.leaf: Entry | None = None  # entry object of the leaf
         self.hole: tuple[int, int, int] | None = None  # addr, next, depth
         self.vma_seen = False
@@ -229,13 +229,13 @@ class _State:
         )
 
 
-def _index(paging: X86Paging, level: PageTableLevel, addr: int) -> int:
+def _index(paging: ArchPaging, level: PageTableLevel, addr: int) -> int:
     if level == PageTableLevel.PGD:
         return (addr >> paging.pgdir_shift) & 511
     return (addr >> _LEVEL_SHIFT[level]) & 511
 
 
-def _level_size(paging: X86Paging, level: PageTableLevel) -> int:
+def _level_size(paging: ArchPaging, level: PageTableLevel) -> int:
     if level == PageTableLevel.PGD:
         return 1 << paging.pgdir_shift
     return 1 << _LEVEL_SHIFT[level]
@@ -331,7 +331,7 @@ def _fill_hole(st: _State) -> None:
     # Find the table that holds the none entry: below the last step shown.
     if r.steps:
         parent = r.steps[-1]
-        table_phys = parent.value & st.paging.physical_mask & ~0xFFF
+        table_phys = st.paging.table_paddr(parent.value)
     else:
         table_phys = None
     index = _index(st.paging, level, r.addr)
@@ -410,7 +410,7 @@ def _vma_name(vma: VMA | None) -> str:
     return "" if name is None else name.decode(errors="replace")
 
 
-def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
+def _check_user_addr(paging: ArchPaging, mm: Any, addr: int) -> None:
     if not 0 <= addr <= ULONG_MAX:
         raise AddressError(f"address {addr:#x} is not a 64-bit address")
     task_size = paging.task_size_max + PAGE_SIZE
@@ -425,7 +425,7 @@ def _check_user_addr(paging: X86Paging, mm: Any, addr: int) -> None:
         )
 
 
-def _canonical(paging: X86Paging, addr: int) -> bool:
+def _canonical(paging: ArchPaging, addr: int) -> bool:
     bits = 57 if paging.levels == 5 else 48
     top = addr >> (bits - 1)
     return top == 0 or top == (ULONG_MAX >> (bits - 1))
@@ -444,7 +444,7 @@ def vtop(mm: Any, addr: int) -> VtopResult:
 
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
-    paging: X86Paging = backend.paging
+    paging: ArchPaging = backend.paging
     _check_user_addr(paging, mm, addr)
     pgd = backend.mm_pgd(mm)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
@@ -489,7 +489,7 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
 def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
     from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
-    paging: X86Paging = backend.paging
+    paging: ArchPaging = backend.paging
     if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
             f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"
@@ -514,7 +514,7 @@ def _size_str(n: int) -> str:
     return f"{n} B"
 
 
-def _swap_str(swap: SwapEntry | None, paging: X86Paging) -> str:
+def _swap_str(swap: SwapEntry | None, paging: ArchPaging) -> str:
     if swap is None:
         return "(unknown non-present entry)"
     parts = [f"{swap.kind.name.lower()} entry: type {swap.type}, offset {swap.offset:#x}"]
