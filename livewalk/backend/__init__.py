@@ -142,6 +142,16 @@ class PageTableBackend(Protocol):
         """
         ...
 
+    def mm_stamp(self, mm: Any) -> tuple[int, ...]:
+        """
+        A cheap stamp of *mm*'s VMA tree, read fresh: it differs whenever
+        the tree may have changed between two reads. Its first element is
+        a sequence count that is odd while a writer holds the mmap lock
+        (``mm->mm_lock_seq``), or 0 where the kernel has none. Used by
+        :mod:`livewalk.consistency`.
+        """
+        ...
+
     def vma_mm(self, vma: VMA) -> Any:
         """``vma->vm_mm`` (``None`` if the VMA has no mm)."""
         ...

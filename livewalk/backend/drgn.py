@@ -468,11 +468,13 @@ class DrgnBackend:
             anonymous=not v.vm_ops.value_(),
         )
 
-    def _mm_stamp(self, mm: Object) -> tuple[int, ...]:
+    def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
-        Cheap state of an mm that changes whenever its VMAs can have changed:
-        ``mm_lock_seq`` (bumped by every mmap write lock and unlock, with
-        CONFIG_PER_VMA_LOCK), ``map_count`` and the maple tree root.
+        Cheap state of an mm that changes whenever its VMA tree can have
+        changed: ``(mm_lock_seq, map_count, mm_mt.ma_root)``, read fresh.
+        ``mm_lock_seq`` (``include/linux/mmap_lock.h``, CONFIG_PER_VMA_LOCK)
+        is odd while a writer holds the mmap lock; a kernel without it
+        reads as 0 there.
         """
         if self._stamp_offsets is None:
             mm_type = self.prog.type("struct mm_struct")
@@ -485,12 +487,12 @@ class DrgnBackend:
                 try:
                     offs.append((drgn.offsetof(mm_type, member), size))
                 except LookupError:
-                    pass
+                    offs.append((-1, size))
             self._stamp_offsets = offs
         base = mm.value_()
         out = []
         for off, size in self._stamp_offsets:
-            out.append(int.from_bytes(self.prog.read(base + off, size), "little"))
+            out.append(0 if off < 0 else int.from_bytes(self.prog.read(base + off, size), "little"))
         return tuple(out)
 
     def vmas(self, mm: Any) -> list[VMA]:
@@ -503,7 +505,7 @@ class DrgnBackend:
         cached = self._vma_cache.get(key)
         if cached is None:
             _expect_struct(mm, "mm_struct")
-        stamp = self._mm_stamp(mm) if (self._live or cached is None) else cached[0]
+        stamp = self.mm_stamp(mm) if (self._live or cached is None) else cached[0]
         if cached is not None and cached[0] == stamp:
             return cached[2]
         from drgn.helpers.linux.mm import for_each_vma

@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from livewalk.arch.x86.pgtable import (
@@ -123,6 +123,9 @@ class SyntheticBackend:
     :ivar unreadable: physical addresses whose read raises ``TableReadError``
     :ivar zero_pfn: PFN of the shared zero page
     :ivar huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
+    :ivar copy_tables: :meth:`read_table` returns a copy, as a real backend
+        does, instead of the live table (needed to see changes made while a
+        walk runs, see :meth:`inject_after_read`)
     """
 
     TABLE_BASE = 0x1000000
@@ -134,12 +137,15 @@ class SyntheticBackend:
         levels: int = 5,
         zero_pfn: int = 0x2A00,
         huge_zero_pfn: int | None = 0x2C00,
+        copy_tables: bool = False,
     ) -> None:
         self.paging = paging if paging is not None else X86Paging(levels=levels)
         self._mem: dict[int, array[int]] = {}
         self._next = self.TABLE_BASE
         self.reads = 0
+        self.copy_tables = copy_tables
         self.unreadable: set[int] = set()
+        self._after_read: dict[int, list[Callable[[], None]]] = {}
         self.zero_pfn = zero_pfn
         self.huge_zero_pfn = huge_zero_pfn
         self._init_mm = SyntheticMM(backend=self, kernel=True)
@@ -158,7 +164,26 @@ class SyntheticBackend:
         t = self._mem.get(paddr)
         if t is None or paddr in self.unreadable:
             raise TableReadError(paddr)
-        return t
+        if not self.copy_tables:
+            return t
+        copy = array("Q", t)
+        for change in self._after_read.pop(paddr, ()):
+            change()
+        return copy
+
+    def mm_stamp(self, mm: Any) -> tuple[int, ...]:
+        """``(mm_lock_seq, number of VMAs)`` of a :class:`SyntheticMM`."""
+        return (mm.mm_lock_seq, len(mm._vmas))
+
+    def inject_after_read(self, paddr: int, change: Callable[[], None]) -> None:
+        """
+        Test hook: run *change* once, right after the next read of the
+        table at *paddr* (the reader already holds its copy): a change
+        "the kernel" makes while a walk runs. Needs :attr:`copy_tables`.
+        """
+        if not self.copy_tables:
+            raise ValueError("inject_after_read needs a backend made with copy_tables=True")
+        self._after_read.setdefault(paddr, []).append(change)
 
     def mm_pgd(self, mm: Any) -> int:
         return self.paging.va(mm.pgd_paddr)
@@ -218,6 +243,9 @@ class SyntheticMM:
         self.pgd_paddr = backend.alloc_table()
         self._vmas: list[VMA] = []
         self._ends: list[int] = []
+        #: ``mm->mm_lock_seq``: +2 for every VMA change (a write lock taken
+        #: and released); set it odd to play a writer holding the lock
+        self.mm_lock_seq = 0
 
     def __repr__(self) -> str:
         return f"SyntheticMM(pgd={self.pgd_paddr:#x}{', kernel' if self.kernel else ''})"
@@ -277,9 +305,16 @@ class SyntheticMM:
         self._vmas.append(info)
         self._vmas.sort(key=lambda v: v.vm_start)
         self._ends = [v.vm_end for v in self._vmas]
+        self.mm_lock_seq += 2
         if mapping is not None:
             mapping.vmas.append(info)
         return info
+
+    def remove_vma(self, vma: VMA) -> None:
+        """Remove *vma* from the VMA tree (its page tables stay as they are)."""
+        self._vmas.remove(vma)
+        self._ends = [v.vm_end for v in self._vmas]
+        self.mm_lock_seq += 2
 
     @property
     def vmas(self) -> list[VMA]:
