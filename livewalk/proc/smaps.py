@@ -984,7 +984,9 @@ def _kernel_page_size(prog: Program, vma_obj: Object, vma: VMA) -> int:
     return PAGE_SIZE
 
 
-def smaps(mm: Any, *, reader: PageReader | None = None, progress: Any = None) -> list[SmapsVMA]:
+def smaps(
+    mm: Any, *, reader: PageReader | None = None, progress: Any = None, walks: list[Any] | None = None
+) -> list[SmapsVMA]:
     """
     Compute ``/proc/PID/smaps`` for *mm* (a drgn ``struct mm_struct *``):
     one :class:`SmapsVMA` per VMA in address order, then the gate VMA
@@ -1032,7 +1034,7 @@ def smaps(mm: Any, *, reader: PageReader | None = None, progress: Any = None) ->
                     ops = shmem_ops
                     st.shmem_mapping_addr = int(mapping.value_())
 
-        walk_page_vma(vma, ops, st, backend=backend)
+        walk_page_vma(vma, ops, st, backend=backend, walks=walks)
         out.append(res)
         if progress is not None:
             progress.update(add_vmas=1, add_bytes=vma.vm_end - vma.vm_start)
