@@ -178,11 +178,13 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
     p.add_argument("--no-pfn", action="store_true",
                    help="zero the PFNs as the kernel does for readers without "
                    "CAP_SYS_ADMIN")
+    _add_consistency_options(p)
 
     p = add("smaps", "/proc/PID/smaps of a process",
             "The /proc/PID/smaps of a process, computed by walking its page tables.")
     p.add_argument("--pid", type=int, required=True, help="process ID")
     p.add_argument("--json", action="store_true", help="JSON instead of the smaps format")
+    _add_consistency_options(p)
 
     p = add(
         "vtop",
@@ -274,12 +276,6 @@ def _comm(task: Any) -> str:
         return ""
 
 
-def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
-    from livewalk.proc.pagemap import pagemap_read
-
-    return pagemap_read(mm, start, end, show_pfn=show_pfn)
-
-
 def _entries_bytes(entries: Sequence[int]) -> bytes:
     from array import array
 
@@ -314,6 +310,41 @@ def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
         addr = v.vm_end
 
 
+# -- consistency hooks (livewalk.consistency; issue [G]) ----------------------
+
+
+def _add_consistency_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit status 1) if any range changed while it was read, "
+                   "instead of marking it")
+    p.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="read again what changed while read, at most N times (default: 3)")
+
+
+def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, tally: Any) -> tuple[Any, Any]:
+    """The entries of [start, end) and their RangeConsistency, counted in *tally*."""
+    from livewalk.consistency import pagemap_read_consistent
+
+    r = pagemap_read_consistent(mm, start, end, show_pfn=not args.no_pfn, retries=max(0, args.retries))
+    tally.add(r.consistency)
+    tally.check(args.strict)
+    return r.value, r.consistency
+
+
+def _torn_lines(cons: Any) -> list[str]:
+    """The text mark of a pagemap range: one comment line per torn range."""
+    return [f"# torn {t}" for t in cons.torn]
+
+
+def _report_consistency(tally: Any, args: argparse.Namespace) -> None:
+    """The one-line stderr summary (nothing when nothing tore)."""
+    tally.check(args.strict)
+    line = tally.summary()
+    if line:
+        sys.stderr.write(f"{PROG}: {line}\n")
+        sys.stderr.flush()
+
+
 def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     if args.format == "raw" and _isatty(out):
         raise UsageError("--format raw writes binary data: redirect standard output to a file or pipe")
@@ -337,10 +368,14 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     total = sum(e - s for s, e in ranges)
     raw = args.format == "raw"
     docs: list[dict[str, Any]] = []
+    from livewalk.consistency import ConsistencyTally
+
+    tally = ConsistencyTally()
     with Progress("pagemap", total_bytes=total, counting="ranges") as progress:
         for start, end in ranges:
+            entries, cons = _pagemap_checked(mm, start, end, args, tally)
             if raw:
-                data = _entries_bytes(_pagemap_read(mm, start, end, not args.no_pfn))
+                data = _entries_bytes(entries)
                 out.flush()
                 buf = getattr(out, "buffer", None)
                 if buf is not None:
@@ -349,11 +384,13 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
                 else:  # a text-only stream (e.g. inside a drgn session)
                     out.write(data.hex())
             else:
-                runs = _pagemap_runs(mm, start, end, not args.no_pfn)
+                runs = _runs_from_entries(start, entries)
                 if args.format == "json":
-                    docs.append({"start": start, "end": end, "runs": runs})
+                    docs.append({"start": start, "end": end, "runs": runs, "consistency": cons.as_dict()})
                 else:
-                    out.write(f"# {start:#014x}-{end:#014x}\n")
+                    out.write(f"# {start:#014x}-{end:#014x}{' torn' if cons.torn else ''}\n")
+                    for line in _torn_lines(cons):
+                        out.write(line + "\n")
                     for line in _format_runs(runs):
                         out.write(line + "\n")
             progress.update(add_vmas=1, add_bytes=end - start)
@@ -363,7 +400,8 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
                 "pid": args.pid,
                 "comm": _comm(task),
                 "ranges": [
-                    {"start": d["start"], "end": d["end"], "runs": json.loads(_runs_json(d["runs"]))}
+                    {"start": d["start"], "end": d["end"], "runs": json.loads(_runs_json(d["runs"])),
+                     "consistency": d["consistency"]}
                     for d in docs
                 ],
             },
@@ -371,13 +409,14 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
             indent=1,
         )
         out.write("\n")
+    _report_consistency(tally, args)
     return 0
 
 
-def _pagemap_runs(mm: Any, start: int, end: int, show_pfn: bool) -> Any:
-    from livewalk.proc.pagemap import pagemap_runs
+def _runs_from_entries(start: int, entries: Any) -> Any:
+    from livewalk.proc.pagemap import runs_from_entries
 
-    return pagemap_runs(mm, start, end, show_pfn=show_pfn)
+    return runs_from_entries(start, entries)
 
 
 def _format_runs(runs: Any) -> Any:
@@ -394,16 +433,24 @@ def _runs_json(runs: Any) -> str:
 
 def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     import livewalk.proc.smaps as sm
+    from livewalk.consistency import ConsistencyTally, smaps_consistent
 
     task, mm = _mm(prog, args.pid)
+    tally = ConsistencyTally()
     with Progress("smaps", counting="VMAs") as progress:
-        entries = sm.smaps(mm, progress=progress)
+        r = smaps_consistent(mm, _task_size(mm), retries=max(0, args.retries), progress=progress)
+        tally.add(r.consistency)
+        tally.check(args.strict)
+        entries = r.value or []
     if args.json:
         to_json = getattr(sm, "smaps_json", None) or getattr(sm, "smaps_to_json", None)
         if to_json is not None:
             doc = to_json(entries)
         else:
             doc = [_as_dict(e) for e in entries]
+        if isinstance(doc, list):
+            for d, e in zip(doc, entries):  # the per-VMA mark
+                d["torn"] = [t.as_dict() for t in r.consistency.torn_in(e.vm_start, e.vm_end)]
         if isinstance(doc, str):
             out.write(doc.rstrip("\n") + "\n")
         else:
@@ -412,6 +459,7 @@ def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     else:
         text = sm.format_smaps(entries)
         out.write(text if text.endswith("\n") or not text else text + "\n")
+    _report_consistency(tally, args)
     return 0
 
 

@@ -116,6 +116,7 @@ __all__ = (
     "TABLE_CHANGED",
     "VMA_TREE_CHANGED",
     "CheckedWalk",
+    "ConsistencyTally",
     "ConsistentRead",
     "RangeConsistency",
     "TableChange",
@@ -317,6 +318,47 @@ class TornError(LivewalkError):
     def __init__(self, consistency: RangeConsistency) -> None:
         super().__init__(consistency.summary() or "the target changed while it was read")
         self.consistency = consistency
+
+
+class ConsistencyTally:
+    """
+    The verdicts of several reads of one command (one per pagemap range),
+    summed for the one-line summary.
+
+    >>> tally = ConsistencyTally()
+    >>> tally.add(RangeConsistency(0, 4096, vmas=1, tables=3))
+    >>> tally.summary(), tally.vmas
+    ('', 1)
+    """
+
+    def __init__(self) -> None:
+        self.vmas = self.vmas_torn = self.tables = self.tables_torn = 0
+        self.torn: list[TornRange] = []
+        self.whole = True
+
+    def add(self, c: RangeConsistency) -> None:
+        """Count the verdict *c* of one read."""
+        self.vmas += c.vmas
+        self.vmas_torn += c.vmas_torn
+        self.tables += c.tables
+        self.tables_torn += c.tables_torn
+        self.torn += c.torn
+        self.whole = self.whole and c.whole
+
+    def summary(self) -> str:
+        """``"3 of 412 VMAs changed while read (...): ..."``; empty when nothing tore."""
+        total = RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
+                                 self.tables, self.tables_torn)
+        return total.summary()
+
+    def check(self, strict: bool) -> None:
+        """
+        With *strict*, raise :class:`TornError` if anything tore; otherwise
+        nothing (the caller prints :meth:`summary`).
+        """
+        if strict and self.torn:
+            raise TornError(RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
+                                             self.tables, self.tables_torn))
 
 
 # -- the check of one read -------------------------------------------------------
@@ -677,7 +719,9 @@ def pagemap_read_consistent(
     return read_consistent(mm, start, end, read, splice, retries=retries)
 
 
-def smaps_consistent(mm: Any, end: int, *, retries: int = DEFAULT_RETRIES) -> ConsistentRead[Any]:
+def smaps_consistent(
+    mm: Any, end: int, *, retries: int = DEFAULT_RETRIES, progress: Any = None
+) -> ConsistentRead[Any]:
     """
     :func:`~livewalk.proc.smaps.smaps` of *mm* (its VMAs below *end*, the
     task size), judged VMA by VMA. ``smaps()`` reads every VMA, so a torn
@@ -686,7 +730,7 @@ def smaps_consistent(mm: Any, end: int, *, retries: int = DEFAULT_RETRIES) -> Co
     from livewalk.proc.smaps import smaps
 
     def read(s: int, e: int, walks: list[MMWalk]) -> Any:
-        return smaps(mm, walks=walks)
+        return smaps(mm, walks=walks, progress=progress)
 
     return read_consistent(mm, 0, end, read, None, retries=retries, unit="vma")
 
