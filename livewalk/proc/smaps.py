@@ -994,6 +994,9 @@ def smaps(
 
     >>> [v.header for v in smaps(mm)][:1]  # doctest: +SKIP
     ['55d4c8a2e000-55d4c8a30000 r--p 00000000 fe:01 1234  ... /usr/bin/cat']
+
+    :param walks: each VMA's :class:`~livewalk.mm.pagewalk.MMWalk` is
+        appended to it (for :mod:`livewalk.consistency`)
     """
     from livewalk.mm.pagewalk import MMWalkOps, PageWalkLock, walk_page_vma
 
