@@ -255,6 +255,8 @@ def local_pagemap(pid: int) -> Callable[[int, int], bytes]:
 
 #: PM_MMAP_EXCLUSIVE: from the page's mapcount (struct page), not the page tables
 PM_MMAP_EXCLUSIVE = 1 << 56
+#: PM_PRESENT | PM_SWAP: the entry names a frame (a PFN or a swap slot)
+PM_FRAME = 3 << 62
 
 
 def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
@@ -268,8 +270,11 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     the churn slots only (``checked_walk``), the ``pagemap`` and ``smaps``
     commands (``livewalk.cli.run_command``) and, with *kernel_pagemap*, the
     proof: livewalk's pagemap of a churn slot against the kernel's own read
-    before and after it (only pages equal in both kernel reads count; any
-    difference in a range livewalk marks consistent is a ``proof_mismatch``).
+    before and after it (only pages equal in both kernel reads count; a
+    difference in a range livewalk marks consistent is a ``proof_mismatch``
+    when both kernel reads name the same frame, ``proof_mismatch_no_frame``
+    when they name none: two reads a second apart cannot tell a page that
+    stayed away from a slot unmapped and mapped afresh between them).
     Each walk must end within *bound* seconds (SIGALRM; a hang is recorded
     and ends the loop). Exceptions other than livewalk's documented
     :class:`~livewalk.errors.LivewalkError` are recorded as ``escaped``.
@@ -302,7 +307,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
         "after_torn_ranges", "after_torn_unnamed", "after_reads", "after_table_reads",
         # the proof against the kernel's own pagemap
         "proof_runs", "proof_pages_compared", "proof_pages_moving", "proof_pages_torn",
-        "proof_mismatch", "proof_mismatch_exclusive_only")}
+        "proof_mismatch", "proof_mismatch_exclusive_only", "proof_mismatch_no_frame")}
     reasons: dict[str, int] = {}
     escaped: list[str] = []
     slowest = 0.0
@@ -401,6 +406,11 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                         if ours[n] != a:
                             if (ours[n] ^ a) == PM_MMAP_EXCLUSIVE:
                                 counts["proof_mismatch_exclusive_only"] += 1
+                            elif not a & PM_FRAME:
+                                # no frame in either kernel read: the slot may
+                                # have been unmapped and mapped afresh between
+                                # them (ABA of the kernel's own reads)
+                                counts["proof_mismatch_no_frame"] += 1
                             else:
                                 counts["proof_mismatch"] += 1
                                 if len(escaped) < 5:
