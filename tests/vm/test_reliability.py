@@ -16,7 +16,8 @@ Reliability against a real, moving kernel (issue 6).
   consistent, and run the proof: livewalk's pagemap of a churn slot against
   the kernel's own ``/proc/PID/pagemap`` read before and after it, where a
   page equal in both kernel reads and in a range livewalk marks consistent
-  must be equal to livewalk's (0 ``proof_mismatch``). From the host the
+  must be equal to livewalk's (0 ``proof_mismatch``, asserted in the guest
+  where the kernel's reads are right around livewalk's). From the host the
   per-range shares must reach 95% of VMAs and 99% of page tables.
 - ``test_bad_input_in_guest``: bad input that needs a kernel, for the CLI
   (one error line, non-zero status) and the API.
@@ -94,11 +95,18 @@ def _check_walk_figures(st: dict[str, Any]) -> None:
     assert st["slowest_s"] < WALK_BOUND, st
 
 
-def _check_consistency_figures(st: dict[str, Any]) -> None:
+def _check_consistency_figures(st: dict[str, Any], *, proof: bool) -> None:
     assert st["after_walks"] >= 1, st
     assert st["after_torn_unnamed"] == 0, st
     assert st["proof_runs"] >= 1 and st["proof_pages_compared"] > 0, st
-    assert st["proof_mismatch"] == 0, st["escaped_tracebacks"]
+    if proof:
+        # only where the kernel's two reads are taken right around livewalk's
+        # (in the guest: two preads); from the host they are a guest-agent
+        # round trip (about a second) apart, and a slot unmapped and mapped
+        # afresh, or a page zapped and faulted back onto the same frame, in
+        # between is equal in both: those figures are reported, not asserted
+        assert st["proof_mismatch"] == 0, st["escaped_tracebacks"]
+        assert st["proof_mismatch_no_frame"] == 0, st["escaped_tracebacks"]
 
 
 def _guest_pagemap(g: Guest, pid: int) -> Any:
@@ -140,7 +148,7 @@ def test_churn_live(guest5: Guest) -> None:
     _figures("churn-live", st)
     _check_walk_figures(st)
     _check_churn_stats(ops)
-    _check_consistency_figures(st)
+    _check_consistency_figures(st, proof=True)
     # no false alarm: a process that does not change is not flagged
     assert st["control"]["torn"] is False and st["control"]["ret"] == 0, st["control"]
     assert st["control"]["ptes"] > 0 and st["control"]["tables_checked"] > 0
@@ -164,7 +172,7 @@ def test_churn_qmp(guest5: Guest) -> None:
     _figures("churn-qmp", st)
     _check_walk_figures(st)
     _check_churn_stats(ops)
-    _check_consistency_figures(st)
+    _check_consistency_figures(st, proof=False)
     assert st["control"]["torn"] is False and st["control"]["ret"] == 0, st["control"]
     assert st["control"]["level"] == "walk", st["control"]
     assert st["after_pct_vmas_consistent"] >= 95, st

@@ -510,7 +510,7 @@ def control_walk(prog: object, pid: int) -> dict[str, object]:
     from livewalk.consistency import read_consistent
 
     def read(s: int, e: int, walks: list) -> int:  # type: ignore[type-arg]
-        return walk_page_range(mm, s, e, MMWalkOps(), walks=walks)
+        return walk_page_range(mm, s, e, MMWalkOps(pte_entry=lambda *a: 0), walks=walks)
 
     c = read_consistent(mm, 0, int(mm.task_size), read, retries=0).consistency
     return {"torn": r.torn, "reasons": r.consistency.reasons, "ptes": n[0],
