@@ -100,13 +100,14 @@ def _check_consistency_figures(st: dict[str, Any], *, proof: bool) -> None:
     assert st["after_torn_unnamed"] == 0, st
     assert st["proof_runs"] >= 1 and st["proof_pages_compared"] > 0, st
     if proof:
-        # only where the kernel's two reads are taken right around livewalk's
-        # (in the guest: two preads); from the host they are a guest-agent
-        # round trip (about a second) apart, and a slot unmapped and mapped
-        # afresh, or a page zapped and faulted back onto the same frame, in
-        # between is equal in both: those figures are reported, not asserted
+        # Two kernel reads equal around livewalk's do not prove the page held
+        # still: a slot unmapped and mapped afresh in between reads "no frame"
+        # both times (proof_mismatch_no_frame: reported, not asserted), and
+        # from the host the reads are a guest-agent round trip (about a
+        # second) apart, long enough for a page zapped and faulted back onto
+        # the same frame. In the guest (two preads right around livewalk's
+        # read) a page naming the same frame in both must match.
         assert st["proof_mismatch"] == 0, st["escaped_tracebacks"]
-        assert st["proof_mismatch_no_frame"] == 0, st["escaped_tracebacks"]
 
 
 def _guest_pagemap(g: Guest, pid: int) -> Any:
