@@ -182,11 +182,13 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
     p.add_argument("--no-pfn", action="store_true",
                    help="zero the PFNs as the kernel does for readers without "
                    "CAP_SYS_ADMIN")
+    _add_consistency_options(p)
 
     p = add("smaps", "/proc/PID/smaps of a process",
             "The /proc/PID/smaps of a process, computed by walking its page tables.")
     p.add_argument("--pid", type=int, required=True, help="process ID")
     p.add_argument("--json", action="store_true", help="JSON instead of the smaps format")
+    _add_consistency_options(p)
 
     p = add(
         "vtop",
@@ -275,12 +277,6 @@ def _comm(task: Object) -> str:
     return task_comm(task)
 
 
-def _pagemap_read(mm: Any, start: int, end: int, show_pfn: bool) -> Sequence[int]:
-    from livewalk.proc.pagemap import pagemap_read
-
-    return pagemap_read(mm, start, end, show_pfn=show_pfn)
-
-
 def _entries_bytes(entries: Sequence[int]) -> bytes:
     from array import array
 
@@ -304,8 +300,44 @@ def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
     return [(v.vm_start, v.vm_end) for v in backend_for_mm(mm).vmas(mm)]
 
 
+# -- consistency hooks (livewalk.consistency; issue [G]) ----------------------
+
+
+def _add_consistency_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit status 1) if any range changed while it was read, "
+                   "instead of marking it")
+    p.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="read again what changed while read, at most N times (default: 3)")
+
+
+def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, tally: Any) -> tuple[Any, Any]:
+    """The entries of [start, end) and their RangeConsistency, counted in *tally*."""
+    from livewalk.consistency import pagemap_read_consistent
+
+    r = pagemap_read_consistent(mm, start, end, show_pfn=not args.no_pfn, retries=max(0, args.retries))
+    tally.add(r.consistency)
+    tally.check(args.strict)
+    return r.value, r.consistency
+
+
+def _torn_lines(cons: Any) -> list[str]:
+    """The text mark of a pagemap range: one comment line per torn range."""
+    return [f"# torn {t}" for t in cons.torn]
+
+
+def _report_consistency(tally: Any, args: argparse.Namespace) -> None:
+    """The one-line stderr summary (nothing when nothing tore)."""
+    tally.check(args.strict)
+    line = tally.summary()
+    if line:
+        sys.stderr.write(f"{PROG}: {line}\n")
+        sys.stderr.flush()
+
+
 def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from livewalk.proc.pagemap import pagemap_runs
+    from livewalk.consistency import ConsistencyTally
+    from livewalk.proc.pagemap import runs_from_entries
     from livewalk.proc.pagemap_format import format_pagemap_text, pagemap_dicts
 
     if args.format == "raw" and _isatty(out):
@@ -330,10 +362,12 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     total = sum(e - s for s, e in ranges)
     raw = args.format == "raw"
     docs: list[dict[str, Any]] = []
+    tally = ConsistencyTally()
     with Progress("pagemap", total_bytes=total, counting="ranges") as progress:
         for start, end in ranges:
+            entries, cons = _pagemap_checked(mm, start, end, args, tally)
             if raw:
-                data = _entries_bytes(_pagemap_read(mm, start, end, not args.no_pfn))
+                data = _entries_bytes(entries)
                 out.flush()
                 buf = getattr(out, "buffer", None)
                 if buf is not None:
@@ -342,31 +376,44 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
                 else:  # a text-only stream (e.g. inside a drgn session)
                     out.write(data.hex())
             else:
-                runs = pagemap_runs(mm, start, end, show_pfn=not args.no_pfn)
+                runs = runs_from_entries(start, entries)
                 if args.format == "json":
-                    docs.append({"start": start, "end": end, "runs": pagemap_dicts(runs)})
+                    docs.append({"start": start, "end": end, "runs": pagemap_dicts(runs),
+                                 "consistency": cons.as_dict()})
                 else:
-                    out.write(f"# {start:#014x}-{end:#014x}\n")
+                    out.write(f"# {start:#014x}-{end:#014x}{' torn' if cons.torn else ''}\n")
+                    for line in _torn_lines(cons):
+                        out.write(line + "\n")
                     for line in format_pagemap_text(runs):
                         out.write(line + "\n")
             progress.update(add_vmas=1, add_bytes=end - start)
     if args.format == "json":
         json.dump({"pid": args.pid, "comm": _comm(task), "ranges": docs}, out, indent=1)
         out.write("\n")
+    _report_consistency(tally, args)
     return 0
 
 
 def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from livewalk.proc.smaps import format_smaps, smaps, smaps_dicts
+    from livewalk.consistency import ConsistencyTally, smaps_consistent
+    from livewalk.proc.smaps import format_smaps, smaps_dicts
 
     task, mm = _mm(prog, args.pid)
+    tally = ConsistencyTally()
     with Progress("smaps", counting="VMAs") as progress:
-        entries = smaps(mm, progress=progress)
+        r = smaps_consistent(mm, _task_size(mm), retries=max(0, args.retries), progress=progress)
+    tally.add(r.consistency)
+    tally.check(args.strict)
+    entries = r.value or []
     if args.json:
-        json.dump(smaps_dicts(entries), out, indent=1)
+        doc = smaps_dicts(entries)
+        for d, e in zip(doc, entries):  # the per-VMA mark
+            d["torn"] = [t.as_dict() for t in r.consistency.torn_in(e.vm_start, e.vm_end)]
+        json.dump(doc, out, indent=1)
         out.write("\n")
     else:
         out.write(format_smaps(entries))
+    _report_consistency(tally, args)
     return 0
 
 

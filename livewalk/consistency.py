@@ -5,109 +5,140 @@ Walk consistency
 
 A live kernel does not stand still while Python reads it. livewalk takes no
 locks (it cannot: it only reads), so a walk of a running kernel may *race*
-with the kernel changing the page tables or the VMA tree: a page is faulted
-in or zapped, a THP is split or collapsed, a PTE table is freed and reused, a
-VMA is unmapped. This module detects such races after the fact and offers a
-bounded retry.
+with the kernel changing the page tables or the VMA tree. This module finds
+such races after the fact, names the address ranges they touched, and reads
+those ranges again (a bounded number of times).
 
 >>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM(levels=4)
 >>> vma = mm.add_vma(0x400000, 0x402000)
 >>> mm.map_4k(0x400000, pfn=0x1234)
->>> r = walk_with_retry(walk_page_range, mm, 0x400000, 0x402000, MMWalkOps())
->>> r.ret, r.torn, r.attempts
-(0, False, 1)
+>>> r = read_consistent(mm, 0x400000, 0x402000,
+...                     lambda s, e, walks: walk_page_range(mm, s, e, MMWalkOps(), walks=walks))
+>>> r.value, r.consistency.level, r.consistency.torn
+(0, 'walk', [])
 
-How a race is detected
-======================
-
-:func:`checked_walk` runs one walk and then checks two things the kernel
-offers:
-
-1. **The VMA tree**: ``mm->mm_lock_seq`` (``include/linux/mmap_lock.h``,
-   ``CONFIG_PER_VMA_LOCK``) is a sequence count made odd by every
-   ``mmap_write_lock()`` and even again by ``mmap_write_unlock()`` (or a
-   downgrade). Every change of the VMA tree happens under the mmap write
-   lock, so if the count is odd before the walk, or differs after it, the
-   VMAs the walk saw may be stale. ``map_count`` and the maple tree root are
-   compared too (they also catch kernels without ``mm_lock_seq``).
-2. **The page tables**: after the walk every page-table page the walk read
-   is read again and compared with what the walk saw. Page-table changes
-   below the VMA level (faults, zaps, THP splits under the PMD lock, swap
-   out through the rmap) do not take the mmap lock; they show up here. The
-   parent entry of a table lives in the parent table, which is also
-   re-read, so a table that was freed and replaced is noticed through its
-   parent. Only the hardware Accessed and Dirty bits of an entry that is
-   present before and after are ignored (the MMU sets them without any
-   lock); they are counted in :attr:`WalkConsistency.ad_changes`.
-
-A walk that raised a read error of the target (a page-table page or a VMA
-freed under it: :class:`~livewalk.backend.TableReadError`,
-``drgn.FaultError``, or a torn drgn structure read giving ``ValueError``) is
-also *torn*, with the exception kept in :attr:`WalkConsistency.exception`.
-
-What a caller can trust
+What "consistent" means
 =======================
 
-* ``torn == False`` means: the mmap sequence count was even and unchanged
-  across the walk, and every page-table page the walk used read the same
-  (but for A/D bits) at the end of the walk as when it was used. Every entry
-  the callbacks saw was therefore in the page tables at the end of the walk,
-  and the VMAs were those of one stable VMA tree. It is *not* an atomic
-  snapshot: a change made and undone between the two reads (an ABA change)
-  cannot be seen, and A/D bits are as of each read.
-* ``torn == True`` means the result *may* mix states; the callbacks may have
-  seen entries that were never all present at once. It does not mean any
-  single entry was wrong when it was read.
-* ``walk.errors`` (holes and unreadable or bad tables) are facts about what
-  was read, torn or not; on a torn walk they may be artefacts of the race.
-* :func:`walk_with_retry` retries a torn walk up to ``retries`` times
-  (a bounded number, default :data:`DEFAULT_RETRIES`) and returns the last
-  attempt, torn or not: it never loops forever. Callbacks run once per
-  attempt, so a caller must reset what it collects in ``pre_attempt``.
-* Exceptions raised by the caller's own callbacks are not races: they
-  propagate unchanged, as they would from the plain entry points.
+The kernel itself gives its readers no snapshot of an address space:
+``/proc/PID/pagemap`` reads one PTE table at a time under its page-table
+lock (PTL), ``smaps`` one VMA at a time under the mmap lock. livewalk judges
+a read at the same grains, and keeps the whole-walk verdict as the
+strongest one. :attr:`RangeConsistency.level` is:
 
-A vmcore does not change: walks of it are never torn (the check is cheap
-there, but can be turned off with ``verify_tables=False``).
+``"walk"``
+    One read of the whole range, during which the mm's stamp
+    (:meth:`~livewalk.backend.PageTableBackend.mm_stamp`: ``mm_lock_seq``,
+    odd while a writer holds the mmap lock, ``map_count`` and the maple tree
+    root) stayed even and unchanged, and every page-table page the read used
+    held the same entries (A/D bits aside) when read again at its end. No
+    single VMA or entry moved: the result is what a reader holding the mmap
+    lock and every PTL at once would have seen, as of the end of the read.
+``"table"``
+    The kernel's readers' promise, range by range: every VMA in the result
+    was the same (start, end, flags, offset) before and after the read that
+    used it, and every page table the result came from held the same
+    entries at the end of that read as when it was used, as a
+    ``pmd_entry``/PTE loop under the PTL would see it. Parts may come from
+    different reads (retries of what tore), so two tables may be from two
+    moments, exactly as with ``/proc/PID/pagemap`` itself.
+``"torn"``
+    Some ranges are still torn after the retries: :attr:`RangeConsistency.torn`
+    names each one (:class:`TornRange`) with its reason, ``"VMA tree
+    changed"`` (a VMA overlapping it was mapped, unmapped or changed),
+    ``"table changed"`` (an entry the read used read differently at its
+    end: a fault, zap, split, collapse, swap-out or a freed table) or
+    ``"read error"`` (the target refused a read: a structure freed under the
+    reader). Everything outside those ranges holds at the ``"table"`` level.
+
+The grain of a page-table change is the kernel's: a changed PTE tears the
+2 MiB its PTE table maps (one PTL); a changed PMD, PUD or P4D entry tears
+the range that entry maps. Entries the read did not look at (outside the
+range) do not count. A table freed and reused shows as a change of its
+parent's entry, which is re-read too.
+
+What no check can see (the ABA limit)
+=====================================
+
+Every check compares two reads: the entry the walk used and the entry at
+the end of the read, the VMA list before and after. A change made *and
+undone* between them (a page zapped and faulted back to the same frame with
+the same flags, ``mprotect`` there and back, a VMA unmapped and mapped
+again identically) is invisible: the reader may have seen the intermediate
+state. The hardware Accessed and Dirty bits of present entries are not
+compared (the MMU sets them without any lock); they are as of each read.
+A vmcore does not change, so its reads are always ``"walk"``.
+
+Retries
+=======
+
+:func:`read_consistent` reads again only what tore: the torn ranges
+(grown to whole VMAs with ``unit="vma"``) are read again, each as its own
+checked read, and the new result is spliced into the old one; this is
+repeated at most ``retries`` times, then the torn ranges left are reported.
+Exceptions of the caller's own code are not races and propagate unchanged.
+
+The older whole-walk API, :func:`checked_walk` and :func:`walk_with_retry`,
+is kept: ``torn`` there is the negation of the ``"walk"`` level.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
+from livewalk.arch import ULONG_MAX, ArchPaging
 from livewalk.arch.x86.pgtable import (
-    _PAGE_ACCESSED,
-    _PAGE_DIRTY,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_PSE,
+    P4D_SHIFT,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PMD_SHIFT,
+    PTRS_PER_TABLE,
+    PUD_SHIFT,
+    PageTableLevel,
 )
-from livewalk.backend import TableReadError, backend_for_mm
-from livewalk.mm.pagewalk import (
-    MMWalk,
-    MMWalkOps,
-    walk_page_range,
-)
+from livewalk.backend import VMA, PageTableBackend, TableReadError, backend_for_mm
+from livewalk.errors import LivewalkError
+from livewalk.mm.pagewalk import MMWalk, MMWalkOps, _resolve_vma, walk_page_range
 
 __all__ = (
     "DEFAULT_RETRIES",
+    "READ_ERROR",
+    "TABLE_CHANGED",
+    "VMA_TREE_CHANGED",
     "CheckedWalk",
+    "ConsistencyTally",
+    "ConsistentRead",
+    "RangeConsistency",
     "TableChange",
+    "TornError",
+    "TornRange",
     "WalkConsistency",
     "checked_walk",
-    "mm_stamp",
+    "pagemap_read_consistent",
+    "read_consistent",
+    "smaps_consistent",
     "transient_errors",
     "walk_with_retry",
 )
 
-#: Retries of :func:`walk_with_retry` after a torn first attempt.
+#: Retries after a torn first read (:func:`read_consistent`,
+#: :func:`walk_with_retry`).
 DEFAULT_RETRIES = 3
 
-_AD = _PAGE_ACCESSED | _PAGE_DIRTY
-_PRESENTISH = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE
+#: :attr:`TornRange.reason`: a VMA overlapping the range changed.
+VMA_TREE_CHANGED = "VMA tree changed"
+#: :attr:`TornRange.reason`: a page-table entry the read used changed.
+TABLE_CHANGED = "table changed"
+#: :attr:`TornRange.reason`: the target refused a read.
+READ_ERROR = "read error"
+
+T = TypeVar("T")
+
 # keep at most this many TableChange records per walk (the count is exact)
 _MAX_CHANGES = 64
 
@@ -130,6 +161,579 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def _is_target_error(e: BaseException) -> bool:
+    """A ValueError counts only when drgn raised it (not the caller's code)."""
+    if not isinstance(e, ValueError) or isinstance(e, TableReadError):
+        return True
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return False
+    mod = last.tb_frame.f_globals.get("__name__", "")
+    return mod.startswith("drgn") or mod.startswith("livewalk.backend.drgn")
+
+
+# -- results ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TornRange:
+    """
+    An address range whose result may mix states.
+
+    :ivar start: first address
+    :ivar end: first address after it
+    :ivar reason: :data:`VMA_TREE_CHANGED`, :data:`TABLE_CHANGED` or
+        :data:`READ_ERROR`
+    :ivar detail: what changed, for a person (``"PTE table 0x1234000: 3
+        entries"``)
+    """
+
+    start: int
+    end: int
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        d = f": {self.detail}" if self.detail else ""
+        return f"{self.start:#x}-{self.end:#x} {self.reason}{d}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The range as a JSON object."""
+        return {"start": self.start, "end": self.end, "reason": self.reason, "detail": self.detail}
+
+
+@dataclasses.dataclass(slots=True)
+class RangeConsistency:
+    """
+    What a caller may trust of one :func:`read_consistent` result (see the
+    module documentation for the levels).
+
+    :ivar start: first address read
+    :ivar end: first address after the range
+    :ivar whole: the result comes from one read that held still
+        (the ``"walk"`` level)
+    :ivar torn: the ranges still torn, in address order
+    :ivar vmas: VMAs in the result
+    :ivar vmas_torn: of them, those overlapping a torn range
+    :ivar tables: page tables the result came from (by level and address)
+    :ivar tables_torn: of them, those that changed while read
+    :ivar reads: checked reads made (1 + the ranges read again)
+    :ivar rounds: rounds of reads (1 + retry rounds used)
+    :ivar retried: the ranges read again, in order
+    :ivar table_reads: page-table pages read from the backend, re-reads
+        for the checks included
+    :ivar seconds: wall time
+    """
+
+    start: int
+    end: int
+    whole: bool = True
+    torn: list[TornRange] = dataclasses.field(default_factory=list)
+    vmas: int = 0
+    vmas_torn: int = 0
+    tables: int = 0
+    tables_torn: int = 0
+    reads: int = 0
+    rounds: int = 0
+    retried: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    table_reads: int = 0
+    seconds: float = 0.0
+
+    @property
+    def level(self) -> str:
+        """``"walk"``, ``"table"`` or ``"torn"``."""
+        if self.torn:
+            return "torn"
+        return "walk" if self.whole else "table"
+
+    def torn_in(self, start: int, end: int) -> list[TornRange]:
+        """The torn ranges that overlap [*start*, *end*)."""
+        return [t for t in self.torn if t.start < end and start < t.end]
+
+    def consistent(self, start: int, end: int) -> bool:
+        """[*start*, *end*) holds at least at the ``"table"`` level."""
+        return not self.torn_in(start, end)
+
+    def summary(self) -> str:
+        """
+        One line for a person: ``"2 of 412 VMAs changed while read: ..."``
+        (empty when nothing is torn).
+        """
+        if not self.torn:
+            return ""
+        shown = "; ".join(str(t) for t in self.torn[:3])
+        more = f"; and {len(self.torn) - 3} more" if len(self.torn) > 3 else ""
+        return (
+            f"{self.vmas_torn} of {self.vmas} VMAs changed while read "
+            f"({self.tables_torn} of {self.tables} page tables): {shown}{more}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The verdict as a JSON object."""
+        return {
+            "level": self.level,
+            "torn": [t.as_dict() for t in self.torn],
+            "vmas": self.vmas,
+            "vmas_torn": self.vmas_torn,
+            "tables": self.tables,
+            "tables_torn": self.tables_torn,
+            "reads": self.reads,
+            "retried": [list(r) for r in self.retried],
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class ConsistentRead(Generic[T]):
+    """
+    The result of :func:`read_consistent`.
+
+    :ivar value: what the read function returned, with the ranges read
+        again spliced in (``None`` if no read of the whole range ever ended)
+    :ivar consistency: the :class:`RangeConsistency`
+    """
+
+    value: T | None
+    consistency: RangeConsistency
+
+
+class TornError(LivewalkError):
+    """
+    A read was asked to be all-or-nothing (``--strict``) and some ranges
+    were still torn after the retries.
+
+    :ivar consistency: the :class:`RangeConsistency`
+    """
+
+    def __init__(self, consistency: RangeConsistency) -> None:
+        super().__init__(consistency.summary() or "the target changed while it was read")
+        self.consistency = consistency
+
+
+class ConsistencyTally:
+    """
+    The verdicts of several reads of one command (one per pagemap range),
+    summed for the one-line summary.
+
+    >>> tally = ConsistencyTally()
+    >>> tally.add(RangeConsistency(0, 4096, vmas=1, tables=3))
+    >>> tally.summary(), tally.vmas
+    ('', 1)
+    """
+
+    def __init__(self) -> None:
+        self.vmas = self.vmas_torn = self.tables = self.tables_torn = 0
+        self.torn: list[TornRange] = []
+        self.whole = True
+
+    def add(self, c: RangeConsistency) -> None:
+        """Count the verdict *c* of one read."""
+        self.vmas += c.vmas
+        self.vmas_torn += c.vmas_torn
+        self.tables += c.tables
+        self.tables_torn += c.tables_torn
+        self.torn += c.torn
+        self.whole = self.whole and c.whole
+
+    def summary(self) -> str:
+        """``"3 of 412 VMAs changed while read (...): ..."``; empty when nothing tore."""
+        total = RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
+                                 self.tables, self.tables_torn)
+        return total.summary()
+
+    def check(self, strict: bool) -> None:
+        """
+        With *strict*, raise :class:`TornError` if anything tore; otherwise
+        nothing (the caller prints :meth:`summary`).
+        """
+        if strict and self.torn:
+            raise TornError(RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
+                                             self.tables, self.tables_torn))
+
+
+# -- the check of one read -------------------------------------------------------
+
+
+
+def _shifts(levels: int, pgdir_shift: int) -> list[tuple[PageTableLevel, int]]:
+    """(level, shift of one entry) from the top table down."""
+    top = [(PageTableLevel.PGD, pgdir_shift)]
+    if levels == 5:
+        top.append((PageTableLevel.P4D, P4D_SHIFT))
+    return top + [
+        (PageTableLevel.PUD, PUD_SHIFT),
+        (PageTableLevel.PMD, PMD_SHIFT),
+        (PageTableLevel.PTE, PAGE_SHIFT),
+    ]
+
+
+def _geometry(walk: MMWalk) -> dict[int, tuple[int, int]]:
+    """
+    Where each table *walk* read sits: ``{paddr: (depth, base address)}``,
+    found by descending from the top table through the entries as the walk
+    read them (depth 0 is the top table).
+    """
+    tables: dict[int, Sequence[int]] = walk._tables
+    paging = walk.paging
+    try:
+        base = walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)
+        top = walk.backend.pgd_phys(int(base) & ULONG_MAX) & PAGE_MASK
+    except Exception:  # the mm itself is gone: no geometry
+        return {}
+    shifts = _shifts(paging.levels, paging.pgdir_shift)
+    last = len(shifts) - 1
+    top_bits = paging.pgdir_shift + 9
+    out: dict[int, tuple[int, int]] = {}
+    stack = [(top, 0, 0)]
+    while stack:
+        paddr, depth, addr0 = stack.pop()
+        if paddr in out or paddr not in tables:
+            continue
+        out[paddr] = (depth, addr0)
+        if depth == last:
+            continue
+        level, shift = shifts[depth]
+        for i, v in enumerate(tables[paddr]):
+            if not _points_to_table(paging, level, v):
+                continue
+            child = paging.table_paddr(v)
+            if child in tables and child not in out:
+                addr = addr0 + (i << shift)
+                if depth == 0 and addr >> (top_bits - 1):
+                    addr |= ULONG_MAX & ~((1 << top_bits) - 1)  # canonical upper half
+                stack.append((child, depth + 1, addr))
+    return out
+
+
+def _points_to_table(paging: ArchPaging, level: PageTableLevel, v: int) -> bool:
+    """Whether entry *v* of a *level* table points to a lower table."""
+    if level == PageTableLevel.PGD:
+        return paging.pgd_present(v)
+    if level == PageTableLevel.P4D:
+        return paging.p4d_present(v)
+    if level == PageTableLevel.PUD:
+        return paging.pud_present(v) and not paging.pud_leaf(v)
+    return paging.pmd_present(v) and not paging.pmd_leaf(v)
+
+
+@dataclasses.dataclass(slots=True)
+class _Check(Generic[T]):
+    """What one checked read of [start, end) found."""
+
+    value: T | None = None
+    whole: bool = True
+    torn: list[TornRange] = dataclasses.field(default_factory=list)
+    # (level, base address) -> (start, end, torn)
+    tables: dict[tuple[int, int], tuple[int, int, bool]] = dataclasses.field(default_factory=dict)
+    vmas: list[VMA] = dataclasses.field(default_factory=list)
+    table_reads: int = 0
+
+
+def _vma_list(backend: PageTableBackend, mm: Any, start: int, end: int) -> list[VMA]:
+    out = []
+    v = backend.find_vma(mm, start)
+    while v is not None and v.vm_start < end:
+        out.append(v)
+        v = backend.find_vma(mm, v.vm_end)
+    return out
+
+
+def _vma_key(v: VMA) -> tuple[int, ...]:
+    return (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff, v.hugetlb_shift, int(v.pfnmap))
+
+
+def _clip(s: int, e: int, start: int, end: int) -> tuple[int, int] | None:
+    s, e = max(s, start), min(e, end)
+    return (s, e) if s < e else None
+
+
+def _check_tables(
+    walk: MMWalk, start: int, end: int, chk: _Check[Any], backend: PageTableBackend
+) -> None:
+    """Read again every table *walk* used; record verdicts and torn ranges."""
+    geometry = _geometry(walk)
+    shifts = _shifts(walk.paging.levels, walk.paging.pgdir_shift)
+    tables: dict[int, Sequence[int]] = walk._tables
+    for paddr, old in list(tables.items()):
+        where = geometry.get(paddr)
+        if where is None:  # not reachable from the top as read: judge it whole
+            level, shift, base = PageTableLevel.PTE, -1, start
+            span = (start, end)
+        else:
+            depth, base = where
+            level, shift = shifts[depth]
+            span = _clip(base, base + (PTRS_PER_TABLE << shift), start, end) or (start, start)
+        key = (int(level), base if shift >= 0 else -paddr)
+        name = f"{level.name} table {paddr:#x}"
+        try:
+            new = backend.read_table(paddr)
+            chk.table_reads += 1
+        except TableReadError:
+            chk.tables[key] = (span[0], span[1], True)
+            chk.torn.append(TornRange(span[0], span[1], TABLE_CHANGED, f"{name} freed"))
+            continue
+        if new is old or bytes(new) == bytes(old):
+            chk.tables[key] = (span[0], span[1], False)
+            continue
+        changed = []
+        for i in range(PTRS_PER_TABLE):
+            if not backend.paging.same_but_hw_bits(old[i], new[i]):
+                changed.append(i)
+        torn: list[tuple[int, int]] = []
+        if shift < 0:
+            if changed:
+                torn.append(span)
+        elif level == PageTableLevel.PTE:
+            # one PTL covers the whole table: any entry the read looked at
+            # that changed tears all of it that was read
+            lo, hi = (span[0] - base) >> shift, (span[1] - 1 - base) >> shift
+            if any(lo <= i <= hi for i in changed):
+                torn.append(span)
+        else:
+            for i in changed:
+                r = _clip(base + (i << shift), base + ((i + 1) << shift), start, end)
+                if r is not None:
+                    torn.append(r)
+        chk.tables[key] = (span[0], span[1], bool(torn))
+        n = len(changed)
+        for s, e in torn:
+            chk.torn.append(TornRange(s, e, TABLE_CHANGED, f"{name}: {n} {'entry' if n == 1 else 'entries'}"))
+
+
+def _check(
+    backend: PageTableBackend,
+    mm: Any,
+    start: int,
+    end: int,
+    read: Callable[[int, int, list[MMWalk]], T],
+) -> _Check[T]:
+    """One read of [start, end) with its check."""
+    transient = transient_errors()
+    chk: _Check[T] = _Check()
+
+    def read_error(e: BaseException) -> None:
+        chk.whole = False
+        chk.torn.append(TornRange(start, end, READ_ERROR, f"{type(e).__name__}: {e}"[:200]))
+
+    try:
+        stamp0 = backend.mm_stamp(mm)
+        vmas0 = _vma_list(backend, mm, start, end)
+    except transient as e:
+        if not _is_target_error(e):
+            raise
+        read_error(e)
+        return chk
+    walks: list[MMWalk] = []
+    try:
+        chk.value = read(start, end, walks)
+    except transient as e:
+        if not _is_target_error(e):
+            raise
+        read_error(e)
+    try:
+        for w in walks:
+            chk.table_reads += w.table_reads
+            _check_tables(w, start, end, chk, backend)
+        stamp1 = backend.mm_stamp(mm)
+        chk.vmas = _vma_list(backend, mm, start, end)
+    except transient as e:
+        if not _is_target_error(e):
+            raise
+        read_error(e)
+        return chk
+    if stamp0 is None or stamp1 != stamp0 or stamp0[0] & 1:
+        chk.whole = False
+        before = {_vma_key(v): v for v in vmas0}
+        after = {_vma_key(v): v for v in chk.vmas}
+        for what, mine, other in (("gone or changed", before, after), ("new", after, before)):
+            for k, v in mine.items():
+                if k not in other:
+                    r = _clip(v.vm_start, v.vm_end, start, end)
+                    if r is not None:
+                        detail = f"VMA {v.vm_start:#x}-{v.vm_end:#x} {what}"
+                        chk.torn.append(TornRange(r[0], r[1], VMA_TREE_CHANGED, detail))
+    if chk.torn:
+        chk.whole = False
+    return chk
+
+
+def _merge(torn: Iterable[TornRange]) -> list[TornRange]:
+    """Sort, and merge overlapping or adjacent ranges of the same reason."""
+    out: list[TornRange] = []
+    for t in sorted(torn, key=lambda t: (t.start, t.end)):
+        for j in range(len(out) - 1, -1, -1):
+            o = out[j]
+            if o.end < t.start:
+                break
+            if o.reason == t.reason:
+                detail = o.detail if t.detail in o.detail else f"{o.detail}; {t.detail}"
+                if len(detail) > 160:
+                    detail = detail[:157] + "..."
+                out[j] = TornRange(o.start, max(o.end, t.end), o.reason, detail)
+                break
+        else:
+            out.append(t)
+            continue
+    return sorted(out, key=lambda t: (t.start, t.end))
+
+
+def _spans(torn: Iterable[TornRange], vmas: Sequence[VMA], unit: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The ranges to read again: the torn ranges (whole VMAs for ``unit="vma"``), merged."""
+    spans = []
+    for t in torn:
+        s, e = t.start, t.end
+        if unit == "vma":
+            for v in vmas:
+                if v.vm_start < e and s < v.vm_end:
+                    s, e = min(s, v.vm_start), max(e, v.vm_end)
+        r = _clip(s, e, start, end)
+        if r is not None:
+            spans.append(r)
+    spans.sort()
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def read_consistent(
+    mm: Any,
+    start: int,
+    end: int,
+    read: Callable[[int, int, list[MMWalk]], T],
+    splice: Callable[[T, int, int, T], T] | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    unit: str = "table",
+) -> ConsistentRead[T]:
+    """
+    Read [*start*, *end*) of *mm* with ``read(start, end, walks)`` and judge
+    what it returned, range by range; read again only the torn ranges.
+
+    *read* walks [start, end) of *mm* with the walker's entry points,
+    passing ``walks=walks`` to each (so that the tables it used can be
+    checked), and returns its result for that range. *splice* puts the
+    result of a range read again into the result so far:
+    ``splice(value, s, e, new)`` returns the value with [s, e) replaced by
+    *new*. Without *splice* a torn read is retried whole.
+
+    >>> def read(s, e, walks):
+    ...     return pagemap_read(mm, s, e, walks=walks)  # doctest: +SKIP
+    >>> def splice(value, s, e, new):
+    ...     value[(s - start) >> 12:(e - start) >> 12] = new
+    ...     return value
+
+    :param mm: the mm (a drgn ``struct mm_struct *`` or a synthetic mm)
+    :param retries: rounds of reads again after the first read (bounded)
+    :param unit: ``"table"`` reads again the torn ranges; ``"vma"`` grows
+        them to whole VMAs first (for readers whose result is per VMA)
+    :return: a :class:`ConsistentRead`
+    :raises ValueError: for a negative *retries* or an unknown *unit*
+    """
+    if retries < 0:
+        raise ValueError("retries must be >= 0")
+    if unit not in ("table", "vma"):
+        raise ValueError(f"unit must be 'table' or 'vma', not {unit!r}")
+    t0 = time.monotonic()
+    backend = backend_for_mm(mm)
+    res = RangeConsistency(start, end)
+    chk = _check(backend, mm, start, end, read)
+    value = chk.value
+    res.whole = chk.whole
+    res.reads = res.rounds = 1
+    res.table_reads = chk.table_reads
+    tables = dict(chk.tables)
+    vmas = list(chk.vmas)
+    torn = chk.torn
+    while torn and res.rounds <= retries:
+        if value is None or splice is None:
+            spans = [(start, end)]
+        else:
+            spans = _spans(torn, vmas, unit, start, end)
+        res.rounds += 1
+        torn = []
+        now: dict[tuple[int, int], tuple[int, int, bool]] = {}
+        for s, e in spans:
+            sub = _check(backend, mm, s, e, read)
+            res.reads += 1
+            res.retried.append((s, e))
+            res.table_reads += sub.table_reads
+            torn += sub.torn
+            if sub.value is not None:
+                if value is None or splice is None or (s, e) == (start, end):
+                    value = sub.value
+                    res.whole = sub.whole
+                else:
+                    value = splice(value, s, e, sub.value)
+            # the tables and VMAs of [s, e) are now those of this read
+            tables = {k: t for k, t in tables.items() if not (s <= t[0] and t[1] <= e)}
+            for k, t in sub.tables.items():
+                old = now.get(k)
+                now[k] = (t[0], t[1], t[2] or (old is not None and old[2]))
+            vmas = [v for v in vmas if not (v.vm_start < e and s < v.vm_end)] + sub.vmas
+        tables.update(now)
+        vmas.sort(key=lambda v: v.vm_start)
+        if (start, end) not in spans:
+            res.whole = False
+    res.torn = _merge(torn)
+    res.tables = len(tables)
+    res.tables_torn = sum(1 for t in tables.values() if t[2])
+    res.vmas = len(vmas)
+    res.vmas_torn = sum(1 for v in vmas if res.torn_in(v.vm_start, v.vm_end))
+    res.seconds = time.monotonic() - t0
+    return ConsistentRead(value, res)
+
+
+# -- the task_mmu.c readers -------------------------------------------------------
+
+
+def pagemap_read_consistent(
+    mm: Any, start: int, end: int, *, show_pfn: bool = True, retries: int = DEFAULT_RETRIES
+) -> ConsistentRead[Any]:
+    """
+    :func:`~livewalk.proc.pagemap.pagemap_read` of the page-aligned range
+    [*start*, *end*), judged and read again table by table
+    (:func:`read_consistent`). The value is the ``array('Q')`` of entries.
+    """
+    from livewalk.proc.pagemap import pagemap_read
+
+    backend = backend_for_mm(mm)
+
+    def read(s: int, e: int, walks: list[MMWalk]) -> Any:
+        return pagemap_read(mm, s, e, show_pfn=show_pfn, backend=backend, walks=walks)
+
+    def splice(value: Any, s: int, e: int, new: Any) -> Any:
+        value[(s - start) >> PAGE_SHIFT : (e - start) >> PAGE_SHIFT] = new
+        return value
+
+    return read_consistent(mm, start, end, read, splice, retries=retries)
+
+
+def smaps_consistent(
+    mm: Any, end: int, *, retries: int = DEFAULT_RETRIES, progress: Any = None
+) -> ConsistentRead[Any]:
+    """
+    :func:`~livewalk.proc.smaps.smaps` of *mm* (its VMAs below *end*, the
+    task size), judged VMA by VMA. ``smaps()`` reads every VMA, so a torn
+    read is read again whole (at most *retries* times).
+    """
+    from livewalk.proc.smaps import smaps
+
+    def read(s: int, e: int, walks: list[MMWalk]) -> Any:
+        return smaps(mm, walks=walks, progress=progress)
+
+    return read_consistent(mm, 0, end, read, None, retries=retries, unit="vma")
+
+
+# -- the whole-walk API ------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TableChange:
     """
@@ -150,21 +754,20 @@ class TableChange:
 @dataclasses.dataclass(slots=True)
 class WalkConsistency:
     """
-    What :func:`checked_walk` found out about one walk.
+    What :func:`checked_walk` found out about one walk, judged whole.
 
-    :ivar torn: the walk may have raced with a change (see the module
-        documentation for what ``False`` guarantees)
-    :ivar reasons: why it is torn (``"mm_lock_seq odd"``, ``"mm changed"``,
+    :ivar torn: the walk is not consistent at the ``"walk"`` level
+    :ivar reasons: why (``"mm_lock_seq odd"``, ``"mm changed"``,
         ``"tables changed"``, ``"read error"``)
-    :ivar stamp_before: ``(mm_lock_seq, map_count, maple root)`` before the
-        walk (``None``: the backend has no such state, e.g. synthetic)
+    :ivar stamp_before: the backend's ``mm_stamp(mm)`` before the walk
+        (``None`` without an mm)
     :ivar stamp_after: the same after the walk
     :ivar tables_checked: page-table pages read again after the walk
     :ivar changed_entries: entries that differed (A/D bits aside)
     :ivar changes: the first differing entries (at most 64)
     :ivar ad_changes: entries whose only difference was the A/D bits
     :ivar unverifiable: tables the backend returned as the same live object
-        (cannot be compared; the synthetic backend does this)
+        (cannot be compared; the synthetic backend without ``copy_tables``)
     :ivar exception: a transient read error that ended the walk, or ``None``
     """
 
@@ -218,55 +821,8 @@ class CheckedWalk:
         return self.consistency.exception is None
 
 
-def mm_stamp(mm: Any, backend: Any = None) -> tuple[int, ...] | None:
-    """
-    ``(mm_lock_seq, map_count, mm_mt.ma_root)`` of a drgn ``struct
-    mm_struct *``, read fresh; members the kernel lacks are left out (no
-    ``mm_lock_seq`` without ``CONFIG_PER_VMA_LOCK``: then the first element
-    is ``map_count``). A backend or mm may supply its own with a
-    ``mm_stamp(mm)`` method (the first element must then be a sequence count
-    that is odd while a writer holds it). ``None`` if there is none.
-    """
-    for owner in (backend, mm):
-        fn = getattr(owner, "mm_stamp", None)
-        if fn is not None and callable(fn):
-            st = fn(mm) if owner is backend else fn()
-            return None if st is None else tuple(int(x) for x in st)
-    if getattr(mm, "prog_", None) is None:
-        return None
-    out: list[int] = []
-    for path in ("mm_lock_seq.sequence", "map_count", "mm_mt.ma_root"):
-        obj = mm
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-            out.append(int(obj.value_()) & 0xFFFF_FFFF_FFFF_FFFF)
-        except AttributeError:
-            continue
-    return tuple(out)
-
-
-def _has_seq(mm: Any, backend: Any) -> bool:
-    if getattr(backend, "mm_stamp", None) is not None or getattr(mm, "mm_stamp", None) is not None:
-        return True
-    try:
-        mm.mm_lock_seq  # noqa: B018
-        return True
-    except (AttributeError, LookupError):
-        return False
-
-
-def _same_entry(old: int, new: int) -> bool:
-    """Equal, or equal but for the A/D bits of an entry present in both."""
-    if old == new:
-        return True
-    return bool(old & new & _PRESENTISH) and (old ^ new) & ~_AD == 0
-
-
 def verify_tables(walk: MMWalk, result: WalkConsistency) -> None:
-    """
-    Read every table *walk* used again and record differences in *result*.
-    """
+    """Read every table *walk* used again and record differences in *result*."""
     backend = walk.backend
     tables: dict[int, Sequence[int]] = walk._tables
     for paddr, old in list(tables.items()):
@@ -282,17 +838,14 @@ def verify_tables(walk: MMWalk, result: WalkConsistency) -> None:
         if new is old:
             result.unverifiable += 1
             continue
-        try:
-            if bytes(new) == bytes(old):  # fast path (memoryview/array)
-                continue
-        except TypeError:
-            pass
+        if bytes(new) == bytes(old):
+            continue
         for i in range(min(len(old), len(new))):
             o = old[i]
             n = new[i]
             if o == n:
                 continue
-            if _same_entry(o, n):
+            if backend.paging.same_but_hw_bits(o, n):
                 result.ad_changes += 1
                 continue
             result.changed_entries += 1
@@ -302,20 +855,17 @@ def verify_tables(walk: MMWalk, result: WalkConsistency) -> None:
             result.mark("tables changed")
 
 
-def _guess_mm(entry: Callable[..., Any], args: Sequence[Any]) -> Any:
+def _guess_mm(entry: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """The mm a walk entry point is about, before the walk (or ``None``)."""
     if not args:
         return None
     first = args[0]
-    name = getattr(entry, "__name__", "")
+    name = entry.__name__
     if name in ("walk_page_range", "walk_page_range_mm_unsafe", "walk_page_range_debug"):
         return first
     if name.startswith("walk_page_range_vma") or name == "walk_page_vma":
-        obj = getattr(first, "obj", first)
-        for attr in ("vm_mm", "mm"):
-            mm = getattr(obj, attr, None)
-            if mm is not None:
-                return mm
+        vma, backend = _resolve_vma(first, kwargs.get("backend"))
+        return backend.vma_mm(vma)
     return None
 
 
@@ -328,8 +878,8 @@ def checked_walk(
 ) -> CheckedWalk:
     """
     Run one walk, ``entry(*args, **kwargs)`` (any walk entry point of
-    :mod:`livewalk.mm.pagewalk`: it must accept ``walks=``), and check whether
-    it raced with a change of the target.
+    :mod:`livewalk.mm.pagewalk`: it must accept ``walks=``), and judge it
+    whole: did anything it used change while it ran?
 
     :param mm: the mm to watch (found from the arguments of the usual entry
         points when not given)
@@ -337,27 +887,19 @@ def checked_walk(
     :return: a :class:`CheckedWalk`; a transient read error is caught and
         reported (``ret is None``, ``torn``), other exceptions propagate
     """
-    import time
-
     t0 = time.monotonic()
     if mm is None:
-        mm = _guess_mm(entry, args)
-    backend: Any = None
-    if mm is not None:
-        try:
-            backend = backend_for_mm(mm)
-        except TypeError:
-            backend = None
+        mm = _guess_mm(entry, args, kwargs)
+    backend = backend_for_mm(mm) if mm is not None else None
     result = WalkConsistency()
     transient = transient_errors()
     try:
-        result.stamp_before = mm_stamp(mm, backend) if mm is not None else None
+        result.stamp_before = backend.mm_stamp(mm) if backend is not None else None
     except transient as e:
         result.exception = e
         result.mark("read error")
         return CheckedWalk(None, None, result, seconds=time.monotonic() - t0)
-    seq_checked = mm is not None and result.stamp_before is not None and _has_seq(mm, backend)
-    if seq_checked and result.stamp_before and result.stamp_before[0] & 1:
+    if result.stamp_before and result.stamp_before[0] & 1:
         result.mark("mm_lock_seq odd")
     walks: list[MMWalk] = []
     ret: int | None = None
@@ -377,9 +919,9 @@ def checked_walk(
                 raise
             result.exception = result.exception or e
             result.mark("read error")
-    if result.stamp_before is not None:
+    if backend is not None:
         try:
-            result.stamp_after = mm_stamp(mm, backend)
+            result.stamp_after = backend.mm_stamp(mm)
         except transient as e:
             result.exception = result.exception or e
             result.mark("read error")
@@ -387,21 +929,6 @@ def checked_walk(
             if result.stamp_after != result.stamp_before:
                 result.mark("mm changed")
     return CheckedWalk(ret, walk, result, seconds=time.monotonic() - t0)
-
-
-def _is_target_error(e: BaseException) -> bool:
-    """A ValueError counts only when drgn raised it (not the caller's code)."""
-    if not isinstance(e, ValueError) or isinstance(e, TableReadError):
-        return True
-    tb = e.__traceback__
-    last = None
-    while tb is not None:
-        last = tb
-        tb = tb.tb_next
-    if last is None:
-        return False
-    mod = last.tb_frame.f_globals.get("__name__", "")
-    return mod.startswith("drgn") or mod.startswith("livewalk.backend.drgn")
 
 
 def walk_with_retry(
@@ -414,14 +941,13 @@ def walk_with_retry(
     **kwargs: Any,
 ) -> CheckedWalk:
     """
-    :func:`checked_walk`, repeated while the walk is torn, at most
+    :func:`checked_walk`, repeated whole while the walk is torn, at most
     *retries* more times. Returns the first untorn attempt, or the last one.
+    (:func:`read_consistent` reads again only what tore.)
 
     :param pre_attempt: called with the attempt number (0, 1, ...) before
         each attempt, to reset what the callbacks collect
     """
-    import time
-
     if retries < 0:
         raise ValueError("retries must be >= 0")
     t0 = time.monotonic()
@@ -441,5 +967,5 @@ def walk_with_retry(
             return r
 
 
-# re-exported for the doctest above
-_ = (MMWalkOps, walk_page_range)
+# named in the doctest above
+_ = (MMWalkOps, walk_page_range, PAGE_SIZE)

@@ -128,6 +128,14 @@ class ArchPaging(Protocol):
         """
         ...
 
+    def same_but_hw_bits(self, old: int, new: int) -> bool:
+        """
+        Whether two readings of one entry are equal, or differ only in the
+        bits the MMU sets by itself (accessed, dirty) on an entry present in
+        both: a change that no lock of the kernel's keeps out.
+        """
+        ...
+
     # -- predicates, per level ---------------------------------------------
 
     def pgd_none(self, v: int) -> bool: ...

@@ -449,7 +449,7 @@ class DrgnBackend:
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
         ``(mm_lock_seq, map_count, mm_mt.ma_root)`` of *mm*, read fresh in
-        one read; ``mm_lock_seq`` is left out on a kernel without
+        one read; ``mm_lock_seq`` reads 0 on a kernel without
         ``CONFIG_PER_VMA_LOCK`` (see :attr:`KernelFeatures.mm_lock_seq
         <livewalk.kernel.KernelFeatures>`). It changes whenever the VMA tree
         can have changed: every mmap write lock and unlock bumps
@@ -466,7 +466,9 @@ class DrgnBackend:
         else:
             data = self.prog.read(paddr, length, True)
         values = unpack.unpack(data)
-        return tuple(values[i] for i in order)
+        stamp = tuple(values[i] for i in order)
+        # Without mm_lock_seq the sequence slot reads 0: never "write-locked".
+        return stamp if len(stamp) == len(_STAMP_MEMBERS) else (0, *stamp)
 
     def _kernel_pa(self, kaddr: int) -> int | None:
         """``__pa(kaddr)`` for the direct map and the kernel image, else ``None``."""

@@ -127,6 +127,11 @@ class SyntheticBackend:
     :ivar reads: number of :meth:`read_table` calls
     :ivar unreadable: physical addresses whose read raises ``TableReadError``
     :ivar highest_memmap_pfn: no normal page lies above (``None``: no limit)
+    :ivar zero_pfn: PFN of the shared zero page
+    :ivar huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
+    :ivar copy_tables: :meth:`read_table` returns a copy, as a real backend
+        does, instead of the live table (needed to see changes made while a
+        walk runs, see :meth:`inject_after_read`)
     """
 
     TABLE_BASE = 0x1000000
@@ -144,6 +149,7 @@ class SyntheticBackend:
         zero_pfn: int = 0x2A00,
         huge_zero_pfn: int | None = 0x2C00,
         version: tuple[int, int] = DEFAULT_VERSION,
+        copy_tables: bool = False,
     ) -> None:
         self.paging = paging if paging is not None else X86Paging(levels=levels)
         self.features = KernelFeatures.for_version(version)
@@ -151,10 +157,12 @@ class SyntheticBackend:
         self._mem: dict[int, array[int]] = {}
         self._next = self.TABLE_BASE
         self.reads = 0
+        self.copy_tables = copy_tables
         self.unreadable: set[int] = set()
         self.zero_pfn: int = zero_pfn
         self.huge_zero_pfn: int | None = huge_zero_pfn
         self.highest_memmap_pfn: int | None = None
+        self._after_read: dict[int, list[Callable[[], None]]] = {}
         self._init_mm = SyntheticMM(backend=self, kernel=True)
 
     def alloc_table(self) -> int:
@@ -171,7 +179,22 @@ class SyntheticBackend:
         t = self._mem.get(paddr)
         if t is None or paddr in self.unreadable:
             raise TableReadError(paddr)
-        return t
+        if not self.copy_tables:
+            return t
+        copy = array("Q", t)
+        for change in self._after_read.pop(paddr, ()):
+            change()
+        return copy
+
+    def inject_after_read(self, paddr: int, change: Callable[[], None]) -> None:
+        """
+        Test hook: run *change* once, right after the next read of the
+        table at *paddr* (the reader already holds its copy): a change
+        "the kernel" makes while a walk runs. Needs :attr:`copy_tables`.
+        """
+        if not self.copy_tables:
+            raise ValueError("inject_after_read needs a backend made with copy_tables=True")
+        self._after_read.setdefault(paddr, []).append(change)
 
     def mm_pgd(self, mm: SyntheticMM) -> int:
         return self.paging.va(mm.pgd_paddr)
@@ -247,8 +270,8 @@ class SyntheticMM:
         self.pgd_paddr = backend.alloc_table()
         self._vmas: list[VMA] = []
         self._ends: list[int] = []
-        #: ``mm_lock_seq``: even, bumped by 2 by every VMA change (as a
-        #: write lock and unlock would).
+        #: ``mm->mm_lock_seq``: +2 for every VMA change (a write lock taken
+        #: and released); set it odd to play a writer holding the lock
         self.mm_lock_seq = 0
 
     def __repr__(self) -> str:
@@ -313,6 +336,12 @@ class SyntheticMM:
         if mapping is not None:
             mapping.vmas.append(info)
         return info
+
+    def remove_vma(self, vma: VMA) -> None:
+        """Remove *vma* from the VMA tree (its page tables stay as they are)."""
+        self._vmas.remove(vma)
+        self._ends = [v.vm_end for v in self._vmas]
+        self.mm_lock_seq += 2
 
     @property
     def vmas(self) -> list[VMA]:

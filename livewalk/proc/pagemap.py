@@ -705,13 +705,14 @@ def _run_walk(
     show_pfn: bool,
     backend: PageTableBackend,
     page_state: PagemapPageState | None,
+    walks: list[MMWalk] | None = None,
 ) -> None:
     if page_state is None:
         if not isinstance(backend, DrgnBackend):
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
         page_state = DrgnPageState(backend.prog)
     pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
-    ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm)
+    ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm, walks=walks)
     if ret < 0:
         raise OSError(-ret, f"pagemap walk of [{start:#x}, {end:#x}) failed")
 
@@ -724,6 +725,7 @@ def pagemap_read(
     show_pfn: bool = True,
     backend: PageTableBackend | None = None,
     page_state: PagemapPageState | None = None,
+    walks: list[MMWalk] | None = None,
 ) -> array:
     """
     The ``/proc/PID/pagemap`` entries of the pages of [*start*, *end*): what
@@ -747,6 +749,8 @@ def pagemap_read(
         (default: the mm's)
     :param page_state: where ``struct page`` state comes from (default:
         :class:`DrgnPageState` of the backend's program)
+    :param walks: the walk's :class:`~livewalk.mm.pagewalk.MMWalk` is
+        appended to it (for :mod:`livewalk.consistency`)
     :return: one ``u64`` per page
     """
     if backend is None:
@@ -754,7 +758,7 @@ def pagemap_read(
     s, e = _clamp(mm, backend, start, end)
     sink = _ArraySink((e - s) >> PAGE_SHIFT if s < e else 0)
     if s < e:
-        _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
+        _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
     return sink.finish()
 
 

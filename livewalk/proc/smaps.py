@@ -530,7 +530,11 @@ _SHMEM_OPS = MMWalkOps(
 
 
 def smaps(
-    mm: Object, *, reader: PageReader | None = None, progress: Progress | None = None
+    mm: Object,
+    *,
+    reader: PageReader | None = None,
+    progress: Progress | None = None,
+    walks: list[MMWalk] | None = None,
 ) -> list[SmapsVMA]:
     """
     Compute ``/proc/PID/smaps`` for *mm*: one :class:`SmapsVMA` per VMA in
@@ -543,6 +547,8 @@ def smaps(
     :param reader: the :class:`~livewalk.mm.page.PageReader` to read
         ``struct page`` state through (default: a new one)
     :param progress: a :class:`~livewalk.progress.Progress` to tick per VMA
+    :param walks: each VMA's :class:`~livewalk.mm.pagewalk.MMWalk` is
+        appended to it (for :mod:`livewalk.consistency`)
     :return: the VMAs' sums and lines
     """
     backend = backend_for_mm(mm)
@@ -574,7 +580,7 @@ def smaps(
                     ops = _SHMEM_OPS
                     st.shmem_mapping_addr = int(mapping.value_())
 
-        walk_page_vma(vma, ops, st, backend=backend)
+        walk_page_vma(vma, ops, st, backend=backend, walks=walks)
         out.append(res)
         if progress is not None:
             progress.update(add_vmas=1, add_bytes=vma.vm_end - vma.vm_start)

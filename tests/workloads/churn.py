@@ -42,6 +42,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 PAGE = 4096
 HPAGE = 2 << 20
@@ -242,15 +243,40 @@ class WalkHang(Exception):
     """A walk did not end within its bound."""
 
 
+def local_pagemap(pid: int) -> Callable[[int, int], bytes]:
+    """The kernel's own ``/proc/PID/pagemap`` of [start, end), read here."""
+
+    def read(start: int, end: int) -> bytes:
+        with open(f"/proc/{pid}/pagemap", "rb") as f:
+            return os.pread(f.fileno(), (end - start) // PAGE * 8, start // PAGE * 8)
+
+    return read
+
+
+#: PM_MMAP_EXCLUSIVE: from the page's mapcount (struct page), not the page tables
+PM_MMAP_EXCLUSIVE = 1 << 56
+#: PM_PRESENT | PM_SWAP: the entry names a frame (a PFN or a swap slot)
+PM_FRAME = 3 << 62
+
+
 def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
-              slots: list[list[int]] | None = None) -> dict[str, object]:
+              slots: list[list[int]] | None = None,
+              kernel_pagemap: Callable[[int, int], bytes] | None = None) -> dict[str, object]:
     """
     Walk process *pid* of *prog* again and again for *seconds*, cycling over
-    four kinds of walk: the whole address space (``walk_with_retry`` of
-    ``walk_page_range``), the churn slots only (``checked_walk``), and the
-    ``pagemap`` and ``smaps`` commands (``livewalk.cli.run_command``). Each
-    walk must end within *bound* seconds (SIGALRM; a hang is recorded and
-    ends the loop). Exceptions other than livewalk's documented
+    these kinds of walk: the whole address space judged whole
+    (``walk_with_retry`` of ``walk_page_range``: the "before" figures) and
+    judged per table and VMA (``read_consistent``: the "after" figures),
+    the churn slots only (``checked_walk``), the ``pagemap`` and ``smaps``
+    commands (``livewalk.cli.run_command``) and, with *kernel_pagemap*, the
+    proof: livewalk's pagemap of a churn slot against the kernel's own read
+    before and after it (only pages equal in both kernel reads count; a
+    difference in a range livewalk marks consistent is a ``proof_mismatch``
+    when both kernel reads name the same frame, ``proof_mismatch_no_frame``
+    when they name none: two reads a second apart cannot tell a page that
+    stayed away from a slot unmapped and mapped afresh between them).
+    Each walk must end within *bound* seconds (SIGALRM; a hang is recorded
+    and ends the loop). Exceptions other than livewalk's documented
     :class:`~livewalk.errors.LivewalkError` are recorded as ``escaped``.
     Returns the figures as a dict.
     """
@@ -258,8 +284,14 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     import traceback
 
     from livewalk import MMWalkOps, walk_page_range
+    from livewalk.backend import backend_for_mm
     from livewalk.cli import build_parser, run_command
-    from livewalk.consistency import checked_walk, walk_with_retry
+    from livewalk.consistency import (
+        checked_walk,
+        pagemap_read_consistent,
+        read_consistent,
+        walk_with_retry,
+    )
     from livewalk.errors import LivewalkError
     from livewalk.task import find_mm
 
@@ -267,7 +299,15 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     counts: dict[str, int] = {k: 0 for k in (
         "walks", "attempts", "torn_attempts", "torn_final", "retried", "incomplete",
         "not_complete_nor_torn", "cli_runs", "cli_ok", "cli_livewalk_errors", "escaped",
-        "hangs", "pmds", "ptes_present", "walk_errors")}
+        "hangs", "pmds", "ptes_present", "walk_errors",
+        # before: the whole-walk verdict (walk_with_retry, 2 retries)
+        "before_vmas", "before_vmas_ok", "before_tables", "before_tables_ok",
+        # after: per table and per VMA (read_consistent, 2 retry rounds)
+        "after_walks", "after_whole", "after_vmas", "after_vmas_ok", "after_tables", "after_tables_ok",
+        "after_torn_ranges", "after_torn_unnamed", "after_reads", "after_table_reads",
+        # the proof against the kernel's own pagemap
+        "proof_runs", "proof_pages_compared", "proof_pages_moving", "proof_pages_torn",
+        "proof_mismatch", "proof_mismatch_exclusive_only", "proof_mismatch_no_frame")}
     reasons: dict[str, int] = {}
     escaped: list[str] = []
     slowest = 0.0
@@ -298,8 +338,11 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     i = 0
     try:
         while time.monotonic() < t_end:
-            kind = ("range", "slots", "pagemap", "range", "slots", "smaps")[i % 6]
+            kinds = ("range", "crange", "proof", "slots", "pagemap", "crange", "proof", "smaps")
+            kind = kinds[i % len(kinds)]
             i += 1
+            if kind == "proof" and (kernel_pagemap is None or not slots):
+                kind = "crange"
             t0 = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, bound)
             try:
@@ -319,9 +362,72 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                         reasons["cli: " + type(e).__name__] = reasons.get("cli: " + type(e).__name__, 0) + 1
                     continue
                 _task, mm = find_mm(prog, pid)
+                if kind == "crange":
+                    end = int(mm.task_size)
+
+                    def read(s: int, e: int, walks: list, mm: object = mm) -> int:  # type: ignore[type-arg]
+                        return walk_page_range(mm, s, e, Ops(), walks=walks)
+
+                    c = read_consistent(mm, 0, end, read, lambda v, s, e, n: v, retries=2).consistency
+                    counts["after_walks"] += 1
+                    counts["after_whole"] += int(c.whole)
+                    counts["after_vmas"] += c.vmas
+                    counts["after_vmas_ok"] += c.vmas - c.vmas_torn
+                    counts["after_tables"] += c.tables
+                    counts["after_tables_ok"] += c.tables - c.tables_torn
+                    counts["after_torn_ranges"] += len(c.torn)
+                    counts["after_torn_unnamed"] += sum(1 for t in c.torn if not t.reason)
+                    counts["after_reads"] += c.reads
+                    counts["after_table_reads"] += c.table_reads
+                    for t in c.torn:
+                        reasons["torn: " + t.reason] = reasons.get("torn: " + t.reason, 0) + 1
+                    continue
+                if kind == "proof":
+                    assert kernel_pagemap is not None and slots
+                    s0, s1 = slots[(i // len(kinds)) % len(slots)]
+                    ka = kernel_pagemap(s0, s1)
+                    pm = pagemap_read_consistent(mm, s0, s1, retries=2)
+                    kb = kernel_pagemap(s0, s1)
+                    counts["proof_runs"] += 1
+                    if pm.value is None:
+                        continue
+                    ours = pm.value
+                    for n in range(min(len(ours), len(ka) // 8, len(kb) // 8)):
+                        a = int.from_bytes(ka[n * 8:n * 8 + 8], "little")
+                        b = int.from_bytes(kb[n * 8:n * 8 + 8], "little")
+                        addr = s0 + n * PAGE
+                        if a != b:
+                            counts["proof_pages_moving"] += 1
+                            continue
+                        if not pm.consistency.consistent(addr, addr + PAGE):
+                            counts["proof_pages_torn"] += 1
+                            continue
+                        counts["proof_pages_compared"] += 1
+                        if ours[n] != a:
+                            if (ours[n] ^ a) == PM_MMAP_EXCLUSIVE:
+                                counts["proof_mismatch_exclusive_only"] += 1
+                            elif not a & PM_FRAME:
+                                # no frame in either kernel read: the slot may
+                                # have been unmapped and mapped afresh between
+                                # them (ABA of the kernel's own reads)
+                                counts["proof_mismatch_no_frame"] += 1
+                            else:
+                                counts["proof_mismatch"] += 1
+                                if len(escaped) < 5:
+                                    escaped.append(f"proof mismatch {addr:#x}: kernel {a:#x} livewalk {ours[n]:#x}")
+                    continue
                 if kind == "range":
                     end = int(mm.task_size)
                     r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=2)
+                    nv = 0
+                    v = backend_for_mm(mm).find_vma(mm, 0)
+                    while v is not None:
+                        nv += 1
+                        v = backend_for_mm(mm).find_vma(mm, v.vm_end)
+                    counts["before_vmas"] += nv
+                    counts["before_vmas_ok"] += 0 if r.torn else nv
+                    counts["before_tables"] += r.consistency.tables_checked
+                    counts["before_tables_ok"] += 0 if r.torn else r.consistency.tables_checked
                 else:
                     ss = slots or [[0, int(mm.task_size)]]
                     s0, s1 = ss[i % len(ss)]
@@ -353,6 +459,14 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     finally:
         signal.signal(signal.SIGALRM, old)
     st.update(counts)
+
+    def pct(ok: str, total: str) -> float | None:
+        return round(100 * counts[ok] / counts[total], 2) if counts[total] else None
+
+    st["before_pct_vmas_consistent"] = pct("before_vmas_ok", "before_vmas")
+    st["before_pct_tables_consistent"] = pct("before_tables_ok", "before_tables")
+    st["after_pct_vmas_consistent"] = pct("after_vmas_ok", "after_vmas")
+    st["after_pct_tables_consistent"] = pct("after_tables_ok", "after_tables")
     st["reasons"] = reasons
     st["escaped_tracebacks"] = escaped[:5]
     st["slowest_s"] = round(slowest, 2)
@@ -376,7 +490,7 @@ def walk_main() -> None:
     if args.ready_file:
         with open(args.ready_file) as f:
             slots = json.load(f)["slots"]
-    st = walk_loop(prog, args.walk, args.seconds, args.bound, slots)
+    st = walk_loop(prog, args.walk, args.seconds, args.bound, slots, local_pagemap(args.walk))
     if args.control:
         st["control"] = control_walk(prog, args.control)
     print(json.dumps(st), flush=True)
@@ -393,8 +507,15 @@ def control_walk(prog: object, pid: int) -> dict[str, object]:
     ops = MMWalkOps(pte_entry=lambda *a: n.__setitem__(0, n[0] + 1))
     r = walk_with_retry(walk_page_range, mm, 0, int(mm.task_size), ops, retries=0,
                         pre_attempt=lambda i: n.__setitem__(0, 0))
+    from livewalk.consistency import read_consistent
+
+    def read(s: int, e: int, walks: list) -> int:  # type: ignore[type-arg]
+        return walk_page_range(mm, s, e, MMWalkOps(pte_entry=lambda *a: 0), walks=walks)
+
+    c = read_consistent(mm, 0, int(mm.task_size), read, retries=0).consistency
     return {"torn": r.torn, "reasons": r.consistency.reasons, "ptes": n[0],
-            "tables_checked": r.consistency.tables_checked, "ret": r.ret}
+            "tables_checked": r.consistency.tables_checked, "ret": r.ret,
+            "level": c.level, "vmas": c.vmas, "tables": c.tables}
 
 
 if __name__ == "__main__":

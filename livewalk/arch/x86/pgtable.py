@@ -410,6 +410,12 @@ class X86Paging:
         """The physical address of the table a (non-leaf) entry points to."""
         return v & self.physical_mask & PAGE_MASK
 
+    def same_but_hw_bits(self, old: int, new: int) -> bool:
+        if old == new:
+            return True
+        present = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE
+        return bool(old & new & present) and not (old ^ new) & ~(_PAGE_ACCESSED | _PAGE_DIRTY)
+
     # -- predicates ---------------------------------------------------------
 
     def pgd_none(self, v: int) -> bool:
