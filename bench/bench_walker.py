@@ -20,7 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from livewalk.arch.x86.pgtable import PMD_SIZE, PUD_SIZE, mk_pte  # noqa: E402
+from livewalk.arch.x86.pgtable import mk_pte
+from livewalk.arch.x86.pgtable_types import PMD_SIZE, PUD_SIZE
 from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM  # noqa: E402
 from livewalk.mm.pagewalk import MMWalkOps, walk_page_range  # noqa: E402
 

@@ -90,8 +90,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from livewalk.arch import ULONG_MAX, ArchPaging
-from livewalk.arch.x86.pgtable import (
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch.x86.pgtable_types import (
     P4D_SHIFT,
     PAGE_MASK,
     PAGE_SHIFT,
@@ -99,11 +99,11 @@ from livewalk.arch.x86.pgtable import (
     PMD_SHIFT,
     PTRS_PER_TABLE,
     PUD_SHIFT,
-    PageTableLevel,
 )
-from livewalk.backend import VMA, PageTableBackend, TableReadError, backend_for_mm
+from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.errors import LivewalkError
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, _resolve_vma, walk_page_range
+from livewalk.mm.vma import VMA
 
 __all__ = (
     "DEFAULT_RETRIES",

@@ -33,12 +33,13 @@ from typing import Any
 import drgn
 from drgn import FaultError, IntegerLike, Object, Program
 
-from livewalk.arch import ULONG_MAX
-from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE, PageTableLevel, SwapTypes, X86Paging
-from livewalk.arch.x86.pgtable_types import START_KERNEL_MAP
-from livewalk.backend import VMA, TableReadError, register_backend
+from livewalk.arch import ULONG_MAX, PageTableLevel
+from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, START_KERNEL_MAP
+from livewalk.backend import TableReadError, register_backend
 from livewalk.kernel import KernelFeatures
-from livewalk.mm.vma import VMFlagBits
+from livewalk.mm.swapops import SwapTypes
+from livewalk.mm.vma import VMA, VMFlagBits
 
 __all__ = ("DrgnBackend",)
 

@@ -24,8 +24,10 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from livewalk.arch import ULONG_MAX
-from livewalk.arch.x86.pgtable import (
+from livewalk.arch import ULONG_MAX, PageTableLevel
+from livewalk.arch.x86.pgtable import X86Paging, mk_pte
+from livewalk.arch.x86.pgtable_64 import swp_entry_to_pte
+from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_NX,
@@ -40,15 +42,11 @@ from livewalk.arch.x86.pgtable import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
-    PTE_MARKER_GUARD,
     PUD_SHIFT,
-    PageTableLevel,
-    X86Paging,
-    mk_pte,
-    swp_entry_to_pte,
 )
 from livewalk.backend import TableReadError
 from livewalk.kernel import DEFAULT_VERSION, KernelFeatures
+from livewalk.mm.swapops import PTE_MARKER_GUARD
 
 # VM_* are re-exported: tests import them from here.
 from livewalk.mm.vma import (

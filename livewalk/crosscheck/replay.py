@@ -62,9 +62,10 @@ from typing import Any
 
 import livewalk.mm.pagewalk as pw
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
-from livewalk.backend import VMA, TableReadError
+from livewalk.backend import TableReadError
 from livewalk.crosscheck.compare import Divergence, ReplayCall, diff_step
 from livewalk.crosscheck.model import POINTER_SLOTS, KernelWalk
+from livewalk.mm.vma import VMA
 
 __all__ = (
     "ABORT",

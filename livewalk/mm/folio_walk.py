@@ -40,9 +40,10 @@ import enum
 from typing import Any
 
 from livewalk.arch import ArchPaging, PageTableLevel
-from livewalk.backend import VMA, PageTableBackend, TableReadError
+from livewalk.backend import PageTableBackend, TableReadError
 from livewalk.mm.entry import Entry, EntryContext
 from livewalk.mm.pagewalk import _resolve_vma
+from livewalk.mm.vma import VMA
 
 _PTE, _PMD, _PUD, _P4D, _PGD = PageTableLevel
 

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 from drgn import Object, Program
 
-from livewalk.arch.x86.pgtable import (
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    pmd_none,
-    pmd_present,
-    pmd_trans_huge,
-)
-from livewalk.backend import VMA
+from livewalk.arch.x86.pgtable import pmd_none, pmd_present, pmd_trans_huge
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
 from livewalk.mm.shmem import shmem_allowable_huge_orders, shmem_mapping
-from livewalk.mm.vma import VMFlagBits
+from livewalk.mm.vma import VMA, VMFlagBits
 
 __all__ = (
     "file_thp_enabled",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from drgn import Object, Program, cast
 
-from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
 from livewalk.mm.page import PageReader
 
 __all__ = (

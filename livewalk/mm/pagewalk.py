@@ -68,12 +68,10 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
-from livewalk.backend import VMA, TableReadError, backend_for_mm
+from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
 from livewalk.mm.overlay import (
-    AGAIN_RETRY_LIMIT,
     Slot,
-    WalkError,
     WalkOverlay,
     again_retry,
     clear_bad,
@@ -84,12 +82,12 @@ from livewalk.mm.overlay import (
     split_huge_pmd,
     split_huge_pud,
 )
+from livewalk.mm.vma import VM_PFNMAP, VMA
 
 __all__ = (
     "ACTION_AGAIN",
     "ACTION_CONTINUE",
     "ACTION_SUBTREE",
-    "AGAIN_RETRY_LIMIT",
     "MMWalk",
     "MMWalkOps",
     "MM_WALK_CALLBACKS",
@@ -100,8 +98,6 @@ __all__ = (
     "PTEOut",
     "PageWalkAction",
     "PageWalkLock",
-    "VM_PFNMAP",
-    "WalkError",
     "p4d_addr_end",
     "pgd_addr_end",
     "pmd_addr_end",
@@ -147,13 +143,6 @@ class PageWalkAction(enum.IntEnum):
 ACTION_SUBTREE = PageWalkAction.ACTION_SUBTREE
 ACTION_CONTINUE = PageWalkAction.ACTION_CONTINUE
 ACTION_AGAIN = PageWalkAction.ACTION_AGAIN
-
-#: ``VM_PFNMAP`` (``include/linux/mm.h``)
-VM_PFNMAP = 0x00000400
-VM_READ = 0x1
-VM_WRITE = 0x2
-VM_EXEC = 0x4
-VM_SHARED = 0x8
 
 #: The callbacks of ``struct mm_walk_ops``, in declaration order
 #: (``include/linux/pagewalk.h``).

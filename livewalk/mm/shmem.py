@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from drgn import Object, Program, container_of, offsetof
 
-from livewalk.arch.x86.pgtable import PAGE_SHIFT, PAGE_SIZE
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
 from livewalk.mm.page import KernelState
 
 __all__ = (

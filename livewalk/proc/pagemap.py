@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from drgn import Object
 
 from livewalk.arch import ULONG_MAX
-from livewalk.arch.x86.pgtable import (
+from livewalk.arch.x86.pgtable import X86Paging, pmd_present, pte_none, pte_present
+from livewalk.arch.x86.pgtable_64 import SWP_OFFSET_SHIFT, SWP_TYPE_BITS
+from livewalk.arch.x86.pgtable_types import (
     _PAGE_KNL_ERRATUM_MASK,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
@@ -40,17 +42,9 @@ from livewalk.arch.x86.pgtable import (
     _PAGE_UFFD_WP,
     PAGE_SHIFT,
     PAGE_SIZE,
-    PTE_MARKER_GUARD,
-    PTE_MARKER_UFFD_WP,
     PTRS_PER_TABLE,
-    SWP_OFFSET_SHIFT,
-    SWP_TYPE_BITS,
-    X86Paging,
-    pmd_present,
-    pte_none,
-    pte_present,
 )
-from livewalk.backend import VMA, PageTableBackend, backend_for_mm
+from livewalk.backend import PageTableBackend, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge
@@ -62,7 +56,8 @@ from livewalk.mm.pagewalk import (
     walk_page_range,
 )
 from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
-from livewalk.mm.vma import VMFlagBits
+from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP
+from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
     PM_FLAG_NAMES,

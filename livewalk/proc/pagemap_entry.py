@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from livewalk.arch.x86.pgtable import PAGE_SHIFT
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT
 
 __all__ = (
     "PM_FILE",

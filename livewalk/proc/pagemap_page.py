@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol
 
 from drgn import FaultError, Program
 
-from livewalk.arch.x86.pgtable import PAGE_SIZE
+from livewalk.arch.x86.pgtable_types import PAGE_SIZE
 from livewalk.mm.page import MAPCOUNT_TYPE_LIMIT, PAGE_MAPPING_ANON, KernelState, PageReader
 from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE
 

@@ -56,25 +56,23 @@ from typing import Any
 from drgn import FaultError, Object, Program
 
 from livewalk.arch import ArchPaging
-from livewalk.arch.x86.pgtable import (
+from livewalk.arch.x86.pgtable import pmd_present, pte_none, pte_present
+from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY_BITS,
     _PAGE_SPECIAL,
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SIZE,
-    pmd_present,
-    pte_none,
-    pte_present,
 )
-from livewalk.backend import VMA, backend_for_mm
+from livewalk.backend import backend_for_mm
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
 from livewalk.mm.page import PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PageInfo, PageReader
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, PageWalkLock, walk_page_vma
 from livewalk.mm.shmem import ShmemSwap, shmem_mapping, shmem_swap_usage
 from livewalk.mm.swapfile import SwapTables
-from livewalk.mm.vma import VMFlagBits
+from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.proc.maps import vm_flags_mnemonics, vma_header
 from livewalk.progress import Progress
 

@@ -48,7 +48,8 @@ from livewalk.arch.x86.dump_pagetables import (
     ptdump_markers,
     ptdump_ranges,
 )
-from livewalk.arch.x86.pgtable import _PAGE_NX, X86Paging, pmd_leaf, pud_leaf
+from livewalk.arch.x86.pgtable import X86Paging, pmd_leaf, pud_leaf
+from livewalk.arch.x86.pgtable_types import _PAGE_NX
 from livewalk.backend import PageTableBackend
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.errors import WalkFailedError

@@ -27,7 +27,7 @@ from typing import TextIO
 
 from drgn import Object, Program
 
-from livewalk.arch.x86.pgtable import PAGE_SIZE
+from livewalk.arch.x86.pgtable_types import PAGE_SIZE
 from livewalk.errors import LivewalkError
 
 __all__ = ("VerifyResult", "verify_pagemap", "verify_smaps")

@@ -35,12 +35,15 @@ from typing import Any
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX, ArchPaging
-from livewalk.arch.x86.pgtable import PAGE_SIZE, PageTableLevel, SwapEntry, X86Paging
-from livewalk.backend import VMA, PageTableBackend, backend_for_mm
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.arch.x86.pgtable_types import PAGE_SIZE
+from livewalk.backend import PageTableBackend, backend_for_mm
 from livewalk.errors import AddressError
 from livewalk.mm.entry import Entry
 from livewalk.mm.pagewalk import MMWalk
+from livewalk.mm.swapops import SwapEntry
+from livewalk.mm.vma import VMA
 from livewalk.proc.maps import get_vma_name, vma_perms
 
 __all__ = (

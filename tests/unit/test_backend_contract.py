@@ -17,17 +17,11 @@ import pytest
 from drgn import Object, Program, TypeMember
 
 from livewalk.arch.x86.pgtable import X86Paging
-from livewalk.backend import (
-    CONTRACT_METHODS,
-    CONTRACT_PROPERTIES,
-    VMA,
-    PageTableBackend,
-    backend_for_mm,
-)
+from livewalk.backend import CONTRACT_METHODS, CONTRACT_PROPERTIES, PageTableBackend, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
 from livewalk.kernel import KernelFeatures
-from livewalk.mm.vma import VMFlagBits
+from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.task import resolve_mm
 
 

@@ -12,7 +12,8 @@ import io
 
 import pytest
 
-from livewalk.arch.x86.pgtable import PageTableLevel, X86Paging
+from livewalk.arch import PageTableLevel
+from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.progress import Progress, format_bytes
 from livewalk.tools.ptdump import AddressMarker, format_prot, ptdump, ptdump_ranges

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from livewalk.arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, PageTableLevel, mk_pte
+from livewalk.arch import PageTableLevel
+from livewalk.arch.x86.pgtable import mk_pte
+from livewalk.arch.x86.pgtable_types import _PAGE_ACCESSED, _PAGE_DIRTY
 from livewalk.backend import TableReadError
 from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticBackend, SyntheticMM
 from livewalk.consistency import (

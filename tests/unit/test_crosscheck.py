@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from livewalk.arch.x86.pgtable import PageTableLevel, swp_entry_to_pte
+from livewalk.arch import PageTableLevel
+from livewalk.arch.x86.pgtable_64 import swp_entry_to_pte
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.crosscheck.compare import ReplayCall, diff_step
 from livewalk.crosscheck.model import (

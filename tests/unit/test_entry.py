@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from livewalk.arch import PageTableLevel
 from livewalk.arch.x86.pgtable import (
-    PageTableLevel,
-    SwapKind,
-    SwapTypes,
     X86Paging,
     decode_swap,
     mk_pte,
@@ -25,9 +23,10 @@ from livewalk.arch.x86.pgtable import (
     pte_none,
     pte_pfn,
     pte_present,
-    swp_entry_to_pte,
 )
+from livewalk.arch.x86.pgtable_64 import swp_entry_to_pte
 from livewalk.mm.entry import Entry, EntryContext
+from livewalk.mm.swapops import SwapKind, SwapTypes
 
 P5 = X86Paging(levels=5)
 P4 = X86Paging(levels=4)

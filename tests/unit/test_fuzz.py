@@ -36,7 +36,7 @@ from livewalk import (
     walk_page_range_debug,
     walk_page_vma,
 )
-from livewalk.arch.x86.pgtable import PageTableLevel
+from livewalk.arch import PageTableLevel
 from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
 from livewalk.consistency import checked_walk, walk_with_retry
 

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livewalk.backend.synthetic import SyntheticMM
-from livewalk.proc.pagemap import (
+from livewalk.proc.pagemap import pagemap_read, pagemap_runs
+from livewalk.proc.pagemap_entry import (
     PM_FILE,
     PM_GUARD_REGION,
     PM_MMAP_EXCLUSIVE,
@@ -23,11 +24,9 @@ from livewalk.proc.pagemap import (
     PM_SOFT_DIRTY,
     PM_SWAP,
     PM_UFFD_WP,
-    PagemapPage,
-    pagemap_read,
-    pagemap_runs,
 )
 from livewalk.proc.pagemap_format import format_pagemap_text, pagemap_dicts
+from livewalk.proc.pagemap_page import PagemapPage
 
 PAGE = 4096
 M64 = (1 << 64) - 1

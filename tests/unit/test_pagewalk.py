@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from walkrec import ALL, Rec, ptes  # noqa: E402
 
-from livewalk.arch.x86.pgtable import M64, PageTableLevel, X86Paging  # noqa: E402
-from livewalk.backend.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticBackend, SyntheticMM  # noqa: E402
+from livewalk.arch import ULONG_MAX as M64
+from livewalk.arch import PageTableLevel
+from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
 from livewalk.mm.pagewalk import (  # noqa: E402
     ACTION_AGAIN,
     ACTION_CONTINUE,
@@ -38,6 +40,7 @@ from livewalk.mm.pagewalk import (  # noqa: E402
     walk_page_range_vma_unsafe,
     walk_page_vma,
 )
+from livewalk.mm.vma import VM_READ, VM_SHARED, VM_WRITE
 
 G = 1 << 30
 M2 = 1 << 21

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from livewalk.arch.x86.pgtable import PageTableLevel
+from livewalk.arch import PageTableLevel
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.folio_walk import (
     FW_ZEROPAGE,

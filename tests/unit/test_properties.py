@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livewalk.arch.x86.pgtable import PageTableLevel
-from livewalk.backend.synthetic import VM_READ, VM_SHARED, VM_WRITE, SyntheticMM
+from livewalk.arch import PageTableLevel
+from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.pagewalk import MMWalkOps, walk_page_range, walk_page_range_debug
+from livewalk.mm.vma import VM_READ, VM_SHARED, VM_WRITE
 
 PAGE = 0x1000
 M2 = 1 << 21

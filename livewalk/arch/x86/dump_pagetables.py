@@ -22,7 +22,8 @@ from collections.abc import Callable
 from drgn import Program
 
 from livewalk.arch import ULONG_MAX
-from livewalk.arch.x86.pgtable import (
+from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.arch.x86.pgtable_types import (
     _PAGE_GLOBAL,
     _PAGE_NX,
     _PAGE_PAT,
@@ -34,9 +35,8 @@ from livewalk.arch.x86.pgtable import (
     _PAGE_RW,
     _PAGE_USER,
     PAGE_SIZE,
-    X86Paging,
+    START_KERNEL_MAP,
 )
-from livewalk.arch.x86.pgtable_types import START_KERNEL_MAP
 
 __all__ = (
     "LEVEL_NAMES",

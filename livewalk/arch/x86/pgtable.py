@@ -11,8 +11,7 @@ taking the raw 64-bit value (and, where the answer depends on the target's
 configuration, its :class:`X86Paging`). The bits live in
 :mod:`livewalk.arch.x86.pgtable_types`, the swap layout in
 :mod:`livewalk.arch.x86.pgtable_64`, ``protection_map`` in
-:mod:`livewalk.arch.x86.pgprot`; their names are re-exported here for the
-modules that imported them from this one.
+:mod:`livewalk.arch.x86.pgprot`.
 
 >>> p = X86Paging(levels=4)
 >>> p.pgdir_shift, p.folded(PageTableLevel.P4D)
@@ -55,45 +54,20 @@ from livewalk.arch.x86.pgtable_types import (
     _PAGE_UFFD_WP,
     _PAGE_USER,
     P4D_SHIFT,
-    P4D_SIZE,
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
-    PMD_SIZE,
     PTRS_PER_TABLE,
     PUD_SHIFT,
-    PUD_SIZE,
 )
 from livewalk.mm.swapops import (
-    PTE_MARKER_GUARD,
-    PTE_MARKER_POISONED,
-    PTE_MARKER_UFFD_WP,
     SwapEntry,
-    SwapKind,
     SwapTypes,
     swap_kind,
 )
 
 __all__ = (
-    "M64",
-    "P4D_SHIFT",
-    "P4D_SIZE",
-    "PAGE_MASK",
-    "PAGE_SHIFT",
-    "PAGE_SIZE",
-    "PMD_SHIFT",
-    "PMD_SIZE",
-    "PTE_MARKER_GUARD",
-    "PTE_MARKER_POISONED",
-    "PTE_MARKER_UFFD_WP",
-    "PTRS_PER_TABLE",
-    "PUD_SHIFT",
-    "PUD_SIZE",
-    "PageTableLevel",
-    "SwapEntry",
-    "SwapKind",
-    "SwapTypes",
     "X86Paging",
     "decode_swap",
     "is_swap_pte",
@@ -121,20 +95,7 @@ __all__ = (
     "pud_pfn",
     "pud_present",
     "pud_trans_huge",
-    "swp_entry_to_pte",
 )
-
-# Compatibility names, for modules that imported them from here before the
-# bits moved to pgtable_types and the swap layout to pgtable_64.
-from livewalk.arch.x86.pgtable_64 import SWP_OFFSET_SHIFT as SWP_OFFSET_SHIFT  # noqa: E402
-from livewalk.arch.x86.pgtable_64 import SWP_TYPE_BITS as SWP_TYPE_BITS  # noqa: E402
-from livewalk.arch.x86.pgtable_types import _PAGE_PAT as _PAGE_PAT  # noqa: E402
-from livewalk.arch.x86.pgtable_types import _PAGE_PAT_LARGE as _PAGE_PAT_LARGE  # noqa: E402
-from livewalk.arch.x86.pgtable_types import _PAGE_PCD as _PAGE_PCD  # noqa: E402
-from livewalk.arch.x86.pgtable_types import _PAGE_PWT as _PAGE_PWT  # noqa: E402
-
-#: Old name of :data:`livewalk.arch.ULONG_MAX`.
-M64 = ULONG_MAX
 
 # physical address bits when the target does not say (__PHYSICAL_MASK_SHIFT)
 _PHYSICAL_MASK = (1 << 52) - 1
