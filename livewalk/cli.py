@@ -441,7 +441,8 @@ def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_ptdump(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from livewalk.tools.ptdump import format_prot, ptdump, ptdump_json
+    from livewalk.arch.x86.dump_pagetables import format_prot
+    from livewalk.tools.ptdump import ptdump, ptdump_json
 
     with Progress("ptdump", counting="ranges") as progress:
         def tick(addr: int) -> None:

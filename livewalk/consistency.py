@@ -106,17 +106,17 @@ from livewalk.mm.pagewalk import MMWalk, MMWalkOps, _resolve_vma, walk_page_rang
 from livewalk.mm.vma import VMA
 
 __all__ = (
-    "DEFAULT_RETRIES",
-    "READ_ERROR",
-    "TABLE_CHANGED",
-    "VMA_TREE_CHANGED",
     "CheckedWalk",
     "ConsistencyTally",
     "ConsistentRead",
+    "DEFAULT_RETRIES",
+    "READ_ERROR",
     "RangeConsistency",
+    "TABLE_CHANGED",
     "TableChange",
     "TornError",
     "TornRange",
+    "VMA_TREE_CHANGED",
     "WalkConsistency",
     "checked_walk",
     "pagemap_read_consistent",

@@ -60,7 +60,10 @@ if TYPE_CHECKING:
     from livewalk.proc.smaps import SmapsVMA
     from livewalk.tools.vtop import VtopResult
 
-__all__ = ("BootError", "Guest", "GuestError", "RunResult", "default_src")
+__all__ = (
+    "Guest",
+    "default_src",
+)
 
 VM_DIR = Path(__file__).resolve().parent
 

@@ -50,7 +50,6 @@ from livewalk.mm.swapops import PTE_MARKER_GUARD
 
 # VM_* are re-exported: tests import them from here.
 from livewalk.mm.vma import (
-    VM_EXEC,
     VM_HUGETLB,
     VM_PFNMAP,
     VM_READ,
@@ -66,11 +65,6 @@ __all__ = (
     "SyntheticMM",
     "SyntheticMapping",
     "SyntheticVMA",
-    "VM_EXEC",
-    "VM_HUGETLB",
-    "VM_READ",
-    "VM_SHARED",
-    "VM_WRITE",
 )
 
 #: Present, writable, user, accessed, dirty, NX: a typical anonymous 4 KiB page.

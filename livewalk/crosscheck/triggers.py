@@ -35,7 +35,13 @@ from typing import Any
 
 from livewalk.errors import LivewalkError
 
-__all__ = ("TRIGGERS", "Helper", "Trigger", "TriggerContext", "trigger_names")
+__all__ = (
+    "Helper",
+    "TRIGGERS",
+    "Trigger",
+    "TriggerContext",
+    "trigger_names",
+)
 
 PAGE = 4096
 PAGEMAP_SCAN = 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg), 96 bytes

@@ -60,36 +60,18 @@ from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP
 from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
-    PM_FLAG_NAMES,
     PM_GUARD_REGION,
     PM_MMAP_EXCLUSIVE,
-    PM_PFRAME_BITS,
     PM_PFRAME_MASK,
     PM_PRESENT,
     PM_SOFT_DIRTY,
     PM_SWAP,
     PM_UFFD_WP,
     PagemapRun,
-    pagemap_flag_names,
 )
-from livewalk.proc.pagemap_page import DrgnPageState, PagemapPage, PagemapPageState
+from livewalk.proc.pagemap_page import DrgnPageState, PagemapPageState
 
 __all__ = (
-    "DrgnPageState",
-    "PM_FILE",
-    "PM_FLAG_NAMES",
-    "PM_GUARD_REGION",
-    "PM_MMAP_EXCLUSIVE",
-    "PM_PFRAME_BITS",
-    "PM_PFRAME_MASK",
-    "PM_PRESENT",
-    "PM_SOFT_DIRTY",
-    "PM_SWAP",
-    "PM_UFFD_WP",
-    "PagemapPage",
-    "PagemapPageState",
-    "PagemapRun",
-    "pagemap_flag_names",
     "pagemap_hugetlb_range",
     "pagemap_pmd_range",
     "pagemap_pte_hole",

@@ -57,15 +57,10 @@ from livewalk.mm.entry import Entry
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, walk_kernel_page_table_range
 
 __all__ = (
-    "AddressMarker",
-    "PtdumpRange",
     "PtdumpResult",
-    "format_prot",
     "format_ptdump",
     "ptdump",
     "ptdump_json",
-    "ptdump_markers",
-    "ptdump_ranges",
 )
 
 

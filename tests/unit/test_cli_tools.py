@@ -13,10 +13,11 @@ import io
 import pytest
 
 from livewalk.arch import PageTableLevel
+from livewalk.arch.x86.dump_pagetables import AddressMarker, format_prot, ptdump_ranges
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.progress import Progress, format_bytes
-from livewalk.tools.ptdump import AddressMarker, format_prot, ptdump, ptdump_ranges
+from livewalk.tools.ptdump import ptdump
 from livewalk.tools.vtop import _vtop_kernel, decode_pte_flags, format_vtop, vtop, vtop_json
 
 M64 = (1 << 64) - 1

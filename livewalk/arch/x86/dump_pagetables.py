@@ -39,8 +39,8 @@ from livewalk.arch.x86.pgtable_types import (
 )
 
 __all__ = (
-    "LEVEL_NAMES",
     "AddressMarker",
+    "LEVEL_NAMES",
     "PgState",
     "PtdumpRange",
     "format_prot",
