@@ -11,7 +11,8 @@ allocation uses (:mod:`livewalk.mm.overlay`). :mod:`livewalk.mm.pagewalk`,
 :mod:`livewalk.mm.entry` and :mod:`livewalk.mm.folio_walk` talk to an
 architecture only through :class:`ArchPaging`; an architecture is added by
 writing ``livewalk/arch/<name>/`` with a class that satisfies it
-(:class:`livewalk.arch.x86.pgtable.X86Paging` for x86_64).
+(:class:`livewalk.arch.x86.pgtable.X86Paging` for x86_64,
+:class:`livewalk.arch.arm64.pgtable.Arm64Paging` for arm64).
 
 The predicates take the raw entry value (an ``int``, what ``p?dp_get()``
 returns) so that loops need no objects.
@@ -27,6 +28,7 @@ returns) so that loops need no objects.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -121,10 +123,27 @@ class ArchPaging(Protocol):
         """``__va()``."""
         ...
 
+    def pa(self, vaddr: int) -> int:
+        """
+        ``__pa()`` of a page-table address: the direct (linear) map, or the
+        kernel image where the boot tables live (``swapper_pg_dir``,
+        ``init_top_pgt``).
+        """
+        ...
+
     def table_paddr(self, v: int) -> int:
         """
         Physical address of the next-level table a table entry points to
         (``p?d_page_vaddr()`` without the ``__va()``).
+        """
+        ...
+
+    def ptes_get(self, vals: Sequence[int], start: int, count: int) -> Sequence[int]:
+        """
+        ``ptep_get()`` of *count* consecutive PTEs from slot *start* of the
+        PTE table *vals*: the values a callback sees. The raw values where
+        ``ptep_get()`` is a plain read (x86); arm64 with CONTPTE folds the
+        access and dirty bits of each contiguous block into its entries.
         """
         ...
 
@@ -180,7 +199,13 @@ class ArchPaging(Protocol):
     def pte_swp_exclusive(self, v: int) -> bool: ...
 
     def swp_entry_to_pte(
-        self, type: int, offset: int, *, soft_dirty: bool = False, uffd_wp: bool = False
+        self,
+        type: int,
+        offset: int,
+        *,
+        soft_dirty: bool = False,
+        uffd_wp: bool = False,
+        exclusive: bool = False,
     ) -> int:
         """``swp_entry_to_pte()`` with the ``pte_swp_mk*()`` flags."""
         ...

@@ -24,6 +24,7 @@ modules that imported them from this one.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
@@ -64,6 +65,7 @@ from livewalk.arch.x86.pgtable_types import (
     PTRS_PER_TABLE,
     PUD_SHIFT,
     PUD_SIZE,
+    START_KERNEL_MAP,
 )
 from livewalk.mm.swapops import (
     PTE_MARKER_GUARD,
@@ -337,6 +339,7 @@ class X86Paging:
     :ivar soft_dirty: ``CONFIG_MEM_SOFT_DIRTY`` (bit 11 is ``_PAGE_SOFT_DIRTY``)
     :ivar pti: ``CONFIG_MITIGATION_PAGE_TABLE_ISOLATION`` (NX is ignored by
         ``pgd_bad``/``p4d_bad``)
+    :ivar phys_base: ``phys_base``, where the kernel image was loaded
 
     >>> X86Paging(levels=4).pgdir_shift
     39
@@ -349,6 +352,7 @@ class X86Paging:
     uffd_wp: bool = True
     soft_dirty: bool = True
     pti: bool = True
+    phys_base: int = 0
 
     def __post_init__(self) -> None:
         if self.levels not in (4, 5):
@@ -406,9 +410,23 @@ class X86Paging:
         """``__va()``: the direct-map address of physical address *paddr*."""
         return (self.page_offset + paddr) & ULONG_MAX
 
+    def pa(self, vaddr: int) -> int:
+        """
+        ``__pa()``: the kernel image (``init_top_pgt``) through ``phys_base``,
+        which wraps when the kernel is loaded below its link address;
+        anything else through the direct map.
+        """
+        if vaddr >= START_KERNEL_MAP:
+            return (vaddr - START_KERNEL_MAP + self.phys_base) & ULONG_MAX
+        return (vaddr - self.page_offset) & ULONG_MAX
+
     def table_paddr(self, v: int) -> int:
         """The physical address of the table a (non-leaf) entry points to."""
         return v & self.physical_mask & PAGE_MASK
+
+    def ptes_get(self, vals: Sequence[int], start: int, count: int) -> Sequence[int]:
+        """``ptep_get()`` is a plain read on x86: the raw values."""
+        return vals[start : start + count]
 
     # -- predicates ---------------------------------------------------------
 
@@ -542,9 +560,17 @@ class X86Paging:
         return bool(v & _PAGE_SWP_EXCLUSIVE)
 
     def swp_entry_to_pte(
-        self, type: int, offset: int, *, soft_dirty: bool = False, uffd_wp: bool = False
+        self,
+        type: int,
+        offset: int,
+        *,
+        soft_dirty: bool = False,
+        uffd_wp: bool = False,
+        exclusive: bool = False,
     ) -> int:
-        return swp_entry_to_pte(type, offset, soft_dirty=soft_dirty, uffd_wp=uffd_wp)
+        return swp_entry_to_pte(
+            type, offset, soft_dirty=soft_dirty, uffd_wp=uffd_wp, exclusive=exclusive
+        )
 
     # -- constructors (the read-only emulation of splits and allocation) ------
 
