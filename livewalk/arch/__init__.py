@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from livewalk.mm.swapops import SwapEntry
+    from livewalk.mm.swapops import SwapEntry, SwapTypes
 
 __all__ = (
     "ArchPaging",
@@ -72,6 +72,7 @@ class ArchPaging(Protocol):
     :ivar page_size: ``PAGE_SIZE``
     :ivar soft_dirty: ``CONFIG_MEM_SOFT_DIRTY`` (the architecture has the bit)
     :ivar uffd_wp: ``CONFIG_HAVE_ARCH_USERFAULTFD_WP``
+    :ivar swap_types: the configuration's swap-type numbering
     """
 
     # -- geometry ---------------------------------------------------------
@@ -102,6 +103,11 @@ class ArchPaging(Protocol):
 
     @property
     def task_size_max(self) -> int: ...
+
+    @property
+    def swap_types(self) -> SwapTypes:
+        """The numbering of swap-entry types (``include/linux/swap.h``)."""
+        ...
 
     def level_shift(self, level: PageTableLevel) -> int:
         """``PAGE_SHIFT``, ``PMD_SHIFT``, ``PUD_SHIFT``, ``P4D_SHIFT``, ``PGDIR_SHIFT``."""
