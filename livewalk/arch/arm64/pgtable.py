@@ -213,7 +213,7 @@ class Arm64Paging:
     pa_bits_52: bool = True
     lpa2: bool | None = None
     phys_offset: int = 0x4000_0000  # QEMU virt: RAM at 1 GiB
-    kimage_voffset: int = 0xFFFF_7FFF_4000_0000
+    kimage_voffset: int = 0xFFFF_8000_4000_0000  # linked at KIMAGE_VADDR, loaded at 1 GiB
     contpte: bool = True
     uffd_wp: bool = True
     epan: bool = False
