@@ -11,7 +11,8 @@ allocation uses (:mod:`livewalk.mm.overlay`). :mod:`livewalk.mm.pagewalk`,
 :mod:`livewalk.mm.entry` and :mod:`livewalk.mm.folio_walk` talk to an
 architecture only through :class:`ArchPaging`; an architecture is added by
 writing ``livewalk/arch/<name>/`` with a class that satisfies it
-(:class:`livewalk.arch.x86.pgtable.X86Paging` for x86_64).
+(:class:`livewalk.arch.x86.pgtable.X86Paging` for x86_64,
+:class:`livewalk.arch.arm64.pgtable.Arm64Paging` for arm64).
 
 The predicates take the raw entry value (an ``int``, what ``p?dp_get()``
 returns) so that loops need no objects.
@@ -27,10 +28,11 @@ returns) so that loops need no objects.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from livewalk.mm.swapops import SwapEntry
+    from livewalk.mm.swapops import SwapEntry, SwapTypes
 
 __all__ = (
     "ArchPaging",
@@ -70,6 +72,7 @@ class ArchPaging(Protocol):
     :ivar page_size: ``PAGE_SIZE``
     :ivar soft_dirty: ``CONFIG_MEM_SOFT_DIRTY`` (the architecture has the bit)
     :ivar uffd_wp: ``CONFIG_HAVE_ARCH_USERFAULTFD_WP``
+    :ivar swap_types: the configuration's swap-type numbering
     """
 
     # -- geometry ---------------------------------------------------------
@@ -101,6 +104,11 @@ class ArchPaging(Protocol):
     @property
     def task_size_max(self) -> int: ...
 
+    @property
+    def swap_types(self) -> SwapTypes:
+        """The numbering of swap-entry types (``include/linux/swap.h``)."""
+        ...
+
     def level_shift(self, level: PageTableLevel) -> int:
         """``PAGE_SHIFT``, ``PMD_SHIFT``, ``PUD_SHIFT``, ``P4D_SHIFT``, ``PGDIR_SHIFT``."""
         ...
@@ -121,6 +129,14 @@ class ArchPaging(Protocol):
         """``__va()``."""
         ...
 
+    def pa(self, vaddr: int) -> int:
+        """
+        ``__pa()`` of a page-table address: the direct (linear) map, or the
+        kernel image where the boot tables live (``swapper_pg_dir``,
+        ``init_top_pgt``).
+        """
+        ...
+
     def table_paddr(self, v: int) -> int:
         """
         Physical address of the next-level table a table entry points to
@@ -133,6 +149,15 @@ class ArchPaging(Protocol):
         Whether two readings of one entry are equal, or differ only in the
         bits the MMU sets by itself (accessed, dirty) on an entry present in
         both: a change that no lock of the kernel's keeps out.
+        """
+        ...
+
+    def ptes_get(self, vals: Sequence[int], start: int, count: int) -> Sequence[int]:
+        """
+        ``ptep_get()`` of *count* consecutive PTEs from slot *start* of the
+        PTE table *vals*: the values a callback sees. The raw values where
+        ``ptep_get()`` is a plain read (x86); arm64 with CONTPTE folds the
+        access and dirty bits of each contiguous block into its entries.
         """
         ...
 
@@ -188,7 +213,13 @@ class ArchPaging(Protocol):
     def pte_swp_exclusive(self, v: int) -> bool: ...
 
     def swp_entry_to_pte(
-        self, type: int, offset: int, *, soft_dirty: bool = False, uffd_wp: bool = False
+        self,
+        type: int,
+        offset: int,
+        *,
+        soft_dirty: bool = False,
+        uffd_wp: bool = False,
+        exclusive: bool = False,
     ) -> int:
         """``swp_entry_to_pte()`` with the ``pte_swp_mk*()`` flags."""
         ...

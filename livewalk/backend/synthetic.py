@@ -14,6 +14,15 @@ with a small builder (:class:`SyntheticMM`) and are returned whole by
 >>> mm.map_2m(0x7F0000200000, pfn=0x40000)
 >>> hex(mm.lookup(PageTableLevel.PTE, 0x7F0000001000))
 '0x8000000001234067'
+
+The builder writes entries through the backend's architecture
+(:class:`EntryBits`), so the same calls build arm64 tables:
+
+>>> from livewalk.arch.arm64.pgtable import Arm64Paging
+>>> mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+>>> mm.map_4k(0x7F0000001000, pfn=0x1234)
+>>> hex(mm.lookup(PageTableLevel.PTE, 0x7F0000001000))
+'0xe8000001234c43'
 """
 
 from __future__ import annotations
@@ -24,9 +33,10 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from livewalk.arch import ULONG_MAX, PageTableLevel
-from livewalk.arch.x86.pgtable import X86Paging, mk_pte
-from livewalk.arch.x86.pgtable_64 import swp_entry_to_pte
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch.arm64.pgtable import Arm64Paging
+from livewalk.arch.arm64.pgtable_hwdef import PMD_TYPE_MASK, PMD_TYPE_SECT, PTE_VALID
+from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -36,19 +46,11 @@ from livewalk.arch.x86.pgtable_types import (
     _PAGE_PSE,
     _PAGE_RW,
     _PAGE_SPECIAL,
-    _PAGE_TABLE,
     _PAGE_USER,
-    P4D_SHIFT,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PMD_SHIFT,
-    PUD_SHIFT,
 )
 from livewalk.backend import TableReadError
 from livewalk.kernel import DEFAULT_VERSION, KernelFeatures
 from livewalk.mm.swapops import PTE_MARKER_GUARD
-
-# VM_* are re-exported: tests import them from here.
 from livewalk.mm.vma import (
     VM_HUGETLB,
     VM_PFNMAP,
@@ -61,6 +63,7 @@ from livewalk.mm.vma import (
 
 __all__ = (
     "DEFAULT_PTE_FLAGS",
+    "EntryBits",
     "SyntheticBackend",
     "SyntheticMM",
     "SyntheticMapping",
@@ -70,12 +73,47 @@ __all__ = (
 #: Present, writable, user, accessed, dirty, NX: a typical anonymous 4 KiB page.
 DEFAULT_PTE_FLAGS = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX
 
-_SHIFTS = {
-    PageTableLevel.PTE: PAGE_SHIFT,
-    PageTableLevel.PMD: PMD_SHIFT,
-    PageTableLevel.PUD: PUD_SHIFT,
-    PageTableLevel.P4D: P4D_SHIFT,
-}
+_PTE = PageTableLevel.PTE
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryBits:
+    """
+    What the builder needs from an architecture beyond
+    :class:`~livewalk.arch.ArchPaging`'s constructors: the flags of typical
+    user entries and how a PMD or PUD leaf is told from a table.
+
+    :ivar default: a present, writable, accessed, dirty, non-executable
+        anonymous page
+    :ivar zero: the shared zero page (special, read-only)
+    :ivar protnone: a PROT_NONE page (``PAGE_NONE`` of a once-dirty page)
+    :ivar huge: ``p?d_mkhuge()``: a PTE's flags made a PMD/PUD leaf
+    """
+
+    default: int
+    zero: int
+    protnone: int
+    huge: Callable[[int], int]
+
+    @classmethod
+    def for_paging(cls, paging: ArchPaging) -> EntryBits:
+        """The bits of *paging*'s architecture."""
+        if isinstance(paging, Arm64Paging):
+            # do_anonymous_page(): pte_mkwrite(pte_mkdirty(vm_page_prot))
+            prot = paging.vm_get_page_prot(VM_READ | VM_WRITE)
+            return cls(
+                default=paging.pte_mkwrite(paging.pte_mkdirty(prot)),
+                zero=paging.pte_mkspecial(prot),
+                protnone=paging.pte_mkdirty(paging.vm_get_page_prot(0)),
+                # pmd_mkhuge(): block type, VALID (or its absence) kept
+                huge=lambda v: (v & ~(PMD_TYPE_MASK & ~PTE_VALID)) | (PMD_TYPE_SECT & ~PTE_VALID),
+            )
+        return cls(
+            default=DEFAULT_PTE_FLAGS,
+            zero=_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX | _PAGE_SPECIAL,
+            protnone=_PAGE_PROTNONE | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY,
+            huge=lambda v: v | _PAGE_PSE,
+        )
 
 
 class SyntheticVMA:
@@ -110,7 +148,8 @@ class SyntheticBackend:
     :class:`~livewalk.backend.PageTableBackend` with no drgn program
     (``prog``, ``pfn_to_page`` and ``page_folio`` are ``None``).
 
-    :param paging: the paging parameters (default: *levels*-level paging)
+    :param paging: the paging parameters, any architecture's (default:
+        x86_64 with *levels*-level paging)
     :param levels: 4 or 5
     :param zero_pfn: PFN of the shared zero page
     :param huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
@@ -135,7 +174,7 @@ class SyntheticBackend:
 
     def __init__(
         self,
-        paging: X86Paging | None = None,
+        paging: ArchPaging | None = None,
         *,
         levels: int = 5,
         zero_pfn: int = 0x2A00,
@@ -143,7 +182,8 @@ class SyntheticBackend:
         version: tuple[int, int] = DEFAULT_VERSION,
         copy_tables: bool = False,
     ) -> None:
-        self.paging = paging if paging is not None else X86Paging(levels=levels)
+        self.paging: ArchPaging = paging if paging is not None else X86Paging(levels=levels)
+        self.bits = EntryBits.for_paging(self.paging)
         self.features = KernelFeatures.for_version(version)
         self.vm_flag_bits = VMFlagBits()
         self._mem: dict[int, array[int]] = {}
@@ -159,9 +199,10 @@ class SyntheticBackend:
 
     def alloc_table(self) -> int:
         """A new zeroed page-table page; returns its physical address."""
+        size = self.paging.page_size
         paddr = self._next
-        self._next += PAGE_SIZE
-        self._mem[paddr] = array("Q", bytes(PAGE_SIZE))
+        self._next += size
+        self._mem[paddr] = array("Q", bytes(size))
         return paddr
 
     # -- PageTableBackend ----------------------------------------------------
@@ -192,7 +233,7 @@ class SyntheticBackend:
         return self.paging.va(mm.pgd_paddr)
 
     def pgd_phys(self, pgd: int) -> int:
-        return (pgd - self.paging.page_offset) & ULONG_MAX
+        return self.paging.pa(pgd)
 
     def find_vma(self, mm: SyntheticMM, addr: int) -> VMA | None:
         i = bisect.bisect_right(mm._ends, addr)
@@ -208,7 +249,7 @@ class SyntheticBackend:
 
     def mapping_vmas(self, mapping: SyntheticMapping, first_index: int, last_index: int) -> Iterable[VMA]:
         for vma in mapping.vmas:
-            last = vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT) - 1
+            last = vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> self.paging.page_shift) - 1
             if vma.vm_pgoff <= last_index and last >= first_index:
                 yield vma
 
@@ -247,15 +288,21 @@ class SyntheticMM:
     """
     A synthetic ``mm_struct`` with a builder for its page tables and VMAs.
 
-    :param levels: 4 or 5 (ignored when *backend* is given)
+    :param levels: 4 or 5 (ignored when *backend* or *paging* is given)
     :param backend: share an existing :class:`SyntheticBackend`
+    :param paging: a new backend's paging (any architecture)
     """
 
     def __init__(
-        self, levels: int = 5, *, backend: SyntheticBackend | None = None, kernel: bool = False
+        self,
+        levels: int = 5,
+        *,
+        backend: SyntheticBackend | None = None,
+        kernel: bool = False,
+        paging: ArchPaging | None = None,
     ) -> None:
         if backend is None:
-            backend = SyntheticBackend(levels=levels)
+            backend = SyntheticBackend(paging, levels=levels)
         self.livewalk_backend = backend
         self.paging = backend.paging
         self.kernel = kernel
@@ -298,7 +345,8 @@ class SyntheticMM:
         hugetlb VMA. ``anonymous`` defaults to true for private VMAs that are
         neither hugetlb, PFN maps nor part of a *mapping*.
         """
-        if start >= end or start % PAGE_SIZE or end % PAGE_SIZE:
+        page_size = self.paging.page_size
+        if start >= end or start % page_size or end % page_size:
             raise ValueError(f"bad VMA range {start:#x}-{end:#x}")
         for v in self._vmas:
             if start < v.vm_end and v.vm_start < end:
@@ -314,7 +362,7 @@ class SyntheticMM:
             vm_start=start,
             vm_end=end,
             vm_flags=flags,
-            vm_pgoff=start >> PAGE_SHIFT if pgoff is None else pgoff,
+            vm_pgoff=start >> self.paging.page_shift if pgoff is None else pgoff,
             hugetlb_shift=hugetlb_shift,
             pfnmap=bool(flags & VM_PFNMAP),
             obj=obj,
@@ -342,15 +390,37 @@ class SyntheticMM:
     # -- page tables --------------------------------------------------------------
 
     def _index(self, level: int, addr: int) -> int:
-        if level == PageTableLevel.PGD:
-            return (addr >> self.paging.pgdir_shift) & 511
-        return (addr >> _SHIFTS[PageTableLevel(level)]) & 511
+        lvl = PageTableLevel(level)
+        return (addr >> self.paging.level_shift(lvl)) & (self.paging.ptrs_per(lvl) - 1)
 
     def _levels(self) -> list[PageTableLevel]:
-        if self.paging.levels == 5:
-            return [PageTableLevel.PGD, PageTableLevel.P4D, PageTableLevel.PUD,
-                    PageTableLevel.PMD, PageTableLevel.PTE]
-        return [PageTableLevel.PGD, PageTableLevel.PUD, PageTableLevel.PMD, PageTableLevel.PTE]
+        return [lvl for lvl in reversed(PageTableLevel) if not self.paging.folded(lvl)]
+
+    def _real(self, level: int) -> int:
+        """A folded level's slot is its parent's (P4D into PGD, as ``p4d_offset()``)."""
+        while level != PageTableLevel.PGD and self.paging.folded(PageTableLevel(level)):
+            level += 1
+        return level
+
+    def _table_below(self, lvl: PageTableLevel, v: int) -> bool:
+        """The *lvl* entry *v* points to a table (present and not a leaf)."""
+        p = self.paging
+        if lvl == PageTableLevel.PMD:
+            return p.pmd_present(v) and not p.pmd_leaf(v)
+        if lvl == PageTableLevel.PUD:
+            return p.pud_present(v) and not p.pud_leaf(v)
+        if not v:
+            return False
+        # PGD and P4D entries are never leaves; a PGD slot holding a folded
+        # P4D is judged by the P4D predicates, as the walker does
+        if lvl == PageTableLevel.P4D or p.folded(PageTableLevel.P4D):
+            return p.p4d_present(v) and not p.p4d_bad(v)
+        return p.pgd_present(v) and not p.pgd_bad(v)
+
+    def _mk_table(self, lvl: PageTableLevel, child: int) -> int:
+        """What ``p?d_populate()`` stores in a *lvl* slot for the table at *child*."""
+        p = self.paging
+        return p.mk_table_entry(lvl) | p.pfn_pte(child >> p.page_shift, 0)
 
     def table_paddr(self, level: int, addr: int, *, create: bool = False) -> int | None:
         """
@@ -359,8 +429,7 @@ class SyntheticMM:
         missing tables on the way when *create*.
         """
         b = self.livewalk_backend
-        if level == PageTableLevel.P4D and self.paging.levels == 4:
-            level = PageTableLevel.PGD
+        level = self._real(level)
         paddr = self.pgd_paddr
         for lvl in self._levels():
             if lvl == level:
@@ -368,16 +437,16 @@ class SyntheticMM:
             t = b._mem[paddr]
             i = self._index(lvl, addr)
             v = t[i]
-            if not v & _PAGE_PRESENT or (lvl in (PageTableLevel.PUD, PageTableLevel.PMD) and v & _PAGE_PSE):
+            if not self._table_below(lvl, v):
                 if not create:
                     return None
                 if v:
                     raise ValueError(f"{lvl.name} entry for {addr:#x} is {v:#x}, not a table")
                 child = b.alloc_table()
-                t[i] = child | _PAGE_TABLE
+                t[i] = self._mk_table(lvl, child)
                 paddr = child
             else:
-                paddr = v & self.paging.physical_mask & ~(PAGE_SIZE - 1)
+                paddr = self.paging.table_paddr(v)
         raise AssertionError(level)
 
     def kaddr_of(self, level: int, addr: int) -> int | None:
@@ -389,16 +458,14 @@ class SyntheticMM:
 
     def set_entry(self, level: int, addr: int, value: int) -> None:
         """Write a raw entry at *level* for *addr*, creating tables above it."""
-        if level == PageTableLevel.P4D and self.paging.levels == 4:
-            level = PageTableLevel.PGD
+        level = self._real(level)
         p = self.table_paddr(level, addr, create=True)
         assert p is not None
         self.livewalk_backend._mem[p][self._index(level, addr)] = value & ULONG_MAX
 
     def lookup(self, level: int, addr: int) -> int | None:
         """The raw *level* entry for *addr*, or None if its table does not exist."""
-        if level == PageTableLevel.P4D and self.paging.levels == 4:
-            level = PageTableLevel.PGD
+        level = self._real(level)
         p = self.table_paddr(level, addr)
         if p is None:
             return None
@@ -419,49 +486,57 @@ class SyntheticMM:
     def set_pgd(self, addr: int, value: int) -> None:
         self.set_entry(PageTableLevel.PGD, addr, value)
 
-    def map_4k(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
-        """Map one 4 KiB page."""
-        self.set_pte(addr, mk_pte(pfn, flags))
+    @property
+    def default_flags(self) -> int:
+        """:attr:`EntryBits.default` of this mm's architecture."""
+        return self.livewalk_backend.bits.default
 
-    def map_range_4k(self, start: int, end: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
-        """Map [start, end) with 4 KiB pages, consecutive PFNs from *pfn*."""
-        for n, addr in enumerate(range(start, end, PAGE_SIZE)):
+    def map_4k(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map one base page (4 KiB on x86) with *flags* (default: :attr:`default_flags`)."""
+        self.set_pte(addr, self.paging.pfn_pte(pfn, self.default_flags if flags is None else flags))
+
+    def map_range_4k(self, start: int, end: int, pfn: int, flags: int | None = None) -> None:
+        """Map [start, end) with base pages, consecutive PFNs from *pfn*."""
+        for n, addr in enumerate(range(start, end, self.paging.page_size)):
             self.map_4k(addr, pfn + n, flags)
 
     def fill_pte_table(self, addr: int, values: Sequence[int]) -> None:
-        """Set the 512 PTEs of the PTE table covering *addr* at once."""
-        self.set_entry(PageTableLevel.PTE, addr & ~((1 << PMD_SHIFT) - 1), 0)
+        """Set all the PTEs of the PTE table covering *addr* at once."""
+        pmd_mask = (1 << self.paging.level_shift(PageTableLevel.PMD)) - 1
+        self.set_entry(PageTableLevel.PTE, addr & ~pmd_mask, 0)
         p = self.table_paddr(PageTableLevel.PTE, addr)
         assert p is not None
         self.livewalk_backend._mem[p] = array("Q", values)
 
-    def map_2m(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
-        """Map a 2 MiB page (PSE PMD): THP or hugetlb."""
-        self.set_pmd(addr, mk_pte(pfn, flags | _PAGE_PSE))
+    def map_2m(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map a PMD leaf (2 MiB with 4K pages; a PSE PMD or a block descriptor): THP or hugetlb."""
+        bits = self.livewalk_backend.bits
+        self.set_pmd(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
 
-    def map_1g(self, addr: int, pfn: int, flags: int = DEFAULT_PTE_FLAGS) -> None:
-        """Map a 1 GiB page (PSE PUD)."""
-        self.set_pud(addr, mk_pte(pfn, flags | _PAGE_PSE))
+    def map_1g(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map a PUD leaf (1 GiB with 4K pages)."""
+        bits = self.livewalk_backend.bits
+        self.set_pud(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
 
     def map_huge_zero(self, addr: int, *, uffd_wp: bool = False) -> None:
-        """Map the huge zero page at *addr* (special, read-only PSE PMD)."""
+        """Map the huge zero page at *addr* (special, read-only PMD leaf)."""
         hz = self.livewalk_backend.huge_zero_pfn
-        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX | _PAGE_SPECIAL
+        flags = self.livewalk_backend.bits.zero
         if uffd_wp:
-            flags |= 1 << 10
+            flags = self.paging.pte_mkuffd_wp(flags)
         self.map_2m(addr, hz if hz is not None else 0, flags)
 
     def map_zero(self, addr: int) -> None:
         """Map the shared zero page at *addr* (special, read-only)."""
-        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX | _PAGE_SPECIAL
-        self.map_4k(addr, self.livewalk_backend.zero_pfn, flags)
+        self.map_4k(addr, self.livewalk_backend.zero_pfn, self.livewalk_backend.bits.zero)
 
     def map_protnone(self, addr: int, pfn: int, level: int = PageTableLevel.PTE) -> None:
-        """A PROT_NONE / NUMA-hint entry (PFN stored inverted)."""
-        flags = _PAGE_PROTNONE | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+        """A PROT_NONE / NUMA-hint entry (x86: PFN stored inverted; arm64: present-invalid)."""
+        bits = self.livewalk_backend.bits
+        flags = bits.protnone
         if level == PageTableLevel.PMD:
-            flags |= _PAGE_PSE
-        self.set_entry(level, addr, mk_pte(pfn, flags))
+            flags = bits.huge(flags)
+        self.set_entry(level, addr, self.paging.pfn_pte(pfn, flags))
 
     def _swap_type(self, name: str) -> int:
         t = dataclasses.asdict(self.paging.swap_types).get(name)
@@ -471,7 +546,7 @@ class SyntheticMM:
 
     def map_swap(self, addr: int, type: int, offset: int, level: int = PageTableLevel.PTE, **kw: bool) -> None:
         """A swap entry (keywords: ``soft_dirty``, ``uffd_wp``, ``exclusive``)."""
-        self.set_entry(level, addr, swp_entry_to_pte(type, offset, **kw))
+        self.set_entry(level, addr, self.paging.swp_entry_to_pte(type, offset, **kw))
 
     def map_migration(
         self,
@@ -485,19 +560,19 @@ class SyntheticMM:
     ) -> None:
         """A migration entry (read, read-exclusive or write) for *pfn*."""
         name = "migration_write" if write else "migration_read_exclusive" if exclusive else "migration_read"
-        self.set_entry(level, addr, swp_entry_to_pte(self._swap_type(name), pfn, **kw))
+        self.set_entry(level, addr, self.paging.swp_entry_to_pte(self._swap_type(name), pfn, **kw))
 
     def map_device(self, addr: int, pfn: int, *, kind: str = "device_write", level: int = PageTableLevel.PTE) -> None:
         """A device-private (``device_write``/``device_read``) or ``device_exclusive`` entry."""
-        self.set_entry(level, addr, swp_entry_to_pte(self._swap_type(kind), pfn))
+        self.set_entry(level, addr, self.paging.swp_entry_to_pte(self._swap_type(kind), pfn))
 
     def map_hwpoison(self, addr: int, pfn: int) -> None:
         """A hwpoison entry for *pfn*."""
-        self.set_pte(addr, swp_entry_to_pte(self._swap_type("hwpoison"), pfn))
+        self.set_pte(addr, self.paging.swp_entry_to_pte(self._swap_type("hwpoison"), pfn))
 
     def map_marker(self, addr: int, bits: int = PTE_MARKER_GUARD) -> None:
         """A PTE marker (guard, uffd-wp, poisoned bits)."""
-        self.set_pte(addr, swp_entry_to_pte(self._swap_type("pte_marker"), bits))
+        self.set_pte(addr, self.paging.swp_entry_to_pte(self._swap_type("pte_marker"), bits))
 
     def make_unreadable(self, level: int, addr: int) -> int:
         """Make the table holding the *level* entry for *addr* unreadable; returns its paddr."""

@@ -520,7 +520,7 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
     last = (end - page_size) & ULONG_MAX
     count = 1 if addr >= last else ((last - addr + page_size - 1) >> shift) + 1
     count = min(count, ptrs - i)
-    vals = table.vals[i : i + count]
+    vals = paging.ptes_get(table.vals, i, count)  # what ptep_get() returns
     base = table.base
     if base is not None and install_pte is None and pte_entry is not None:
         if addr + count * page_size <= ULONG_MAX:
@@ -774,13 +774,18 @@ def walk_p4d_range(
 def _top_table(walk: MMWalk) -> _Table:
     """``pgd_offset()``'s table: ``walk->pgd`` if set, else ``mm->pgd``; unreadable reads as none."""
     page_mask = ~(walk.paging.page_size - 1)
-    base = (
-        int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
-    ) & page_mask
+    pgd = int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
+    base = pgd & page_mask
     try:
         paddr = walk.backend.pgd_phys(base) & page_mask
         walk.overlay.table_level.setdefault(paddr, 5)
-        return _Table(walk.read_table(paddr), base)
+        vals = walk.read_table(paddr)
+        if pgd != base:
+            # a PGD smaller than a page (arm64: a pgd_cache object of
+            # PTRS_PER_PGD entries, 16 with 4K pages and 52-bit VAs)
+            first = (pgd - base) >> 3
+            return _Table(vals[first : first + walk.paging.ptrs_per(_PGD)], pgd)
+        return _Table(vals, base)
     except TableReadError as e:
         walk.overlay.error(_PGD, 0, e.paddr, "unreadable")
         return _Table((0,) * walk.paging.ptrs_per(_PGD), base)

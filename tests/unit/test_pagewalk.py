@@ -4,6 +4,13 @@ Walker unit tests on the synthetic backend. Every expected sequence of
 callbacks was worked out by hand from Linux 7.2.13 mm/pagewalk.c (and
 include/linux/pgtable.h, arch/x86/include/asm/pgtable.h for the predicates),
 not by running the walker.
+
+Every test runs for x86_64 and for arm64 with the 4K granule (the same
+level geometry): 5 levels is arm64 with LPA2 (52-bit VAs), 4 levels a
+kernel built for 48-bit VAs (P4D folded at build time, as x86's without
+LA57). Tests written with x86 entry bits, or on what arm64 lacks
+(soft-dirty, PUD-level THP), are listed in ``_X86_ONLY``; their arm64
+counterparts are in test_arm64_pagewalk.py.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from walkrec import ALL, Rec, ptes  # noqa: E402
 
-from livewalk.arch import ULONG_MAX as M64
-from livewalk.arch import PageTableLevel
-from livewalk.arch.x86.pgtable import X86Paging
-from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM
+from livewalk.arch import ULONG_MAX as M64  # noqa: E402
+from livewalk.arch import ArchPaging, PageTableLevel  # noqa: E402
+from livewalk.arch.arm64.pgtable import Arm64Paging  # noqa: E402
+from livewalk.arch.x86.pgtable import X86Paging  # noqa: E402
+from livewalk.backend.synthetic import SyntheticBackend, SyntheticMM  # noqa: E402
 from livewalk.mm.pagewalk import (  # noqa: E402
     ACTION_AGAIN,
     ACTION_CONTINUE,
@@ -40,7 +48,7 @@ from livewalk.mm.pagewalk import (  # noqa: E402
     walk_page_range_vma_unsafe,
     walk_page_vma,
 )
-from livewalk.mm.vma import VM_READ, VM_SHARED, VM_WRITE
+from livewalk.mm.vma import VM_READ, VM_SHARED, VM_WRITE  # noqa: E402
 
 G = 1 << 30
 M2 = 1 << 21
@@ -49,8 +57,45 @@ PGD5 = 1 << 48
 EINVAL = -errno.EINVAL
 
 
+_ARCH = ["x86"]
+
+_X86_ONLY = {
+    "test_anon_thp_split_pte_flags",  # x86 PTE bits
+    "test_bad_p4d_and_pgd_are_holes_and_recorded",  # PCD makes p4d_bad
+    "test_bad_pmd_user_walk_vs_kernel_walk",  # PCD makes pmd_bad
+    "test_migration_and_device_pmd_split",  # soft-dirty
+    "test_prot_none_thp_split_keeps_the_2m_pfns",  # an x86 PROT_NONE PMD value
+    "test_pud_leaf_cleared_then_hole_depth2",  # PUD THP split (no PUD THP on arm64)
+    "test_walks_keyword_exposes_the_walk",  # PCD makes p4d_bad
+}
+
+
+def paging_for(arch: str, levels: int) -> ArchPaging:
+    """The paging of *arch* with *levels* levels and the 4K granule."""
+    if arch == "arm64":
+        if levels == 5:
+            return Arm64Paging(phys_offset=0)
+        return Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0)
+    return X86Paging(levels=levels)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test runs for both architectures, but those written with x86
+    entry bits or x86-only features (soft-dirty, PUD THPs) for x86 alone."""
+    if "arch" in metafunc.fixturenames:
+        x86_only = metafunc.function.__name__ in _X86_ONLY
+        metafunc.parametrize("arch", ["x86"] if x86_only else ["x86", "arm64"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def arch(request: pytest.FixtureRequest) -> str:
+    """The architecture of this run; ``mk()`` builds for it."""
+    _ARCH[0] = request.param
+    return str(request.param)
+
+
 def mk(levels: int = 5) -> SyntheticMM:
-    return SyntheticMM(levels=levels)
+    return SyntheticMM(paging=paging_for(_ARCH[0], levels))
 
 
 # --------------------------------------------------------------------------
@@ -346,7 +391,7 @@ def test_walk_to_ulong_max() -> None:
 
 
 def test_kernel_walk_last_page_of_address_space() -> None:
-    be = SyntheticBackend(levels=5)
+    be = SyntheticBackend(paging_for(_ARCH[0], 5))
     kmm = be.init_mm()
     kmm.map_4k(0xFFFFFFFFFFFFF000, pfn=9)
     r = Rec(("pte_entry", "pte_hole"))
@@ -367,7 +412,7 @@ def test_kernel_walk_last_page_of_address_space() -> None:
 
 
 def test_walk_page_mapping_clips_and_positive_test_walk_stops() -> None:
-    be = SyntheticBackend(levels=4)
+    be = SyntheticBackend(paging_for(_ARCH[0], 4))
     mapping = be.new_mapping()
     mm1, mm2 = be.new_mm(), be.new_mm()
     v0 = mm1.add_vma(0x900000, 0x901000, VM_READ | VM_SHARED, pgoff=100, mapping=mapping)
@@ -744,7 +789,7 @@ def test_install_pte_overlay() -> None:
 
 
 def test_kernel_walk_pgd_override_and_walk_fields() -> None:
-    be = SyntheticBackend(levels=4)
+    be = SyntheticBackend(paging_for(_ARCH[0], 4))
     user = be.new_mm()
     user.map_4k(0x400000, pfn=0x42)
     seen = []

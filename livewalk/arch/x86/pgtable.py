@@ -23,6 +23,7 @@ configuration, its :class:`X86Paging`). The bits live in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
@@ -60,6 +61,7 @@ from livewalk.arch.x86.pgtable_types import (
     PMD_SHIFT,
     PTRS_PER_TABLE,
     PUD_SHIFT,
+    START_KERNEL_MAP,
 )
 from livewalk.mm.swapops import (
     SwapEntry,
@@ -298,6 +300,7 @@ class X86Paging:
     :ivar soft_dirty: ``CONFIG_MEM_SOFT_DIRTY`` (bit 11 is ``_PAGE_SOFT_DIRTY``)
     :ivar pti: ``CONFIG_MITIGATION_PAGE_TABLE_ISOLATION`` (NX is ignored by
         ``pgd_bad``/``p4d_bad``)
+    :ivar phys_base: ``phys_base``, where the kernel image was loaded
 
     >>> X86Paging(levels=4).pgdir_shift
     39
@@ -310,6 +313,7 @@ class X86Paging:
     uffd_wp: bool = True
     soft_dirty: bool = True
     pti: bool = True
+    phys_base: int = 0
 
     def __post_init__(self) -> None:
         if self.levels not in (4, 5):
@@ -367,6 +371,16 @@ class X86Paging:
         """``__va()``: the direct-map address of physical address *paddr*."""
         return (self.page_offset + paddr) & ULONG_MAX
 
+    def pa(self, vaddr: int) -> int:
+        """
+        ``__pa()``: the kernel image (``init_top_pgt``) through ``phys_base``,
+        which wraps when the kernel is loaded below its link address;
+        anything else through the direct map.
+        """
+        if vaddr >= START_KERNEL_MAP:
+            return (vaddr - START_KERNEL_MAP + self.phys_base) & ULONG_MAX
+        return (vaddr - self.page_offset) & ULONG_MAX
+
     def table_paddr(self, v: int) -> int:
         """The physical address of the table a (non-leaf) entry points to."""
         return v & self.physical_mask & PAGE_MASK
@@ -376,6 +390,9 @@ class X86Paging:
             return True
         present = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE
         return bool(old & new & present) and not (old ^ new) & ~(_PAGE_ACCESSED | _PAGE_DIRTY)
+    def ptes_get(self, vals: Sequence[int], start: int, count: int) -> Sequence[int]:
+        """``ptep_get()`` is a plain read on x86: the raw values."""
+        return vals[start : start + count]
 
     # -- predicates ---------------------------------------------------------
 
@@ -509,9 +526,17 @@ class X86Paging:
         return bool(v & _PAGE_SWP_EXCLUSIVE)
 
     def swp_entry_to_pte(
-        self, type: int, offset: int, *, soft_dirty: bool = False, uffd_wp: bool = False
+        self,
+        type: int,
+        offset: int,
+        *,
+        soft_dirty: bool = False,
+        uffd_wp: bool = False,
+        exclusive: bool = False,
     ) -> int:
-        return swp_entry_to_pte(type, offset, soft_dirty=soft_dirty, uffd_wp=uffd_wp)
+        return swp_entry_to_pte(
+            type, offset, soft_dirty=soft_dirty, uffd_wp=uffd_wp, exclusive=exclusive
+        )
 
     # -- constructors (the read-only emulation of splits and allocation) ------
 

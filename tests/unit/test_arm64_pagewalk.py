@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Walker sequences that only arm64 has, on the synthetic backend; expected
+values worked out by hand from Linux 7.2.13 mm/pagewalk.c and
+arch/arm64/include/asm/pgtable.h, arch/arm64/mm/pgd.c and contpte.c.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from walkrec import Rec, ptes  # noqa: E402
+
+from livewalk.arch import PageTableLevel  # noqa: E402
+from livewalk.arch.arm64.pgtable import Arm64Paging  # noqa: E402
+from livewalk.arch.arm64.pgtable_hwdef import PTE_AF, PTE_CONT, PTE_RDONLY  # noqa: E402
+from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY  # noqa: E402
+from livewalk.backend.synthetic import SyntheticMM  # noqa: E402
+from livewalk.mm.pagewalk import (  # noqa: E402
+    walk_kernel_page_table_range,
+    walk_page_range,
+    walk_page_range_debug,
+)
+
+P4D = 1 << 39
+
+
+def test_boot_folded_p4d_hole_is_depth_1() -> None:
+    # 52-bit kernel on a CPU without LPA2: pgd_none() is constant false and
+    # PTRS_PER_P4D stays 512, so a none P4D is a hole of real_depth(1) == 1
+    # (a kernel built for 48 bits has PTRS_PER_P4D == 1: depth 0)
+    for paging, depth in ((Arm64Paging(vabits_actual=48, phys_offset=0), 1),
+                          (Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0), 0)):
+        mm = SyntheticMM(paging=paging)
+        mm.map_4k(P4D, pfn=5)
+        r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
+        assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
+        assert r.log == [
+            ("pgd_entry", 0, P4D),
+            ("pte_hole", 0, P4D, depth),
+            ("pgd_entry", P4D, 2 * P4D),
+            ("p4d_entry", P4D, 2 * P4D),
+        ]
+
+
+def test_pgd_smaller_than_a_page() -> None:
+    # 5 levels with LPA2: PTRS_PER_PGD == 16, a 128-byte pgd_cache object;
+    # pgd_offset() indexes from mm->pgd, not from its page
+    mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+    mm.map_4k(0x400000, pfn=7)
+    mm.map_4k(1 << 48, pfn=8)  # PGD slot 1
+    be = mm.livewalk_backend
+    r0 = Rec(("pgd_entry", "pte_entry"))
+    assert walk_kernel_page_table_range(0, 2 << 48, r0.ops, pgd=mm.pgd, backend=be) == 0
+    page = be._mem[mm.pgd_paddr]
+    page[16:32] = page[0:16]
+    page[0:16] = type(page)("Q", bytes(128))
+    r1 = Rec(("pgd_entry", "pte_entry"))
+    assert walk_kernel_page_table_range(0, 2 << 48, r1.ops, pgd=mm.pgd + 128, backend=be) == 0
+    assert r1.log == r0.log and len(r0.log) == 2 + 2 * 512
+    assert r1.entries[0].kaddr == mm.pgd + 128 and r1.entries[1 + 512].kaddr == mm.pgd + 136
+
+
+def test_contpte_block_seen_folded_by_pte_entry() -> None:
+    mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+    mm.add_vma(0x400000, 0x600000)
+    clean_old = (mm.default_flags & ~(PTE_DIRTY | PTE_AF)) | PTE_RDONLY | PTE_CONT
+    for n in range(16):
+        mm.map_4k(0x400000 + (n << 12), 0x40000 + n, clean_old)
+    dirty = mm.lookup(PageTableLevel.PTE, 0x405000)
+    assert dirty is not None
+    mm.set_pte(0x405000, dirty & ~PTE_RDONLY)  # DBM: written through entry 5
+    young = mm.lookup(PageTableLevel.PTE, 0x409000)
+    assert young is not None
+    mm.set_pte(0x409000, young | PTE_AF)  # accessed through entry 9
+    r = Rec(("pte_entry",))
+    assert walk_page_range(mm, 0x400000, 0x412000, r.ops) == 0
+    assert r.log == ptes(0x400000, 0x412000)
+    assert all(e.dirty and e.accessed for e in r.entries[:16])
+    assert [e.pfn for e in r.entries[:16]] == list(range(0x40000, 0x40010))
+    assert all(e.none for e in r.entries[16:])
+    # the table itself is unchanged: only what ptep_get() returns is folded
+    assert mm.lookup(PageTableLevel.PTE, 0x400000) == 0x40000 << 12 | clean_old
+
+
+def test_block_p4d_is_bad_hole() -> None:
+    mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+    mm.add_vma(0, 4 * P4D)
+    mm.map_4k(P4D, pfn=1)
+    p4d = mm.lookup(PageTableLevel.P4D, P4D)
+    assert p4d is not None
+    mm.set_p4d(P4D, p4d & ~2)  # a block type at level 0: p4d_bad()
+    errors: list = []
+    r = Rec(("p4d_entry", "pud_entry", "pte_hole"))
+    r.ops.post_vma = lambda w: errors.extend(w.errors)
+    assert walk_page_range(mm, P4D, 2 * P4D, r.ops) == 0
+    assert r.log == [("pte_hole", P4D, 2 * P4D, 1)]
+    assert [(e.level, e.addr, e.reason) for e in errors] == [(PageTableLevel.P4D, P4D, "bad")]
+
+
+def test_16k_granule_walk() -> None:
+    # 16K, 48-bit VA: 4 levels, PGD of 2 entries (shift 47), P4D folded;
+    # a PTE table spans 32 MiB in 2048 slots
+    mm = SyntheticMM(paging=Arm64Paging(page_shift=14, va_bits=48, pa_bits_52=False, phys_offset=0))
+    mm.add_vma(1 << 25, 3 << 25)
+    mm.map_4k((1 << 25) + (5 << 14), pfn=0x99)
+    r = Rec(("pmd_entry", "pte_entry", "pte_hole"))
+    assert walk_page_range(mm, 1 << 25, 3 << 25, r.ops) == 0
+    assert r.log == [
+        ("pmd_entry", 1 << 25, 2 << 25),
+        *[("pte_entry", a, a + (1 << 14)) for a in range(1 << 25, 2 << 25, 1 << 14)],
+        ("pte_hole", 2 << 25, 3 << 25, 3),
+    ]
+    assert r.entries[1 + 5].pfn == 0x99 and r.entries[1 + 5].present
