@@ -13,6 +13,9 @@ import livewalk.arch.x86.pgtable
 import livewalk.arch.x86.pgtable_64
 import livewalk.arch.x86.pgtable_types
 import livewalk.backend.synthetic
+import livewalk.consistency
+import livewalk.consistency.ranges
+import livewalk.consistency.walk
 import livewalk.mm.entry
 import livewalk.mm.folio_walk
 import livewalk.mm.overlay
@@ -30,6 +33,9 @@ import livewalk.mm.swapops
         livewalk.arch.x86.pgtable_types,
         livewalk.mm.entry,
         livewalk.backend.synthetic,
+        livewalk.consistency,
+        livewalk.consistency.ranges,
+        livewalk.consistency.walk,
         livewalk.mm.folio_walk,
         livewalk.mm.overlay,
         livewalk.mm.pagewalk,

@@ -1,86 +1,21 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
-Walk consistency
-----------------
+Consistency at the kernel's grains
+----------------------------------
 
-A live kernel does not stand still while Python reads it. livewalk takes no
-locks (it cannot: it only reads), so a walk of a running kernel may *race*
-with the kernel changing the page tables or the VMA tree. This module finds
-such races after the fact, names the address ranges they touched, and reads
-those ranges again (a bounded number of times).
+A read of a live target judged per page table and per VMA, as the kernel's
+own readers get it, with retries of only what tore: :func:`read_consistent`
+and its result, :class:`RangeConsistency` (see :mod:`livewalk.consistency`
+for what each level promises).
 
+>>> from livewalk import MMWalkOps, walk_page_range
 >>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM(levels=4)
 >>> vma = mm.add_vma(0x400000, 0x402000)
->>> mm.map_4k(0x400000, pfn=0x1234)
 >>> r = read_consistent(mm, 0x400000, 0x402000,
 ...                     lambda s, e, walks: walk_page_range(mm, s, e, MMWalkOps(), walks=walks))
->>> r.value, r.consistency.level, r.consistency.torn
-(0, 'walk', [])
-
-What "consistent" means
-=======================
-
-The kernel itself gives its readers no snapshot of an address space:
-``/proc/PID/pagemap`` reads one PTE table at a time under its page-table
-lock (PTL), ``smaps`` one VMA at a time under the mmap lock. livewalk judges
-a read at the same grains, and keeps the whole-walk verdict as the
-strongest one. :attr:`RangeConsistency.level` is:
-
-``"walk"``
-    One read of the whole range, during which the mm's stamp
-    (:meth:`~livewalk.backend.PageTableBackend.mm_stamp`: ``mm_lock_seq``,
-    odd while a writer holds the mmap lock, ``map_count`` and the maple tree
-    root) stayed even and unchanged, and every page-table page the read used
-    held the same entries (A/D bits aside) when read again at its end. No
-    single VMA or entry moved: the result is what a reader holding the mmap
-    lock and every PTL at once would have seen, as of the end of the read.
-``"table"``
-    The kernel's readers' promise, range by range: every VMA in the result
-    was the same (start, end, flags, offset) before and after the read that
-    used it, and every page table the result came from held the same
-    entries at the end of that read as when it was used, as a
-    ``pmd_entry``/PTE loop under the PTL would see it. Parts may come from
-    different reads (retries of what tore), so two tables may be from two
-    moments, exactly as with ``/proc/PID/pagemap`` itself.
-``"torn"``
-    Some ranges are still torn after the retries: :attr:`RangeConsistency.torn`
-    names each one (:class:`TornRange`) with its reason, ``"VMA tree
-    changed"`` (a VMA overlapping it was mapped, unmapped or changed),
-    ``"table changed"`` (an entry the read used read differently at its
-    end: a fault, zap, split, collapse, swap-out or a freed table) or
-    ``"read error"`` (the target refused a read: a structure freed under the
-    reader). Everything outside those ranges holds at the ``"table"`` level.
-
-The grain of a page-table change is the kernel's: a changed PTE tears the
-2 MiB its PTE table maps (one PTL); a changed PMD, PUD or P4D entry tears
-the range that entry maps. Entries the read did not look at (outside the
-range) do not count. A table freed and reused shows as a change of its
-parent's entry, which is re-read too.
-
-What no check can see (the ABA limit)
-=====================================
-
-Every check compares two reads: the entry the walk used and the entry at
-the end of the read, the VMA list before and after. A change made *and
-undone* between them (a page zapped and faulted back to the same frame with
-the same flags, ``mprotect`` there and back, a VMA unmapped and mapped
-again identically) is invisible: the reader may have seen the intermediate
-state. The hardware Accessed and Dirty bits of present entries are not
-compared (the MMU sets them without any lock); they are as of each read.
-A vmcore does not change, so its reads are always ``"walk"``.
-
-Retries
-=======
-
-:func:`read_consistent` reads again only what tore: the torn ranges
-(grown to whole VMAs with ``unit="vma"``) are read again, each as its own
-checked read, and the new result is spliced into the old one; this is
-repeated at most ``retries`` times, then the torn ranges left are reported.
-Exceptions of the caller's own code are not races and propagate unchanged.
-
-The older whole-walk API, :func:`checked_walk` and :func:`walk_with_retry`,
-is kept: ``torn`` there is the negation of the ``"walk"`` level.
+>>> r.consistency.level
+'walk'
 """
 
 from __future__ import annotations
@@ -91,40 +26,25 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
-from livewalk.arch.x86.pgtable_types import (
-    P4D_SHIFT,
-    PAGE_MASK,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PMD_SHIFT,
-    PTRS_PER_TABLE,
-    PUD_SHIFT,
-)
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.errors import LivewalkError
-from livewalk.mm.pagewalk import MMWalk, MMWalkOps, _resolve_vma, walk_page_range
+from livewalk.mm.pagewalk import MMWalk
 from livewalk.mm.vma import VMA
 
 __all__ = (
-    "CheckedWalk",
     "ConsistencyTally",
     "ConsistentRead",
     "DEFAULT_RETRIES",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",
-    "TableChange",
     "TornError",
     "TornRange",
     "VMA_TREE_CHANGED",
-    "WalkConsistency",
-    "checked_walk",
-    "pagemap_read_consistent",
     "read_consistent",
-    "smaps_consistent",
     "transient_errors",
-    "walk_with_retry",
 )
+
 
 #: Retries after a torn first read (:func:`read_consistent`,
 #: :func:`walk_with_retry`).
@@ -139,8 +59,6 @@ READ_ERROR = "read error"
 
 T = TypeVar("T")
 
-# keep at most this many TableChange records per walk (the count is exact)
-_MAX_CHANGES = 64
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:
@@ -358,15 +276,12 @@ class ConsistencyTally:
 
 
 
-def _shifts(levels: int, pgdir_shift: int) -> list[tuple[PageTableLevel, int]]:
-    """(level, shift of one entry) from the top table down."""
-    top = [(PageTableLevel.PGD, pgdir_shift)]
-    if levels == 5:
-        top.append((PageTableLevel.P4D, P4D_SHIFT))
-    return top + [
-        (PageTableLevel.PUD, PUD_SHIFT),
-        (PageTableLevel.PMD, PMD_SHIFT),
-        (PageTableLevel.PTE, PAGE_SHIFT),
+def _shifts(paging: ArchPaging) -> list[tuple[PageTableLevel, int]]:
+    """(level, shift of one entry) of the tables in use, from the top down."""
+    return [
+        (level, paging.level_shift(level))
+        for level in sorted(PageTableLevel, reverse=True)
+        if level == PageTableLevel.PGD or not paging.folded(level)
     ]
 
 
@@ -380,12 +295,12 @@ def _geometry(walk: MMWalk) -> dict[int, tuple[int, int]]:
     paging = walk.paging
     try:
         base = walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)
-        top = walk.backend.pgd_phys(int(base) & ULONG_MAX) & PAGE_MASK
+        top = walk.backend.pgd_phys(int(base) & ULONG_MAX) & ~(paging.page_size - 1)
     except Exception:  # the mm itself is gone: no geometry
         return {}
-    shifts = _shifts(paging.levels, paging.pgdir_shift)
+    shifts = _shifts(paging)
     last = len(shifts) - 1
-    top_bits = paging.pgdir_shift + 9
+    top_bits = paging.pgdir_shift + (paging.ptrs_per(PageTableLevel.PGD) - 1).bit_length()
     out: dict[int, tuple[int, int]] = {}
     stack = [(top, 0, 0)]
     while stack:
@@ -455,7 +370,8 @@ def _check_tables(
 ) -> None:
     """Read again every table *walk* used; record verdicts and torn ranges."""
     geometry = _geometry(walk)
-    shifts = _shifts(walk.paging.levels, walk.paging.pgdir_shift)
+    paging = walk.paging
+    shifts = _shifts(paging)
     tables: dict[int, Sequence[int]] = walk._tables
     for paddr, old in list(tables.items()):
         where = geometry.get(paddr)
@@ -465,7 +381,7 @@ def _check_tables(
         else:
             depth, base = where
             level, shift = shifts[depth]
-            span = _clip(base, base + (PTRS_PER_TABLE << shift), start, end) or (start, start)
+            span = _clip(base, base + (paging.ptrs_per(level) << shift), start, end) or (start, start)
         key = (int(level), base if shift >= 0 else -paddr)
         name = f"{level.name} table {paddr:#x}"
         try:
@@ -479,8 +395,8 @@ def _check_tables(
             chk.tables[key] = (span[0], span[1], False)
             continue
         changed = []
-        for i in range(PTRS_PER_TABLE):
-            if not backend.paging.same_but_hw_bits(old[i], new[i]):
+        for i in range(min(len(old), len(new))):
+            if not paging.same_but_hw_bits(old[i], new[i]):
                 changed.append(i)
         torn: list[tuple[int, int]] = []
         if shift < 0:
@@ -690,282 +606,3 @@ def read_consistent(
     return ConsistentRead(value, res)
 
 
-# -- the task_mmu.c readers -------------------------------------------------------
-
-
-def pagemap_read_consistent(
-    mm: Any, start: int, end: int, *, show_pfn: bool = True, retries: int = DEFAULT_RETRIES
-) -> ConsistentRead[Any]:
-    """
-    :func:`~livewalk.proc.pagemap.pagemap_read` of the page-aligned range
-    [*start*, *end*), judged and read again table by table
-    (:func:`read_consistent`). The value is the ``array('Q')`` of entries.
-    """
-    from livewalk.proc.pagemap import pagemap_read
-
-    backend = backend_for_mm(mm)
-
-    def read(s: int, e: int, walks: list[MMWalk]) -> Any:
-        return pagemap_read(mm, s, e, show_pfn=show_pfn, backend=backend, walks=walks)
-
-    def splice(value: Any, s: int, e: int, new: Any) -> Any:
-        value[(s - start) >> PAGE_SHIFT : (e - start) >> PAGE_SHIFT] = new
-        return value
-
-    return read_consistent(mm, start, end, read, splice, retries=retries)
-
-
-def smaps_consistent(
-    mm: Any, end: int, *, retries: int = DEFAULT_RETRIES, progress: Any = None
-) -> ConsistentRead[Any]:
-    """
-    :func:`~livewalk.proc.smaps.smaps` of *mm* (its VMAs below *end*, the
-    task size), judged VMA by VMA. ``smaps()`` reads every VMA, so a torn
-    read is read again whole (at most *retries* times).
-    """
-    from livewalk.proc.smaps import smaps
-
-    def read(s: int, e: int, walks: list[MMWalk]) -> Any:
-        return smaps(mm, walks=walks, progress=progress)
-
-    return read_consistent(mm, 0, end, read, None, retries=retries, unit="vma")
-
-
-# -- the whole-walk API ------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TableChange:
-    """
-    One page-table entry that read differently after the walk.
-
-    :ivar paddr: physical address of the table page
-    :ivar index: slot index (0-511)
-    :ivar old: the value the walk used
-    :ivar new: the value read after the walk
-    """
-
-    paddr: int
-    index: int
-    old: int
-    new: int
-
-
-@dataclasses.dataclass(slots=True)
-class WalkConsistency:
-    """
-    What :func:`checked_walk` found out about one walk, judged whole.
-
-    :ivar torn: the walk is not consistent at the ``"walk"`` level
-    :ivar reasons: why (``"mm_lock_seq odd"``, ``"mm changed"``,
-        ``"tables changed"``, ``"read error"``)
-    :ivar stamp_before: the backend's ``mm_stamp(mm)`` before the walk
-        (``None`` without an mm)
-    :ivar stamp_after: the same after the walk
-    :ivar tables_checked: page-table pages read again after the walk
-    :ivar changed_entries: entries that differed (A/D bits aside)
-    :ivar changes: the first differing entries (at most 64)
-    :ivar ad_changes: entries whose only difference was the A/D bits
-    :ivar unverifiable: tables the backend returned as the same live object
-        (cannot be compared; the synthetic backend without ``copy_tables``)
-    :ivar exception: a transient read error that ended the walk, or ``None``
-    """
-
-    torn: bool = False
-    reasons: list[str] = dataclasses.field(default_factory=list)
-    stamp_before: tuple[int, ...] | None = None
-    stamp_after: tuple[int, ...] | None = None
-    tables_checked: int = 0
-    changed_entries: int = 0
-    changes: list[TableChange] = dataclasses.field(default_factory=list)
-    ad_changes: int = 0
-    unverifiable: int = 0
-    exception: BaseException | None = None
-
-    def mark(self, reason: str) -> None:
-        self.torn = True
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-
-
-@dataclasses.dataclass(slots=True)
-class CheckedWalk:
-    """
-    The result of :func:`checked_walk` / :func:`walk_with_retry`.
-
-    :ivar ret: the entry point's return value (``None`` if it raised a
-        transient read error)
-    :ivar walk: the :class:`~livewalk.mm.pagewalk.MMWalk` of the last attempt
-        (``None`` if the entry point failed before making one)
-    :ivar consistency: the :class:`WalkConsistency` of the last attempt
-    :ivar attempts: walks run (1 + retries used)
-    :ivar torn_attempts: how many of them were torn
-    :ivar seconds: wall time of all attempts
-    """
-
-    ret: int | None
-    walk: MMWalk | None
-    consistency: WalkConsistency
-    attempts: int = 1
-    torn_attempts: int = 0
-    seconds: float = 0.0
-
-    @property
-    def torn(self) -> bool:
-        """The last attempt may have raced (see :class:`WalkConsistency`)."""
-        return self.consistency.torn
-
-    @property
-    def complete(self) -> bool:
-        """The last attempt ran to its end (it did not die on a read error)."""
-        return self.consistency.exception is None
-
-
-def verify_tables(walk: MMWalk, result: WalkConsistency) -> None:
-    """Read every table *walk* used again and record differences in *result*."""
-    backend = walk.backend
-    tables: dict[int, Sequence[int]] = walk._tables
-    for paddr, old in list(tables.items()):
-        try:
-            new = backend.read_table(paddr)
-        except TableReadError as e:
-            result.mark("tables changed")
-            result.changed_entries += 1
-            if result.exception is None:
-                result.exception = e
-            continue
-        result.tables_checked += 1
-        if new is old:
-            result.unverifiable += 1
-            continue
-        if bytes(new) == bytes(old):
-            continue
-        for i in range(min(len(old), len(new))):
-            o = old[i]
-            n = new[i]
-            if o == n:
-                continue
-            if backend.paging.same_but_hw_bits(o, n):
-                result.ad_changes += 1
-                continue
-            result.changed_entries += 1
-            if len(result.changes) < _MAX_CHANGES:
-                result.changes.append(TableChange(paddr, i, o, n))
-        if result.changed_entries:
-            result.mark("tables changed")
-
-
-def _guess_mm(entry: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    """The mm a walk entry point is about, before the walk (or ``None``)."""
-    if not args:
-        return None
-    first = args[0]
-    name = entry.__name__
-    if name in ("walk_page_range", "walk_page_range_mm_unsafe", "walk_page_range_debug"):
-        return first
-    if name.startswith("walk_page_range_vma") or name == "walk_page_vma":
-        vma, backend = _resolve_vma(first, kwargs.get("backend"))
-        return backend.vma_mm(vma)
-    return None
-
-
-def checked_walk(
-    entry: Callable[..., int],
-    *args: Any,
-    mm: Any = None,
-    verify_tables_after: bool = True,
-    **kwargs: Any,
-) -> CheckedWalk:
-    """
-    Run one walk, ``entry(*args, **kwargs)`` (any walk entry point of
-    :mod:`livewalk.mm.pagewalk`: it must accept ``walks=``), and judge it
-    whole: did anything it used change while it ran?
-
-    :param mm: the mm to watch (found from the arguments of the usual entry
-        points when not given)
-    :param verify_tables_after: re-read the tables the walk used
-    :return: a :class:`CheckedWalk`; a transient read error is caught and
-        reported (``ret is None``, ``torn``), other exceptions propagate
-    """
-    t0 = time.monotonic()
-    if mm is None:
-        mm = _guess_mm(entry, args, kwargs)
-    backend = backend_for_mm(mm) if mm is not None else None
-    result = WalkConsistency()
-    transient = transient_errors()
-    try:
-        result.stamp_before = backend.mm_stamp(mm) if backend is not None else None
-    except transient as e:
-        result.exception = e
-        result.mark("read error")
-        return CheckedWalk(None, None, result, seconds=time.monotonic() - t0)
-    if result.stamp_before and result.stamp_before[0] & 1:
-        result.mark("mm_lock_seq odd")
-    walks: list[MMWalk] = []
-    ret: int | None = None
-    try:
-        ret = entry(*args, walks=walks, **kwargs)
-    except transient as e:
-        if not _is_target_error(e):
-            raise
-        result.exception = e
-        result.mark("read error")
-    walk = walks[-1] if walks else None
-    if walk is not None and verify_tables_after:
-        try:
-            verify_tables(walk, result)
-        except transient as e:
-            if not _is_target_error(e):
-                raise
-            result.exception = result.exception or e
-            result.mark("read error")
-    if backend is not None:
-        try:
-            result.stamp_after = backend.mm_stamp(mm)
-        except transient as e:
-            result.exception = result.exception or e
-            result.mark("read error")
-        else:
-            if result.stamp_after != result.stamp_before:
-                result.mark("mm changed")
-    return CheckedWalk(ret, walk, result, seconds=time.monotonic() - t0)
-
-
-def walk_with_retry(
-    entry: Callable[..., int],
-    *args: Any,
-    retries: int = DEFAULT_RETRIES,
-    pre_attempt: Callable[[int], Any] | None = None,
-    mm: Any = None,
-    verify_tables_after: bool = True,
-    **kwargs: Any,
-) -> CheckedWalk:
-    """
-    :func:`checked_walk`, repeated whole while the walk is torn, at most
-    *retries* more times. Returns the first untorn attempt, or the last one.
-    (:func:`read_consistent` reads again only what tore.)
-
-    :param pre_attempt: called with the attempt number (0, 1, ...) before
-        each attempt, to reset what the callbacks collect
-    """
-    if retries < 0:
-        raise ValueError("retries must be >= 0")
-    t0 = time.monotonic()
-    torn = 0
-    attempt = 0
-    while True:
-        if pre_attempt is not None:
-            pre_attempt(attempt)
-        r = checked_walk(entry, *args, mm=mm, verify_tables_after=verify_tables_after, **kwargs)
-        attempt += 1
-        if r.torn:
-            torn += 1
-        if not r.torn or attempt > retries:
-            r.attempts = attempt
-            r.torn_attempts = torn
-            r.seconds = time.monotonic() - t0
-            return r
-
-
-# named in the doctest above
-_ = (MMWalkOps, walk_page_range, PAGE_SIZE)
