@@ -26,6 +26,38 @@ mount -t hugetlbfs hugetlbfs /dev/hugepages
 hostname livewalk-vm
 ip link set lo up 2>/dev/null
 
+# The kdump capture kernel (vm/kdump.py loads it with `kexec -p` and
+# livewalk.kdump=LEVEL,... on its command line): write one makedumpfile dump
+# of /proc/vmcore per dump level to /out/kdump/vmcore-LEVEL, then power off.
+# Nothing else of the normal boot runs (the capture kernel has 256 MiB).
+kdump_levels=$(sed -n 's/.*livewalk\.kdump=\([0-9,]*\).*/\1/p' /proc/cmdline)
+if [ -n "$kdump_levels" ]; then
+    say "kdump: capture kernel up, dump levels $kdump_levels"
+    modprobe virtio_blk
+    n=0
+    until blkid -L lwout >/dev/null 2>&1 || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+    if mount "$(blkid -L lwout)" /out && mkdir -p /out/kdump; then
+        for level in $(echo "$kdump_levels" | tr , ' '); do
+            t0=$(date +%s.%N)
+            makedumpfile -c -d "$level" /proc/vmcore "/out/kdump/vmcore-$level" \
+                > "/out/kdump/makedumpfile-$level.log" 2>&1
+            rc=$?
+            t1=$(date +%s.%N)
+            size=$(stat -c %s "/out/kdump/vmcore-$level" 2>/dev/null || echo 0)
+            echo "$level $rc $t0 $t1 $size" >> /out/kdump/capture.txt
+            say "kdump: level $level status $rc size $size seconds $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
+        done
+        sync
+        umount /out
+        say "kdump: done"
+    else
+        say "kdump: FAILED: cannot mount /out"
+    fi
+    sync
+    echo o > /proc/sysrq-trigger
+    sleep 60
+fi
+
 # zram swap (512 MiB), so tests can swap pages out with MADV_PAGEOUT.
 if modprobe zram num_devices=1 && echo 512M > /sys/block/zram0/disksize \
     && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0; then
