@@ -112,7 +112,7 @@ _FATAL = re.compile(
     r"Kernel panic - not syncing[^\n]*|Oops:|BUG: unable to handle|general protection fault|"
     r"kernel BUG at|Unable to mount root|VFS: Cannot open root|kdump: FAILED[^\n]*"
 )
-_LEVEL = re.compile(r"kdump: level (\d+) status (\d+) size (\d+) seconds ([\d.]+)")
+_LEVEL = re.compile(r"kdump: level (\d+(?:-raw)?) status (\d+) size (\d+) seconds ([\d.]+)")
 
 
 class KdumpError(GuestError):
@@ -124,7 +124,10 @@ class KdumpError(GuestError):
 class KdumpResult:
     """What :func:`kdump` brought back.
 
-    :ivar dumps: dump level -> host path of the makedumpfile dump
+    :ivar dumps: dump level -> host path of the makedumpfile dump (made with
+        the VMCOREINFO fix-up of ``vm/guest_init.sh``)
+    :ivar raw_dumps: dump level -> host path of the dump makedumpfile made
+        unaided (the levels of ``raw_levels``)
     :ivar record: host directory of the kernel's pre-panic answers: ``maps``,
         ``pagemap`` (the raw entries of every VMA of ``maps``, in order),
         ``smaps``, ``smaps_rollup``, ``dmesg``, ``record.json``
@@ -134,30 +137,34 @@ class KdumpResult:
         ``panic_to_capture`` (panic to the capture kernel's banner),
         ``capture_boot`` (banner to its init), ``makedumpfile-LEVEL`` (in the
         guest), ``poweroff`` (last dump to QEMU's exit), ``total``
-    :ivar sizes: dump level -> dump size in bytes
+    :ivar sizes: dump name (``"31"``, ``"31-raw"``) -> dump size in bytes
     """
 
     dumps: dict[int, Path]
+    raw_dumps: dict[int, Path]
     record: Path
     pid: int
     ready: Any
     timings: dict[str, float] = field(default_factory=dict)
-    sizes: dict[int, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
     console: str = ""
 
 
-def capture_cmdline(first: str, dump_levels: tuple[int, ...]) -> str:
+def capture_cmdline(first: str, dump_levels: tuple[int, ...], raw_levels: tuple[int, ...] = ()) -> str:
     """The capture kernel's command line, from the first kernel's.
 
     >>> capture_cmdline("console=ttyS0 root=/dev/nvme0n1 rw panic=-1 hugepages=64 crashkernel=256M", (31, 0))
     'console=ttyS0 root=/dev/nvme0n1 rw nr_cpus=1 reset_devices irqpoll panic=-1 livewalk.kdump=31,0'
     """
     keep = [p for p in first.split() if not _DROP.match(p)]
-    levels = ",".join(str(int(x)) for x in dump_levels)
-    return " ".join([*keep, "nr_cpus=1", "reset_devices", "irqpoll", "panic=-1", f"livewalk.kdump={levels}"])
+    keep += ["nr_cpus=1", "reset_devices", "irqpoll", "panic=-1"]
+    keep.append("livewalk.kdump=" + ",".join(str(int(x)) for x in dump_levels))
+    if raw_levels:
+        keep.append("livewalk.kdump_raw=" + ",".join(str(int(x)) for x in raw_levels))
+    return " ".join(keep)
 
 
-def _load_capture_kernel(g: Guest, dump_levels: tuple[int, ...]) -> None:
+def _load_capture_kernel(g: Guest, dump_levels: tuple[int, ...], raw_levels: tuple[int, ...]) -> None:
     size = g.run("cat /sys/kernel/kexec_crash_size", timeout=60).stdout.strip()
     if not size.isdigit() or int(size) == 0:
         raise KdumpError(
@@ -165,7 +172,7 @@ def _load_capture_kernel(g: Guest, dump_levels: tuple[int, ...]) -> None:
             "Guest(extra_cmdline=livewalk.vm.qemu.CRASHKERNEL)"
         )
     first = g.run("cat /proc/cmdline", timeout=60, check=True).stdout.strip()
-    append = shlex.quote(capture_cmdline(first, dump_levels))
+    append = shlex.quote(capture_cmdline(first, dump_levels, raw_levels))
     r = g.run(f'kexec -p "/boot/vmlinuz-$(uname -r)" --append={append}', timeout=300)
     loaded = g.run("cat /sys/kernel/kexec_crash_loaded", timeout=60).stdout.strip()
     if r.returncode != 0 or loaded != "1":
@@ -215,6 +222,7 @@ def kdump(
     ready_file: str | None = None,
     pid: int | None = None,
     dump_levels: tuple[int, ...] = (31, 0),
+    raw_levels: tuple[int, ...] = (),
     ready_timeout: float = 300,
     capture_timeout: float = 120,
     dump_timeout: float = 900,
@@ -228,6 +236,9 @@ def kdump(
     :param pid: the guest process to record (default: the workload's)
     :param dump_levels: makedumpfile ``-d`` levels, one dump each, all from the
         same ``/proc/vmcore``
+    :param raw_levels: levels (of *dump_levels*) to dump a second time with
+        makedumpfile unaided (see ``vm/guest_init.sh``: makedumpfile 1.7.8
+        misreads Linux 7.2's compound pages)
     :param capture_timeout: seconds for each of: the panic after the
         recorder starts, the capture kernel's banner after the panic, its
         init after the banner
@@ -239,7 +250,7 @@ def kdump(
         raise ValueError("no dump level")
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    _load_capture_kernel(g, dump_levels)
+    _load_capture_kernel(g, dump_levels, raw_levels)
     ready: Any = None
     spawned = g.spawn(workload) if workload is not None else None
     if ready_file is not None:
@@ -283,20 +294,21 @@ def kdump(
     if g.out_dir is None:
         raise KdumpError("the guest's /out came back empty")
     out = g.out_dir / "kdump"
-    sizes: dict[int, int] = {}
+    sizes: dict[str, int] = {}
     for m in _LEVEL.finditer(text, up.end(), done.end()):
-        level, status, size, secs = int(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4))
+        name, status, size, secs = m.group(1), int(m.group(2)), int(m.group(3)), float(m.group(4))
         if status != 0:
-            log_text = (out / f"makedumpfile-{level}.log").read_text(errors="replace")[-2000:]
-            raise KdumpError(f"makedumpfile -d {level} failed with status {status}:\n{log_text}")
-        sizes[level] = size
-        timings[f"makedumpfile-{level}"] = secs
+            log_text = (out / f"makedumpfile-{name}.log").read_text(errors="replace")[-2000:]
+            raise KdumpError(f"makedumpfile for dump {name} failed with status {status}:\n{log_text}")
+        sizes[name] = size
+        timings[f"makedumpfile-{name}"] = secs
     dumps = {lvl: out / f"vmcore-{lvl}" for lvl in dump_levels}
-    missing = [str(p) for p in dumps.values() if not p.is_file()]
+    raw_dumps = {lvl: out / f"vmcore-{lvl}-raw" for lvl in raw_levels}
+    missing = [str(p) for p in (*dumps.values(), *raw_dumps.values()) if not p.is_file()]
     if missing or not (out / "record" / "pagemap").is_file():
         raise KdumpError(f"missing after the kdump: {missing or 'the record'} (in {out})")
     log("kdump: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
         + "; " + ", ".join(f"level {k}: {v / (1 << 20):.1f} MiB" for k, v in sizes.items()))  # fmt: skip
     record = json.loads((out / "record" / "record.json").read_text())
-    return KdumpResult(dumps=dumps, record=out / "record", pid=int(record["pid"]), ready=ready,
+    return KdumpResult(dumps=dumps, raw_dumps=raw_dumps, record=out / "record", pid=int(record["pid"]), ready=ready,
                        timings=timings, sizes=sizes, console=text)  # fmt: skip
