@@ -79,11 +79,18 @@ with open(sys.argv[1], "rb") as f:
             if name == b"VMCOREINFO":
                 info = notes[dpos:dpos + descsz].rstrip(b"\0")
             pos = dpos + (descsz + 3) // 4 * 4
-text = info.decode()
-if "OFFSET(page.compound_head)=" not in text:
-    for line in text.splitlines():
-        if line.startswith("OFFSET(page.compound_info)="):
-            text += "\nOFFSET(page.compound_head)=" + line.split("=", 1)[1]
+lines = info.decode().splitlines()
+# makedumpfile takes the SYMBOL()s of a -i file as link-time addresses and
+# adds KERNELOFFSET (KASLR) to each itself: give them without it.
+kaslr = [int(x.split("=", 1)[1], 16) for x in lines if x.startswith("KERNELOFFSET=")]
+for i, x in enumerate(lines):
+    if kaslr and x.startswith("SYMBOL("):
+        name, addr = x.split("=", 1)
+        lines[i] = f"{name}={(int(addr, 16) - kaslr[0]) % (1 << 64):x}"
+if not any(x.startswith("OFFSET(page.compound_head)=") for x in lines):
+    lines += [x.replace("compound_info", "compound_head") for x in lines
+              if x.startswith("OFFSET(page.compound_info)=")]
+text = "\n".join(lines)
 with open(sys.argv[2], "w") as out:
     out.write(text.rstrip("\n") + "\n")
 PY

@@ -62,6 +62,7 @@ _DROP = re.compile(r"^(crashkernel|hugepages|hugepagesz|transparent_hugepage|pan
 RECORDER = r"""
 import fcntl, json, os, sys, time
 pid, d = int(sys.argv[1]), sys.argv[2]
+FIFREEZE = 0xC0045877
 
 
 def read(name):
@@ -82,28 +83,51 @@ def snapshot():
     return {"maps": maps, "pagemap": pm, "smaps": read("smaps"), "smaps_rollup": read("smaps_rollup")}
 
 
-a, tries = snapshot(), 0
-while tries < 100:
-    time.sleep(0.3)
-    b = snapshot()
-    tries += 1
-    if a == b:
+def stable():
+    a = snapshot()
+    for _ in range(100):
+        time.sleep(0.3)
+        b = snapshot()
+        if a == b:
+            return b
+        a = b
+    return a
+
+
+def write(where, snap, note):
+    os.makedirs(where, exist_ok=True)
+    for name, data in snap.items():
+        with open(f"{where}/{name}", "wb") as f:
+            f.write(data)
+    with open(f"{where}/record.json", "w") as f:
+        json.dump(note, f)
+    os.sync()
+
+
+def freeze_and_panic(where, trigger):
+    fd = os.open(where, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FIFREEZE, 0)  # the crashed kernel leaves /out clean
+    except OSError:
+        pass  # the rehearsal, on tmpfs
+    with open(trigger, "w") as f:
+        f.write("c")
+
+
+# Rehearse everything done after the record (writing, syncing, freezing,
+# the trigger) so no code path of this process faults in a page it shares
+# with the workload (python's text: its mapcount) after the record.
+write("/tmp/livewalk-kdump-rehearsal", snapshot(), {"pid": pid})
+print("rehearsed", flush=True)
+freeze_and_panic("/tmp", "/dev/null")
+for attempt in range(1, 6):
+    snap = stable()
+    write(d, snap, {"pid": pid, "attempt": attempt, "time": time.time(), "verified": False})
+    if snapshot() == snap:  # nothing moved while the record was written
+        write(d, snap, {"pid": pid, "attempt": attempt, "time": time.time(), "verified": True})
         break
-    a = b
-else:
-    tries = -1
-os.makedirs(d, exist_ok=True)
-for name, data in b.items():
-    with open(f"{d}/{name}", "wb") as f:
-        f.write(data)
-with open(f"{d}/record.json", "w") as f:
-    json.dump({"pid": pid, "tries": tries, "time": time.time()}, f)
-os.sync()
-fd = os.open("/out", os.O_RDONLY)
-fcntl.ioctl(fd, 0xC0045877, 0)  # FIFREEZE: the crashed kernel leaves /out clean
 print("recorded; panicking", flush=True)
-with open("/proc/sysrq-trigger", "w") as f:
-    f.write("c")
+freeze_and_panic("/out", "/proc/sysrq-trigger")
 """
 
 _PANIC = re.compile(r"Kernel panic - not syncing[^\n]*")
