@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from livewalk.vm import Guest
 from livewalk.vm.kdump import KdumpResult
 from livewalk.vm.qemu import CRASHKERNEL
@@ -159,8 +158,8 @@ def test_kdump_smaps(kd: dict[str, Any], level: str) -> None:
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_kdump_smaps_rollup(kd: dict[str, Any], level: str) -> None:
-    from livewalk.program import open_program
     from livewalk.proc.smaps import format_smaps_rollup, smaps
+    from livewalk.program import open_program
     from livewalk.task import resolve_mm
 
     prog = open_program(core=kd["dumps"][level], symbols=[kd["symbols"]])
