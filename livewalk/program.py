@@ -115,6 +115,7 @@ def _set_core(prog: Program, path: str) -> None:
     if os.path.isdir(path):
         raise TargetError(f"cannot open core file {path!r}: it is a directory")
     _check_elf_core_size(path)
+    _check_kdump_size(path)
     try:
         prog.set_core_dump(path)
     except OSError as e:
@@ -159,6 +160,49 @@ def _check_elf_core_size(path: str) -> None:
         raise TargetError(
             f"core file {path!r} is truncated: it has {size} bytes, its ELF headers "
             f"describe {max(need, e_phoff + e_phentsize * e_phnum)}"
+        )
+
+
+def _check_kdump_size(path: str) -> None:
+    """
+    A makedumpfile (diskdump, ``KDUMP   ``) dump must hold its header, its
+    bitmaps, one page descriptor per dumped page and the data the last one
+    points to; libkdumpfile opens a truncated one and fails later, on some
+    page ("Decompression failed"). Other files are left to drgn.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(464)
+            if len(head) < 464 or head[:8] != b"KDUMP   ":
+                return
+            block_size, sub_hdr_size, bitmap_blocks = struct.unpack_from("<iiI", head, 428)
+            if block_size <= 0 or sub_hdr_size < 0:
+                return
+            bitmaps = (1 + sub_hdr_size) * block_size
+            descs = bitmaps + bitmap_blocks * block_size
+            if descs > size:
+                raise TargetError(
+                    f"kdump file {path!r} is truncated: it has {size} bytes, its header "
+                    f"describes bitmaps up to byte {descs}"
+                )
+            half = bitmap_blocks * block_size // 2
+            f.seek(bitmaps + half)  # the second bitmap: the pages in the dump
+            dumped = int.from_bytes(f.read(half), "little").bit_count()
+            last = descs + 24 * (dumped - 1)  # struct page_desc: 24 bytes
+            need = descs + 24 * dumped
+            if dumped and need <= size:
+                f.seek(last)
+                offset, length = struct.unpack("<qI", f.read(12))
+                need = max(need, offset + length)
+    except OSError:
+        return  # set_core_dump reports it
+    if need > size:
+        raise TargetError(
+            f"kdump file {path!r} is truncated: it has {size} bytes, its page table "
+            f"describes {need}"
         )
 
 

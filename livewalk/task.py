@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drgn import IntegerLike, Object, Program, TypeKind
+from drgn import FaultError, IntegerLike, Object, Program, TypeKind
 
 from livewalk.backend import backend_for_mm
 from livewalk.errors import KernelThreadError, LivewalkError, NoSuchProcessError
@@ -53,9 +53,27 @@ def task_of(prog: Program, pid: IntegerLike) -> Object:
         task = find_task(prog, pid)
     except (LookupError, OverflowError) as e:
         raise NoSuchProcessError(pid) from e
+    except FaultError:
+        # A filtered dump (makedumpfile) may lack a page of the PID radix
+        # tree while the task list is intact: look the task up there.
+        task = _task_from_list(prog, pid)
     if not task:
         raise NoSuchProcessError(pid)
     return task
+
+
+def _task_from_list(prog: Program, pid: int) -> Object:
+    """*pid*'s task, found on the task list (``init_task.tasks``, then each
+    process's threads) instead of the PID radix tree."""
+    from drgn.helpers.linux.list import list_for_each_entry
+    from drgn.helpers.linux.pid import for_each_task_in_group
+
+    head = prog["init_task"].tasks.address_of_()
+    for leader in list_for_each_entry("struct task_struct", head, "tasks"):
+        for task in for_each_task_in_group(leader, include_self=True):
+            if int(task.pid) == pid:
+                return task
+    raise NoSuchProcessError(pid)
 
 
 def task_comm(task: Object) -> str:

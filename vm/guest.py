@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from livewalk.proc.smaps import SmapsVMA
     from livewalk.tools.vtop import VtopResult
 
+    from .kdump import KdumpResult
+
 __all__ = (
     "Guest",
     "default_src",
@@ -578,6 +580,16 @@ class Guest:
             dump_guest_memory(str(self.run_dir / "qmp-dump.sock"), dest, fmt, deadline,
                               alive=lambda: self.running)  # fmt: skip
         return time.monotonic() - t0
+
+    def kdump(self, workload: str | None = None, **kw: Any) -> KdumpResult:
+        """Crash the guest with kdump armed and bring back makedumpfile dumps
+        of it and the kernel's pre-panic ``/proc`` answers about the workload
+        (:func:`.kdump.kdump`, which takes the same arguments). The guest
+        must have been booted with ``extra_cmdline=``:data:`.qemu.CRASHKERNEL`;
+        it is stopped afterwards."""
+        from .kdump import kdump
+
+        return kdump(self, workload, **kw)
 
     # -- stopping --
     def stop(self) -> None:

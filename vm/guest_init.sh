@@ -26,6 +26,91 @@ mount -t hugetlbfs hugetlbfs /dev/hugepages
 hostname livewalk-vm
 ip link set lo up 2>/dev/null
 
+# The kdump capture kernel (vm/kdump.py loads it with `kexec -p` and
+# livewalk.kdump=LEVEL,... on its command line): write one makedumpfile dump
+# of /proc/vmcore per dump level to /out/kdump/vmcore-LEVEL, then power off.
+# Nothing else of the normal boot runs (the capture kernel has 256 MiB).
+#
+# makedumpfile 1.7.8 predates VMCOREINFO's OFFSET(page.compound_info) (the
+# kernel's new name of page.compound_head): without it, it takes the tail
+# pages of compound slab pages for user pages and filters them out at dump
+# level 8 and above (task_struct, signal_struct... go missing). Each dump is
+# made with a VMCOREINFO (-i) that also gives the old name, unless the level
+# is also listed in livewalk.kdump_raw=LEVEL,...: then a second dump,
+# vmcore-LEVEL-raw, is what makedumpfile makes unaided.
+kdump_levels=$(sed -n 's/.*livewalk\.kdump=\([0-9,]*\).*/\1/p' /proc/cmdline)
+kdump_raw=$(sed -n 's/.*livewalk\.kdump_raw=\([0-9,]*\).*/\1/p' /proc/cmdline)
+kdump_one() {  # name, makedumpfile options...
+    name=$1
+    shift
+    t0=$(date +%s.%N)
+    makedumpfile -c "$@" /proc/vmcore "/out/kdump/vmcore-$name" > "/out/kdump/makedumpfile-$name.log" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    size=$(stat -c %s "/out/kdump/vmcore-$name" 2>/dev/null || echo 0)
+    echo "$name $rc $t0 $t1 $size" >> /out/kdump/capture.txt
+    say "kdump: level $name status $rc size $size seconds $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
+}
+if [ -n "$kdump_levels" ]; then
+    say "kdump: capture kernel up, dump levels $kdump_levels"
+    modprobe virtio_blk
+    n=0
+    until blkid -L lwout >/dev/null 2>&1 || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+    if mount "$(blkid -L lwout)" /out && mkdir -p /out/kdump; then
+        python3 - /proc/vmcore /tmp/vmcoreinfo <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    eh = f.read(64)
+    phoff, = struct.unpack_from("<Q", eh, 32)
+    phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+    f.seek(phoff)
+    ph = f.read(phentsize * phnum)
+    info = b""
+    for i in range(phnum):
+        ptype, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", ph, i * phentsize)
+        if ptype != 4:  # PT_NOTE
+            continue
+        f.seek(off)
+        notes, pos = f.read(filesz), 0
+        while pos + 12 <= len(notes):
+            namesz, descsz, _ = struct.unpack_from("<III", notes, pos)
+            name = notes[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+            dpos = pos + 12 + (namesz + 3) // 4 * 4
+            if name == b"VMCOREINFO":
+                info = notes[dpos:dpos + descsz].rstrip(b"\0")
+            pos = dpos + (descsz + 3) // 4 * 4
+lines = info.decode().splitlines()
+# makedumpfile takes the SYMBOL()s of a -i file as link-time addresses and
+# adds KERNELOFFSET (KASLR) to each itself: give them without it.
+kaslr = [int(x.split("=", 1)[1], 16) for x in lines if x.startswith("KERNELOFFSET=")]
+for i, x in enumerate(lines):
+    if kaslr and x.startswith("SYMBOL("):
+        name, addr = x.split("=", 1)
+        lines[i] = f"{name}={(int(addr, 16) - kaslr[0]) % (1 << 64):x}"
+if not any(x.startswith("OFFSET(page.compound_head)=") for x in lines):
+    lines += [x.replace("compound_info", "compound_head") for x in lines
+              if x.startswith("OFFSET(page.compound_info)=")]
+text = "\n".join(lines)
+with open(sys.argv[2], "w") as out:
+    out.write(text.rstrip("\n") + "\n")
+PY
+        [ -s /tmp/vmcoreinfo ] || say "kdump: no VMCOREINFO in /proc/vmcore"
+        for level in $(echo "$kdump_levels" | tr , ' '); do
+            kdump_one "$level" -d "$level" -i /tmp/vmcoreinfo
+            case ",$kdump_raw," in *",$level,"*) kdump_one "$level-raw" -d "$level" ;; esac
+        done
+        cp /tmp/vmcoreinfo /out/kdump/vmcoreinfo
+        sync
+        umount /out
+        say "kdump: done"
+    else
+        say "kdump: FAILED: cannot mount /out"
+    fi
+    sync
+    echo o > /proc/sysrq-trigger
+    sleep 60
+fi
+
 # zram swap (512 MiB), so tests can swap pages out with MADV_PAGEOUT.
 if modprobe zram num_devices=1 && echo 512M > /sys/block/zram0/disksize \
     && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0; then

@@ -49,7 +49,7 @@ KERNEL_SERIES = "7"
 FLAVOUR = "cloud-amd64"
 
 # Guest packages besides the kernel image and headers (whose names are resolved).
-GUEST_PACKAGES = (
+GUEST_PACKAGES: tuple[str, ...] = (
     "python3",
     "python3-drgn",
     "python3-bpfcc",
@@ -60,6 +60,10 @@ GUEST_PACKAGES = (
     "iproute2",
     "e2fsprogs",
 )
+# kdump (Guest.kdump, vm/kdump.py): kexec loads the capture kernel, whose
+# init runs makedumpfile on /proc/vmcore. Kept apart from the list above.
+KDUMP_PACKAGES = ("kexec-tools", "makedumpfile")
+GUEST_PACKAGES += KDUMP_PACKAGES
 # Packages whose versions go into the cache key (with the kernel's).
 KEYED_PACKAGES = ("python3", "python3-drgn", "python3-bpfcc", "python3-pytest")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = (
+    "CRASHKERNEL",
     "FATAL",
     "QEMU",
     "QemuSpec",
@@ -33,6 +34,11 @@ VM_DIR = Path(__file__).resolve().parent
 
 #: The emulator binary (x86-64 guests only for now).
 QEMU = "qemu-system-x86_64"
+
+#: The crash kernel reservation :meth:`Guest.kdump <livewalk.vm.Guest.kdump>`
+#: needs: ``Guest(extra_cmdline=CRASHKERNEL)``. Opt-in: it takes 256 MiB of
+#: the guest's RAM (the capture kernel and makedumpfile live in it).
+CRASHKERNEL = "crashkernel=256M"
 
 #: Messages in the console log that mean the boot failed.
 FATAL = re.compile(

@@ -80,6 +80,7 @@ __all__ = (
     "SMAPS_FIELDS",
     "SmapsVMA",
     "format_smaps",
+    "format_smaps_rollup",
     "smaps",
     "smaps_dicts",
 )
@@ -219,6 +220,35 @@ def _kb(label: str, value: int) -> str:
 def format_smaps(vmas: list[SmapsVMA]) -> str:
     """The exact text of ``/proc/PID/smaps`` for :func:`smaps`' result."""
     return "".join(v.format() for v in vmas)
+
+
+#: ``/proc/PID/smaps_rollup``'s Pss split, printed after ``Pss_Dirty``.
+_ROLLUP_PSS = (("Pss_Anon", "pss_anon"), ("Pss_File", "pss_file"), ("Pss_Shmem", "pss_shmem"))
+
+
+def format_smaps_rollup(vmas: list[SmapsVMA]) -> str:
+    """
+    The exact text of ``/proc/PID/smaps_rollup`` from :func:`smaps`' result:
+    the sums over the mm's VMAs (not the gate VMA, which smaps_rollup does
+    not visit), Pss summed in fixed point before the shift, as in Linux 7.2
+    fs/proc/task_mmu.c ``show_smaps_rollup``.
+    """
+    mine = [v for v in vmas if v.vm_start < 1 << 63]
+    if not mine:
+        return ""
+    total = SmapsVMA(mine[0].vm_start, mine[-1].vm_end, 0, "")
+    for v in mine:
+        for f in dataclasses.fields(SmapsVMA):
+            if f.name.startswith(("pss", "swap_pss")) or f.name in {a for _, a, _ in SMAPS_FIELDS}:
+                setattr(total, f.name, getattr(total, f.name) + getattr(v, f.name))
+    # The header is padded to column 72 (25 + 6 * sizeof(void *) - 1), then a space.
+    head = f"{total.vm_start:08x}-{total.vm_end:08x} ---p 00000000 00:00 0 "
+    lines = [f"{head:<72} [rollup]"]
+    for label, attr, shift in SMAPS_FIELDS:
+        lines.append(_kb(f"{label + ':':<16}", getattr(total, attr) >> shift))
+        if label == "Pss_Dirty":
+            lines += [_kb(f"{name + ':':<16}", getattr(total, a) >> PSS_SHIFT) for name, a in _ROLLUP_PSS]
+    return "\n".join(lines) + "\n"
 
 
 def smaps_dicts(vmas: list[SmapsVMA]) -> list[dict[str, Any]]:
