@@ -105,6 +105,7 @@ __all__ = (
     "again_retry",
     "clear_bad",
     "p_alloc",
+    "pmd_trans_unstable",
     "pte_offset_map",
     "record_unreadable",
     "set_pte_at",
@@ -254,6 +255,22 @@ def pte_offset_map(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
         clear_bad(walk, slot, pmdval)
         return False
     return True
+
+
+def pmd_trans_unstable(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
+    """
+    ``pmd_trans_unstable()`` of Linux 6.1 (``pmd_none_or_trans_huge_or_clear_bad``
+    with THP migration): True for a none, trans-huge or non-present PMD; a
+    bad PMD is also cleared (``pmd_clear_bad()``). Only walkers of kernels
+    whose ``pte_offset_map()`` cannot fail use it.
+    """
+    paging = walk.paging
+    if paging.pmd_none(pmdval) or paging.pmd_trans_huge(pmdval) or not paging.pmd_present(pmdval):
+        return True
+    if paging.pmd_bad(pmdval):
+        clear_bad(walk, slot, pmdval)
+        return True
+    return False
 
 
 def split_huge_pud(walk: MMWalk, slot: Slot, v: int) -> int:
