@@ -261,6 +261,7 @@ class KernelFeatures:
         full = _parse_full(release) if release else None
         hint = cls.for_version(full or DEFAULT_VERSION)
         walk_lock = _has_member(prog, "struct mm_walk_ops", "walk_lock")
+        pte_map_may_fail = _has_function(prog, "__pte_offset_map")
         entry = frozenset(
             name
             for name in (*WALK_ENTRY_POINTS, "walk_page_range", "walk_page_vma", "walk_page_mapping")
@@ -279,13 +280,14 @@ class KernelFeatures:
             walk_lock=walk_lock,
             walk_lock_vma_rdlock_verify=_has_constant(prog, "PGWALK_VMA_RDLOCK_VERIFY"),
             walk_page_vma_tests=not walk_lock,
-            pte_map_may_fail=_has_function(prog, "__pte_offset_map"),
-            # the split API (6.12.105) came after the PUD re-check (6.12.84)
-            # and with it the stale-action fix is 10 releases away: only the
-            # release can tell; a kernel older than 6.12.105 by its symbols
-            # cannot have the fix of 6.12.115
-            walk_pud_recheck=hint.walk_pud_recheck,
+            pte_map_may_fail=pte_map_may_fail,
+            # only the release can tell these two; the probes bound them: the
+            # PUD re-check (6.12.84) came long after pte_offset_map() could
+            # fail (6.5), and the stale-action fix (6.12.115) after the split
+            # API (6.12.105)
+            walk_pud_recheck=hint.walk_pud_recheck and pte_map_may_fail,
             walk_action_at_again=hint.walk_action_at_again
+            and pte_map_may_fail
             and "walk_page_range_novma" not in entry,
             walk_entry_points=entry,
             folio_walk=_has_function(prog, "folio_walk_start"),

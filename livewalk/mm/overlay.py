@@ -67,6 +67,14 @@ Policies where a read-only snapshot cannot do what the kernel does
   path) and ``(level, addr, value, reason)`` is appended to ``walk.errors``.
   ``pud_bad`` is never checked by the kernel's walker, so not here either.
 
+* **Linux 6.1** (no ``ACTION_AGAIN`` from ``walk_pte_range()``): the
+  same outcomes by 6.1's own paths. After the split, ``pmd_trans_unstable()``
+  (:func:`pmd_trans_unstable`: none, trans-huge, non-present, or bad and
+  cleared) goes back to ``again:`` under the same retry cap; a PUD cleared by
+  the split goes back to ``again:`` on ``pud_none()``. An unreadable PTE or
+  PMD table reads as ``pte_hole(addr, next, 3 or 2)`` right after the
+  parent's ``p?d_entry``, the result the retry path gives on later kernels.
+
 * **Unreadable tables** (:class:`~livewalk.backend.TableReadError`, or not
   512 entries): the entry pointing to it is treated as a bad entry that was
   cleared. For a PTE or PMD table this takes the kernel's ``ACTION_AGAIN``

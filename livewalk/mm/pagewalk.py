@@ -6,7 +6,9 @@ Page-table walker
 A reimplementation of Linux 7.2's ``mm/pagewalk.c`` with the API of
 ``include/linux/pagewalk.h``: the same entry points, callbacks, argument
 order, return conventions and quirks, over page tables read through a
-:class:`~livewalk.backend.PageTableBackend`. It is read-only: where the kernel
+:class:`~livewalk.backend.PageTableBackend`. Where 6.1 and 6.12 differ, the
+walker follows the target kernel, as ``walk.backend.features``
+(:class:`~livewalk.kernel.KernelFeatures`, probed from the target) says. It is read-only: where the kernel
 would change the page tables during a walk (THP splits, table allocation for
 ``install_pte``, clearing bad entries) the walker emulates the change in a
 per-walk overlay and never writes to the target.
@@ -41,6 +43,36 @@ after the walk (``walk_page_mapping`` appends one walk for all VMAs).
 ``walk.action`` may be set to :data:`ACTION_CONTINUE` or
 :data:`ACTION_AGAIN` by ``pud_entry``/``pmd_entry`` (and, as in the kernel,
 by anything called from the PMD loop) exactly as in Linux 7.2.
+
+Kernel versions
+===============
+
+What differs between Debian's 6.1.176, 6.12.117 and 7.2.13 (and inside
+6.12.y) and how the walker follows it:
+
+* entry points: :func:`walk_page_range_novma` (6.1 to 6.12.104),
+  :func:`walk_kernel_page_table_range` and :func:`walk_page_range_debug`
+  (6.12.105 on), :func:`walk_kernel_page_table_range_lockless`,
+  :func:`walk_page_range_mm_unsafe` and :func:`walk_page_range_vma_unsafe`
+  (7.2), :func:`walk_page_range_vma` (6.1.161 on). Calling one the target
+  lacks raises :class:`~livewalk.kernel.NotInKernelError` (a
+  ``NotImplementedError``: the kernel has no such function to call), as
+  does an ``install_pte`` callback before 7.x (``struct mm_walk_ops`` has
+  no such member); an errno would claim the kernel ran it.
+* :func:`walk_page_vma` runs ``walk_page_test()`` on 6.1 only.
+* ``walk_lock`` is validated where the member exists (not on 6.1);
+  ``PGWALK_VMA_RDLOCK_VERIFY`` only where the enumerator exists (7.2).
+* retries: 6.1 goes back to ``again:`` on ``pmd_trans_unstable()`` after
+  the PMD split and on ``pud_none()`` after the PUD split, and never looks at
+  ``walk->action`` after ``walk_pte_range()``/``walk_pmd_range()``; since
+  6.5 a failed ``pte_offset_map()`` (or a ``pte_entry`` that sets it) makes
+  ``ACTION_AGAIN`` retry the PMD; since 6.12.84 ``walk_pmd_range()`` sends a
+  PUD that is no table back to the PUD loop, which retries on
+  ``ACTION_AGAIN``; since 6.12.115 ``ACTION_SUBTREE`` is set at ``again:``
+  (before, a hole saw the previous entry's action, and with the 6.12.84
+  rule a stale ``ACTION_AGAIN`` sent the PUD loop round again).
+* hugetlb walks issue the same callbacks on all three (only locking
+  differs).
 
 Where a read-only target cannot do what the kernel does (THP splits,
 ``__p?d_alloc()`` for ``install_pte``, clearing bad entries, ending

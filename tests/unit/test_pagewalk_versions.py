@@ -27,6 +27,7 @@ from livewalk.arch import PageTableLevel
 from livewalk.arch.x86.pgtable_types import _PAGE_RW
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.kernel import KernelFeatures, NotInKernelError
+from livewalk.mm.folio_walk import FolioWalk, FolioWalkLevel, folio_walk_start
 from livewalk.mm.pagewalk import (
     ACTION_AGAIN,
     ACTION_SUBTREE,
@@ -488,3 +489,179 @@ def test_features_for_version() -> None:
     assert s100.has_entry_point("walk_page_range_novma")
     assert not f612.has_entry_point("walk_page_range_novma")
     assert f612.kernel == "6.12.117"
+
+
+# --------------------------------------------------------------------------
+# folio_walk (absent in 6.1; 6.12 and 7.2 mm/pagewalk.c folio_walk_start)
+# --------------------------------------------------------------------------
+
+
+def _fw_mm(version: tuple[int, ...]) -> tuple[SyntheticMM, Any]:
+    mm = mk(version, levels=5)
+    vma = mm.add_vma(0x400000, 0x80000000)
+    mm.map_zero(0x402000)
+    mm.map_migration(0x403000, 0x5555, write=True)
+    mm.map_migration(0x600000, 0x80000, write=True, level=PageTableLevel.PMD)
+    mm.map_1g(G, pfn=0x100000)
+    return mm, vma
+
+
+def test_folio_walk_not_in_6_1() -> None:
+    mm, vma = _fw_mm(V61)
+    with pytest.raises(NotInKernelError, match=r"^folio_walk_start: not in Linux 6\.1\.176 \(since 6\.12\)"):
+        folio_walk_start(FolioWalk(), vma, 0x402000, 0)
+
+
+def test_folio_walk_6_12_flags_and_migration() -> None:
+    # 6.12: FW_MIGRATION = BIT(0), FW_ZEROPAGE = BIT(1); migration entries
+    # (PTE and PMD) are found with fw->page = NULL
+    mm, vma = _fw_mm(V612)
+    FW_MIGRATION, FW_ZEROPAGE = 1, 2
+    zero = mm.backend.zero_pfn
+    assert folio_walk_start(FolioWalk(), vma, 0x402000, FW_MIGRATION) is None
+    fw = FolioWalk()
+    assert folio_walk_start(fw, vma, 0x402000, FW_ZEROPAGE) == zero and fw.page is None
+    fw = FolioWalk()
+    assert folio_walk_start(fw, vma, 0x403000, FW_MIGRATION) == 0x5555
+    assert fw.page is None and fw.level is FolioWalkLevel.FW_LEVEL_PTE
+    fw = FolioWalk()
+    assert folio_walk_start(fw, vma, 0x601000, FW_MIGRATION) == 0x80000
+    assert fw.page is None and fw.level is FolioWalkLevel.FW_LEVEL_PMD and fw.pfn == 0x80001
+    assert folio_walk_start(FolioWalk(), vma, 0x403000, FW_ZEROPAGE) is None
+
+
+def test_folio_walk_7_2_flags() -> None:
+    # 7.2: FW_ZEROPAGE = BIT(0), no FW_MIGRATION: migration entries are
+    # never found
+    mm, vma = _fw_mm(V72)
+    zero = mm.backend.zero_pfn
+    assert folio_walk_start(FolioWalk(), vma, 0x402000, 1) == zero
+    assert folio_walk_start(FolioWalk(), vma, 0x402000, 2) is None
+    for flags in (0, 1, 2, 3):
+        assert folio_walk_start(FolioWalk(), vma, 0x403000, flags) is None
+        assert folio_walk_start(FolioWalk(), vma, 0x601000, flags) is None
+
+
+@pytest.mark.parametrize("version", [V612, V72])
+def test_folio_walk_pud_leaf(version: tuple[int, ...]) -> None:
+    # 6.12: a present, non-special PUD leaf is pud_page(pud), whatever its
+    # PFN; 7.2: vm_normal_page_pud() refuses a PFN past highest_memmap_pfn
+    mm, vma = _fw_mm(version)
+    fw = FolioWalk()
+    assert folio_walk_start(fw, vma, G + 3 * M2, 0) == 0x100000
+    assert fw.level is FolioWalkLevel.FW_LEVEL_PUD and fw.pfn == 0x100000 + 3 * 512
+    mm.backend.highest_memmap_pfn = 0xFFFFF
+    found = folio_walk_start(FolioWalk(), vma, G, 0)
+    assert found == (0x100000 if version == V612 else None)
+
+
+# --------------------------------------------------------------------------
+# Probing a program (KernelFeatures.from_program), as drgn's helpers do
+# --------------------------------------------------------------------------
+
+
+class _Type:
+    def __init__(self, members: set[str]) -> None:
+        self.members = members
+
+    def has_member(self, name: str) -> bool:
+        return name in self.members
+
+
+class _Release:
+    def __init__(self, release: str) -> None:
+        self.release = release
+
+    def string_(self) -> bytes:
+        return self.release.encode()
+
+
+class _FakeProgram:
+    """Just the lookups KernelFeatures.from_program makes."""
+
+    def __init__(self, release: str | None, types: dict[str, set[str]], names: set[str]) -> None:
+        self.release = release
+        self.types = types
+        self.names = names
+
+    def __getitem__(self, name: str) -> Any:
+        if name == "UTS_RELEASE" and self.release is not None:
+            return _Release(self.release)
+        raise KeyError(name)
+
+    def type(self, name: str) -> _Type:
+        if name not in self.types:
+            raise LookupError(name)
+        return _Type(self.types[name])
+
+    def object(self, name: str, flags: Any = None) -> Any:
+        if name not in self.names:
+            raise LookupError(name)
+        return name
+
+    def symbol(self, name: str) -> Any:
+        return self.object(name)
+
+
+OPS10 = {"pgd_entry", "pmd_entry", "pte_entry", "pte_hole", "test_walk"}
+COMMON = {"walk_page_range", "walk_page_vma", "walk_page_mapping", "walk_page_range_vma"}
+PROGRAMS = {
+    # what Debian's builds have (research: probe cheat-sheet)
+    "6.1.176-1-cloud-amd64": ({"struct mm_walk_ops": OPS10}, COMMON | {"walk_page_range_novma"}),
+    "6.12.117+deb13-cloud-amd64": (
+        {"struct mm_walk_ops": OPS10 | {"walk_lock"}},
+        COMMON
+        | {"walk_kernel_page_table_range", "walk_page_range_debug", "__pte_offset_map", "folio_walk_start"},
+    ),
+    "7.2.13+deb14-cloud-amd64": (
+        {"struct mm_walk_ops": OPS10 | {"walk_lock", "install_pte"}},
+        COMMON
+        | {
+            "walk_kernel_page_table_range",
+            "walk_kernel_page_table_range_lockless",
+            "walk_page_range_debug",
+            "walk_page_range_mm_unsafe",
+            "walk_page_range_vma_unsafe",
+            "__pte_offset_map",
+            "folio_walk_start",
+            "PGWALK_VMA_RDLOCK_VERIFY",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("release", list(PROGRAMS))
+def test_from_program_matches_for_version(release: str) -> None:
+    types, names = PROGRAMS[release]
+    probed = KernelFeatures.from_program(_FakeProgram(release, types, names))  # type: ignore[arg-type]
+    by_version = KernelFeatures.for_version(tuple(int(x) for x in release.split("-")[0].split("+")[0].split(".")))
+    for field in (
+        "walk_ops_install_pte",
+        "walk_lock",
+        "walk_lock_vma_rdlock_verify",
+        "walk_page_vma_tests",
+        "pte_map_may_fail",
+        "walk_pud_recheck",
+        "walk_action_at_again",
+        "walk_entry_points",
+        "folio_walk",
+        "fw_zeropage",
+        "fw_migration",
+    ):
+        assert getattr(probed, field) == getattr(by_version, field), field
+
+
+def test_from_program_probes_win_over_the_release() -> None:
+    # a 6.12 build whose release string says 6.12.117 but whose symbols are
+    # those before the split (a vendor kernel): the symbols decide the entry
+    # points, and a kernel without the split cannot have the 6.12.115 fix
+    types, names = PROGRAMS["6.12.117+deb13-cloud-amd64"]
+    names = (names - {"walk_kernel_page_table_range", "walk_page_range_debug"}) | {"walk_page_range_novma"}
+    f = KernelFeatures.from_program(_FakeProgram("6.12.117", types, names))  # type: ignore[arg-type]
+    assert f.has_entry_point("walk_page_range_novma") and not f.has_entry_point("walk_page_range_debug")
+    assert f.walk_pud_recheck and not f.walk_action_at_again
+    # no release at all: probes, and the newest shape where only the release could tell
+    f = KernelFeatures.from_program(_FakeProgram(None, *PROGRAMS["6.1.176-1-cloud-amd64"]))  # type: ignore[arg-type]
+    assert not f.walk_lock and f.walk_page_vma_tests and not f.pte_map_may_fail
+    assert not f.walk_pud_recheck and not f.walk_action_at_again
+    assert f.has_entry_point("walk_page_range_novma") and not f.folio_walk
