@@ -24,7 +24,14 @@ import re
 
 from drgn import FaultError, FindObjectFlags, Program
 
-__all__ = ("DEFAULT_VERSION", "KernelFeatures", "parse_release")
+__all__ = (
+    "DEBIAN_SUBLEVEL",
+    "DEFAULT_VERSION",
+    "KernelFeatures",
+    "NotInKernelError",
+    "WALK_ENTRY_POINTS",
+    "parse_release",
+)
 
 #: The kernel livewalk is proven on, and what a target that cannot be
 #: probed is taken to be.
@@ -42,14 +49,55 @@ def parse_release(release: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+#: The entry points of ``mm/pagewalk.c`` whose presence differs between the
+#: kernels livewalk supports (probed as symbols), with where they are found
+#: (for the message of :class:`NotInKernelError`).
+WALK_ENTRY_POINTS: dict[str, str] = {
+    "walk_page_range_novma": "Linux 6.1 to 6.12.104; split into walk_kernel_page_table_range "
+    "and walk_page_range_debug in 6.12.105",
+    "walk_page_range_vma": "since 6.1.161",
+    "walk_kernel_page_table_range": "since 6.12.105",
+    "walk_page_range_debug": "since 6.12.105",
+    "walk_kernel_page_table_range_lockless": "in 7.2, not in 6.12.117",
+    "walk_page_range_mm_unsafe": "in 7.2 (mm/internal.h), not in 6.12.117",
+    "walk_page_range_vma_unsafe": "in 7.2 (mm/internal.h), not in 6.12.117",
+    "folio_walk_start": "since 6.12",
+    "mm_walk_ops.install_pte": "in 7.2 (Linux 6.13 per the reference; not in 6.12.117)",
+}
+
+#: Debian's build of each series that livewalk was checked against: what
+#: :meth:`KernelFeatures.for_version` takes a bare ``(major, minor)`` to be.
+DEBIAN_SUBLEVEL: dict[tuple[int, int], int] = {(6, 1): 176, (6, 12): 117, (7, 2): 13}
+
+
+class NotInKernelError(NotImplementedError):
+    """
+    An entry point, callback or flag that the target kernel does not have
+    (the kernel could not even be built with a call to it), e.g.
+    ``walk_page_range_debug: not in Linux 6.1 (since 6.12.105)``.
+
+    :ivar name: what is missing
+    """
+
+    def __init__(self, name: str, kernel: str) -> None:
+        where = WALK_ENTRY_POINTS.get(name)
+        super().__init__(f"{name}: not in Linux {kernel}" + (f" ({where})" if where else ""))
+        self.name = name
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class KernelFeatures:
     """
     What the target kernel has, where kernels livewalk supports differ.
+    "6.1", "6.12" and "7.2" below are Debian's 6.1.176, 6.12.117 and 7.2.13,
+    whose sources were compared; a release named for a mainline change is
+    the one the reference gives (not checked against mainline here).
 
     :ivar release: ``UTS_RELEASE`` (``None`` if unknown): a hint only
     :ivar version: ``(major, minor)`` from *release*, else
         :data:`DEFAULT_VERSION`
+    :ivar sublevel: the stable release number from *release* (``None`` if
+        unknown: then the newest shape of the series is assumed)
     :ivar page_compound_info: ``struct page`` has ``compound_info`` (was
         ``compound_head``; Linux 7.1)
     :ivar folio_large_mapcount: ``struct folio`` has ``_large_mapcount``
@@ -59,17 +107,50 @@ class KernelFeatures:
     :ivar zero_page_pfn: the zero page's PFN is ``zero_page_pfn`` (was
         ``zero_pfn``; Linux 7.1)
     :ivar mm_lock_seq: ``struct mm_struct`` has ``mm_lock_seq``
-        (``CONFIG_PER_VMA_LOCK``)
+        (``CONFIG_PER_VMA_LOCK``: in 6.12, not in 6.1)
     :ivar walk_ops_install_pte: ``struct mm_walk_ops`` has ``install_pte``
-        (Linux 6.13)
+        (in 7.2, not in 6.12): all levels are populated, ``check_ops_safe()``
+        refuses it on the public entry points
+    :ivar walk_lock: ``struct mm_walk_ops`` has ``walk_lock`` (in 6.12, not
+        in 6.1): ``process_mm_walk_lock()``/``process_vma_walk_lock()``;
+        without it nothing is validated
+    :ivar walk_lock_vma_rdlock_verify: the enumerator
+        ``PGWALK_VMA_RDLOCK_VERIFY`` exists (in 7.2, not in 6.12)
+    :ivar walk_page_vma_tests: ``walk_page_vma()`` calls ``walk_page_test()``
+        (6.1: ``test_walk`` honoured, ``VM_PFNMAP`` skipped; not in 6.12).
+        No type shows it: probed as "``mm_walk_ops`` has no ``walk_lock``",
+        which is exact for 6.1 against 6.12 and 7.2
+    :ivar pte_map_may_fail: ``__pte_offset_map()`` exists (in 6.12, not in
+        6.1): ``pte_offset_map(_lock)`` may fail, ``walk_pte_range()`` then
+        sets ``ACTION_AGAIN`` and ``walk_pmd_range()`` retries the PMD (also
+        after a ``pte_entry`` set ``ACTION_AGAIN``); without it (6.1) the PMD
+        loop retries on ``pmd_trans_unstable()`` after the split and never
+        looks at ``walk->action`` after ``walk_pte_range()``
+    :ivar walk_pud_recheck: ``walk_pmd_range()`` sends a PUD that is not a
+        table back to the PUD loop (``ACTION_AGAIN``), and the PUD loop
+        retries after ``walk_pmd_range()`` returned ``ACTION_AGAIN``; without
+        it the PUD loop retries on ``pud_none()`` after the split (6.1).
+        Since 6.12.84 ("fix race between concurrent split and refault"):
+        invisible to types, chosen by the release hint
+    :ivar walk_action_at_again: ``walk_pud_range()``/``walk_pmd_range()``
+        reset ``walk->action`` at ``again:``, before the none test; without
+        it a hole sees the previous entry's action, which (with
+        *walk_pud_recheck*) can send the PUD loop round again. Since
+        6.12.115 ("fix stale walk->action escaping walk_pmd_range()"):
+        chosen by the release hint
+    :ivar walk_entry_points: the names of :data:`WALK_ENTRY_POINTS` (and
+        ``walk_page_range``, ``walk_page_vma``, ``walk_page_mapping``) that
+        exist as functions
     :ivar folio_walk: ``folio_walk_start()`` exists (Linux 6.12)
-    :ivar fw_zeropage: ``FW_ZEROPAGE``: ``BIT(0)`` since Linux 7.1, ``BIT(1)``
-        before (a ``#define``: chosen by the release hint)
-    :ivar fw_migration: ``FW_MIGRATION`` (``BIT(0)``), ``None`` since Linux 7.1
+    :ivar fw_zeropage: ``FW_ZEROPAGE``: ``BIT(0)`` in 7.2, ``BIT(1)`` in 6.12
+        (a ``#define``: chosen by the release hint; Linux 7.1 per the
+        reference)
+    :ivar fw_migration: ``FW_MIGRATION``: ``BIT(0)`` in 6.12, ``None`` in 7.2
     """
 
     release: str | None = None
     version: tuple[int, int] = DEFAULT_VERSION
+    sublevel: int | None = None
     page_compound_info: bool = True
     folio_large_mapcount: bool = True
     folio_mm_ids: bool = True
@@ -77,29 +158,92 @@ class KernelFeatures:
     zero_page_pfn: bool = True
     mm_lock_seq: bool = True
     walk_ops_install_pte: bool = True
+    walk_lock: bool = True
+    walk_lock_vma_rdlock_verify: bool = True
+    walk_page_vma_tests: bool = False
+    pte_map_may_fail: bool = True
+    walk_pud_recheck: bool = True
+    walk_action_at_again: bool = True
+    walk_entry_points: frozenset[str] = frozenset()
     folio_walk: bool = True
     fw_zeropage: int = 1 << 0
     fw_migration: int | None = None
 
+    @property
+    def kernel(self) -> str:
+        """The kernel, for messages: the release if known, else ``major.minor``."""
+        if self.release:
+            return self.release
+        v = f"{self.version[0]}.{self.version[1]}"
+        return v if self.sublevel is None else f"{v}.{self.sublevel}"
+
+    def has_entry_point(self, name: str) -> bool:
+        """Whether the function *name* of ``mm/pagewalk.c`` exists in the target."""
+        return name in self.walk_entry_points
+
+    def require(self, name: str) -> None:
+        """
+        :raises NotInKernelError: if *name* (an entry point, or
+            ``mm_walk_ops.install_pte``) is not in the target kernel
+        """
+        if name == "mm_walk_ops.install_pte":
+            if not self.walk_ops_install_pte:
+                raise NotInKernelError(name, self.kernel)
+        elif name == "folio_walk_start":
+            if not self.folio_walk:
+                raise NotInKernelError(name, self.kernel)
+        elif name in WALK_ENTRY_POINTS and name not in self.walk_entry_points:
+            raise NotInKernelError(name, self.kernel)
+
     @classmethod
-    def for_version(cls, version: tuple[int, int] = DEFAULT_VERSION) -> KernelFeatures:
+    def for_version(cls, version: tuple[int, ...] = DEFAULT_VERSION) -> KernelFeatures:
         """
-        The features of a Debian x86_64 kernel of *version*, by release
-        alone (for the synthetic backend and for tests; a real target is
-        probed with :meth:`from_program`).
+        The features of a Debian x86_64 kernel of *version* by release alone
+        (for the synthetic backend and for tests; a real target is probed
+        with :meth:`from_program`). *version* is ``(major, minor)`` (taken as
+        Debian's build, :data:`DEBIAN_SUBLEVEL`, else the newest shape of the
+        series) or ``(major, minor, sublevel)`` for a stable release.
+
+        >>> f = KernelFeatures.for_version((6, 12, 104))
+        >>> f.walk_pud_recheck, f.walk_action_at_again, f.has_entry_point("walk_page_range_debug")
+        (True, False, False)
         """
-        v = tuple(version)
+        v = (version[0], version[1])
+        sub = version[2] if len(version) > 2 else DEBIAN_SUBLEVEL.get(v)
         new_fw = v >= (7, 1)
+        split_api = _stable(v, sub, (6, 12), 105, (6, 13))
+        seven = v >= (7, 0)
+        entry = {"walk_page_range", "walk_page_vma", "walk_page_mapping"}
+        if _stable(v, sub, (6, 1), 161, (6, 2)):
+            entry.add("walk_page_range_vma")
+        if split_api:
+            entry |= {"walk_kernel_page_table_range", "walk_page_range_debug"}
+        else:
+            entry.add("walk_page_range_novma")
+        if seven:
+            entry |= {
+                "walk_kernel_page_table_range_lockless",
+                "walk_page_range_mm_unsafe",
+                "walk_page_range_vma_unsafe",
+            }
         return cls(
             release=None,
-            version=(v[0], v[1]),
+            version=v,
+            sublevel=sub,
             page_compound_info=v >= (7, 1),
             folio_large_mapcount=v >= (6, 9),
             folio_mm_ids=v >= (6, 15),
             vma_flag_bit_enums=v >= (6, 19),
             zero_page_pfn=v >= (7, 1),
-            mm_lock_seq=True,
+            mm_lock_seq=v >= (6, 4),
             walk_ops_install_pte=v >= (6, 13),
+            walk_lock=v >= (6, 5),
+            walk_lock_vma_rdlock_verify=seven,
+            walk_page_vma_tests=v < (6, 5),
+            pte_map_may_fail=v >= (6, 5),
+            walk_pud_recheck=_stable(v, sub, (6, 12), 84, (6, 13)),
+            walk_action_at_again=_stable(v, sub, (6, 12), 115, (6, 13)),
+            walk_entry_points=frozenset(entry),
             folio_walk=v >= (6, 12),
             fw_zeropage=1 << 0 if new_fw else 1 << 1,
             fw_migration=None if new_fw else 1 << 0,
@@ -108,13 +252,21 @@ class KernelFeatures:
     @classmethod
     def from_program(cls, prog: Program) -> KernelFeatures:
         """
-        Probe *prog*'s debug info. What cannot be probed (a ``#define``)
-        comes from the release; a kernel whose release cannot be read is
-        taken to be :data:`DEFAULT_VERSION` there.
+        Probe *prog*'s debug info. What cannot be probed (a ``#define``, a
+        change of control flow inside a function) comes from the release; a
+        kernel whose release cannot be read is taken to be
+        :data:`DEFAULT_VERSION` there.
         """
         release = _release(prog)
-        version = parse_release(release) if release else None
-        hint = cls.for_version(version or DEFAULT_VERSION)
+        full = _parse_full(release) if release else None
+        hint = cls.for_version(full or DEFAULT_VERSION)
+        walk_lock = _has_member(prog, "struct mm_walk_ops", "walk_lock")
+        pte_map_may_fail = _has_function(prog, "__pte_offset_map")
+        entry = frozenset(
+            name
+            for name in (*WALK_ENTRY_POINTS, "walk_page_range", "walk_page_vma", "walk_page_mapping")
+            if "." not in name and name != "folio_walk_start" and _has_function(prog, name)
+        )
         return dataclasses.replace(
             hint,
             release=release,
@@ -125,8 +277,44 @@ class KernelFeatures:
             zero_page_pfn=_has_variable(prog, "zero_page_pfn"),
             mm_lock_seq=_has_member(prog, "struct mm_struct", "mm_lock_seq"),
             walk_ops_install_pte=_has_member(prog, "struct mm_walk_ops", "install_pte"),
+            walk_lock=walk_lock,
+            walk_lock_vma_rdlock_verify=_has_constant(prog, "PGWALK_VMA_RDLOCK_VERIFY"),
+            walk_page_vma_tests=not walk_lock,
+            pte_map_may_fail=pte_map_may_fail,
+            # only the release can tell these two; the probes bound them: the
+            # PUD re-check (6.12.84) came long after pte_offset_map() could
+            # fail (6.5), and the stale-action fix (6.12.115) after the split
+            # API (6.12.105)
+            walk_pud_recheck=hint.walk_pud_recheck and pte_map_may_fail,
+            walk_action_at_again=hint.walk_action_at_again
+            and pte_map_may_fail
+            and "walk_page_range_novma" not in entry,
+            walk_entry_points=entry,
             folio_walk=_has_function(prog, "folio_walk_start"),
         )
+
+
+def _stable(
+    v: tuple[int, int], sub: int | None, series: tuple[int, int], fixed: int, mainline: tuple[int, int]
+) -> bool:
+    """
+    Whether a change that stable *series* took at sublevel *fixed* is in
+    kernel *v*.*sub*: later series are taken to have it from *mainline* on
+    (an unknown sublevel is taken to be the newest).
+    """
+    if v == series:
+        return sub is None or sub >= fixed
+    return v >= mainline
+
+
+def _parse_full(release: str) -> tuple[int, int, int] | tuple[int, int] | None:
+    """``(major, minor, sublevel)`` (or ``(major, minor)``) of a release string."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
+    if not m:
+        return None
+    if m.group(3) is None:
+        return (int(m.group(1)), int(m.group(2)))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
 
 def _release(prog: Program) -> str | None:

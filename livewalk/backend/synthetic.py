@@ -154,7 +154,9 @@ class SyntheticBackend:
     :param zero_pfn: PFN of the shared zero page
     :param huge_zero_pfn: PFN of the huge zero folio (``None``: not allocated)
     :param version: the kernel version whose features
-        (:class:`~livewalk.kernel.KernelFeatures`) the backend reports
+        (:class:`~livewalk.kernel.KernelFeatures.for_version`) the backend
+        reports: ``(6, 1)``, ``(6, 12)``, ``(7, 2)`` (Debian's builds) or
+        ``(major, minor, sublevel)`` for a stable release
     :ivar reads: number of :meth:`read_table` calls
     :ivar unreadable: physical addresses whose read raises ``TableReadError``
     :ivar highest_memmap_pfn: no normal page lies above (``None``: no limit)
@@ -179,7 +181,7 @@ class SyntheticBackend:
         levels: int = 5,
         zero_pfn: int = 0x2A00,
         huge_zero_pfn: int | None = 0x2C00,
-        version: tuple[int, int] = DEFAULT_VERSION,
+        version: tuple[int, ...] = DEFAULT_VERSION,
         copy_tables: bool = False,
     ) -> None:
         self.paging: ArchPaging = paging if paging is not None else X86Paging(levels=levels)
@@ -291,6 +293,11 @@ class SyntheticMM:
     :param levels: 4 or 5 (ignored when *backend* or *paging* is given)
     :param backend: share an existing :class:`SyntheticBackend`
     :param paging: a new backend's paging (any architecture)
+    :param version: the kernel version of a new backend (see
+        :class:`SyntheticBackend`; ignored when *backend* is given)
+
+    >>> SyntheticMM(version=(6, 1)).backend.features.walk_page_vma_tests
+    True
     """
 
     def __init__(
@@ -300,9 +307,10 @@ class SyntheticMM:
         backend: SyntheticBackend | None = None,
         kernel: bool = False,
         paging: ArchPaging | None = None,
+        version: tuple[int, ...] = DEFAULT_VERSION,
     ) -> None:
         if backend is None:
-            backend = SyntheticBackend(paging, levels=levels)
+            backend = SyntheticBackend(paging, levels=levels, version=version)
         self.livewalk_backend = backend
         self.paging = backend.paging
         self.kernel = kernel

@@ -15,12 +15,22 @@ on x86_64 (``_PAGE_SPECIAL`` entries have no normal page; a PFN above
 ``backend.highest_memmap_pfn``, when the backend knows it, neither);
 ``vm_ops->find_normal_page`` hooks are not known here.
 
-Flags: since Linux 7.1 only :data:`FW_ZEROPAGE` = ``BIT(0)`` exists. Before
-Linux 7.1 (6.12 to 7.0) there were ``FW_MIGRATION`` = ``BIT(0)`` and
-``FW_ZEROPAGE`` = ``BIT(1)``; pass ``kernel_version=(7, 0)`` (and the flag
-values from :func:`folio_walk_flags`) to get that behaviour: with
-``FW_MIGRATION`` a PTE or PMD migration entry is found too, with
-``fw.page = None``.
+The kernel's version is chosen from ``backend.features``
+(:class:`~livewalk.kernel.KernelFeatures`), or forced with
+``kernel_version=``:
+
+* Linux 6.1 has no ``folio_walk_start()``:
+  :class:`~livewalk.kernel.NotInKernelError`.
+* 6.12 (``mm/pagewalk.c`` ``folio_walk_start``): ``FW_MIGRATION`` =
+  ``BIT(0)``, ``FW_ZEROPAGE`` = ``BIT(1)``; with ``FW_MIGRATION`` a PTE or
+  PMD migration entry is found too, with ``fw.page = None``. A present PUD
+  leaf that is not special is found by ``pud_page()`` (no
+  ``highest_memmap_pfn`` check; ``pud_devmap`` is not modelled).
+* 7.2: only :data:`FW_ZEROPAGE` = ``BIT(0)``; no migration entries; a PUD
+  leaf goes through ``vm_normal_page_pud()`` (special or past memmap: not
+  found).
+
+:func:`folio_walk_flags` gives the flag values of a version.
 
 >>> from livewalk.backend.synthetic import SyntheticMM
 >>> mm = SyntheticMM()
@@ -41,6 +51,7 @@ from typing import Any
 
 from livewalk.arch import ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError
+from livewalk.kernel import DEFAULT_VERSION, KernelFeatures
 from livewalk.mm.entry import Entry, EntryContext
 from livewalk.mm.pagewalk import _resolve_vma
 from livewalk.mm.vma import VMA
@@ -60,17 +71,17 @@ __all__ = (
 FW_ZEROPAGE = 1 << 0
 
 
-def folio_walk_flags(kernel_version: tuple[int, int] = (7, 2)) -> tuple[int, int | None]:
+def folio_walk_flags(kernel_version: tuple[int, ...] = DEFAULT_VERSION) -> tuple[int, int | None]:
     """
     ``(FW_ZEROPAGE, FW_MIGRATION)`` for a kernel version: ``(BIT(0), None)``
-    since Linux 7.1, ``(BIT(1), BIT(0))`` before.
+    in 7.2, ``(BIT(1), BIT(0))`` in 6.12 (see
+    :attr:`KernelFeatures.fw_zeropage <livewalk.kernel.KernelFeatures>`).
 
-    >>> folio_walk_flags((7, 0))
+    >>> folio_walk_flags((6, 12))
     (2, 1)
     """
-    if tuple(kernel_version) >= (7, 1):
-        return 1 << 0, None
-    return 1 << 1, 1 << 0
+    f = KernelFeatures.for_version(kernel_version)
+    return f.fw_zeropage, f.fw_migration
 
 
 class FolioWalkLevel(enum.IntEnum):
@@ -156,16 +167,24 @@ def folio_walk_start(
     addr: int,
     flags: int,
     *,
-    kernel_version: tuple[int, int] = (7, 2),
+    kernel_version: tuple[int, ...] | None = None,
     backend: PageTableBackend | None = None,
 ) -> Any:
     """
     ``folio_walk_start()``: the folio mapped at *addr* in *vma* (a
     :class:`~livewalk.backend.VMA` or drgn ``struct vm_area_struct *``), or
     ``None``; fills *fw*.
+
+    :param kernel_version: behave as this version instead of the target's
+        (``backend.features``)
+    :raises NotInKernelError: on kernels without ``folio_walk_start()`` (6.1)
     """
     info, backend = _resolve_vma(vma, backend)
-    zeropage_flag, migration_flag = folio_walk_flags(kernel_version)
+    f = backend.features if kernel_version is None else KernelFeatures.for_version(kernel_version)
+    f.require("folio_walk_start")
+    zeropage_flag, migration_flag = f.fw_zeropage, f.fw_migration
+    # 6.12 has FW_MIGRATION; it went with vm_normal_page_pud() (7.2)
+    new_pud = migration_flag is None
     want_zero = bool(flags & zeropage_flag)
     want_migration = migration_flag is not None and bool(flags & migration_flag)
     if not info.vm_start <= addr < info.vm_end:
@@ -195,7 +214,13 @@ def folio_walk_start(
             fw._set(FolioWalkLevel.FW_LEVEL_PUD, Entry(pud, kaddr, _PUD, ctx))
             if p.pud_present(pud):
                 pfn = p.pud_pfn(pud)
-                if _normal(backend, p.pmd_special(pud), pfn):
+                if new_pud:
+                    # as in Linux 7.2: vm_normal_page_pud()
+                    if _normal(backend, p.pmd_special(pud), pfn):
+                        return _found(fw, backend, pfn, addr, pud_size, False)
+                elif not p.pmd_special(pud):
+                    # as in Linux 6.12: pud_special() is not found, any other
+                    # leaf is pud_page() (no highest_memmap_pfn check)
                     return _found(fw, backend, pfn, addr, pud_size, False)
             return None
         t, kaddr, pmd = _next(ctx, pud, addr, _PMD)
@@ -206,7 +231,11 @@ def folio_walk_start(
             fw._set(FolioWalkLevel.FW_LEVEL_PMD, Entry(pmd, kaddr, _PMD, ctx))
             if present:
                 pfn = p.pmd_pfn(pmd)
-                if _normal(backend, p.pmd_special(pmd), pfn):
+                # 6.12's vm_normal_page_pmd() tests is_huge_zero_pmd() itself;
+                # 7.2's huge zero PMD is special
+                if _normal(backend, p.pmd_special(pmd), pfn) and (
+                    new_pud or not _is_huge_zero(backend, p, pmd, pfn)
+                ):
                     return _found(fw, backend, pfn, addr, pmd_size, False)
                 if want_zero and _is_huge_zero(backend, p, pmd, pfn):
                     return _found(fw, backend, pfn, addr, pmd_size, True)

@@ -67,6 +67,14 @@ Policies where a read-only snapshot cannot do what the kernel does
   path) and ``(level, addr, value, reason)`` is appended to ``walk.errors``.
   ``pud_bad`` is never checked by the kernel's walker, so not here either.
 
+* **Linux 6.1** (no ``ACTION_AGAIN`` from ``walk_pte_range()``): the
+  same outcomes by 6.1's own paths. After the split, ``pmd_trans_unstable()``
+  (:func:`pmd_trans_unstable`: none, trans-huge, non-present, or bad and
+  cleared) goes back to ``again:`` under the same retry cap; a PUD cleared by
+  the split goes back to ``again:`` on ``pud_none()``. An unreadable PTE or
+  PMD table reads as ``pte_hole(addr, next, 3 or 2)`` right after the
+  parent's ``p?d_entry``, the result the retry path gives on later kernels.
+
 * **Unreadable tables** (:class:`~livewalk.backend.TableReadError`, or not
   512 entries): the entry pointing to it is treated as a bad entry that was
   cleared. For a PTE or PMD table this takes the kernel's ``ACTION_AGAIN``
@@ -105,6 +113,7 @@ __all__ = (
     "again_retry",
     "clear_bad",
     "p_alloc",
+    "pmd_trans_unstable",
     "pte_offset_map",
     "record_unreadable",
     "set_pte_at",
@@ -254,6 +263,22 @@ def pte_offset_map(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
         clear_bad(walk, slot, pmdval)
         return False
     return True
+
+
+def pmd_trans_unstable(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
+    """
+    ``pmd_trans_unstable()`` of Linux 6.1 (``pmd_none_or_trans_huge_or_clear_bad``
+    with THP migration): True for a none, trans-huge or non-present PMD; a
+    bad PMD is also cleared (``pmd_clear_bad()``). Only walkers of kernels
+    whose ``pte_offset_map()`` cannot fail use it.
+    """
+    paging = walk.paging
+    if paging.pmd_none(pmdval) or paging.pmd_trans_huge(pmdval) or not paging.pmd_present(pmdval):
+        return True
+    if paging.pmd_bad(pmdval):
+        clear_bad(walk, slot, pmdval)
+        return True
+    return False
 
 
 def split_huge_pud(walk: MMWalk, slot: Slot, v: int) -> int:

@@ -6,7 +6,9 @@ Page-table walker
 A reimplementation of Linux 7.2's ``mm/pagewalk.c`` with the API of
 ``include/linux/pagewalk.h``: the same entry points, callbacks, argument
 order, return conventions and quirks, over page tables read through a
-:class:`~livewalk.backend.PageTableBackend`. It is read-only: where the kernel
+:class:`~livewalk.backend.PageTableBackend`. Where 6.1 and 6.12 differ, the
+walker follows the target kernel, as ``walk.backend.features``
+(:class:`~livewalk.kernel.KernelFeatures`, probed from the target) says. It is read-only: where the kernel
 would change the page tables during a walk (THP splits, table allocation for
 ``install_pte``, clearing bad entries) the walker emulates the change in a
 per-walk overlay and never writes to the target.
@@ -42,6 +44,36 @@ after the walk (``walk_page_mapping`` appends one walk for all VMAs).
 :data:`ACTION_AGAIN` by ``pud_entry``/``pmd_entry`` (and, as in the kernel,
 by anything called from the PMD loop) exactly as in Linux 7.2.
 
+Kernel versions
+===============
+
+What differs between Debian's 6.1.176, 6.12.117 and 7.2.13 (and inside
+6.12.y) and how the walker follows it:
+
+* entry points: :func:`walk_page_range_novma` (6.1 to 6.12.104),
+  :func:`walk_kernel_page_table_range` and :func:`walk_page_range_debug`
+  (6.12.105 on), :func:`walk_kernel_page_table_range_lockless`,
+  :func:`walk_page_range_mm_unsafe` and :func:`walk_page_range_vma_unsafe`
+  (7.2), :func:`walk_page_range_vma` (6.1.161 on). Calling one the target
+  lacks raises :class:`~livewalk.kernel.NotInKernelError` (a
+  ``NotImplementedError``: the kernel has no such function to call), as
+  does an ``install_pte`` callback before 7.x (``struct mm_walk_ops`` has
+  no such member); an errno would claim the kernel ran it.
+* :func:`walk_page_vma` runs ``walk_page_test()`` on 6.1 only.
+* ``walk_lock`` is validated where the member exists (not on 6.1);
+  ``PGWALK_VMA_RDLOCK_VERIFY`` only where the enumerator exists (7.2).
+* retries: 6.1 goes back to ``again:`` on ``pmd_trans_unstable()`` after
+  the PMD split and on ``pud_none()`` after the PUD split, and never looks at
+  ``walk->action`` after ``walk_pte_range()``/``walk_pmd_range()``; since
+  6.5 a failed ``pte_offset_map()`` (or a ``pte_entry`` that sets it) makes
+  ``ACTION_AGAIN`` retry the PMD; since 6.12.84 ``walk_pmd_range()`` sends a
+  PUD that is no table back to the PUD loop, which retries on
+  ``ACTION_AGAIN``; since 6.12.115 ``ACTION_SUBTREE`` is set at ``again:``
+  (before, a hole saw the previous entry's action, and with the 6.12.84
+  rule a stale ``ACTION_AGAIN`` sent the PUD loop round again).
+* hugetlb walks issue the same callbacks on all three (only locking
+  differs).
+
 Where a read-only target cannot do what the kernel does (THP splits,
 ``__p?d_alloc()`` for ``install_pte``, clearing bad entries, ending
 ``ACTION_AGAIN`` loops, unreadable tables), the loops here call into
@@ -69,6 +101,7 @@ from typing import Any, NamedTuple
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import TableReadError, backend_for_mm
+from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
 from livewalk.mm.overlay import (
     Slot,
@@ -76,6 +109,7 @@ from livewalk.mm.overlay import (
     again_retry,
     clear_bad,
     p_alloc,
+    pmd_trans_unstable,
     pte_offset_map,
     record_unreadable,
     set_pte_at,
@@ -109,6 +143,7 @@ __all__ = (
     "walk_page_range",
     "walk_page_range_debug",
     "walk_page_range_mm_unsafe",
+    "walk_page_range_novma",
     "walk_page_range_vma",
     "walk_page_range_vma_unsafe",
     "walk_page_vma",
@@ -290,6 +325,7 @@ class MMWalk(EntryContext):
         "installed",
         "splits",
         "_o",
+        "_f",
         "_kernel_pte",
         "_task_size",
     )
@@ -319,6 +355,7 @@ class MMWalk(EntryContext):
         self.installed = overlay.installed
         self.splits = overlay.splits
         self._o = _Ops(ops)
+        self._f: KernelFeatures = backend.features
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
 
@@ -576,7 +613,20 @@ def _pte_entry_fast(
 
 
 def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) -> int:
-    """``walk_pte_range()``: map the PTE table, or fail and ask for ACTION_AGAIN."""
+    """
+    ``walk_pte_range()``: map the PTE table, or fail and ask for
+    ACTION_AGAIN (since Linux 6.5; in 6.1 the mapping cannot fail).
+    """
+    if not walk._f.pte_map_may_fail:
+        # as in Linux 6.1 mm/pagewalk.c: pte_offset_map(_lock) has no failure
+        # path (walk_pmd_range checked pmd_trans_unstable() after the split);
+        # an unreadable table reads as a hole below the PMD, as the
+        # ACTION_AGAIN path makes it on later kernels
+        try:
+            table = walk.table(pmd, pmdval)
+        except TableReadError as e:
+            return _unreadable_below(walk, pmd, e.paddr, addr, end, real_depth(3, walk.paging))
+        return walk_pte_range_inner(table, addr, end, walk)
     if walk.no_vma:
         if walk._kernel_pte is None:
             walk._kernel_pte = bool(walk.backend.is_init_mm(walk.mm))
@@ -595,19 +645,31 @@ def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) ->
 
 
 def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -> int:
-    """``walk_pmd_range()``."""
+    """
+    ``walk_pmd_range()``. The retry rules follow ``walk.backend.features``:
+    the PUD re-check (6.12.84), where ``ACTION_SUBTREE`` is set (6.12.115),
+    and retry after ``walk_pte_range()`` (6.5) or on ``pmd_trans_unstable()``
+    after the split (6.1).
+    """
     paging = walk.paging
-    # as in Linux 7.2: a PUD that is not a table (not present, or a leaf)
-    # sends the PUD loop back to again:
-    if not paging.pud_present(pudval) or paging.pud_leaf(pudval):
+    f = walk._f
+    recheck = f.walk_pud_recheck
+    # as in Linux 7.2 (and 6.12.84+): a PUD that is not a table (not
+    # present, or a leaf) sends the PUD loop back to again:
+    if recheck and (not paging.pud_present(pudval) or paging.pud_leaf(pudval)):
         walk.action = ACTION_AGAIN
         return 0
     try:
         table = walk.table(pud, pudval)
     except TableReadError as e:
+        if not recheck:
+            # no ACTION_AGAIN path upwards (6.1): a hole below the PUD
+            return _unreadable_below(walk, pud, e.paddr, start, end, real_depth(2, paging))
         record_unreadable(walk, pud, e.paddr)
         walk.action = ACTION_AGAIN
         return 0
+    at_again = f.walk_action_at_again
+    map_may_fail = f.pte_map_may_fail
     o = walk._o
     pmd_entry = o.pmd_entry
     has_handler = o.pte_entry is not None
@@ -619,7 +681,8 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
         i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
-            walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pmd_none()
+            if at_again:
+                walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pmd_none()
             v = walk.overlay.get(pmd, table.vals[i])
             if paging.pmd_none(v):
                 err, new = _none_entry(walk, pmd, addr, next_, depth)
@@ -628,6 +691,10 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
                 if new is None:
                     break  # continue
                 v = new
+            if not at_again:
+                # as in Linux 6.1 and 6.12 before 6.12.115: after pmd_none(),
+                # so a hole sees the previous entry's action
+                walk.action = ACTION_SUBTREE
             v0 = v
             if pmd_entry is not None:
                 err = _cbret(
@@ -642,11 +709,19 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
             ):
                 if walk.vma_info is not None:
                     v = split_huge_pmd(walk, pmd, v)
+                    # as in Linux 6.1: a PMD that is still not a table after
+                    # the split goes back to again:
+                    if not map_may_fail and pmd_trans_unstable(walk, pmd, v):
+                        if _again(walk, pmd, v0, tries):
+                            continue
+                        break
                 elif paging.pmd_leaf(v) or not paging.pmd_present(v):
                     break  # nothing to do
                 err = walk_pte_range(pmd, v, addr, next_, walk)
                 if err:
                     return err
+                if not map_may_fail:
+                    break  # as in Linux 6.1: walk->action is not looked at here
             if walk.action != ACTION_AGAIN or not _again(walk, pmd, v0, tries):
                 break
     return 0
@@ -660,6 +735,9 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
     except TableReadError as e:
         return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
     o = walk._o
+    f = walk._f
+    at_again = f.walk_action_at_again
+    recheck = f.walk_pud_recheck
     pud_entry = o.pud_entry
     has_handler = o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
@@ -670,7 +748,8 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
         i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
-            walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pud_none()
+            if at_again:
+                walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pud_none()
             v = walk.overlay.get(pud, table.vals[i])
             if paging.pud_none(v):
                 err, new = _none_entry(walk, pud, addr, next_, depth)
@@ -679,6 +758,8 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
                 if new is None:
                     break  # continue
                 v = new
+            if not at_again:
+                walk.action = ACTION_SUBTREE  # as in Linux 6.1: after pud_none()
             v0 = v
             if pud_entry is not None:
                 err = _cbret(
@@ -694,9 +775,18 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
                     v = split_huge_pud(walk, pud, v)
                 elif paging.pud_leaf(v) or not paging.pud_present(v):
                     break  # nothing to do
+                if not recheck and paging.pud_none(v):
+                    # as in Linux 6.1 (and 6.12 before 6.12.84): a PUD
+                    # cleared by the split goes back to again: (also checked
+                    # for no-VMA walks)
+                    if _again(walk, pud, v0, tries):
+                        continue
+                    break
                 err = walk_pmd_range(pud, v, addr, next_, walk)
                 if err:
                     return err
+                if not recheck:
+                    break  # as in Linux 6.1: walk->action is not looked at here
             if walk.action != ACTION_AGAIN or not _again(walk, pud, v0, tries):
                 break
     return 0
@@ -939,26 +1029,61 @@ def _walk_page_range(start: int, end: int, walk: MMWalk) -> int:
     return err
 
 
-def process_mm_walk_lock(mm: Any, walk_lock: Any) -> None:
-    """``process_mm_walk_lock()``: we take no locks; only validate the mode."""
-    _check_lock(walk_lock)
+def process_mm_walk_lock(mm: Any, walk_lock: Any, features: KernelFeatures | None = None) -> None:
+    """
+    ``process_mm_walk_lock()``: we take no locks; only validate the mode.
+    Kernels without ``walk_lock`` (6.1) have nothing to validate.
+    """
+    _check_lock(walk_lock, features)
 
 
-def process_vma_walk_lock(vma: Any, walk_lock: Any) -> None:
+def process_vma_walk_lock(vma: Any, walk_lock: Any, features: KernelFeatures | None = None) -> None:
     """``process_vma_walk_lock()``: we take no locks; only validate the mode."""
-    _check_lock(walk_lock)
+    _check_lock(walk_lock, features)
 
 
-def _check_lock(walk_lock: Any) -> None:
+def _check_lock(walk_lock: Any, features: KernelFeatures | None) -> None:
+    if features is not None and not features.walk_lock:
+        return  # as in Linux 6.1: no enum page_walk_lock, mmap_assert_locked() only
     try:
-        PageWalkLock(walk_lock)
+        mode = PageWalkLock(walk_lock)
     except ValueError:
         raise ValueError(f"invalid walk_lock {walk_lock!r}") from None
+    if (
+        mode is PGWALK_VMA_RDLOCK_VERIFY
+        and features is not None
+        and not features.walk_lock_vma_rdlock_verify
+    ):
+        raise ValueError(
+            f"invalid walk_lock {walk_lock!r}: no PGWALK_VMA_RDLOCK_VERIFY in Linux {features.kernel}"
+        )
 
 
 def check_ops_safe(ops: Any) -> bool:
     """``check_ops_safe()``: public entry points refuse ``install_pte``."""
     return getattr(ops, "install_pte", None) is None
+
+
+def _check_ops(ops: Any, features: KernelFeatures) -> bool:
+    """
+    What the public entry points do with *ops* before anything else: an
+    ``install_pte`` on a kernel without the member raises
+    :class:`~livewalk.kernel.NotInKernelError`; where it exists,
+    ``check_ops_safe()``. Returns False for ``-EINVAL``.
+    """
+    if check_ops_safe(ops):
+        return True
+    features.require("mm_walk_ops.install_pte")
+    return False
+
+
+def _features_of(obj: Any, backend: Any = None) -> KernelFeatures | None:
+    """The target's features, or None when *obj* is None (no mm: ``-EINVAL`` comes first)."""
+    if backend is not None:
+        return backend.features  # type: ignore[no-any-return]
+    if obj is None:
+        return None
+    return backend_for_mm(obj).features
 
 
 def walk_page_range_mm_unsafe(
@@ -971,10 +1096,22 @@ def walk_page_range_mm_unsafe(
     walks: list[MMWalk] | None = None,
 ) -> int:
     """
-    ``walk_page_range_mm_unsafe()`` (``mm/internal.h``): like
+    ``walk_page_range_mm_unsafe()`` (``mm/internal.h``, Linux 7.2): like
     :func:`walk_page_range` but accepts ``install_pte`` (recorded in
     ``walk.installed``, never written).
+
+    :raises NotInKernelError: on kernels without it (6.12, 6.1)
     """
+    f = _features_of(mm)
+    if f is not None:
+        f.require("walk_page_range_mm_unsafe")
+    return _walk_page_range_mm(mm, start, end, ops, private, walks)
+
+
+def _walk_page_range_mm(
+    mm: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None
+) -> int:
+    """The body of ``walk_page_range()`` (``walk_page_range_mm_unsafe()`` in 7.2)."""
     start &= ULONG_MAX
     end &= ULONG_MAX
     if start >= end:
@@ -991,7 +1128,8 @@ def walk_page_range_mm_unsafe(
 def _walk_mm(walk: MMWalk, start: int, end: int) -> int:
     mm = walk.mm
     backend = walk.backend
-    process_mm_walk_lock(mm, walk._o.walk_lock)
+    f = walk._f
+    process_mm_walk_lock(mm, walk._o.walk_lock, f)
     o = walk._o
     err = 0
     vma = backend.find_vma(mm, start)
@@ -1007,7 +1145,7 @@ def _walk_mm(walk: MMWalk, start: int, end: int) -> int:
             if o.pte_hole is not None:
                 err = _cbret(o.pte_hole(start, next_, -1, walk), "pte_hole")
         else:  # inside a VMA
-            process_vma_walk_lock(vma, o.walk_lock)
+            process_vma_walk_lock(vma, o.walk_lock, f)
             walk._set_vma(vma)
             next_ = min(end, vma.vm_end)
             # as in Linux 7.2: the next VMA is looked up before the callbacks
@@ -1047,10 +1185,15 @@ def walk_page_range(
     :param ops: :class:`MMWalkOps` (or any object with those attributes)
     :return: 0, a callback's positive stop value, or a negative errno
         (``-EINVAL`` for an empty range, no mm, or ``install_pte``)
+    :raises NotInKernelError: ``install_pte`` on a kernel without it
     """
-    if not check_ops_safe(ops):
+    f = _features_of(mm)
+    if f is not None:
+        if not _check_ops(ops, f):
+            return -errno.EINVAL
+    elif not check_ops_safe(ops):
         return -errno.EINVAL
-    return walk_page_range_mm_unsafe(mm, start, end, ops, private, walks=walks)
+    return _walk_page_range_mm(mm, start, end, ops, private, walks)
 
 
 def _resolve_vma(vma: Any, backend: Any = None) -> tuple[VMA, Any]:
@@ -1073,8 +1216,20 @@ def walk_page_range_vma_unsafe(
     backend: Any = None,
     walks: list[MMWalk] | None = None,
 ) -> int:
-    """``walk_page_range_vma_unsafe()``: one VMA, ``install_pte`` allowed."""
+    """
+    ``walk_page_range_vma_unsafe()`` (Linux 7.2): one VMA, ``install_pte``
+    allowed.
+
+    :raises NotInKernelError: on kernels without it (6.12, 6.1)
+    """
     info, backend = _resolve_vma(vma, backend)
+    backend.features.require("walk_page_range_vma_unsafe")
+    return _walk_page_range_vma(info, backend, start, end, ops, private, walks)
+
+
+def _walk_page_range_vma(
+    info: VMA, backend: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None
+) -> int:
     start &= ULONG_MAX
     end &= ULONG_MAX
     mm = backend.vma_mm(info)
@@ -1085,8 +1240,8 @@ def walk_page_range_vma_unsafe(
     walk = MMWalk(ops, mm, backend, vma=info, private=private)
     if walks is not None:
         walks.append(walk)
-    process_mm_walk_lock(mm, walk._o.walk_lock)
-    process_vma_walk_lock(info, walk._o.walk_lock)
+    process_mm_walk_lock(mm, walk._o.walk_lock, walk._f)
+    process_vma_walk_lock(info, walk._o.walk_lock, walk._f)
     return _walk_page_range(start, end, walk)
 
 
@@ -1103,10 +1258,15 @@ def walk_page_range_vma(
     """
     ``walk_page_range_vma()``: [*start*, *end*) inside one VMA. No
     ``test_walk`` and no VM_PFNMAP skip, as in the kernel.
+
+    :raises NotInKernelError: on 6.1 before 6.1.161 (a stable backport)
     """
-    if not check_ops_safe(ops):
+    info, backend = _resolve_vma(vma, backend)
+    f = backend.features
+    f.require("walk_page_range_vma")
+    if not _check_ops(ops, f):
         return -errno.EINVAL
-    return walk_page_range_vma_unsafe(vma, start, end, ops, private, backend=backend, walks=walks)
+    return _walk_page_range_vma(info, backend, start, end, ops, private, walks)
 
 
 def walk_page_vma(
@@ -1117,18 +1277,41 @@ def walk_page_vma(
     backend: Any = None,
     walks: list[MMWalk] | None = None,
 ) -> int:
-    """``walk_page_vma()``: the whole VMA; ``test_walk`` is not called."""
+    """
+    ``walk_page_vma()``: the whole VMA. ``test_walk`` is not called, except
+    on kernels where ``walk_page_vma()`` still runs ``walk_page_test()``
+    (6.1, :attr:`~livewalk.kernel.KernelFeatures.walk_page_vma_tests`):
+    there ``test_walk`` decides, and a ``VM_PFNMAP`` VMA gets at most one
+    ``pte_hole(vm_start, vm_end, -1)``.
+    """
     info, backend = _resolve_vma(vma, backend)
+    f = backend.features
     mm = backend.vma_mm(info)
+    if f.walk_page_vma_tests:
+        if mm is None:
+            return -errno.EINVAL
+        if not _check_ops(ops, f):  # raises: no install_pte before 7.x
+            return -errno.EINVAL
+        walk = MMWalk(ops, mm, backend, vma=info, private=private)
+        if walks is not None:
+            walks.append(walk)
+        # as in Linux 6.1 mm/pagewalk.c walk_page_vma(): walk_page_test(),
+        # a positive result skips the VMA with 0
+        err = walk_page_test(info.vm_start, info.vm_end, walk)
+        if err > 0:
+            return 0
+        if err < 0:
+            return err
+        return _walk_page_range(info.vm_start, info.vm_end, walk)
     if mm is None:
         return -errno.EINVAL
-    if not check_ops_safe(ops):
+    if not _check_ops(ops, f):
         return -errno.EINVAL
     walk = MMWalk(ops, mm, backend, vma=info, private=private)
     if walks is not None:
         walks.append(walk)
-    process_mm_walk_lock(mm, walk._o.walk_lock)
-    process_vma_walk_lock(info, walk._o.walk_lock)
+    process_mm_walk_lock(mm, walk._o.walk_lock, f)
+    process_vma_walk_lock(info, walk._o.walk_lock, f)
     return _walk_page_range(info.vm_start, info.vm_end, walk)
 
 
@@ -1147,10 +1330,10 @@ def walk_page_mapping(
     *first_index* + *nr*) of *mapping*, clipped to that range. ``test_walk``
     sees the whole VMA, and a positive result stops the walk with 0.
     """
-    if not check_ops_safe(ops):
-        return -errno.EINVAL
     if backend is None:
         backend = backend_for_mm(mapping)
+    if not _check_ops(ops, backend.features):
+        return -errno.EINVAL
     first_index &= ULONG_MAX
     nr &= ULONG_MAX
     walk: MMWalk | None = None
@@ -1215,11 +1398,21 @@ def walk_kernel_page_table_range_lockless(
     walks: list[MMWalk] | None = None,
 ) -> int:
     """
-    ``walk_kernel_page_table_range_lockless()``: a no-VMA walk of
-    ``init_mm`` (or of the top-level table *pgd*, a kernel virtual address
-    or drgn pointer). Give the backend with ``backend=``, or ``init_mm=``.
+    ``walk_kernel_page_table_range_lockless()`` (Linux 7.2): a no-VMA walk
+    of ``init_mm`` (or of the top-level table *pgd*, a kernel virtual
+    address or drgn pointer). Give the backend with ``backend=``, or
+    ``init_mm=``.
+
+    :raises NotInKernelError: on kernels without it (6.12, 6.1)
     """
     backend = _kernel_backend(backend, pgd, init_mm)
+    backend.features.require("walk_kernel_page_table_range_lockless")
+    return _walk_kernel(start, end, ops, pgd, private, backend, walks)
+
+
+def _walk_kernel(
+    start: int, end: int, ops: Any, pgd: Any, private: Any, backend: Any, walks: list[MMWalk] | None
+) -> int:
     start &= ULONG_MAX
     end &= ULONG_MAX
     walk = MMWalk(
@@ -1227,7 +1420,7 @@ def walk_kernel_page_table_range_lockless(
     )
     if start >= end:
         return -errno.EINVAL
-    if not check_ops_safe(ops):
+    if not _check_ops(ops, walk._f):
         return -errno.EINVAL
     if walks is not None:
         walks.append(walk)
@@ -1245,10 +1438,15 @@ def walk_kernel_page_table_range(
     init_mm: Any = None,
     walks: list[MMWalk] | None = None,
 ) -> int:
-    """``walk_kernel_page_table_range()``: same walk (the lock assertion is a no-op)."""
-    return walk_kernel_page_table_range_lockless(
-        start, end, ops, pgd, private, backend=backend, init_mm=init_mm, walks=walks
-    )
+    """
+    ``walk_kernel_page_table_range()`` (6.12.105 and later): a no-VMA walk
+    of ``init_mm`` (the lock assertion is a no-op).
+
+    :raises NotInKernelError: on 6.1 (use :func:`walk_page_range_novma`)
+    """
+    backend = _kernel_backend(backend, pgd, init_mm)
+    backend.features.require("walk_kernel_page_table_range")
+    return _walk_kernel(start, end, ops, pgd, private, backend, walks)
 
 
 def walk_page_range_debug(
@@ -1262,16 +1460,54 @@ def walk_page_range_debug(
     walks: list[MMWalk] | None = None,
 ) -> int:
     """
-    ``walk_page_range_debug()`` (ptdump): a no-VMA walk of *mm*'s tables, or
-    of *pgd* if given. Since Linux 7.2 there is no redirect for ``init_mm``
-    and no NULL-mm check.
+    ``walk_page_range_debug()`` (ptdump; 6.12.105 and later): a no-VMA walk
+    of *mm*'s tables, or of *pgd* if given. There is no redirect for
+    ``init_mm`` and no NULL-mm check.
+
+    :raises NotInKernelError: on 6.1 (use :func:`walk_page_range_novma`)
     """
     backend = backend_for_mm(mm)
+    f = backend.features
+    f.require("walk_page_range_debug")
     start &= ULONG_MAX
     end &= ULONG_MAX
     if start >= end:
         return -errno.EINVAL
-    if not check_ops_safe(ops):
+    if not _check_ops(ops, f):
+        return -errno.EINVAL
+    walk = MMWalk(ops, mm, backend, pgd=_pgd_kaddr(pgd), no_vma=True, private=private)
+    if walks is not None:
+        walks.append(walk)
+    return walk_pgd_range(start, end, walk)
+
+
+def walk_page_range_novma(
+    mm: Any,
+    start: int,
+    end: int,
+    ops: Any,
+    pgd: Any = None,
+    private: Any = None,
+    *,
+    walks: list[MMWalk] | None = None,
+) -> int:
+    """
+    ``walk_page_range_novma()`` (6.1 to 6.12.104; ptdump and other kernel or
+    firmware walks): a no-VMA walk of *mm*'s tables, or of *pgd* if given.
+
+    :return: ``-EINVAL`` for an empty range or no mm
+    :raises NotInKernelError: on kernels where it was split into
+        :func:`walk_kernel_page_table_range` and :func:`walk_page_range_debug`
+    """
+    if mm is None:
+        return -errno.EINVAL
+    backend = backend_for_mm(mm)
+    f = backend.features
+    f.require("walk_page_range_novma")
+    _check_ops(ops, f)  # no install_pte on these kernels: raises
+    start &= ULONG_MAX
+    end &= ULONG_MAX
+    if start >= end:
         return -errno.EINVAL
     walk = MMWalk(ops, mm, backend, pgd=_pgd_kaddr(pgd), no_vma=True, private=private)
     if walks is not None:
