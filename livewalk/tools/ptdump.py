@@ -54,7 +54,13 @@ from livewalk.backend import PageTableBackend
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.errors import WalkFailedError
 from livewalk.mm.entry import Entry
-from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, walk_kernel_page_table_range
+from livewalk.mm.pagewalk import (
+    MMWalk,
+    MMWalkOps,
+    PageWalkAction,
+    walk_kernel_page_table_range,
+    walk_page_range_novma,
+)
 
 __all__ = (
     "PtdumpResult",
@@ -180,10 +186,15 @@ def ptdump(
             pass
     st = PgState(markers, paging, check_wx, nx_supported, progress)
     ops = _ptdump_ops()
+    # ptdump_walk_pgd(): walk_page_range_novma() before 6.12.105
+    novma = backend.features.has_entry_point("walk_page_range_novma")
     for start, end in ptdump_ranges(paging):
-        ret = walk_kernel_page_table_range(start, end, ops, pgd=pgd, private=st, backend=backend)
+        if novma:
+            ret = walk_page_range_novma(backend.init_mm(), start, end, ops, pgd, st)
+        else:
+            ret = walk_kernel_page_table_range(start, end, ops, pgd=pgd, private=st, backend=backend)
         if isinstance(ret, int) and ret < 0:
-            raise WalkFailedError(f"walk_kernel_page_table_range({start:#x}, {end:#x}) failed: {ret}")
+            raise WalkFailedError(f"ptdump walk of {start:#x}-{end:#x} failed: {ret}")
     # note_page_flush(): level -1 ends the last range, at address 0.
     st.note_page(0, -1, 0)
     return PtdumpResult(

@@ -442,7 +442,7 @@ def vtop(mm: Any, addr: int) -> VtopResult:
     :raises AddressError: if *addr* is not below the mm's ``task_size``
     :raises KernelThreadError: for a task without an mm
     """
-    from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug
+    from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug, walk_page_range_novma
     from livewalk.task import to_mm
 
     mm = to_mm(mm)
@@ -463,8 +463,12 @@ def vtop(mm: Any, addr: int) -> VtopResult:
         # collect the upper levels with a VMA-less walk, as ptdump does.
         leaf, hugetlb, size = st.leaf, result.hugetlb, result.leaf_size
         st2 = _State(result, backend)
-        ret = walk_page_range_debug(mm, addr, addr + 1, _ops(False), pgd, st2)
-        _check_ret(ret, "walk_page_range_debug")
+        # the kernel's VMA-less walk: walk_page_range_novma() before 6.12.105
+        debug = walk_page_range_debug
+        if backend.features.has_entry_point("walk_page_range_novma"):
+            debug = walk_page_range_novma
+        ret = debug(mm, addr, addr + 1, _ops(False), pgd, st2)
+        _check_ret(ret, debug.__name__)
         if hugetlb:
             st2.leaf, st2.hole = leaf, None
             result.hugetlb, result.leaf_size = True, size

@@ -125,6 +125,18 @@ def test_vtop_not_present(mm: SyntheticMM) -> None:
     assert r.state in ("none",) and r.phys is None
 
 
+@pytest.mark.parametrize("version", [(7, 2), (6, 1, 176)])
+def test_vtop_hugetlb_upper_levels_by_version(version: tuple[int, ...]) -> None:
+    # The VMA-less second walk: walk_page_range_debug(), or before 6.12.105
+    # walk_page_range_novma(); the levels shown are the same.
+    m = SyntheticMM(levels=4, version=version)
+    m.add_vma(0x7F0100000000, 0x7F0100400000, hugetlb_shift=21)
+    m.map_2m(0x7F0100200000, pfn=0x80000)
+    r = vtop(m, 0x7F0100200010)
+    assert r.hugetlb and r.phys == (0x80000 << 12) + 0x10
+    assert levels_of(r) == ["PGD", "PUD", "PMD"]
+
+
 def test_vtop_kernel(mm: SyntheticMM) -> None:
     k = mm.backend.init_mm()
     k.map_2m(0xFFFFFFFF81000000, pfn=0x1000, flags=0x163)
@@ -159,8 +171,11 @@ def test_ptdump_ranges() -> None:
     assert ptdump_ranges(X86Paging(levels=5)) == [(0, 1 << 56), (0xFF10000000000000, M64)]
 
 
-def test_ptdump_synthetic_4level() -> None:
-    mm = SyntheticMM(levels=4)
+@pytest.mark.parametrize("version", [(7, 2), (6, 12, 117), (6, 1, 176)])
+def test_ptdump_synthetic_4level(version: tuple[int, ...]) -> None:
+    # 6.1 walks through walk_page_range_novma(), later kernels through
+    # walk_kernel_page_table_range(): the same ranges either way.
+    mm = SyntheticMM(levels=4, version=version)
     k = mm.backend.init_mm()
     k.map_2m(0xFFFFFFFF81000000, pfn=0x1000, flags=0x163)                 # RW x: W+X
     k.map_2m(0xFFFFFFFF81200000, pfn=0x1200, flags=0x161)                 # ro x
