@@ -703,8 +703,12 @@ def _build(
         _merge(kernel, rootfs)
         shutil.rmtree(kernel)
         moddir = rootfs / "lib/modules" / rel
-        if not (moddir / "kernel").is_dir() or not (rootfs / "boot" / f"vmlinuz-{rel}").is_file():
+        # 7.x ships the kernel as lib/modules/<rel>/vmlinuz (its postinst
+        # copies it to /boot), 6.x as boot/vmlinuz-<rel>.
+        vmlinuz = [p for p in (rootfs / "boot" / f"vmlinuz-{rel}", moddir / "vmlinuz") if p.is_file()]
+        if not (moddir / "kernel").is_dir() or not vmlinuz:
             raise ImageError(f"no vmlinuz or modules of {rel} in {' '.join(pkgs)}")
+        shutil.copyfile(vmlinuz[0], work / "vmlinuz")
         _run([_tool("depmod"), "-b", str(rootfs), rel])
         if not (moddir / "modules.dep").stat().st_size:
             raise ImageError(f"depmod made no modules.dep for {rel}")
@@ -739,7 +743,6 @@ def _build(
         shutil.rmtree(dbgx)
         _log(f"vmlinux extracted from {dbg} in {time.monotonic() - t:.1f} s")
 
-        shutil.copyfile(rootfs / "boot" / f"vmlinuz-{rel}", work / "vmlinuz")
         init = rootfs / "usr/sbin/livewalk-init"
         init.write_text(STUB_INIT)
         init.chmod(0o755)
