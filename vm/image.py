@@ -161,6 +161,8 @@ class ImageSpec:
 
 
 # Guest packages of the shared userspace (the kernel pieces are unpacked apart).
+# mount is named: nothing else pulls it in once the kernel is not installed
+# through apt (its initramfs generator did).
 GUEST_PACKAGES = (
     "python3",
     "python3-drgn",
@@ -169,6 +171,7 @@ GUEST_PACKAGES = (
     "procps",
     "kmod",
     "util-linux",
+    "mount",
     "iproute2",
     "e2fsprogs",
 )
