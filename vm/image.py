@@ -24,7 +24,7 @@ outside the repository, in ``${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}``::
         manifest.json    arch, series, resolved versions, release, build time
     current-<arch>-<series> -> images/<key>
     current -> images/<key>   (the default kernel, for older readers)
-    kvm-probe.json       cached verdict of the KVM probe boot
+    kvm-probe-<rel>.json cached verdict of the KVM probe boot, per guest kernel
 
 >>> spec = ImageSpec(series="6.12")
 >>> spec.name, spec.kernel.suite, spec.flavour
