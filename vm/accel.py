@@ -2,7 +2,7 @@
 """Choose the accelerator: KVM when a short probe boot proves it works, else TCG.
 
 ``LIVEWALK_VM_ACCEL=tcg|kvm|auto`` (default auto) forces it; the probe's
-verdict is cached in the image cache (``kvm-probe.json``), keyed by the host
+verdict is cached in the image cache (``kvm-probe-<release>.json``), keyed by the host
 kernel, the QEMU version and the guest kernel.
 
 >>> choose_accel(current_image())  # doctest: +SKIP
@@ -33,7 +33,8 @@ def choose_accel(image: Image) -> str:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
     ident = {"host": os.uname().release, "qemu": qemu_version(), "kernel": image.release}
-    verdict_file = cache_dir() / "kvm-probe.json"
+    # One verdict per guest kernel, so switching series does not probe again.
+    verdict_file = cache_dir() / f"kvm-probe-{image.release}.json"
     try:
         cached = json.loads(verdict_file.read_text())
         if cached.get("ident") == ident:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import BootError, GuestError
 from .guest import Guest, default_src
-from .image import ImageError, ensure_image
+from .image import DEFAULT_SERIES, KERNEL_SERIES, ImageError, ensure_image
 
 __all__ = ["build_main", "run_main"]
 
@@ -25,33 +25,64 @@ def build_main(argv: list[str]) -> int:
         "(cache: ${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}).",
     )
     ap.add_argument("--quiet", action="store_true", help="hide mmdebstrap's output")
+    ap.add_argument(
+        "--kernel", metavar="SERIES[,SERIES]", default=DEFAULT_SERIES,
+        help=f"kernel series: {', '.join(KERNEL_SERIES)}, several comma-separated, or 'all' "
+        f"(default {DEFAULT_SERIES}); the images share one sid userspace",
+    )  # fmt: skip
     args = ap.parse_args(argv)
-    t = time.monotonic()
     try:
-        img = ensure_image(resolve_versions=True, quiet=args.quiet)
-    except (ImageError, OSError) as e:
-        print(f"vm/build: error: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # a failed build step (CalledProcessError...)
-        print(f"vm/build: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    print(f"vm/build: kernel {img.release}")
-    for k, v in img.manifest["versions"].items():
-        if k != "release":
-            print(f"vm/build:   {k} {v}")
-    print(f"vm/build: image {img.path} (built {img.manifest.get('built')})")
-    print(f"vm/build: done in {time.monotonic() - t:.1f} s")
+        series = _series(args.kernel, allow_all=True)
+    except ValueError as e:
+        ap.error(str(e))
+    for s in series:
+        t = time.monotonic()
+        try:
+            img = ensure_image(resolve_versions=True, quiet=args.quiet, series=s)
+        except (ImageError, OSError) as e:
+            print(f"vm/build: error: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:  # a failed build step (CalledProcessError...)
+            print(f"vm/build: error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        print(f"vm/build: kernel {img.release} (series {s})")
+        for k, v in img.manifest["versions"].items():
+            if k != "release":
+                print(f"vm/build:   {k} {v}")
+        print(f"vm/build: image {img.path} (built {img.manifest.get('built')})")
+        print(f"vm/build: done in {time.monotonic() - t:.1f} s")
     return 0
+
+
+def _series(value: str, allow_all: bool = False) -> list[str]:
+    if allow_all and value == "all":
+        return list(KERNEL_SERIES)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    for n in names:
+        if n not in KERNEL_SERIES:
+            raise ValueError(f"unknown kernel series {n!r} (known: {', '.join(KERNEL_SERIES)})")
+    return names
 
 
 def run_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="vm/run",
-        usage="vm/run [--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
+        usage="vm/run [--kernel SERIES | --kernel-image BZIMAGE --vmlinux VMLINUX [--modules DIR]] "
+        "[--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
         description="Boot the livewalk test VM (building the image on first use), run "
         "COMMAND as root in /src (this working tree, read-only), stream its output, "
         "copy the guest's /out back, shut down and exit with COMMAND's status.",
     )
+    ap.add_argument(
+        "--kernel", choices=tuple(KERNEL_SERIES), default=DEFAULT_SERIES,
+        help=f"kernel series (default {DEFAULT_SERIES}: the newest 7.x); its image is built on first use",
+    )  # fmt: skip
+    ap.add_argument("--kernel-image", metavar="BZIMAGE", help="boot this kernel of your own (with --vmlinux)")
+    ap.add_argument("--vmlinux", metavar="VMLINUX", help="the debug vmlinux of --kernel-image")
+    ap.add_argument(
+        "--modules", metavar="DIR",
+        help="the modules of --kernel-image: lib/modules/<rel>, or the INSTALL_MOD_PATH of modules_install",
+    )  # fmt: skip
     ap.add_argument("--levels", type=int, choices=(4, 5), default=5, help="paging levels (default 5)")
     ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, disks)")
     ap.add_argument("--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)")
@@ -65,6 +96,13 @@ def run_main(argv: list[str]) -> int:
         ap.print_usage(sys.stderr)
         print("vm/run: error: no command given", file=sys.stderr)
         return 2
+    if (args.kernel_image is None) != (args.vmlinux is None):
+        ap.error("--kernel-image and --vmlinux go together")
+    if args.modules is not None and args.kernel_image is None:
+        ap.error("--modules goes with --kernel-image")
+    for f in (args.kernel_image, args.vmlinux):
+        if f is not None and not os.path.isfile(f):
+            ap.error(f"no such file: {f}")
     out = Path(args.out) if args.out else default_src() / "out" / time.strftime("run-%Y%m%d-%H%M%S")
     # SIGTERM/SIGHUP: unwind through the with-block so QEMU is stopped.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -81,7 +119,10 @@ def run_main(argv: list[str]) -> int:
             os.dup2(devnull, f.fileno())
             os.close(devnull)
 
-    g = Guest(levels=args.levels, memory=args.memory, smp=args.smp, out_dir=out, keep=args.keep)
+    g = Guest(
+        levels=args.levels, memory=args.memory, smp=args.smp, out_dir=out, keep=args.keep,
+        kernel=args.kernel, kernel_image=args.kernel_image, vmlinux=args.vmlinux, modules=args.modules,
+    )  # fmt: skip
     status = 1
     try:
         with g:
@@ -93,7 +134,7 @@ def run_main(argv: list[str]) -> int:
                 status = 128 - r.returncode
             else:
                 status = r.returncode
-    except (BootError, GuestError, ImageError) as e:
+    except (BootError, GuestError, ImageError, ValueError) as e:
         print(f"vm/run: error: {e}", file=sys.stderr)
         status = 1
     except KeyboardInterrupt:

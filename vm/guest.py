@@ -49,7 +49,14 @@ from .accel import choose_accel
 from .channel import AgentChannel
 from .disks import extract_out_image, make_out_image, make_src_image, remove_stale_run_dirs
 from .errors import BootError, GuestError, RunResult, log
-from .image import Image, ensure_image
+from .image import (
+    DEFAULT_SERIES,
+    KERNEL_SERIES,
+    Image,
+    ensure_image,
+    kernel_release,
+    make_modules_image,
+)
 from .qemu import FATAL, QemuSpec, host_has_la57, pdeathsig, qemu_args
 from .qmp import dump_guest_memory, qmp_quit
 
@@ -103,10 +110,17 @@ class Guest:
     :param attempts: boot attempts before giving up with :class:`BootError`.
     :param extra_cmdline: appended to the kernel command line.
     :param numa_nodes: more than 1 splits RAM and vCPUs over that many NUMA nodes.
-    :param kernel_image: boot this bzImage instead of the image's kernel (it
-        must have NVMe, ext4, virtio and 9p/fw_cfg support built in or as
-        modules the root image has).
+    :param kernel: the kernel series to boot (``"7"``, the default; ``"6.12"``;
+        ``"6.1"``): the image of that series (built on first use, see
+        :mod:`.image`).
+    :param kernel_image: boot this bzImage instead of the image's kernel, on
+        the image's userspace. It needs NVMe and ext4 built in (the root
+        disk), and ``qemu_fw_cfg``, virtio-pci, virtio-blk and virtio-console
+        built in or among ``modules``.
     :param vmlinux: the debug vmlinux of ``kernel_image``, for drgn on the host.
+    :param modules: the modules of ``kernel_image``: ``lib/modules/<rel>``,
+        or the ``INSTALL_MOD_PATH`` of ``make modules_install``; the guest
+        sees them in ``/lib/modules`` (read-only).
 
     The guest boots on :meth:`start` (or entering the ``with`` block); the
     image is built first if there is none.
@@ -126,13 +140,20 @@ class Guest:
         extra_cmdline: str = "",
         quiet: bool = False,
         numa_nodes: int = 1,
+        kernel: str = DEFAULT_SERIES,
         kernel_image: str | os.PathLike[str] | None = None,
         vmlinux: str | os.PathLike[str] | None = None,
+        modules: str | os.PathLike[str] | None = None,
     ) -> None:
         if levels not in (4, 5):
             raise ValueError(f"levels must be 4 or 5, not {levels!r}")
+        if kernel not in KERNEL_SERIES:
+            raise ValueError(f"kernel must be one of {', '.join(KERNEL_SERIES)}, not {kernel!r}")
         if (kernel_image is None) != (vmlinux is None):
             raise ValueError("kernel_image and vmlinux go together")
+        if modules is not None and kernel_image is None:
+            raise ValueError("modules go with kernel_image")
+        self.kernel = kernel
         self.levels = levels
         self.memory = memory
         self.smp = smp
@@ -148,6 +169,7 @@ class Guest:
         self.numa_nodes = numa_nodes  # >1: split RAM and vCPUs over that many NUMA nodes
         self.kernel_image = Path(kernel_image) if kernel_image is not None else None
         self._vmlinux = Path(vmlinux) if vmlinux is not None else None
+        self.modules = Path(modules) if modules is not None else None
         self.image: Image | None = None
         self.accel = ""
         self.release = ""
@@ -189,7 +211,7 @@ class Guest:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<Guest levels={self.levels} {self.release or '?'} {self.accel or '?'} {state}>"
+        return f"<Guest kernel={self.kernel} levels={self.levels} {self.release or '?'} {self.accel or '?'} {state}>"
 
     # -- lifecycle --
     def __enter__(self) -> Guest:
@@ -205,7 +227,7 @@ class Guest:
             return self
         self._stopped = False
         self._prog = None
-        self.image = ensure_image(resolve_versions=False)
+        self.image = ensure_image(resolve_versions=False, series=self.kernel)
         self.accel = choose_accel(self.image)
         if self.accel == "kvm" and self.levels == 5 and not host_has_la57():
             self.accel = "tcg"
@@ -219,6 +241,8 @@ class Guest:
         make_out_image(self.run_dir / "out.img", os.environ.get("LIVEWALK_VM_OUT_SIZE", "1G"))
         if not self.quiet:
             log(f"/src: {nfiles} files of {self.src} ({time.monotonic() - t:.1f} s)")
+        if self.modules is not None:
+            self._make_modules_disk()
         try:
             self._boot_with_retries()
         except BaseException as e:
@@ -234,7 +258,7 @@ class Guest:
         for attempt in range(1, self.attempts + 1):
             self.boot_attempts = attempt
             if not self.image.valid():  # replaced by a concurrent vm/build
-                self.image = ensure_image(resolve_versions=False)
+                self.image = ensure_image(resolve_versions=False, series=self.kernel)
             try:
                 try:
                     self._boot()
@@ -281,7 +305,19 @@ class Guest:
             run_dir=self.run_dir,
             numa_nodes=self.numa_nodes,
             extra_cmdline=self.extra_cmdline,
+            modules=self.run_dir / "mods.img" if self.modules is not None else None,
         )
+
+    def _make_modules_disk(self) -> None:
+        """The ``modules`` of the user's kernel, as a disk (see :func:`.image.make_modules_image`)."""
+        assert self.run_dir is not None and self.kernel_image is not None and self.modules is not None
+        release = kernel_release(self.kernel_image)
+        if release is None:
+            raise ValueError(f"{self.kernel_image}: not a bzImage with a version string")
+        t = time.monotonic()
+        make_modules_image(self.modules, release, self.run_dir / "mods.img", self.run_dir / "mods-staging")
+        if not self.quiet:
+            log(f"modules of {release} from {self.modules} ({time.monotonic() - t:.1f} s)")
 
     def _boot(self) -> None:
         assert self.run_dir is not None

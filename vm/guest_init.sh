@@ -24,6 +24,11 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t hugetlbfs hugetlbfs /dev/hugepages
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 hostname livewalk-vm
+
+# The virtio PCI transport and the console (the agent's port) are built into
+# the 7.x and 6.12 cloud kernels but modules in 6.1's: load them before any
+# virtio device is used (a no-op where they are built in).
+modprobe -a virtio_pci virtio_console 2>/dev/null || say "WARNING: cannot load virtio_pci/virtio_console"
 ip link set lo up 2>/dev/null
 
 # The kdump capture kernel (vm/kdump.py loads it with `kexec -p` and

@@ -1,21 +1,34 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Build (or reuse) the livewalk test VM image.
+"""Build (or reuse) the livewalk test VM images: one per (architecture,
+kernel series), all sharing one Debian sid userspace.
 
-The image is a Debian sid root file system made with mmdebstrap, holding the
-newest ``linux-image-<rel>-cloud-amd64`` kernel of the 7.x series that the
-archive carries at build time, its headers, python3-drgn, python3-bpfcc and
-python3-pytest, and the kernel's ``vmlinux`` (extracted from the cloud -dbg
-package only). It lives outside the repository, in
-``${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}``::
+The userspace is a Debian sid root file system made with mmdebstrap (no
+kernel in it), holding python3-drgn, python3-bpfcc, python3-pytest and the
+tools the guest uses; it is cached as a tarball. Each image adds one kernel
+series' pieces to it, unpacked from the Debian packages with ``dpkg-deb -x``
+(never installed through apt): the newest ``linux-image-<rel>-cloud-amd64``
+of the series in its suite (7.x: sid, 6.12.y: trixie, 6.1.y: bookworm), its
+``/lib/modules/<rel>`` with ``modules.dep`` from ``depmod -b``, its headers
+(for bcc, with the ``-common`` headers they depend on) and its debug
+``vmlinux`` (from the cloud -dbg package only). So every guest runs the same
+drgn and bcc, which livewalk supports, whatever its kernel. The cache lives
+outside the repository, in ``${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}``::
 
-    apt/                 private apt state for the guest suite (never the host's)
-    images/<key>/        one built image; <key> hashes the resolved versions
+    apt/<suite>/         private apt state per suite (never the host's)
+    userspace/<key>.tar  the shared sid userspace; <key> hashes its versions
+    images/<key>/        one built image; <key> hashes the kernel's and the
+                         userspace's versions and the recipe
         root.img         ext4 root file system (booted with snapshot=on)
         vmlinuz          the kernel QEMU boots
         vmlinux          debug vmlinux for drgn on the host
-        manifest.json    resolved versions, release, build time
-    current -> images/<key>
-    kvm-probe.json       cached verdict of the KVM probe boot
+        manifest.json    arch, series, resolved versions, release, build time
+    current-<arch>-<series> -> images/<key>
+    current -> images/<key>   (the default kernel, for older readers)
+    kvm-probe-<rel>.json cached verdict of the KVM probe boot, per guest kernel
+
+>>> spec = ImageSpec(series="6.12")
+>>> spec.name, spec.kernel.suite, spec.flavour
+('x86_64-6.12', 'trixie', 'cloud-amd64')
 
 Only the standard library is used here.
 """
@@ -38,17 +51,118 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Image", "ImageError", "cache_dir", "current_image", "ensure_host_packages", "ensure_image"]
+__all__ = (
+    "ARCHES",
+    "DEFAULT_SERIES",
+    "KERNEL_SERIES",
+    "Arch",
+    "Image",
+    "ImageError",
+    "ImageSpec",
+    "KernelSeries",
+    "cache_dir",
+    "current_image",
+    "ensure_host_packages",
+    "ensure_image",
+    "kernel_release",
+    "make_modules_image",
+)
 
 # Bump when the recipe changes in a way the package versions do not capture.
-RECIPE = "livewalk-vm-1"
+RECIPE = "livewalk-vm-2"
 
+#: The suite of the shared userspace (and of the default kernel series).
 SUITE = os.environ.get("LIVEWALK_VM_SUITE", "sid")
 MIRROR = os.environ.get("LIVEWALK_VM_MIRROR", "http://deb.debian.org/debian")
-KERNEL_SERIES = "7"
-FLAVOUR = "cloud-amd64"
+SECURITY_MIRROR = os.environ.get("LIVEWALK_VM_SECURITY_MIRROR", "http://security.debian.org/debian-security")
 
-# Guest packages besides the kernel image and headers (whose names are resolved).
+
+@dataclass(frozen=True)
+class KernelSeries:
+    """A kernel series the images can carry, and where Debian ships it.
+
+    :ivar name: the series as users name it (``"6.1"``, ``"6.12"``, ``"7"``):
+        the release string starts with it followed by ``.``, ``-`` or ``+``
+    :ivar suite: the Debian suite whose newest kernel of the series is taken
+    :ivar updates: also look in ``<suite>-updates`` and ``<suite>-security``
+        (a stable suite's newer kernels land there between point releases)
+    """
+
+    name: str
+    suite: str
+    updates: bool = False
+
+    def sources(self) -> str:
+        """The ``sources.list`` of the series' private apt state."""
+        lines = [f"deb {MIRROR} {self.suite} main"]
+        if self.updates:
+            lines += [f"deb {MIRROR} {self.suite}-updates main", f"deb {SECURITY_MIRROR} {self.suite}-security main"]
+        return "".join(ln + "\n" for ln in lines)
+
+
+#: The kernel series, by name.
+KERNEL_SERIES = {
+    s.name: s
+    for s in (
+        KernelSeries("6.1", "bookworm", updates=True),
+        KernelSeries("6.12", "trixie", updates=True),
+        KernelSeries("7", SUITE),
+    )
+}
+#: The series booted when none is named.
+DEFAULT_SERIES = "7"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A guest architecture: its Debian names."""
+
+    name: str
+    deb_arch: str
+    flavour: str
+
+
+#: Guest architectures, by name (``uname -m``).
+ARCHES = {a.name: a for a in (Arch("x86_64", "amd64", "cloud-amd64"),)}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Which image: the cache's key is (architecture, kernel series)."""
+
+    arch: str = "x86_64"
+    series: str = DEFAULT_SERIES
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHES:
+            raise ImageError(f"unknown architecture {self.arch!r} (known: {', '.join(ARCHES)})")
+        if self.series not in KERNEL_SERIES:
+            raise ImageError(f"unknown kernel series {self.series!r} (known: {', '.join(KERNEL_SERIES)})")
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.series}"
+
+    @property
+    def kernel(self) -> KernelSeries:
+        return KERNEL_SERIES[self.series]
+
+    @property
+    def deb_arch(self) -> str:
+        return ARCHES[self.arch].deb_arch
+
+    @property
+    def flavour(self) -> str:
+        return ARCHES[self.arch].flavour
+
+    @property
+    def is_default(self) -> bool:
+        return self.arch == "x86_64" and self.series == DEFAULT_SERIES
+
+
+# Guest packages of the shared userspace (the kernel pieces are unpacked apart).
+# mount is named: nothing else pulls it in once the kernel is not installed
+# through apt (its initramfs generator did).
 GUEST_PACKAGES: tuple[str, ...] = (
     "python3",
     "python3-drgn",
@@ -57,6 +171,7 @@ GUEST_PACKAGES: tuple[str, ...] = (
     "procps",
     "kmod",
     "util-linux",
+    "mount",
     "iproute2",
     "e2fsprogs",
 )
@@ -64,7 +179,7 @@ GUEST_PACKAGES: tuple[str, ...] = (
 # init runs makedumpfile on /proc/vmcore. Kept apart from the list above.
 KDUMP_PACKAGES = ("kexec-tools", "makedumpfile")
 GUEST_PACKAGES += KDUMP_PACKAGES
-# Packages whose versions go into the cache key (with the kernel's).
+# Packages whose versions go into the userspace's cache key.
 KEYED_PACKAGES = ("python3", "python3-drgn", "python3-bpfcc", "python3-pytest")
 
 # Host commands the build and the boot need, and the Debian packages that
@@ -75,14 +190,17 @@ HOST_COMMANDS = {
     "mkfs.ext4": "e2fsprogs",
     "debugfs": "e2fsprogs",
     "dpkg-deb": "dpkg",
+    "depmod": "kmod",
     "git": "git",
 }
 
 # The init the kernel starts (init=/usr/sbin/livewalk-init). It is baked into
 # the image, so it stays tiny and stable: it mounts the pseudo file systems,
-# loads qemu_fw_cfg and runs the real boot script that the host passes in
-# through fw_cfg (vm/guest_init.sh, with vm/agent.py). The boot logic can then
-# change without rebuilding the image.
+# mounts a kernel's own modules when the host passes them on a disk of their
+# own (``livewalk.modules=1``: a kernel of the user's, see
+# make_modules_image), loads qemu_fw_cfg and runs the real boot script that
+# the host passes in through fw_cfg (vm/guest_init.sh, with vm/agent.py). The
+# boot logic can then change without rebuilding the image.
 STUB_INIT = """#!/bin/sh
 # livewalk test VM: first-stage init (baked into the image by vm/image.py)
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -90,6 +208,11 @@ export PATH
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+if grep -qw livewalk.modules=1 /proc/cmdline; then
+    n=0
+    until dev=$(blkid -L lwmods) || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+    mount -o ro "$dev" /lib/modules || echo "livewalk-init: cannot mount the modules disk"
+fi
 modprobe qemu_fw_cfg
 fw=/sys/firmware/qemu_fw_cfg/by_name/opt/livewalk
 mkdir -p /livewalk
@@ -133,6 +256,12 @@ class Image:
     @property
     def key(self) -> str:
         return str(self.manifest["key"])
+
+    @property
+    def spec(self) -> ImageSpec:
+        """The image's (architecture, kernel series); images of recipe 1 are
+        the default's."""
+        return ImageSpec(str(self.manifest.get("arch", "x86_64")), str(self.manifest.get("series", DEFAULT_SERIES)))
 
     def valid(self) -> bool:
         return all(p.is_file() and p.stat().st_size > 0 for p in (self.root, self.vmlinuz, self.vmlinux))
@@ -189,59 +318,100 @@ def _which(cmd: str) -> str | None:
     return shutil.which(cmd, path=path)
 
 
-# --- private apt state for the guest suite -----------------------------------
+def _tool(cmd: str) -> str:
+    """The path of host command *cmd* (``depmod`` lives in /usr/sbin)."""
+    path = _which(cmd)
+    if path is None:
+        raise ImageError(f"{cmd} not found (install {HOST_COMMANDS.get(cmd, cmd)})")
+    return path
 
 
-def _apt_dir() -> Path:
-    d = cache_dir() / "apt"
-    (d / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-    (d / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-    src = f"deb {MIRROR} {SUITE} main\n"
-    sl = d / "sources.list"
-    if not sl.exists() or sl.read_text() != src:
-        sl.write_text(src)
-    status = d / "status"
-    if not status.exists():
-        status.write_text("")
-    return d
+# --- private apt state, one per suite ----------------------------------------
+
+# The apt states updated by this process.
+_UPDATED: set[Path] = set()
 
 
-def _apt_opts() -> list[str]:
-    d = _apt_dir()
-    opts = {
-        "Dir::Etc::SourceList": f"{d}/sources.list",
-        "Dir::Etc::SourceParts": "/dev/null",
-        "Dir::Etc::Preferences": "/dev/null",
-        "Dir::Etc::PreferencesParts": "/dev/null",
-        "Dir::State::Lists": f"{d}/lists",
-        "Dir::State::status": f"{d}/status",
-        "Dir::Cache": f"{d}/cache",
-        "Acquire::Check-Valid-Until": "false",
-        "APT::Architecture": "amd64",
-        "APT::Architectures": "amd64",
-        "Debug::NoLocking": "true",
-    }
-    out: list[str] = []
-    for k, v in opts.items():
-        out += ["-o", f"{k}={v}"]
-    return out
+@dataclass(frozen=True)
+class _Apt:
+    """A private apt state (lists, cache, empty dpkg status) for one suite."""
+
+    name: str
+    sources: str
+    deb_arch: str = "amd64"
+
+    @property
+    def dir(self) -> Path:
+        d = cache_dir() / "apt" / self.name
+        (d / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+        (d / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+        sl = d / "sources.list"
+        if not sl.exists() or sl.read_text() != self.sources:
+            sl.write_text(self.sources)
+        status = d / "status"
+        if not status.exists():
+            status.write_text("")
+        return d
+
+    def opts(self) -> list[str]:
+        d = self.dir
+        opts = {
+            "Dir::Etc::SourceList": f"{d}/sources.list",
+            "Dir::Etc::SourceParts": "/dev/null",
+            "Dir::Etc::Preferences": "/dev/null",
+            "Dir::Etc::PreferencesParts": "/dev/null",
+            "Dir::State::Lists": f"{d}/lists",
+            "Dir::State::status": f"{d}/status",
+            "Dir::Cache": f"{d}/cache",
+            "Acquire::Check-Valid-Until": "false",
+            "APT::Architecture": self.deb_arch,
+            "APT::Architectures": self.deb_arch,
+            "Debug::NoLocking": "true",
+        }
+        out: list[str] = []
+        for k, v in opts.items():
+            out += ["-o", f"{k}={v}"]
+        return out
+
+    def update(self) -> None:
+        """``apt-get update`` of the lists, once per process."""
+        if self.dir in _UPDATED:
+            return
+        _run(["apt-get", "update", "-q", *self.opts()], stdout=subprocess.DEVNULL)
+        _UPDATED.add(self.dir)
+
+    def show(self, pkg: str) -> str | None:
+        """``apt-cache show`` of *pkg*'s candidate, or None if there is none."""
+        r = subprocess.run(
+            ["apt-cache", *self.opts(), "show", "--no-all-versions", pkg],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        return r.stdout if r.returncode == 0 and r.stdout.strip() else None
+
+    def candidate(self, pkg: str) -> str | None:
+        info = self.show(pkg)
+        m = re.search(r"^Version: (\S+)$", info, re.M) if info else None
+        return m.group(1) if m else None
+
+    def download(self, pkgs: Sequence[str], dest: Path) -> None:
+        _run(
+            ["apt-get", "download", "-q", *self.opts(), "-o", "APT::Sandbox::User=root", *pkgs],
+            cwd=dest,
+            stdout=subprocess.DEVNULL,
+        )
 
 
-def _apt_update() -> None:
-    _run(["apt-get", "update", "-q", *_apt_opts()], stdout=subprocess.DEVNULL)
+def _userspace_apt(arch: str = "x86_64") -> _Apt:
+    return _Apt(SUITE, f"deb {MIRROR} {SUITE} main\n", ARCHES[arch].deb_arch)
 
 
-def _candidate(pkg: str) -> str | None:
-    r = subprocess.run(
-        ["apt-cache", *_apt_opts(), "show", "--no-all-versions", pkg],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    if r.returncode != 0:
-        return None
-    m = re.search(r"^Version: (\S+)$", r.stdout, re.M)
-    return m.group(1) if m else None
+def _kernel_apt(spec: ImageSpec) -> _Apt:
+    k = spec.kernel
+    if k.suite == SUITE and not k.updates:
+        return _userspace_apt(spec.arch)
+    return _Apt(k.suite, k.sources(), spec.deb_arch)
 
 
 def _version_cmp(a: str, b: str) -> int:
@@ -251,58 +421,98 @@ def _version_cmp(a: str, b: str) -> int:
     return -1 if lt else 1
 
 
-def resolve() -> dict[str, str]:
-    """Resolve the guest's package versions from the archive (updates the lists).
+def _depends(info: str) -> list[str]:
+    m = re.search(r"^Depends: (.*)$", info, re.M)
+    if not m:
+        return []
+    return [alt.split()[0] for dep in m.group(1).split(",") for alt in dep.split("|")[:1]]
 
-    Returns the versions dict that keys the cache: the newest 7.x cloud kernel
-    whose image, headers and -dbg packages are all present, and the versions of
-    the other keyed packages.
+
+def resolve_userspace(arch: str = "x86_64") -> dict[str, str]:
+    """The versions of the userspace's keyed packages (updates the sid lists)."""
+    apt = _userspace_apt(arch)
+    _log(f"resolving the userspace in {MIRROR} {SUITE}")
+    apt.update()
+    versions = {}
+    for p in KEYED_PACKAGES:
+        v = apt.candidate(p)
+        if not v:
+            raise ImageError(f"package {p} not found in {SUITE}")
+        versions[p] = v
+    return versions
+
+
+def resolve_kernel(spec: ImageSpec) -> dict[str, str]:
+    """Resolve *spec*'s kernel in its suite (updates the suite's lists).
+
+    Returns the newest ``linux-image-<rel>-<flavour>`` of the series whose
+    headers and -dbg packages are present too, as ``release`` and one entry
+    per package to unpack (image, -dbg, headers, and the headers' own
+    ``linux-headers-*`` dependencies), name to version.
     """
-    _log(f"resolving packages in {MIRROR} {SUITE}")
-    _apt_update()
-    names = _out(["apt-cache", *_apt_opts(), "pkgnames", f"linux-image-{KERNEL_SERIES}."]).split()
-    pat = re.compile(rf"^linux-image-({re.escape(KERNEL_SERIES)}\.\d+\.\d+\S*)-{FLAVOUR}$")
+    apt = _kernel_apt(spec)
+    series = spec.series
+    _log(f"resolving kernel {series} ({spec.flavour}) in {MIRROR} {spec.kernel.suite}")
+    apt.update()
+    names = _out(["apt-cache", *apt.opts(), "pkgnames", f"linux-image-{series}"]).split()
+    # "6.1" must not take "6.12...": the series is followed by ".", "-" or "+".
+    pat = re.compile(rf"^linux-image-({re.escape(series)}[.+-]\S*)-{re.escape(spec.flavour)}$")
     found: list[tuple[str, str]] = []
     for n in names:
         m = pat.match(n)
         if m:
-            v = _candidate(n)
+            v = apt.candidate(n)
             if v:
                 found.append((v, m.group(1)))
+
     def newer_first(x: tuple[str, str], y: tuple[str, str]) -> int:
         return _version_cmp(y[0], x[0])
 
     found.sort(key=functools.cmp_to_key(newer_first))
     for version, abi in found:
-        rel = f"{abi}-{FLAVOUR}"
-        dbg = _candidate(f"linux-image-{rel}-dbg")
-        hdr = _candidate(f"linux-headers-{rel}")
-        if not dbg or not hdr:
+        rel = f"{abi}-{spec.flavour}"
+        dbg = apt.candidate(f"linux-image-{rel}-dbg")
+        hdr_info = apt.show(f"linux-headers-{rel}")
+        if not dbg or not hdr_info:
             _log(f"skipping {rel}: headers or -dbg package missing")
             continue
         versions = {
             "release": rel,
             f"linux-image-{rel}": version,
             f"linux-image-{rel}-dbg": dbg,
-            f"linux-headers-{rel}": hdr,
         }
-        for p in KEYED_PACKAGES:
-            v = _candidate(p)
-            if not v:
-                raise ImageError(f"package {p} not found in {SUITE}")
-            versions[p] = v
+        # The image and headers packages and what of the kernel's own they
+        # depend on: 7.x splits the image into linux-{base,binary,modules}-<rel>,
+        # the headers need linux-headers-<abi>-common.
+        own = re.compile(rf"^linux-(image|base|binary|modules|headers)-{re.escape(abi)}(-|$)")
+        todo = [f"linux-image-{rel}", f"linux-headers-{rel}"]
+        while todo:
+            pkg = todo.pop()
+            info = apt.show(pkg)
+            v = apt.candidate(pkg)
+            if info is None or v is None:
+                raise ImageError(f"{pkg} (a part of kernel {rel}) not found")
+            versions.setdefault(pkg, v)
+            todo += [d for d in _depends(info) if own.match(d) and d not in versions and not d.endswith("-dbg")]
         return versions
     raise ImageError(
-        f"no linux-image-{KERNEL_SERIES}.*-{FLAVOUR} with headers and -dbg found in {MIRROR} {SUITE}"
+        f"no linux-image-{series}.*-{spec.flavour} with headers and -dbg found in {MIRROR} {spec.kernel.suite}"
     )
 
 
-def _key(versions: dict[str, str]) -> str:
-    blob = json.dumps(
-        {"recipe": RECIPE, "suite": SUITE, "packages": GUEST_PACKAGES, "init": STUB_INIT, **versions},
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _hash(blob: object) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _userspace_key(arch: str, versions: dict[str, str]) -> str:
+    return _hash({"recipe": RECIPE, "suite": SUITE, "arch": arch, "packages": GUEST_PACKAGES, **versions})
+
+
+def _key(spec: ImageSpec, userspace: str, kernel: dict[str, str]) -> str:
+    return _hash(
+        {"recipe": RECIPE, "arch": spec.arch, "series": spec.series, "userspace": userspace,
+         "init": STUB_INIT, **kernel}
+    )  # fmt: skip
 
 
 # --- the cache ---------------------------------------------------------------
@@ -317,75 +527,158 @@ def _load(path: Path) -> Image | None:
     return img if img.valid() else None
 
 
-def current_image() -> Image | None:
-    """The image vm/build last built or validated, if it is still there."""
-    return _load(cache_dir() / "current")
+def _current_link(spec: ImageSpec) -> Path:
+    return cache_dir() / f"current-{spec.name}"
 
 
-def _set_current(img: Image) -> None:
-    link = cache_dir() / "current"
-    tmp = cache_dir() / f".current.{os.getpid()}"
+def current_image(series: str = DEFAULT_SERIES, arch: str = "x86_64") -> Image | None:
+    """The image of (*arch*, *series*) that vm/build last built or validated,
+    if it is still there."""
+    spec = ImageSpec(arch, series)
+    img = _load(_current_link(spec))
+    if img is None and spec.is_default:
+        img = _load(cache_dir() / "current")  # made by an older vm/build
+    return img
+
+
+def _symlink(link: Path, target: Path) -> None:
+    tmp = link.parent / f".{link.name}.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    tmp.symlink_to(os.path.relpath(img.path, cache_dir()))
+    tmp.symlink_to(os.path.relpath(target, link.parent))
     os.replace(tmp, link)
 
 
-def ensure_image(resolve_versions: bool = True, quiet: bool = False) -> Image:
-    """Return a usable image, building it if needed.
+def _set_current(spec: ImageSpec, img: Image) -> None:
+    _symlink(_current_link(spec), img.path)
+    if spec.is_default:
+        _symlink(cache_dir() / "current", img.path)
+
+
+def ensure_image(
+    resolve_versions: bool = True, quiet: bool = False, *, series: str = DEFAULT_SERIES, arch: str = "x86_64"
+) -> Image:
+    """Return a usable image of kernel *series* for *arch*, building it if needed.
 
     With ``resolve_versions`` (what ``vm/build`` does) the archive is asked for
     the newest packages and a new image is built when they changed; without it
     (what a boot does) the current image is reused as is and a build happens
     only when there is none. Concurrent callers serialise on a lock file.
     """
+    spec = ImageSpec(arch, series)
     t0 = time.monotonic()
     with _locked(cache_dir() / "build.lock"):
         if not resolve_versions:
-            img = current_image()
+            img = current_image(series, arch)
             if img is not None:
                 return img
         ensure_host_packages()
         try:
-            versions = resolve()
+            uversions = resolve_userspace(arch)
+            kversions = resolve_kernel(spec)
         except (subprocess.CalledProcessError, ImageError) as e:
-            img = current_image()
+            img = current_image(series, arch)
             if img is None:
                 raise ImageError(f"cannot resolve guest packages: {e}") from e
             _log(f"warning: cannot resolve packages ({e}); reusing {img.path}")
             return img
-        key = _key(versions)
+        ukey = _userspace_key(arch, uversions)
+        key = _key(spec, ukey, kversions)
         _log(
-            f"resolved kernel {versions['release']} "
-            + " ".join(f"{k}={v}" for k, v in versions.items() if k != "release")
+            f"resolved kernel {kversions['release']} "
+            + " ".join(f"{k}={v}" for k, v in {**kversions, **uversions}.items() if k != "release")
         )
         path = cache_dir() / "images" / key
         img = _load(path)
         if img is not None:
-            _set_current(img)
-            _log(f"image {key} is cached at {path} (checked in {time.monotonic() - t0:.1f} s)")
+            _set_current(spec, img)
+            _log(f"image {spec.name} {key} is cached at {path} (checked in {time.monotonic() - t0:.1f} s)")
             return img
-        img = _build(versions, key, quiet=quiet)
-        _set_current(img)
-        _prune(keep=img.path)
-        _log(f"image {key} built at {img.path} in {time.monotonic() - t0:.1f} s")
+        userspace = _ensure_userspace(arch, ukey, uversions, quiet)
+        img = _build(spec, key, userspace, ukey, uversions, kversions)
+        _set_current(spec, img)
+        _prune(spec, keep=img.path)
+        _log(f"image {spec.name} {key} built at {img.path} in {time.monotonic() - t0:.1f} s")
         return img
 
 
-def _prune(keep: Path) -> None:
+def _prune(spec: ImageSpec, keep: Path) -> None:
+    """Remove the older images of *spec*, and userspaces no image was built from."""
     images = cache_dir() / "images"
+    used = set()
     for p in images.iterdir():
-        if p.resolve() != keep.resolve():
+        if p.name.startswith("."):
+            continue
+        img = _load(p)
+        if p.resolve() != keep.resolve() and (img is None or img.spec == spec):
             _log(f"removing old image {p}")
             shutil.rmtree(p, ignore_errors=True)
+        elif img is not None:
+            used.add(str(img.manifest.get("userspace")))
+    for t in (cache_dir() / "userspace").glob("*.tar"):
+        if t.stem not in used:
+            _log(f"removing old userspace {t}")
+            t.unlink()
 
 
 def _du_bytes(path: Path) -> int:
     return int(_out(["du", "-s", "-B1", "--apparent-size", str(path)]).split()[0])
 
 
-def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
-    rel = versions["release"]
+def _ensure_userspace(arch: str, ukey: str, versions: dict[str, str], quiet: bool) -> Path:
+    """The shared userspace tarball of *ukey*, made with mmdebstrap if missing."""
+    d = cache_dir() / "userspace"
+    d.mkdir(parents=True, exist_ok=True)
+    tar = d / f"{ukey}.tar"
+    if tar.is_file():
+        return tar
+    tmp = d / f".{ukey}.{os.getpid()}.tar"
+    t = time.monotonic()
+    _log(f"mmdebstrap {SUITE} userspace -> {tar}")
+    include = [f"{p}={versions[p]}" if p in versions else p for p in GUEST_PACKAGES]
+    try:
+        _run(
+            [
+                "mmdebstrap",
+                "--variant=apt",
+                "--mode=root",
+                "--quiet",
+                f"--architectures={ARCHES[arch].deb_arch}",
+                '--aptopt=Acquire::Check-Valid-Until "false"',
+                "--dpkgopt=path-exclude=/usr/share/man/*",
+                "--dpkgopt=path-exclude=/usr/share/locale/*",
+                "--dpkgopt=path-exclude=/usr/share/doc/*",
+                f"--include={','.join(include)}",
+                SUITE,
+                str(tmp),
+                MIRROR,
+            ],
+            stdout=subprocess.DEVNULL if quiet else None,
+        )
+        os.replace(tmp, tar)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _log(f"userspace made in {time.monotonic() - t:.1f} s")
+    return tar
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Copy the tree *src* into *dest*, keeping *dest*'s symlinks to
+    directories (``/lib -> usr/lib``: a package's ``lib/modules`` lands in
+    ``usr/lib/modules``)."""
+    pack = subprocess.Popen(["tar", "-c", "-C", str(src), "."], stdout=subprocess.PIPE)
+    _run(["tar", "-x", "-C", str(dest), "--keep-directory-symlink"], stdin=pack.stdout)
+    assert pack.stdout is not None
+    pack.stdout.close()
+    if pack.wait() != 0:
+        raise ImageError(f"cannot copy {src}")
+
+
+def _build(
+    spec: ImageSpec, key: str, userspace: Path, ukey: str, uversions: dict[str, str], kversions: dict[str, str]
+) -> Image:
+    rel = kversions["release"]
+    apt = _kernel_apt(spec)
     images = cache_dir() / "images"
     images.mkdir(parents=True, exist_ok=True)
     work = images / f".build-{key}-{os.getpid()}"
@@ -393,44 +686,49 @@ def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
     work.mkdir()
     try:
         rootfs = work / "rootfs"
-        include = [
-            f"linux-image-{rel}={versions[f'linux-image-{rel}']}",
-            f"linux-headers-{rel}={versions[f'linux-headers-{rel}']}",
-            *GUEST_PACKAGES,
-        ]
+        rootfs.mkdir()
         t = time.monotonic()
-        _log(f"mmdebstrap {SUITE} -> {rootfs}")
-        out = subprocess.DEVNULL if quiet else None
-        _run(
-            [
-                "mmdebstrap",
-                "--variant=apt",
-                "--mode=root",
-                "--quiet",
-                '--aptopt=Acquire::Check-Valid-Until "false"',
-                "--dpkgopt=path-exclude=/usr/share/man/*",
-                "--dpkgopt=path-exclude=/usr/share/locale/*",
-                "--dpkgopt=path-exclude=/usr/share/doc/*",
-                f"--include={','.join(include)}",
-                SUITE,
-                str(rootfs),
-                MIRROR,
-            ],
-            stdout=out,
-        )
-        _log(f"mmdebstrap took {time.monotonic() - t:.1f} s")
+        _run(["tar", "-x", "-C", str(rootfs), "-f", str(userspace)])
+        _log(f"userspace unpacked in {time.monotonic() - t:.1f} s")
 
+        # The kernel's packages, unpacked (not installed: the userspace's
+        # dpkg never hears of them, so one userspace serves every series).
         t = time.monotonic()
-        dbg = f"linux-image-{rel}-dbg"
         debs = work / "debs"
         debs.mkdir()
-        _run(
-            ["apt-get", "download", "-q", *_apt_opts(), "-o", "APT::Sandbox::User=root",
-             f"{dbg}={versions[dbg]}"],
-            cwd=debs,
-            stdout=subprocess.DEVNULL,
-        )
-        (deb,) = list(debs.glob("*.deb"))
+        dbg = f"linux-image-{rel}-dbg"
+        pkgs = [p for p in kversions if p != "release"]
+        apt.download([f"{p}={kversions[p]}" for p in pkgs], debs)
+        _log(f"downloaded {' '.join(pkgs)} in {time.monotonic() - t:.1f} s")
+        t = time.monotonic()
+        kernel = work / "kernel"
+        kernel.mkdir()
+        for deb in sorted(debs.glob("*.deb")):
+            if deb.name.startswith(f"{dbg}_"):
+                continue
+            _run(["dpkg-deb", "-x", str(deb), str(kernel)])
+        _merge(kernel, rootfs)
+        shutil.rmtree(kernel)
+        moddir = rootfs / "lib/modules" / rel
+        # 7.x ships the kernel as lib/modules/<rel>/vmlinuz (its postinst
+        # copies it to /boot), 6.x as boot/vmlinuz-<rel>.
+        vmlinuz = [p for p in (rootfs / "boot" / f"vmlinuz-{rel}", moddir / "vmlinuz") if p.is_file()]
+        if not (moddir / "kernel").is_dir() or not vmlinuz:
+            raise ImageError(f"no vmlinuz or modules of {rel} in {' '.join(pkgs)}")
+        shutil.copyfile(vmlinuz[0], work / "vmlinuz")
+        # /boot/vmlinuz-<rel> as the postinst would leave it (kexec -p loads
+        # the capture kernel from there: Guest.kdump)
+        boot = rootfs / "boot" / f"vmlinuz-{rel}"
+        if not boot.is_file():
+            boot.parent.mkdir(exist_ok=True)
+            shutil.copyfile(vmlinuz[0], boot)
+        _run([_tool("depmod"), "-b", str(rootfs), rel])
+        if not (moddir / "modules.dep").stat().st_size:
+            raise ImageError(f"depmod made no modules.dep for {rel}")
+        _log(f"kernel {rel} unpacked, depmod done in {time.monotonic() - t:.1f} s")
+
+        t = time.monotonic()
+        (deb,) = list(debs.glob(f"{dbg}_*.deb"))
         dbgx = work / "dbg"
         dbgx.mkdir()
         tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
@@ -439,29 +737,25 @@ def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
         tar.stdout.close()
         if tar.wait() != 0:
             raise ImageError(f"dpkg-deb failed on {deb}")
-        deb.unlink()
+        shutil.rmtree(debs)
+        # trixie's -dbg ships lib/modules/<rel>/vmlinux as a symlink to
+        # boot/vmlinux-<rel>: the host copy must be the file it names.
         vmlinux = dbgx / "usr/lib/debug/lib/modules" / rel / "vmlinux"
         if not vmlinux.is_file():
             found = [p for p in dbgx.rglob("vmlinux*") if p.is_file() and not p.is_symlink()]
             if not found:
                 raise ImageError(f"no vmlinux in {dbg}")
             vmlinux = found[0]
-        _log(f"vmlinux extracted from {dbg} in {time.monotonic() - t:.1f} s")
-
+        vmlinux = vmlinux.resolve()
+        if not str(vmlinux).startswith(str(dbgx.resolve())):
+            raise ImageError(f"{dbg}: vmlinux points outside the package ({vmlinux})")
+        os.link(vmlinux, work / "vmlinux")
         # The guest gets the -dbg package's layout (drgn and bcc find it there
         # with no options); the host keeps its own copy next to the image.
-        for p in dbgx.rglob("*"):
-            if p.is_dir():
-                continue
-            dest = rootfs / p.relative_to(dbgx)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if p.is_symlink():
-                dest.symlink_to(os.readlink(p))
-            else:
-                shutil.copyfile(p, dest)
-        os.replace(vmlinux, work / "vmlinux")
+        _merge(dbgx, rootfs)
+        shutil.rmtree(dbgx)
+        _log(f"vmlinux extracted from {dbg} in {time.monotonic() - t:.1f} s")
 
-        shutil.copyfile(rootfs / "boot" / f"vmlinuz-{rel}", work / "vmlinuz")
         init = rootfs / "usr/sbin/livewalk-init"
         init.write_text(STUB_INIT)
         init.chmod(0o755)
@@ -479,30 +773,22 @@ def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
         used = _du_bytes(rootfs)
         size_mib = used * 12 // 10 // (1 << 20) + 2048
         _run(
-            [
-                "mkfs.ext4",
-                "-q",
-                "-F",
-                "-L",
-                "lwroot",
-                "-d",
-                str(rootfs),
-                str(work / "root.img"),
-                f"{size_mib}M",
-            ],
+            ["mkfs.ext4", "-q", "-F", "-L", "lwroot", "-d", str(rootfs), str(work / "root.img"), f"{size_mib}M"],
             stdout=subprocess.DEVNULL,
         )
         _log(f"root.img ({size_mib} MiB, {used >> 20} MiB used) made in {time.monotonic() - t:.1f} s")
         shutil.rmtree(rootfs)
-        shutil.rmtree(dbgx)
-        shutil.rmtree(debs)
         manifest = {
             "key": key,
             "recipe": RECIPE,
-            "suite": SUITE,
+            "arch": spec.arch,
+            "series": spec.series,
+            "suite": spec.kernel.suite,
+            "userspace_suite": SUITE,
+            "userspace": ukey,
             "mirror": MIRROR,
             "release": rel,
-            "versions": versions,
+            "versions": {**kversions, **uversions},
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -516,3 +802,57 @@ def _build(versions: dict[str, str], key: str, quiet: bool = False) -> Image:
     if img is None:
         raise ImageError(f"built image at {final} is incomplete")
     return img
+
+
+# --- a kernel of the user's --------------------------------------------------
+
+
+def kernel_release(bzimage: str | os.PathLike[str]) -> str | None:
+    """The release string (``uname -r``) of an x86 bzImage, from its setup
+    header's ``kernel_version`` field, or None if it has none."""
+    with open(bzimage, "rb") as f:
+        head = f.read(0x8000)
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        return None
+    ptr = int.from_bytes(head[0x20E:0x210], "little")
+    if not ptr:
+        return None
+    with open(bzimage, "rb") as f:
+        f.seek(ptr + 0x200)
+        text = f.read(256)
+    words = text.split(b"\0", 1)[0].split()
+    return words[0].decode(errors="replace") if words else None
+
+
+def make_modules_image(modules: str | os.PathLike[str], release: str, img: Path, staging: Path) -> None:
+    """Make a small ext4 disk of a kernel's modules for the guest's
+    ``/lib/modules`` (the stub init mounts it, before loading any module,
+    when the kernel command line has ``livewalk.modules=1``).
+
+    :param modules: ``lib/modules/<release>`` itself, a directory holding
+        ``<release>/`` (``lib/modules``), or one holding ``lib/modules/<release>``
+        (``make modules_install INSTALL_MOD_PATH=DIR``); ``modules.dep`` is
+        made with ``depmod -b`` when missing
+    """
+    m = Path(modules)
+    for cand in (m, m / release, m / "lib/modules" / release, m / "usr/lib/modules" / release):
+        if (cand / "modules.dep").is_file() or (cand / "kernel").is_dir():
+            tree = cand
+            break
+    else:
+        raise ImageError(f"{m}: no modules of {release} (no modules.dep or kernel/ in it, "
+                         f"<dir>/{release} or <dir>/lib/modules/{release})")  # fmt: skip
+    dest = staging / "lib/modules" / release
+    dest.parent.mkdir(parents=True)
+    shutil.copytree(tree, dest, symlinks=True)
+    for link in ("build", "source"):  # point into the developer's tree
+        if (dest / link).is_symlink():
+            (dest / link).unlink()
+    if not (dest / "modules.dep").is_file():
+        _run([_tool("depmod"), "-b", str(staging), release])
+    size_mib = _du_bytes(staging) * 12 // 10 // (1 << 20) + 16
+    _run(
+        ["mkfs.ext4", "-q", "-F", "-L", "lwmods", "-d", str(staging / "lib/modules"), str(img), f"{size_mib}M"],
+        stdout=subprocess.DEVNULL,
+    )
+    shutil.rmtree(staging)

@@ -109,6 +109,9 @@ class QemuSpec:
     run_dir: Path
     numa_nodes: int = 1
     extra_cmdline: str = ""
+    #: an ext4 disk of the kernel's own modules (a kernel of the user's),
+    #: mounted on the guest's /lib/modules by the image's stub init
+    modules: Path | None = None
 
 
 def kernel_cmdline(spec: QemuSpec) -> str:
@@ -119,6 +122,8 @@ def kernel_cmdline(spec: QemuSpec) -> str:
     ]  # fmt: skip
     if spec.levels == 4:
         cmdline.append("no5lvl")
+    if spec.modules is not None:
+        cmdline.append("livewalk.modules=1")
     if spec.extra_cmdline:
         cmdline.append(spec.extra_cmdline)
     return " ".join(cmdline)
@@ -162,4 +167,16 @@ def qemu_args(spec: QemuSpec) -> list[str]:
         "-device", "virtserialport,bus=vser0.0,chardev=agent,name=livewalk.agent",
         "-fw_cfg", f"name=opt/livewalk/init.sh,file={VM_DIR / 'guest_init.sh'}",
         "-fw_cfg", f"name=opt/livewalk/agent.py,file={VM_DIR / 'agent.py'}",
+        *_modules_args(spec),
+    ]  # fmt: skip
+
+
+def _modules_args(spec: QemuSpec) -> list[str]:
+    """The modules disk, on an NVMe controller of its own: a kernel that
+    mounts its root from NVMe reads it before it can load any module."""
+    if spec.modules is None:
+        return []
+    return [
+        "-drive", f"file={spec.modules},if=none,id=mods,format=raw,readonly=on",
+        "-device", "nvme,drive=mods,serial=lwmods",
     ]  # fmt: skip

@@ -51,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("livewalk", "livewalk test VM")
     group.addoption(
         "--livewalk-kernel", metavar="SERIES[,SERIES]", default=None,
-        help="kernel series to boot, comma-separated (default: the image's kernel, 'default')",
+        help="kernel series to boot, comma-separated: 6.1, 6.12, 7 (default: 'default', the newest 7.x); "
+        "each series' image is built on first use",
     )  # fmt: skip
     group.addoption(
         "--kernel-image", metavar="BZIMAGE", default=None,
@@ -60,6 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--vmlinux", metavar="VMLINUX", default=None,
         help="the debug vmlinux of --kernel-image, for livewalk on the host",
+    )  # fmt: skip
+    group.addoption(
+        "--kernel-modules", metavar="DIR", default=None,
+        help="the modules of --kernel-image: lib/modules/<rel> or the INSTALL_MOD_PATH of modules_install",
     )  # fmt: skip
     group.addoption(
         "--livewalk-arch", default="x86_64", choices=ARCHES, help="guest architecture (default x86_64)"
@@ -101,9 +106,10 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
             raise pytest.UsageError(f"livewalk: paging levels must be 4 or 5, not {lv!r}")
     image = config.getoption("kernel_image")
     vmlinux = config.getoption("vmlinux")
+    modules = config.getoption("kernel_modules")
     arch = config.getoption("livewalk_arch")
     return [
-        GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux)
+        GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux, modules=modules)
         for k in kernels
         for lv in paging
     ]

@@ -38,10 +38,12 @@ class VMUnavailable(Exception):
 class GuestKey:
     """Which guest a test runs on.
 
-    :ivar kernel: a kernel series (``"7.2"``) or ``"default"`` (the image's
-        kernel); [B] adds more series
+    :ivar kernel: a kernel series of :data:`livewalk.vm.image.KERNEL_SERIES`
+        (``"6.1"``, ``"6.12"``, ``"7"``) or ``"default"`` (the newest 7.x)
     :ivar levels: 5 or 4 (x86-64 paging levels)
-    :ivar kernel_image: a bzImage of the user's own (with ``vmlinux``)
+    :ivar kernel_image: a bzImage of the user's own (with ``vmlinux``, and
+        ``modules``, its ``lib/modules/<rel>`` or ``INSTALL_MOD_PATH``),
+        booted on the series' userspace
     """
 
     kernel: str = DEFAULT_KERNEL
@@ -49,11 +51,22 @@ class GuestKey:
     arch: str = "x86_64"
     kernel_image: str | None = None
     vmlinux: str | None = None
+    modules: str | None = None
+
+    @property
+    def series(self) -> str:
+        """The kernel series of the image booted (``"default"`` resolved)."""
+        from livewalk.vm.image import DEFAULT_SERIES
+
+        return DEFAULT_SERIES if self.kernel == DEFAULT_KERNEL else self.kernel
 
     @property
     def id(self) -> str:
-        """The test id part: ``l5``, or ``7.2-l4`` for a named series."""
+        """The test id part: ``l5``, ``6.12-l4`` for a named series, ``own-l5``
+        for a kernel of the user's."""
         lv = f"l{self.levels}"
+        if self.kernel_image is not None:
+            return f"own-{lv}"
         return lv if self.kernel == DEFAULT_KERNEL else f"{self.kernel}-{lv}"
 
 
@@ -82,16 +95,17 @@ class GuestPool:
             raise VMUnavailable(f"{qemu} not found on PATH (install QEMU, e.g. apt-get install qemu-system-x86)")
         if (key.kernel_image is None) != (key.vmlinux is None):
             raise VMUnavailable("--kernel-image and --vmlinux go together")
+        if key.modules is not None and key.kernel_image is None:
+            raise VMUnavailable("--kernel-modules goes with --kernel-image")
         for p in (key.kernel_image, key.vmlinux):
             if p is not None and not os.path.isfile(p):
                 raise VMUnavailable(f"no such file: {p}")
-        if key.kernel != DEFAULT_KERNEL and key.kernel_image is None:
-            from livewalk.vm.image import current_image
+        if key.modules is not None and not os.path.isdir(key.modules):
+            raise VMUnavailable(f"no such directory: {key.modules}")
+        from livewalk.vm.image import KERNEL_SERIES
 
-            img = current_image()
-            release = img.release if img is not None else "none built"
-            if img is None or not (release == key.kernel or release.startswith(key.kernel + ".")):
-                raise VMUnavailable(f"kernel series {key.kernel} is not available (the image has {release})")
+        if key.series not in KERNEL_SERIES:
+            raise VMUnavailable(f"kernel series {key.kernel} is not known (known: {', '.join(KERNEL_SERIES)})")
 
     def guest(self, key: GuestKey) -> Guest:
         """The running guest for *key*, booting it on first use.
@@ -108,17 +122,21 @@ class GuestPool:
         from livewalk.vm import Guest, ImageError, ensure_image
 
         try:
-            ensure_image(resolve_versions=False)
+            ensure_image(resolve_versions=False, series=key.series)
         except (ImageError, OSError) as e:
-            self._failed[key] = VMUnavailable(f"no test VM image and it cannot be built here: {e}")
+            self._failed[key] = VMUnavailable(
+                f"no test VM image of kernel {key.series} and it cannot be built here: {e}"
+            )
             raise self._failed[key] from e
         g = Guest(
             levels=key.levels,
             memory=self.memory,
             smp=self.smp,
             src=self.src,
+            kernel=key.series,
             kernel_image=key.kernel_image,
             vmlinux=key.vmlinux,
+            modules=key.modules,
         )
         try:
             g.start()

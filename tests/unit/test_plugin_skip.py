@@ -54,7 +54,8 @@ def test_require_vm_fails_instead(pytester: pytest.Pytester, monkeypatch: pytest
 
 def test_unsupported_kernel_series_skips(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
                                          tmp_path: Path) -> None:
-    """A kernel series the machine does not have: skipped per series, by id."""
+    """A kernel series the machine has no image of and cannot build one
+    of, and a series livewalk does not know: skipped per series, by id."""
     fake = tmp_path / "bin"
     fake.mkdir()
     qemu = fake / "qemu-system-x86_64"
@@ -64,9 +65,10 @@ def test_unsupported_kernel_series_skips(pytester: pytest.Pytester, monkeypatch:
     pytester.makepyfile(test_project=PROJECT_TEST)
     monkeypatch.setenv("PATH", str(fake))
     plugin = [] if plugin_installed() else ["-p", PLUGIN]
-    result = pytester.runpytest(*plugin, "-rs", "--livewalk-kernel", "6.1", "--livewalk-paging", "5,4")
-    result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines(["*kernel series 6.1 is not available (the image has none built)*"])
+    result = pytester.runpytest(*plugin, "-rs", "--livewalk-kernel", "6.1,5.4", "--livewalk-paging", "5,4")
+    result.assert_outcomes(passed=1, skipped=4)
+    result.stdout.fnmatch_lines(["*livewalk VM unavailable: no test VM image of kernel 6.1 and it cannot be built here*"])
+    result.stdout.fnmatch_lines(["*livewalk VM unavailable: kernel series 5.4 is not known (known: 6.1, 6.12, 7)*"])
     ids = pytester.runpytest(*plugin, "--collect-only", "-q", "--livewalk-kernel", "6.1",
                              "--livewalk-paging", "5,4").outlines  # fmt: skip
     assert "test_project.py::test_on_vm[6.1-l5]" in ids and "test_project.py::test_on_vm[6.1-l4]" in ids
