@@ -72,6 +72,7 @@ HOST_COMMANDS = {
     "debugfs": "e2fsprogs",
     "dpkg-deb": "dpkg",
     "git": "git",
+    "tmux": "tmux",  # tests/vm/test_crash_commands.py drives a drgn prompt
 }
 
 # The init the kernel starts (init=/usr/sbin/livewalk-init). It is baked into

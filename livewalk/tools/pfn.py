@@ -223,10 +223,9 @@ class _Search:
         self.pfn = pfn
         # Bits 16-47 of an entry are PFN bits 4-35: four bytes at offset 2 of
         # each 8-byte entry. PROT_NONE entries hold the PFN bits inverted.
-        mask40 = (1 << (paging.max_physmem_bits - paging.page_shift)) - 1
         self.patterns = (
             ((pfn >> 4) & 0xFFFFFFFF).to_bytes(4, "little"),
-            (((~pfn & mask40) >> 4) & 0xFFFFFFFF).to_bytes(4, "little"),
+            ((~pfn >> 4) & 0xFFFFFFFF).to_bytes(4, "little"),
         )
         self.hits: list[tuple[int, PageTableLevel, int, bool]] = []
 
