@@ -236,7 +236,9 @@ class _Target:
         return kaddr - self.paging.page_offset
 
     def page_line(self, phys: int) -> cf.CrashPageLine | None:
-        from drgn.helpers.linux.mm import decode_page_flags_value, page_flags, pfn_to_page
+        from drgn.helpers.linux.mm import page_flags, pfn_to_page
+
+        from livewalk.tools.pfn import page_flag_names
 
         pfn = phys >> 12
         try:
@@ -254,7 +256,7 @@ class _Target:
             return cf.CrashPageLine(
                 page=int(page.value_()), phys=pfn << 12, mapping=int(page.mapping.value_()),
                 index=index, count=int(page._refcount.counter.value_()), flags=flags,
-                flag_names=decode_page_flags_value(self.prog, flags).replace("PG_", "").lower().replace("|", ","),
+                flag_names=",".join(page_flag_names(self.prog, flags)),
                 paddr_prlen=self.paddr_prlen)
         except (FaultError, KeyError, LookupError):
             return None

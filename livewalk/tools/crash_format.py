@@ -258,7 +258,7 @@ class CrashPageLine:
         header = (
             f"{mkstring('PAGE', VADDR_PRLEN, 'center')} {mkstring('PHYSICAL', w, 'rjust')} "
             f"{mkstring('MAPPING', VADDR_PRLEN, 'center-rjust')} "
-            f"{mkstring('INDEX', 8, 'center-rjust')} CNT FLAGS"
+            f"{mkstring('INDEX', 8, 'center-rjust')}CNT FLAGS"
         )
         row = (
             f"{self.page:<16x} {self.phys:>{w}x} {self.mapping:<16x} {self.index:8x} "
@@ -271,7 +271,7 @@ def format_vma_header() -> str:
     """crash's ``VMA START END FLAGS FILE`` header (``vm_area_dump``)."""
     return (
         f"{mkstring('VMA', VADDR_PRLEN, 'center')} {mkstring('START', UVADDR_PRLEN, 'center-rjust')} "
-        f"{mkstring('END', UVADDR_PRLEN, 'center-rjust')}   FLAGS FILE"
+        f"{mkstring('END', UVADDR_PRLEN, 'center-rjust')}  FLAGS FILE"
     )
 
 

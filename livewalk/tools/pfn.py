@@ -41,6 +41,7 @@ from livewalk.errors import LivewalkError
 
 __all__ = (
     "PfnMapping",
+    "page_flag_names",
     "PfnReport",
     "PfnState",
     "find_pfn_in_mm",
@@ -113,6 +114,25 @@ class PfnReport:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
+def page_flag_names(prog: Program, flags: int) -> list[str]:
+    """
+    The names of the page flags set in *flags* (``enum pageflags``), one per
+    bit below ``__NR_PAGEFLAGS``: the first name the enum gives a bit (its
+    own name, not a later alias such as ``PG_swapcache`` for
+    ``PG_owner_priv_1``); the zone, node and section bits above are left out.
+    """
+    from livewalk.mm.page import KernelState
+
+    ks = KernelState.for_program(prog)
+    by_bit: dict[int, str] = {}
+    for name, bit in ks.pageflags.items():
+        if name.startswith("__"):
+            continue
+        by_bit.setdefault(bit, name[3:] if name.startswith("PG_") else name)
+    nr = ks.pageflags.get("__NR_PAGEFLAGS", max(by_bit, default=0) + 1)
+    return [by_bit[b] for b in sorted(by_bit) if b < nr and flags >> b & 1]
+
+
 def _check_pfn(prog: Program, pfn: int) -> None:
     try:
         max_pfn = int(prog["max_pfn"].value_())
@@ -135,7 +155,7 @@ def page_state(prog: Program, pfn: int) -> PfnState:
     :raises LivewalkError: if *pfn* lies outside memory or its ``struct
         page`` cannot be read (not in the dump)
     """
-    from drgn.helpers.linux.mm import decode_page_flags_value, pfn_to_page
+    from drgn.helpers.linux.mm import pfn_to_page
 
     from livewalk.mm.page import KernelState, PageReader
 
@@ -148,10 +168,7 @@ def page_state(prog: Program, pfn: int) -> PfnState:
     ks = KernelState.for_program(prog)
     nr = pi.nr_pages if pi.large else 1
     order = nr.bit_length() - 1
-    try:
-        names = decode_page_flags_value(prog, pi.flags)
-    except Exception:  # an unknown flag layout: show the number only
-        names = ""
+    names = ",".join(page_flag_names(prog, pi.flags))
     kind = "none"
     mapping = pi.mapping
     file = ""
