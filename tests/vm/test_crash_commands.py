@@ -76,7 +76,8 @@ class Prompt:
         lines = s.splitlines()
         start = max(i for i, x in enumerate(lines) if x.endswith(line)) + 1
         end = lines.index(mark)
-        return "\n".join(x for x in lines[start:end] if not x.startswith(">>> print('@@done"))
+        # the marker line typed ahead is echoed where the terminal got it
+        return "\n".join(x for x in lines[start:end] if "print('@@done" not in x)
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
