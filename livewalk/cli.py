@@ -230,6 +230,22 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
     p.add_argument("--pid", type=int, required=True, help="process ID")
     p.add_argument("--show", type=int, default=20, metavar="N",
                    help="print at most N mismatches of each kind (default: 20)")
+
+    # crash's commands and who-maps-this-page (livewalk/commands/crash.py)
+    from livewalk.commands.crash import add_pfn_arguments, add_pte_arguments, add_vm_arguments
+
+    add_vm_arguments(add("vm", "crash's vm: VMAs, and with -p every page",
+                         "crash's vm in crash's layout: the mm and its VMAs; with -p every\n"
+                         "page of every VMA: physical address, swap device and offset, file\n"
+                         "and offset, or (not mapped). A PID is decimal, a task hexadecimal."))
+    add_pte_arguments(add("pte", "crash's pte: decode raw page-table entries",
+                          "crash's pte: the physical address and flags of a present entry,\n"
+                          "the swap device and offset of a swap entry, or the kind of other\n"
+                          "non-present entries (migration, device, hwpoison, marker)."))
+    add_pfn_arguments(add("pfn", "who maps this page: its state and every mapping",
+                          "The page's state (folio, order, flags, mapcounts, mapping, swap\n"
+                          "cache) and every (process, virtual address, level) that maps it,\n"
+                          "from one page-table walk of each mm."))
     return parser
 
 
@@ -477,7 +493,16 @@ _COMMANDS = {
     "ptdump": cmd_ptdump,
     "crosscheck": crosscheck_command,
     "verify": verify_command,
+    "vm": lambda prog, args, out: _crash(prog, "vm", args, out),
+    "pte": lambda prog, args, out: _crash(prog, "pte", args, out),
+    "pfn": lambda prog, args, out: _crash(prog, "pfn", args, out),
 }
+
+
+def _crash(prog: Any, name: str, args: argparse.Namespace, out: TextIO) -> int:
+    from livewalk.commands.crash import run
+
+    return run(prog, name, args, out)
 
 
 def run_command(prog: Any, args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -13,6 +13,9 @@ livewalk inside a drgn session.
   ``%livewalk vtop --pid 1 7ffd12345000``, ``%livewalk ptdump | less``,
   ``%livewalk smaps --pid 1 > /tmp/smaps``: the ``livewalk`` command line
   without the target options, run against the session's program.
+* crash's commands with crash's arguments and layout, walked by livewalk
+  (:mod:`livewalk.commands.crash`): ``%lwvtop [-c PID] ADDRESS``,
+  ``%lwvm -p [PID]``, ``%lwpte VALUE``, and ``%lwpfn PFN`` (who maps a page).
 
 drgn loads plugins from the ``drgn.plugins`` entry point group (an installed
 livewalk declares ``livewalk = "livewalk.drgn_plugin"`` there) or from the
@@ -109,6 +112,11 @@ def _register() -> None:
     )
     def _cmd_livewalk(prog: Program, name: str, args: Any, **kwargs: Any) -> None:
         run_livewalk_command(prog, list(args))
+
+    # crash's vtop, vm -p, pte and who-maps-this-page: %lwvtop, %lwvm, %lwpte, %lwpfn
+    from livewalk.commands.crash import register_drgn_commands
+
+    register_drgn_commands()
 
 
 _register()

@@ -1,0 +1,427 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Who maps this page
+------------------
+
+The state of one physical page (its folio, order, flags, mapcounts,
+``mapping``: anonymous, KSM or file, swap cache) and every user mapping of
+it: each (process, virtual address, level) whose page table points at it.
+
+The kernel answers "who maps this folio" with the reverse map (``rmap_walk``
+over the ``anon_vma`` or the ``address_space`` tree). A dump may be torn
+mid-update and the rmap may be incomplete or stale, so this tool asks the
+page tables themselves instead: one :func:`~livewalk.mm.pagewalk.walk_page_range`
+per mm with a ``pmd_entry`` that reads each PTE table whole (512 entries in
+one read) and searches its bytes for the PFN, a ``pud_entry`` for 1 GiB
+leaves and a ``hugetlb_entry`` for hugetlb pages. Nothing is translated page
+by page, so every process of a VM is covered in seconds.
+
+Present and ``PROT_NONE`` entries count as mappings (a ``PROT_NONE`` PTE
+stores its PFN inverted, Linux 7.2 ``arch/x86/include/asm/pgtable-invert.h``);
+migration and device entries do not map the page and are not reported.
+
+>>> report = who_maps(prog, 0x11e5a3)          # doctest: +SKIP
+>>> print(format_pfn(report))                  # doctest: +SKIP
+PFN 11e5a3 (phys 11e5a3000)  PAGE ffffea000479 68c0
+...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from drgn import FaultError, Object, Program
+
+from livewalk.arch import ArchPaging, PageTableLevel
+from livewalk.backend import backend_for_mm
+from livewalk.errors import LivewalkError
+
+__all__ = (
+    "PfnMapping",
+    "page_flag_names",
+    "PfnReport",
+    "PfnState",
+    "find_pfn_in_mm",
+    "format_pfn",
+    "page_state",
+    "who_maps",
+)
+
+# swp_entry_t in folio->swap (Linux 7.2 include/linux/swapops.h): the type
+# above BITS_PER_XA_VALUE - MAX_SWAPFILES_SHIFT = 63 - 5 bits.
+_SWP_TYPE_SHIFT = 58
+
+
+@dataclasses.dataclass
+class PfnMapping:
+    """
+    One page-table entry that maps the page.
+
+    :ivar pid: the first task (lowest PID) using the mm
+    :ivar comm: its command name
+    :ivar pids: every task using the mm (threads and ``CLONE_VM`` children)
+    :ivar vaddr: the virtual address of the page itself (inside a huge leaf,
+        the address of this 4 KiB page)
+    :ivar level: the level of the entry (PTE, PMD or PUD)
+    :ivar value: the entry's raw value
+    :ivar protnone: the entry is ``PROT_NONE`` (or a NUMA hinting fault)
+    :ivar hugetlb: reached through ``hugetlb_entry``
+    """
+
+    pid: int
+    comm: str
+    pids: list[int]
+    vaddr: int
+    level: PageTableLevel
+    value: int
+    protnone: bool = False
+    hugetlb: bool = False
+
+
+@dataclasses.dataclass
+class PfnState:
+    """The page's state, read from its ``struct page`` and folio."""
+
+    pfn: int
+    page: int
+    head_pfn: int
+    order: int
+    flags: int
+    flag_names: str
+    refcount: int
+    mapcount: int
+    folio_mapcount: int
+    mapping: int
+    kind: str
+    index: int
+    swapcache: tuple[int, int] | None
+    file: str = ""
+
+
+@dataclasses.dataclass
+class PfnReport:
+    """:func:`who_maps`: the page, its mappings, and what the search cost."""
+
+    state: PfnState
+    mappings: list[PfnMapping]
+    mms: int
+    tasks: int
+    seconds: float
+    table_reads: int
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def page_flag_names(prog: Program, flags: int) -> list[str]:
+    """
+    The names of the page flags set in *flags* (``enum pageflags``), one per
+    bit below ``__NR_PAGEFLAGS``: the first name the enum gives a bit (its
+    own name, not a later alias such as ``PG_swapcache`` for
+    ``PG_owner_priv_1``); the zone, node and section bits above are left out.
+    """
+    from livewalk.mm.page import KernelState
+
+    ks = KernelState.for_program(prog)
+    by_bit: dict[int, str] = {}
+    for name, bit in ks.pageflags.items():
+        if name.startswith("__"):
+            continue
+        by_bit.setdefault(bit, name[3:] if name.startswith("PG_") else name)
+    nr = ks.pageflags.get("__NR_PAGEFLAGS", max(by_bit, default=0) + 1)
+    return [by_bit[b] for b in sorted(by_bit) if b < nr and flags >> b & 1]
+
+
+def _check_pfn(prog: Program, pfn: int) -> None:
+    try:
+        max_pfn = int(prog["max_pfn"].value_())
+    except KeyError:
+        return
+    if not 0 <= pfn < max_pfn:
+        raise LivewalkError(
+            f"PFN {pfn:#x} is outside memory (the highest PFN is {max_pfn - 1:#x})"
+        )
+
+
+def page_state(prog: Program, pfn: int) -> PfnState:
+    """
+    The state of page *pfn*: its folio (head PFN, order), the head's flags,
+    ``_refcount``, the page's precise mapcount and the folio's mapcount, and
+    what ``mapping`` holds (anonymous: the ``anon_vma``; KSM; file: the
+    ``address_space`` and the file's path), with the swap entry of a folio
+    in the swap cache.
+
+    :raises LivewalkError: if *pfn* lies outside memory or its ``struct
+        page`` cannot be read (not in the dump)
+    """
+    from drgn.helpers.linux.mm import pfn_to_page
+
+    from livewalk.mm.page import KernelState, PageReader
+
+    _check_pfn(prog, pfn)
+    reader = PageReader(prog)
+    try:
+        pi = reader.info(pfn)
+    except FaultError as e:
+        raise LivewalkError(f"the struct page of PFN {pfn:#x} is not readable: {e}") from None
+    ks = KernelState.for_program(prog)
+    nr = pi.nr_pages if pi.large else 1
+    order = nr.bit_length() - 1
+    names = ",".join(page_flag_names(prog, pi.flags))
+    kind = "none"
+    mapping = pi.mapping
+    file = ""
+    if reader.ksm(pi):
+        kind = "ksm"
+    elif reader.anon(pi):
+        kind = "anon"
+    elif mapping:
+        kind = "file"
+        file = _mapping_path(prog, mapping)
+    swapcache = None
+    pg = ks.pageflags
+    if (
+        "PG_owner_priv_1" in pg
+        and pi.flags >> pg["PG_owner_priv_1"] & 1
+        and pi.flags >> ks.pg_swapbacked & 1
+    ):
+        # folio_test_swapcache(): PG_swapcache (= PG_owner_priv_1) on a
+        # swap-backed folio; the entry is in folio->swap.
+        folio = Object(prog, "struct folio *", int(pfn_to_page(prog, pi.head_pfn).value_()))
+        val = int(folio.swap.val.value_())
+        swapcache = (val >> _SWP_TYPE_SHIFT, val & ((1 << _SWP_TYPE_SHIFT) - 1))
+    head = pfn_to_page(prog, pi.head_pfn)
+    index = 0
+    for member in ("__folio_index", "index"):
+        try:
+            index = int(getattr(head, member).value_())
+            break
+        except AttributeError:
+            continue
+    return PfnState(
+        pfn=pfn,
+        page=ks.pfn_to_page_addr(pfn),
+        head_pfn=pi.head_pfn,
+        order=order,
+        flags=pi.flags,
+        flag_names=names,
+        refcount=pi.refcount,
+        mapcount=reader.precise_mapcount(pi),
+        folio_mapcount=reader.folio_mapcount(pi),
+        mapping=mapping,
+        kind=kind,
+        index=index,
+        swapcache=swapcache,
+        file=file,
+    )
+
+
+def _mapping_path(prog: Program, mapping: int) -> str:
+    try:
+        from drgn.helpers.linux.fs import inode_path
+
+        inode = Object(prog, "struct address_space *", mapping).host
+        path = inode_path(inode)
+        ino = int(inode.i_ino.value_())
+        return (path.decode(errors="replace") if path else "(no path)") + f" (inode {ino})"
+    except Exception:  # a half-torn mapping in a dump: keep the address only
+        return ""
+
+
+# -- the search ----------------------------------------------------------------
+
+
+class _Search:
+    """Private state of one mm's walk: the PFN, its byte patterns, the hits."""
+
+    def __init__(self, paging: ArchPaging, pfn: int) -> None:
+        self.paging = paging
+        self.pfn = pfn
+        # Bits 16-47 of an entry are PFN bits 4-35: four bytes at offset 2 of
+        # each 8-byte entry. PROT_NONE entries hold the PFN bits inverted.
+        self.patterns = (
+            ((pfn >> 4) & 0xFFFFFFFF).to_bytes(4, "little"),
+            ((~pfn >> 4) & 0xFFFFFFFF).to_bytes(4, "little"),
+        )
+        self.hits: list[tuple[int, PageTableLevel, int, bool]] = []
+
+    def scan_table(self, table: Sequence[int], base: int) -> None:
+        # array('Q') and memoryview('Q') are both buffers: search their bytes.
+        raw = memoryview(table).cast("B").tobytes()  # type: ignore[arg-type]
+        p = self.paging
+        for pat in self.patterns:
+            pos = raw.find(pat)
+            while pos >= 0:
+                if pos % 8 == 2:
+                    i = pos // 8
+                    v = table[i]
+                    if p.pte_present(v) and p.pte_pfn(v) == self.pfn:
+                        self.hits.append((base + (i << p.page_shift), PageTableLevel.PTE, v, False))
+                pos = raw.find(pat, pos + 1)
+
+    def leaf(self, entry: Any, addr: int, size: int, hugetlb: bool = False) -> None:
+        first = entry.pfn
+        n = size >> self.paging.page_shift
+        if first <= self.pfn < first + n:
+            base = addr & ~(size - 1)
+            vaddr = base + ((self.pfn - first) << self.paging.page_shift)
+            self.hits.append((vaddr, PageTableLevel(int(entry.level)), entry.value, hugetlb))
+
+
+def _ops() -> Any:
+    from livewalk.mm.pagewalk import MMWalkOps, PageWalkAction
+
+    def pud_entry(pud: Any, addr: int, next: int, walk: Any) -> int:
+        if pud.leaf:
+            walk.private.leaf(pud, addr, 1 << 30)
+            walk.action = PageWalkAction.ACTION_CONTINUE
+        return 0
+
+    def pmd_entry(pmd: Any, addr: int, next: int, walk: Any) -> int:
+        s: _Search = walk.private
+        if pmd.leaf:
+            if pmd.present:
+                s.leaf(pmd, addr, 1 << 21)
+        else:
+            table = pmd.pte_table()
+            if table is not None:
+                s.scan_table(table, addr & ~((1 << 21) - 1))
+        # Never split or descend: the PTE table was read whole above.
+        walk.action = PageWalkAction.ACTION_CONTINUE
+        return 0
+
+    def hugetlb_entry(pte: Any, hmask: int, addr: int, next: int, walk: Any) -> int:
+        from livewalk.arch import ULONG_MAX
+
+        if pte.present:
+            walk.private.leaf(pte, addr, (~hmask & ULONG_MAX) + 1, hugetlb=True)
+        return 0
+
+    def test_walk(addr: int, next: int, walk: Any) -> int:
+        return 0  # VM_PFNMAP VMAs too: their PTEs may point at the page
+
+    return MMWalkOps(pud_entry=pud_entry, pmd_entry=pmd_entry,
+                     hugetlb_entry=hugetlb_entry, test_walk=test_walk)
+
+
+def find_pfn_in_mm(mm: Any, pfn: int) -> list[tuple[int, PageTableLevel, int, bool]]:
+    """
+    Every entry of *mm*'s page tables that maps *pfn*: ``(vaddr, level,
+    value, hugetlb)`` tuples, in address order. *mm* is anything
+    :func:`~livewalk.mm.pagewalk.walk_page_range` takes (a drgn ``struct
+    mm_struct *``, a synthetic mm).
+
+    >>> from livewalk.backend.synthetic import SyntheticMM
+    >>> mm = SyntheticMM(levels=4)
+    >>> _ = mm.add_vma(0x7F0000000000, 0x7F0000400000)
+    >>> mm.map_4k(0x7F0000001000, pfn=0x1234)
+    >>> mm.map_2m(0x7F0000200000, pfn=0x1200)
+    >>> [(hex(a), lvl.name) for a, lvl, v, h in find_pfn_in_mm(mm, 0x1234)]
+    [('0x7f0000001000', 'PTE'), ('0x7f0000234000', 'PMD')]
+    """
+    from livewalk.mm.pagewalk import walk_page_range
+
+    backend = backend_for_mm(mm)
+    s = _Search(backend.paging, pfn)
+    walk_page_range(mm, 0, backend.mm_task_size(mm), _ops(), s)
+    s.hits.sort(key=lambda h: h[0])
+    return s.hits
+
+
+def _mms(prog: Program) -> Iterable[tuple[Object, list[tuple[int, str]]]]:
+    """Each mm once, with the (pid, comm) of every task using it."""
+    from drgn.helpers.linux.pid import for_each_task
+
+    from livewalk.task import task_comm
+
+    by_mm: dict[int, tuple[Object, list[tuple[int, str]]]] = {}
+    for task in for_each_task(prog):
+        try:
+            mm = task.mm.read_()
+            addr = int(mm.value_())
+        except FaultError:
+            continue
+        if not addr:
+            continue
+        pid = int(task.pid.value_())
+        if addr not in by_mm:
+            by_mm[addr] = (mm, [])
+        by_mm[addr][1].append((pid, task_comm(task)))
+    for mm, users in by_mm.values():
+        users.sort()
+        yield mm, users
+
+
+def who_maps(prog: Program, pfn: int) -> PfnReport:
+    """
+    The state of page *pfn* and every user mapping of it, found by walking
+    the page tables of every mm of *prog* once.
+
+    :raises LivewalkError: if *pfn* is outside memory or its ``struct page``
+        cannot be read
+    """
+    from livewalk.backend import TableReadError
+
+    state = page_state(prog, pfn)
+    start = time.perf_counter()
+    mappings: list[PfnMapping] = []
+    errors: list[str] = []
+    mms = tasks = 0
+    reads = 0
+    for mm, users in _mms(prog):
+        mms += 1
+        tasks += len(users)
+        try:
+            hits = find_pfn_in_mm(mm, pfn)
+        except (FaultError, TableReadError) as e:
+            errors.append(f"PID {users[0][0]} ({users[0][1]}): {e}")
+            continue
+        for vaddr, level, value, hugetlb in hits:
+            paging = backend_for_mm(mm).paging
+            mappings.append(PfnMapping(
+                pid=users[0][0], comm=users[0][1], pids=[u[0] for u in users], vaddr=vaddr,
+                level=level, value=value, hugetlb=hugetlb,
+                protnone=not value & 1 and paging.pte_present(value)))
+    return PfnReport(state, mappings, mms, tasks, time.perf_counter() - start, reads, errors)
+
+
+def format_pfn(report: PfnReport) -> str:
+    """The report as text: the page, then one line per mapping."""
+    s = report.state
+    lines = [
+        f"PFN {s.pfn:x}  PHYSICAL {s.pfn << 12:x}  PAGE {s.page:x}",
+        f"  FOLIO: head pfn {s.head_pfn:x}, order {s.order} ({(1 << s.order) * 4} KiB)"
+        + ("" if s.head_pfn == s.pfn else f", page {s.pfn - s.head_pfn} of the folio"),
+        f"  FLAGS: {s.flags:x} {s.flag_names}".rstrip(),
+        f"  REFCOUNT: {s.refcount}  MAPCOUNT: {s.mapcount} (page), {s.folio_mapcount} (folio)",
+    ]
+    if s.kind == "anon":
+        lines.append(f"  MAPPING: anon, anon_vma {s.mapping & ~3:x}, index {s.index:x}")
+    elif s.kind == "ksm":
+        lines.append(f"  MAPPING: KSM, stable node {s.mapping & ~3:x}")
+    elif s.kind == "file":
+        lines.append(f"  MAPPING: file, address_space {s.mapping:x} {s.file}".rstrip()
+                     + f", index {s.index:x}")
+    else:
+        lines.append("  MAPPING: none")
+    if s.swapcache is not None:
+        lines.append(f"  SWAPCACHE: type {s.swapcache[0]}, offset {s.swapcache[1]:#x}")
+    lines.append("")
+    lines.append(f"{'PID':>7}  {'COMMAND':<16} {'VIRTUAL':>16}  LEVEL  {'ENTRY':>16}")
+    for m in report.mappings:
+        extra = " PROTNONE" if m.protnone else ""
+        extra += " hugetlb" if m.hugetlb else ""
+        more = f"  (+{len(m.pids) - 1} tasks)" if len(m.pids) > 1 else ""
+        lines.append(
+            f"{m.pid:>7}  {m.comm:<16} {m.vaddr:>16x}  {m.level.name:<5}  {m.value:>16x}{extra}{more}"
+        )
+    if not report.mappings:
+        lines.append("(no process maps this page)")
+    for err in report.errors:
+        lines.append(f"WARNING: {err}")
+    lines.append(
+        f"{len(report.mappings)} mappings in {report.mms} address spaces "
+        f"({report.tasks} tasks), searched in {report.seconds:.2f} s"
+    )
+    return "\n".join(lines)
