@@ -192,7 +192,7 @@ HOST_COMMANDS = {
     "dpkg-deb": "dpkg",
     "depmod": "kmod",
     "git": "git",
-    "tmux": "tmux",  # tests/vm/test_crash_commands.py drives a drgn prompt
+    "tmux": "tmux",  # tests/vm/test_vm_crash_commands.py drives a drgn prompt
 }
 
 # The init the kernel starts (init=/usr/sbin/livewalk-init). It is baked into

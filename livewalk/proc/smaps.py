@@ -22,7 +22,7 @@ per page at division time) and printed with the kernel's two-step floor.
 
 Checked equal to the kernel's text, field for field, in the test VM (both
 paging modes, drgn on ``/proc/kcore`` and over QMP): see
-``tests/vm/test_smaps.py``. What cannot be exact, and why:
+``tests/vm/test_vm_smaps.py``. What cannot be exact, and why:
 
 * **The observer.** Pss and the Shared/Private split count the processes
   mapping a page *at read time*; a ``cat`` of ``/proc/PID/smaps`` maps libc

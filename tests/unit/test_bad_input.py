@@ -14,7 +14,7 @@ CLI: malformed or truncated core files and nonsense ranges give one
 ``livewalk: error:`` line and a non-zero status. Bad input that needs a
 kernel (a missing or exited PID, a kernel thread, a mismatching vmlinux, a
 truncated kernel core, the wrong struct type) is in
-``tests/vm/test_reliability.py``.
+``tests/vm/test_vm_reliability.py``.
 """
 
 from __future__ import annotations

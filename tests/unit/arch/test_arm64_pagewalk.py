@@ -7,11 +7,6 @@ arch/arm64/include/asm/pgtable.h, arch/arm64/mm/pgd.c and contpte.c.
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
 from walkrec import Rec, ptes  # noqa: E402
 
 from livewalk.arch import PageTableLevel  # noqa: E402

@@ -16,13 +16,8 @@ counterparts are in test_arm64_pagewalk.py.
 from __future__ import annotations
 
 import errno
-import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))
-
 from walkrec import ALL, Rec, ptes  # noqa: E402
 
 from livewalk.arch import ULONG_MAX as M64  # noqa: E402

@@ -13,14 +13,9 @@ another version's rule.
 from __future__ import annotations
 
 import errno
-import os
-import sys
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))
-
 from walkrec import Rec, ptes  # noqa: E402
 
 from livewalk.arch import PageTableLevel
