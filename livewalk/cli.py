@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from livewalk.arch import ULONG_MAX
 from livewalk.backend import backend_for_mm
+from livewalk.commands.args import parse_address, parse_range
 from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
 from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from livewalk.progress import Progress
@@ -33,7 +33,7 @@ from livewalk.tools.verify import verify_command
 if TYPE_CHECKING:
     from drgn import Object, Program
 
-__all__ = ("build_parser", "main", "parse_address", "parse_range", "run_command")
+__all__ = ("build_parser", "main", "run_command")
 
 PROG = "livewalk"
 PAGE_SHIFT = 12
@@ -59,54 +59,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def parse_address(text: str, what: str = "address") -> int:
-    """
-    Parse a hexadecimal address (``0x`` prefix optional, ``_`` and ``'``
-    allowed as separators).
-
-    >>> hex(parse_address("7f00_0000_0000"))
-    '0x7f0000000000'
-    >>> parse_address("zz")
-    Traceback (most recent call last):
-      ...
-    livewalk.errors.UsageError: bad address 'zz': expected a hexadecimal number such as 7f0000001000
-    """
-    s = text.strip().replace("_", "").replace("'", "")
-    if s.lower().startswith("0x"):
-        s = s[2:]
-    try:
-        if not s or s.startswith(("-", "+")):
-            raise ValueError
-        value = int(s, 16)
-    except ValueError:
-        raise UsageError(
-            f"bad {what} {text!r}: expected a hexadecimal number such as 7f0000001000"
-        ) from None
-    if value > ULONG_MAX:
-        raise UsageError(f"bad {what} {text!r}: larger than 64 bits")
-    return value
-
-
-def parse_range(text: str) -> tuple[int, int]:
-    """
-    Parse ``START:END`` (hexadecimal, END exclusive) for ``--range``.
-
-    >>> [hex(x) for x in parse_range("7f0000000000:7f0000200000")]
-    ['0x7f0000000000', '0x7f0000200000']
-    """
-    start_s, sep, end_s = text.partition(":")
-    if not sep or not start_s.strip() or not end_s.strip():
-        raise UsageError(
-            f"bad --range {text!r}: expected START:END in hexadecimal, "
-            "e.g. 7f0000000000:7f0000200000"
-        )
-    start = parse_address(start_s, "--range start")
-    end = parse_address(end_s, "--range end")
-    if start >= end:
-        raise UsageError(f"bad --range {text!r}: START must be below END")
-    return start, end
 
 
 def _add_target_options(p: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -110,7 +110,7 @@ def parse_pfn(text: str) -> int:
 
 
 def _hex_addr(text: str) -> int:
-    from livewalk.cli import parse_address
+    from livewalk.commands.args import parse_address
 
     try:
         return parse_address(text)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from livewalk.cli import build_parser, parse_address, parse_range
+from livewalk.cli import build_parser
+from livewalk.commands.args import parse_address, parse_range
 from livewalk.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
