@@ -183,6 +183,7 @@ class DrgnBackend:
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
         self._stamp_layout: tuple[int, int, struct.Struct, tuple[int, ...]] | None = None
+        self._mm_offsets: dict[str, int] = {}
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -306,9 +307,9 @@ class DrgnBackend:
         return memoryview(data).cast("Q")
 
     def mm_pgd(self, mm: Object) -> int:
-        """``mm->pgd`` as an integer."""
+        """``mm->pgd`` as an integer, read fresh (one physical read)."""
         _expect_struct(mm, "mm_struct")
-        return mm.pgd.value_()  # type: ignore[no-any-return]
+        return self._read_mm_ulong(mm, "pgd")
 
     def pgd_phys(self, pgd: IntegerLike) -> int:
         """
@@ -445,7 +446,26 @@ class DrgnBackend:
         return self._stamp_layout
 
     def mm_task_size(self, mm: Object) -> int:
-        return int(mm.task_size)
+        """``mm->task_size``, read fresh (one physical read)."""
+        return self._read_mm_ulong(mm, "task_size")
+
+    def _read_mm_ulong(self, mm: Object, member: str) -> int:
+        """
+        An ``unsigned long`` member of ``*mm``, read through its physical
+        address when it has one (see :meth:`mm_stamp`): drgn's virtual read
+        would walk the kernel page tables first, several reads over QMP.
+        """
+        off = self._mm_offsets.get(member)
+        if off is None:
+            off = self._mm_offsets[member] = drgn.offsetof(self.prog.type("struct mm_struct"), member)
+        if mm.type_.kind == drgn.TypeKind.POINTER:
+            kaddr = mm.value_() + off
+        else:  # a struct mm_struct (lvalue)
+            kaddr = mm.address_ + off
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            return self.prog.read_u64(kaddr)  # type: ignore[no-any-return]
+        return self.prog.read_u64(paddr, True)  # type: ignore[no-any-return]
 
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
