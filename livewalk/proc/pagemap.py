@@ -137,9 +137,15 @@ class _ArraySink:
 
     def fill(self, value: int, n: int) -> None:
         if n > 0:
-            if value == 0 and 0 <= self.pos and self.pos + n <= len(self.out):
-                self.pos += n  # already zero
-                return
+            pos = self.pos
+            if 0 <= pos and pos + n <= len(self.out):
+                if value == 0:
+                    self.pos = pos + n  # already zero
+                    return
+                if n == PTRS_PER_TABLE:  # a PMD's hole: no new array
+                    self.out[pos : pos + n] = _const_entries(value)
+                    self.pos = pos + n
+                    return
             self._put(array("Q", (value,)) * n)
 
     def seq(self, flags: int, frame: int, n: int, step: int) -> None:
@@ -156,6 +162,22 @@ class _ArraySink:
         if 0 <= self.pos < len(self.out):
             del self.out[self.pos :]
         return self.out
+
+
+_CONST: dict[int, array] = {}
+
+
+def _const_entries(value: int) -> array:
+    """
+    A table's worth of *value* entries (the hole entries of a VMA: 0 or
+    ``PM_SOFT_DIRTY``), made once; never handed out, only copied from.
+    """
+    c = _CONST.get(value)
+    if c is None:
+        if len(_CONST) > 16:
+            _CONST.clear()
+        c = _CONST[value] = array("Q", (value,)) * PTRS_PER_TABLE
+    return c
 
 
 class _RunSink:
@@ -575,7 +597,9 @@ def _uniform_ptes(
     PFN are masked off before the shift).
     """
     v0 = table[i0]
-    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL:
+    v1 = table[i0 + n - 1]
+    # the first and the last slot: a sparse or mixed table fails here, cheaply
+    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL or not v1 & _PAGE_PRESENT or v1 & _PAGE_SPECIAL:
         return None
     try:
         raw = memoryview(table).cast("B")[i0 * 8 : (i0 + n) * 8]  # type: ignore[arg-type]
