@@ -454,12 +454,19 @@ def _pte_entries(
     k0 = 0
     stop = i0 + n
     i = i0
+    try:
+        raw: bytes | None = memoryview(table).tobytes()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raw = None
     while i < stop:
         # Slots go in aligned chunks: an all-zero chunk (most of a sparse
         # table) keeps its none entries, the others are decoded.
         j = (i + _CHUNK) & ~(_CHUNK - 1)
         if j > stop:
             j = stop
+        if raw is not None and j - i == _CHUNK and raw[8 * i : 8 * j] == _ZERO_CHUNK:
+            i = j  # compared as bytes: no int per slot
+            continue
         chunk = table[i:j]
         k = i - i0
         i = j
@@ -644,6 +651,7 @@ def _uniform_ptes(
 
 #: slots per chunk in :func:`_pte_entries` (a power of two dividing 512)
 _CHUNK = 32
+_ZERO_CHUNK = bytes(8 * _CHUNK)
 
 
 def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
