@@ -407,7 +407,7 @@ class DrgnBackend:
         :raises TypeError: if *vma* is not a ``struct vm_area_struct *``
         """
         _expect_struct(vma, "vm_area_struct")
-        v = vma[0].read_()
+        v = self._read_struct(vma)
         flags = v.vm_flags.value_()
         return VMA(
             vm_start=v.vm_start.value_(),
@@ -419,6 +419,23 @@ class DrgnBackend:
             obj=vma,
             anonymous=not v.vm_ops.value_(),
         )
+
+    def _read_struct(self, ptr: Object) -> Object:
+        """
+        ``*ptr``, read whole in one read: a physical one for slab memory in
+        the direct map (VMAs, mms), which skips drgn's walk of the kernel
+        page tables.
+        """
+        target = ptr.type_.unaliased()
+        if target.kind != drgn.TypeKind.POINTER:
+            return ptr.read_()
+        kaddr = ptr.value_()
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            return ptr[0].read_()
+        t = target.type
+        data = self.prog.read(paddr, drgn.sizeof(t), True)
+        return Object.from_bytes_(self.prog, t, data)
 
     def _stamp_reader(self) -> tuple[int, int, struct.Struct, tuple[int, ...]]:
         """

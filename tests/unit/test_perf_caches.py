@@ -211,3 +211,45 @@ def test_vtop_vma_name_lazy_and_settable() -> None:
     r.vma_name = "[heap]"
     assert r.vma_name == "[heap]"
     assert "vma_name" not in repr(r)
+
+
+def test_vma_snapshot_reads_physically_and_fresh() -> None:
+    prog = Program(drgn.host_platform)
+    u64 = prog.int_type("unsigned long", 8, False)
+    voidp = prog.pointer_type(prog.void_type())
+    vma_t = prog.struct_type(
+        "vm_area_struct",
+        48,
+        (
+            TypeMember(u64, "vm_start", 0),
+            TypeMember(u64, "vm_end", 64),  # bit offsets
+            TypeMember(u64, "vm_flags", 128),
+            TypeMember(u64, "vm_pgoff", 192),
+            TypeMember(voidp, "vm_ops", 256),
+            TypeMember(voidp, "vm_file", 320),
+        ),
+    )
+
+    def find_type(prog: Program, kinds: Any, name: str, filename: str | None) -> Any:
+        return vma_t if name == "vm_area_struct" else None
+
+    prog.register_type_finder("test", find_type, enable_index=0)
+    mem = bytearray(48)
+    reads = {"virtual": 0, "physical": 0}
+
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        reads["physical" if physical else "virtual"] += 1
+        return bytes(mem[offset : offset + count])
+
+    prog.add_memory_segment(_MM_ADDR, len(mem), read)
+    prog.add_memory_segment(_MM_ADDR - _DIRECT_MAP, len(mem), read, True)
+    backend = _Backend(prog, [])
+    vma = Object(prog, "struct vm_area_struct *", _MM_ADDR)
+    struct.pack_into("<QQQQQQ", mem, 0, 0x400000, 0x401000, 0x73, 0x10, 0, 0)
+    snap = backend.vma_snapshot(vma)
+    assert (snap.vm_start, snap.vm_end, snap.vm_flags, snap.vm_pgoff) == (0x400000, 0x401000, 0x73, 0x10)
+    assert snap.anonymous and snap.obj is vma
+    assert reads == {"virtual": 0, "physical": 1}  # the whole struct, one physical read
+    struct.pack_into("<QQQQQQ", mem, 0, 0x400000, 0x402000, 0x71, 0x10, 0xFFFF_FFFF_8100_0000, 0)
+    snap = backend.vma_snapshot(vma)
+    assert (snap.vm_end, snap.vm_flags, snap.anonymous) == (0x402000, 0x71, False)
