@@ -1031,7 +1031,8 @@ def _walk_mm(walk: MMWalk, start: int, end: int) -> int:
             walk._set_vma(vma)
             next_ = min(end, vma.vm_end)
             # as in Linux 7.2: the next VMA is looked up before the callbacks
-            vma = backend.find_vma(mm, vma.vm_end)
+            # (not when the walk ends in this one: nothing would use it)
+            vma = backend.find_vma(mm, vma.vm_end) if vma.vm_end < end else None
             err = walk_page_test(start, next_, walk)
             if err > 0:
                 err = 0
