@@ -56,7 +56,7 @@ from livewalk.mm.pagewalk import (
     walk_page_range,
 )
 from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
-from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP
+from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP, SwapTypes
 from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
@@ -261,19 +261,7 @@ class _Pagemap:
         self.uffd_bit = _PAGE_UFFD_WP if paging.uffd_wp else 0
         self.swp_uffd_bit = _PAGE_SWP_UFFD_WP if paging.uffd_wp else 0
         st = paging.swap_types
-        self.pfn_types = frozenset(
-            t
-            for t in (
-                st.hwpoison,
-                st.migration_read,
-                st.migration_read_exclusive,
-                st.migration_write,
-                st.device_write,
-                st.device_read,
-                st.device_exclusive,
-            )
-            if t is not None
-        )
+        self.pfn_types = _pfn_types(st)
         self.marker_type = st.pte_marker
         self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
@@ -313,6 +301,33 @@ class _Pagemap:
             pfn = off & self.swp_pfn_mask
             return typ, off, pfn
         return typ, off, None
+
+
+_PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
+
+
+def _pfn_types(st: SwapTypes) -> frozenset[int]:
+    """The swap types whose entries hold a PFN (migration, device, hwpoison), worked out once per numbering."""
+    hit = _PFN_TYPES.get(id(st))
+    if hit is not None and hit[0] is st:
+        return hit[1]
+    types = frozenset(
+        t
+        for t in (
+            st.hwpoison,
+            st.migration_read,
+            st.migration_read_exclusive,
+            st.migration_write,
+            st.device_write,
+            st.device_read,
+            st.device_exclusive,
+        )
+        if t is not None
+    )
+    if len(_PFN_TYPES) > 64:
+        _PFN_TYPES.clear()
+    _PFN_TYPES[id(st)] = (st, types)
+    return types
 
 
 def _vm_flag_bits(backend: PageTableBackend) -> VMFlagBits:
