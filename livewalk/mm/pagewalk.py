@@ -578,17 +578,21 @@ def _pte_entry_fast(
     pte = new(Entry)
     pte.level = level
     pte._ctx = walk
-    if _REUSE_ENTRIES:
-        refs = sys.getrefcount
-        free = refs(pte)  # the count when only this frame holds it
-    else:
-        refs = id  # never equal to free: a new Entry for every PTE
-        free = -1
+    # The count of a fresh Entry that only this frame holds, taken by the
+    # very check below on the first PTE (how a count reads depends on the
+    # interpreter and on where it is taken: 3.14 borrows references).
+    # Without reuse free stays -1, which no id() equals: a new Entry per PTE.
+    free = 0 if _REUSE_ENTRIES else -1
+    refs = sys.getrefcount if _REUSE_ENTRIES else id
     for v, a, k in zip(vals, addrs, kaddrs):
-        if refs(pte) != free:
-            pte = new(Entry)
-            pte.level = level
-            pte._ctx = walk
+        held = refs(pte)
+        if held != free:
+            if not free:
+                free = held
+            else:
+                pte = new(Entry)
+                pte.level = level
+                pte._ctx = walk
         pte.value = v
         pte.kaddr = k
         ret = pte_entry(pte, a, a + page_size, walk)

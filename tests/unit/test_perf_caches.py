@@ -12,11 +12,13 @@ import struct
 from typing import Any
 
 import drgn
+import pytest
 from drgn import Object, Program, TypeMember
 
 from livewalk.arch.x86.pgtable import mk_pte
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM
+from livewalk.mm import pagewalk
 from livewalk.mm.entry import Entry
 from livewalk.mm.pagewalk import MMWalkOps, walk_page_range
 from livewalk.mm.vma import VMA
@@ -36,7 +38,9 @@ def _mm() -> SyntheticMM:
 # -- the walker's PTE fast path ---------------------------------------------------
 
 
-def test_kept_pte_entries_are_never_refilled() -> None:
+@pytest.mark.parametrize("reuse", [True, False])
+def test_kept_pte_entries_are_never_refilled(reuse: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pagewalk, "_REUSE_ENTRIES", reuse and pagewalk._REUSE_ENTRIES)
     mm = _mm()
     kept: list[tuple[Entry, int, int]] = []
     seen: list[tuple[int, int]] = []
@@ -55,6 +59,19 @@ def test_kept_pte_entries_are_never_refilled() -> None:
     for pte, value, kaddr in kept:
         assert (pte.value, pte.kaddr) == (value, kaddr)
     assert len({id(p) for p, _, _ in kept}) == len(kept)
+
+
+def test_without_reuse_every_pte_is_a_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pagewalk, "_REUSE_ENTRIES", False)
+    mm = _mm()
+    ids: list[Entry] = []
+
+    def pte_entry(pte: Entry, addr: int, next: int, walk: Any) -> int:  # noqa: A002
+        ids.append(pte)  # kept: all distinct either way
+        return 0
+
+    walk_page_range(mm, _BASE, _BASE + (1 << 21), MMWalkOps(pte_entry=pte_entry))
+    assert len({id(p) for p in ids}) == 512
 
 
 def test_kept_in_attribute_or_closure() -> None:
