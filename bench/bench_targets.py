@@ -42,6 +42,10 @@ sparse ``MAP_NORESERVE`` memory with one page written every 16 MiB;
    import, attach over QMP, load the vmlinux debug info, resolve the PID,
    pagemap of the first benchmark VMA (measured before this process
    attaches: QEMU serves one QMP client at a time).
+7. ``small_questions``: warm, per call, over QMP: ``vtop`` of one address
+   and ``pagemap_read`` of 2 MiB, each divided by one 4 KiB physical read
+   timed in the same run (``RATIO *_over_phys_read``: the call's cost in
+   reads' worth).
 
 Output lines: ``TIME <name> <seconds>``, ``RATIO <name> <value>``,
 ``MEM <name> <bytes>``, ``RATE <name> <per second>``, ``COUNT <name> <n>``,
@@ -81,6 +85,11 @@ TARGET_GUEST_RATIO = 20.0
 TARGET_SPARSE_S = 1.0
 TARGET_SPARSE_MEM = 100 * 1000 * 1000
 TARGET_TTFR_S = 2.0
+# Targets of issue [E] (small questions).
+TARGET_SAMPLE_RATIO = 50.0
+TARGET_READS_PER_CALL = 10.0
+TARGET_GUEST_RATIO_E = 3.0
+TARGET_PTE_OVER_BARE = 0.5
 
 
 class Results:
@@ -378,6 +387,12 @@ def run_bench_walker(res: Results, levels: int, quick: bool) -> None:
     m2 = re.search(r"pmd_entry-only walk:\s+([\d.]+) ms", p.stdout)
     if m2:
         res.time("synthetic_1gib_pmd_entry_walk", float(m2.group(1)) / 1000)
+    m3 = re.search(r"RATIO pte_entry_rate_over_bare_calls ([\d.]+)", p.stdout)
+    if m3:
+        r = float(m3.group(1))
+        res.ratio("pte_entry_rate_over_bare_calls", r, "same no-op function, same run (bench_walker)")
+        res.target("pte_entry_half_of_bare_calls", r >= TARGET_PTE_OVER_BARE,
+                   f"{r:.2f} (goal >= {TARGET_PTE_OVER_BARE})")
 
 
 def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: int | None = None,
@@ -436,6 +451,7 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     mm, vmas = attach_target(g, res, pid)
     host = livewalk_host(res, mm, vmas, regions, repeat)  # 1.
     follow_phys_vs_livewalk(res, mm, vmas, host, block, blocks, repeat)  # 2.
+    small_questions(res, mm, regions, quick)  # 7.
     sparse_walks(g, res, mm, repeat, quick)  # 5.
     guest_vs_kernel(g, res, pid, regions, repeat, host)  # 3. and 4.
 
@@ -579,6 +595,50 @@ def follow_phys_vs_livewalk(res: Results, mm: Any, vmas: list[tuple[int, int]], 
     res.target("host_100x_follow_phys", host_ratio >= TARGET_HOST_RATIO,
                f"whole target {host_ratio:.0f}x (same-sample blocks: {t_fp_total / t_lws:.0f}x; "
                f"goal {TARGET_HOST_RATIO:.0f}x)")
+    res.target("sample_50x_follow_phys", t_fp_total / t_lws >= TARGET_SAMPLE_RATIO,
+               f"same-sample blocks {t_fp_total / t_lws:.1f}x (goal {TARGET_SAMPLE_RATIO:.0f}x)")
+
+
+def small_questions(res: Results, mm: Any, regions: list[tuple[int, int]], quick: bool) -> None:
+    """
+    7. Warm per-call cost over QMP of one-address vtop and of one 2 MiB
+    pagemap_read, against one 4 KiB physical read measured in the same run
+    (issue [E]: the per-call fixed cost in "reads' worth").
+    """
+    from livewalk.backend.drgn import DrgnBackend
+    from livewalk.proc.pagemap import pagemap_read
+    from livewalk.tools.vtop import vtop
+
+    backend = DrgnBackend.for_program(mm.prog_)
+    prog = backend.prog
+    table = backend.pgd_phys(backend.mm_pgd(mm))  # a page that exists: the PGD table
+    n = 200 if quick else 1000
+
+    def per_call(fn: Callable[[], Any], calls: int) -> float:
+        fn()  # warm
+        best = math.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best = min(best, (time.perf_counter() - t) / calls)
+        return best
+
+    read_s = per_call(lambda: prog.read(table, PAGE, True), 5 * n)
+    s4k, e4k = regions[0]
+    addr = s4k + 0x123000 + 0x456
+    vtop_s = per_call(lambda: vtop(mm, addr), n)
+    pm_start = s4k + (2 << 20) if e4k - s4k >= (4 << 20) else s4k
+    pm_s = per_call(lambda: pagemap_read(mm, pm_start, pm_start + (2 << 20)), n)
+    res.time("phys_read_4k", read_s, "one 4 KiB physical read over QMP, warm, per call")
+    res.time("vtop_one_address", vtop_s, "vtop of one address of bench_4k, warm, per call")
+    res.time("pagemap_2mib", pm_s, "pagemap_read of 2 MiB of bench_4k, warm, per call")
+    for name, t in (("vtop_one_address", vtop_s), ("pagemap_2mib", pm_s)):
+        r = t / read_s
+        res.ratio(f"{name}_over_phys_read", r, "per call, in 4 KiB physical reads' worth")
+        res.target(f"{name}_within_10_reads", r <= TARGET_READS_PER_CALL,
+                   f"{t * 1e6:.0f} us = {r:.1f} reads of {read_s * 1e6:.1f} us "
+                   f"(goal <= {TARGET_READS_PER_CALL:.0f})")
 
 
 def sparse_walks(g: Any, res: Results, mm: Any, repeat: int, quick: bool) -> None:
@@ -647,6 +707,8 @@ def guest_vs_kernel(g: Any, res: Results, pid: int, regions: list[tuple[int, int
     res.ratio("livewalk_guest_cold_over_kernel_pagemap", gd["livewalk_cold_s"] / k_s)
     res.target("guest_within_20x_kernel", g_ratio <= TARGET_GUEST_RATIO,
                f"{g_ratio:.1f}x (goal {TARGET_GUEST_RATIO:.0f}x)")
+    res.target("guest_within_3x_kernel", g_ratio <= TARGET_GUEST_RATIO_E,
+               f"{g_ratio:.1f}x (goal {TARGET_GUEST_RATIO_E:.0f}x)")
     # livewalk from the host on the same ranges, vs the kernel inside the guest
     res.ratio("livewalk_host_regions_over_kernel_pagemap", host.regions_s / k_s,
               "host Python over QMP vs the guest kernel (TCG)")

@@ -25,6 +25,7 @@ VMA(vm_start=94066870149120, ...)
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -144,6 +145,72 @@ def _vmaflag_names(prog: Program) -> dict[str, int]:
     return out
 
 
+_MAPLE_NODE_MASK = 255
+_MAPLE_NODE_TYPE_SHIFT = 3
+_MAPLE_NODE_TYPE_MASK = 0xF
+
+
+def _xa_is_node(entry: int) -> bool:
+    """``xa_is_node()``: an internal entry above 4096 (a tree node)."""
+    return entry & 3 == 2 and entry > 4096
+
+
+class _MapleKind:
+    """One node kind of ``struct maple_node`` (``mr64`` or ``ma64``): where its pivots, slots and end are."""
+
+    __slots__ = ("pivots", "slots", "n_pivots", "meta_end", "arange")
+
+    def __init__(self, node_type: drgn.Type, member: str, arange: bool) -> None:
+        kind = node_type.member(member).type
+        self.n_pivots = kind.member("pivot").type.length or 0
+        n_slots = kind.member("slot").type.length or 0
+        base = drgn.offsetof(node_type, member)
+        self.pivots = struct.Struct(f"<{drgn.offsetof(kind, 'pivot') + base}x{self.n_pivots}Q")
+        self.slots = struct.Struct(f"<{drgn.offsetof(kind, 'slot') + base}x{n_slots}Q")
+        self.meta_end = base + drgn.offsetof(kind, "meta.end")
+        self.arange = arange
+
+    def decode(self, data: bytes, hi: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+        """(pivots, slots, end) of a node whose range ends at *hi*, as drgn's ``_mte_to_node``."""
+        pivots = self.pivots.unpack_from(data)
+        slots = self.slots.unpack_from(data)
+        n = self.n_pivots
+        if self.arange:
+            end = data[self.meta_end]
+        else:
+            last = pivots[n - 1]
+            if not last:
+                end = data[self.meta_end]
+            elif last == hi:
+                end = n - 1
+            else:
+                end = n
+        return pivots, slots, min(end, len(slots) - 1)
+
+
+class _MapleLayout:
+    """``struct maple_node`` of a kernel: its size and the kinds by ``enum maple_type``."""
+
+    __slots__ = ("size", "kinds", "leaf_type")
+
+    def __init__(self, size: int, kinds: dict[int, _MapleKind], leaf_type: int) -> None:
+        self.size = size
+        self.kinds = kinds
+        self.leaf_type = leaf_type
+
+    @classmethod
+    def of(cls, prog: Program) -> _MapleLayout:
+        node = prog.type("struct maple_node")
+        leaf = prog["maple_leaf_64"].value_()
+        range64 = _MapleKind(node, "mr64", False)
+        kinds = {
+            leaf: range64,
+            prog["maple_range_64"].value_(): range64,
+            prog["maple_arange_64"].value_(): _MapleKind(node, "ma64", True),
+        }
+        return cls(drgn.sizeof(node), kinds, leaf)
+
+
 class _MMVMAs:
     """The VMAs of one mm, as read under one :meth:`DrgnBackend.mm_stamp`."""
 
@@ -183,6 +250,9 @@ class DrgnBackend:
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
         self._stamp_layout: tuple[int, int, struct.Struct, tuple[int, ...]] | None = None
+        self._mm_offsets: dict[str, int] = {}
+        self._maple: _MapleLayout | bool | None = None
+        self._vma_ptr_type: drgn.Type | None = None
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -306,9 +376,9 @@ class DrgnBackend:
         return memoryview(data).cast("Q")
 
     def mm_pgd(self, mm: Object) -> int:
-        """``mm->pgd`` as an integer."""
+        """``mm->pgd`` as an integer, read fresh (one physical read)."""
         _expect_struct(mm, "mm_struct")
-        return mm.pgd.value_()  # type: ignore[no-any-return]
+        return self._read_mm_ulong(mm, "pgd")
 
     def pgd_phys(self, pgd: IntegerLike) -> int:
         """
@@ -406,7 +476,7 @@ class DrgnBackend:
         :raises TypeError: if *vma* is not a ``struct vm_area_struct *``
         """
         _expect_struct(vma, "vm_area_struct")
-        v = vma[0].read_()
+        v = self._read_struct(vma)
         flags = v.vm_flags.value_()
         return VMA(
             vm_start=v.vm_start.value_(),
@@ -418,6 +488,23 @@ class DrgnBackend:
             obj=vma,
             anonymous=not v.vm_ops.value_(),
         )
+
+    def _read_struct(self, ptr: Object) -> Object:
+        """
+        ``*ptr``, read whole in one read: a physical one for slab memory in
+        the direct map (VMAs, mms), which skips drgn's walk of the kernel
+        page tables.
+        """
+        target = ptr.type_.unaliased()
+        if target.kind != drgn.TypeKind.POINTER:
+            return ptr.read_()
+        kaddr = ptr.value_()
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            return ptr[0].read_()
+        t = target.type
+        data = self.prog.read(paddr, drgn.sizeof(t), True)
+        return Object.from_bytes_(self.prog, t, data)
 
     def _stamp_reader(self) -> tuple[int, int, struct.Struct, tuple[int, ...]]:
         """
@@ -445,7 +532,26 @@ class DrgnBackend:
         return self._stamp_layout
 
     def mm_task_size(self, mm: Object) -> int:
-        return int(mm.task_size)
+        """``mm->task_size``, read fresh (one physical read)."""
+        return self._read_mm_ulong(mm, "task_size")
+
+    def _read_mm_ulong(self, mm: Object, member: str) -> int:
+        """
+        An ``unsigned long`` member of ``*mm``, read through its physical
+        address when it has one (see :meth:`mm_stamp`): drgn's virtual read
+        would walk the kernel page tables first, several reads over QMP.
+        """
+        off = self._mm_offsets.get(member)
+        if off is None:
+            off = self._mm_offsets[member] = drgn.offsetof(self.prog.type("struct mm_struct"), member)
+        if mm.type_.kind == drgn.TypeKind.POINTER:
+            kaddr = mm.value_() + off
+        else:  # a struct mm_struct (lvalue)
+            kaddr = mm.address_ + off
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            return self.prog.read_u64(kaddr)  # type: ignore[no-any-return]
+        return self.prog.read_u64(paddr, True)  # type: ignore[no-any-return]
 
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
@@ -485,7 +591,10 @@ class DrgnBackend:
         The VMAs of *mm*, cached under its :meth:`mm_stamp`. On a live
         target the stamp is read again on every call (one small read) and a
         changed stamp reads the VMAs again, so an answer is never older than
-        the call; a vmcore does not change and is read once.
+        the call; a vmcore does not change and is read once. A list read
+        while the stamp moved (a writer came in) is read again, up to three
+        times; one that never held still, or was read under a writer, is not
+        kept.
         """
         key = mm.value_()
         cached = self._vma_cache.get(key)
@@ -496,17 +605,95 @@ class DrgnBackend:
         stamp = self.mm_stamp(mm)
         if cached is not None and cached.stamp == stamp:
             return cached
-        entry = _MMVMAs(stamp, self._read_vmas(mm))
+        fresh: tuple[int, ...] | None = stamp
+        for _ in range(3):
+            vmas = self._read_vmas(mm)
+            if not self._live:
+                break
+            after = self.mm_stamp(mm)
+            if after == stamp:
+                break
+            stamp = after
+        else:
+            fresh = None
+        # A list read while the stamp moved, or under a writer (odd
+        # mm_lock_seq: the tree may be half changed), is used once and read
+        # again by the next call.
+        if fresh is not None and not stamp[0] & 1:
+            fresh = stamp
+        else:
+            fresh = None
+        entry = _MMVMAs(fresh if fresh is not None else (-1,), vmas)
         self._vma_cache[key] = entry
         return entry
 
     def _read_vmas(self, mm: Object) -> list[VMA]:
-        """Read every VMA of *mm* (``for_each_vma``), in address order."""
-        from drgn.helpers.linux.mm import for_each_vma
+        """
+        Read every VMA of *mm* in address order: the maple tree's nodes and
+        each ``vm_area_struct`` in one physical read each (drgn's
+        ``for_each_vma`` reads every pivot and slot on its own, through the
+        kernel page tables); ``for_each_vma`` where that is not possible.
+        """
+        ptrs = self._maple_vma_pointers(mm)
+        if ptrs is None:
+            from drgn.helpers.linux.mm import for_each_vma
 
-        vmas = [self.vma_snapshot(v) for v in for_each_vma(mm)]
+            vmas = [self.vma_snapshot(v) for v in for_each_vma(mm)]
+        else:
+            ptr_type = self._vma_ptr_type
+            if ptr_type is None:
+                ptr_type = self._vma_ptr_type = self.prog.type("struct vm_area_struct *")
+            vmas = [self.vma_snapshot(Object(self.prog, ptr_type, p)) for p in ptrs]
         vmas.sort(key=lambda v: v.vm_start)
         return vmas
+
+    def _maple_layout(self) -> _MapleLayout | None:
+        """How ``struct maple_node`` lays out its two node kinds (``None``: no maple tree)."""
+        if self._maple is None:
+            try:
+                self._maple = _MapleLayout.of(self.prog)
+            except (LookupError, ValueError, TypeError):
+                self._maple = False
+        return self._maple if isinstance(self._maple, _MapleLayout) else None
+
+    def _maple_vma_pointers(self, mm: Object) -> list[int] | None:
+        """
+        The entries of ``mm->mm_mt`` (the ``vm_area_struct`` addresses), as
+        drgn's ``mt_for_each`` finds them, each node one read; ``None`` if
+        this kernel's tree cannot be read that way.
+        """
+        layout = self._maple_layout()
+        if layout is None:
+            return None
+        root = self._read_mm_ulong(mm, "mm_mt.ma_root")
+        if not _xa_is_node(root):
+            # a lone entry at index 0 (never a VMA, which is above 0), or empty
+            return [root] if root and root & 3 != 2 else []
+        out: list[int] = []
+        queue = collections.deque(((root, ULONG_MAX),))
+        prog = self.prog
+        while queue:
+            enode, hi = queue.popleft()
+            kaddr = enode & ~_MAPLE_NODE_MASK
+            paddr = self._kernel_pa(kaddr)
+            try:
+                if paddr is None:
+                    data = prog.read(kaddr, layout.size)
+                else:
+                    data = prog.read(paddr, layout.size, True)
+            except FaultError:
+                return None  # freed under us: let drgn's helper say what it finds
+            ntype = (enode >> _MAPLE_NODE_TYPE_SHIFT) & _MAPLE_NODE_TYPE_MASK
+            kind = layout.kinds.get(ntype)
+            if kind is None:
+                return None
+            pivots, slots, end = kind.decode(data, hi)
+            if ntype == layout.leaf_type:
+                out.extend(e for e in slots[: end + 1] if e and e & 3 != 2)
+            else:
+                for i in range(end + 1):
+                    queue.append((slots[i], pivots[i] if i < end else hi))
+        return out
 
     def vmas(self, mm: Object) -> list[VMA]:
         """All VMAs of *mm* in address order (``for_each_vma``), as :class:`VMA` snapshots."""

@@ -94,6 +94,8 @@ from __future__ import annotations
 
 import enum
 import errno
+import sys
+import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import count as count_from
 from itertools import repeat
@@ -580,6 +582,13 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
     return 0
 
 
+#: The fast PTE loop may hand the next PTE in the Entry object the callback
+#: got for the previous one when nothing kept a reference to it (CPython's
+#: reference count says so), as CPython's own zip() reuses its result tuple.
+#: Not on free-threaded builds, where reference counts are not exact.
+_REUSE_ENTRIES = sys.implementation.name == "cpython" and not sysconfig.get_config_var("Py_GIL_DISABLED")
+
+
 def _pte_entry_fast(
     vals: Sequence[int],
     kaddr: int,
@@ -592,23 +601,43 @@ def _pte_entry_fast(
     The loop of :func:`walk_pte_range_inner` for the common case: a table
     read from the target, only ``pte_entry``, and no ``next`` that wraps at
     the top of the address space. :class:`Entry` construction and
-    :func:`_cbret` are inlined: this loop runs once per PTE.
+    :func:`_cbret` are inlined: this loop runs once per PTE. An Entry that
+    the callback did not keep (no reference left but ours) is refilled for
+    the next PTE instead of being freed and allocated again: a callback sees
+    the same values as with a new object, and one that keeps its entry
+    (in a list, an attribute, a closure) keeps it unchanged.
     """
     new = object.__new__
     level = _PTE
-    for v in vals:
-        pte = new(Entry)
+    n = len(vals)
+    addrs = range(addr, addr + n * page_size, page_size)
+    kaddrs = range(kaddr, kaddr + 8 * n, 8)
+    pte = new(Entry)
+    pte.level = level
+    pte._ctx = walk
+    # The count of a fresh Entry that only this frame holds, taken by the
+    # very check below on the first PTE (how a count reads depends on the
+    # interpreter and on where it is taken: 3.14 borrows references).
+    # Without reuse free stays -1, which no id() equals: a new Entry per PTE.
+    free = 0 if _REUSE_ENTRIES else -1
+    refs = sys.getrefcount if _REUSE_ENTRIES else id
+    for v, a, k in zip(vals, addrs, kaddrs):
+        held = refs(pte)
+        if held != free:
+            if not free:
+                free = held
+            else:
+                pte = new(Entry)
+                pte.level = level
+                pte._ctx = walk
         pte.value = v
-        pte.kaddr = kaddr
-        pte.level = level
-        pte._ctx = walk
-        ret = pte_entry(pte, addr, addr + page_size, walk)
-        if ret is not None and (ret or ret.__class__ is not int):
-            err = _cbret(ret, "pte_entry")
-            if err:
-                return err
-        addr += page_size
-        kaddr += 8
+        pte.kaddr = k
+        ret = pte_entry(pte, a, a + page_size, walk)
+        if ret.__class__ is not int or ret:
+            if ret is not None:
+                err = _cbret(ret, "pte_entry")
+                if err:
+                    return err
     return 0
 
 
@@ -1149,7 +1178,8 @@ def _walk_mm(walk: MMWalk, start: int, end: int) -> int:
             walk._set_vma(vma)
             next_ = min(end, vma.vm_end)
             # as in Linux 7.2: the next VMA is looked up before the callbacks
-            vma = backend.find_vma(mm, vma.vm_end)
+            # (not when the walk ends in this one: nothing would use it)
+            vma = backend.find_vma(mm, vma.vm_end) if vma.vm_end < end else None
             err = walk_page_test(start, next_, walk)
             if err > 0:
                 err = 0

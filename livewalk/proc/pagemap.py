@@ -56,7 +56,7 @@ from livewalk.mm.pagewalk import (
     walk_page_range,
 )
 from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
-from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP
+from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP, SwapTypes
 from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
@@ -119,9 +119,15 @@ class _ArraySink:
 
     def fill(self, value: int, n: int) -> None:
         if n > 0:
-            if value == 0 and 0 <= self.pos and self.pos + n <= len(self.out):
-                self.pos += n  # already zero
-                return
+            pos = self.pos
+            if 0 <= pos and pos + n <= len(self.out):
+                if value == 0:
+                    self.pos = pos + n  # already zero
+                    return
+                if n == PTRS_PER_TABLE:  # a PMD's hole: no new array
+                    self.out[pos : pos + n] = _const_entries(value)
+                    self.pos = pos + n
+                    return
             self._put(array("Q", (value,)) * n)
 
     def seq(self, flags: int, frame: int, n: int, step: int) -> None:
@@ -138,6 +144,22 @@ class _ArraySink:
         if 0 <= self.pos < len(self.out):
             del self.out[self.pos :]
         return self.out
+
+
+_CONST: dict[int, array] = {}
+
+
+def _const_entries(value: int) -> array:
+    """
+    A table's worth of *value* entries (the hole entries of a VMA: 0 or
+    ``PM_SOFT_DIRTY``), made once; never handed out, only copied from.
+    """
+    c = _CONST.get(value)
+    if c is None:
+        if len(_CONST) > 16:
+            _CONST.clear()
+        c = _CONST[value] = array("Q", (value,)) * PTRS_PER_TABLE
+    return c
 
 
 class _RunSink:
@@ -221,19 +243,7 @@ class _Pagemap:
         self.uffd_bit = _PAGE_UFFD_WP if paging.uffd_wp else 0
         self.swp_uffd_bit = _PAGE_SWP_UFFD_WP if paging.uffd_wp else 0
         st = paging.swap_types
-        self.pfn_types = frozenset(
-            t
-            for t in (
-                st.hwpoison,
-                st.migration_read,
-                st.migration_read_exclusive,
-                st.migration_write,
-                st.device_write,
-                st.device_read,
-                st.device_exclusive,
-            )
-            if t is not None
-        )
+        self.pfn_types = _pfn_types(st)
         self.marker_type = st.pte_marker
         self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
@@ -273,6 +283,33 @@ class _Pagemap:
             pfn = off & self.swp_pfn_mask
             return typ, off, pfn
         return typ, off, None
+
+
+_PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
+
+
+def _pfn_types(st: SwapTypes) -> frozenset[int]:
+    """The swap types whose entries hold a PFN (migration, device, hwpoison), worked out once per numbering."""
+    hit = _PFN_TYPES.get(id(st))
+    if hit is not None and hit[0] is st:
+        return hit[1]
+    types = frozenset(
+        t
+        for t in (
+            st.hwpoison,
+            st.migration_read,
+            st.migration_read_exclusive,
+            st.migration_write,
+            st.device_write,
+            st.device_read,
+            st.device_exclusive,
+        )
+        if t is not None
+    )
+    if len(_PFN_TYPES) > 64:
+        _PFN_TYPES.clear()
+    _PFN_TYPES[id(st)] = (st, types)
+    return types
 
 
 def _vm_flag_bits(backend: PageTableBackend) -> VMFlagBits:
@@ -414,12 +451,19 @@ def _pte_entries(
     k0 = 0
     stop = i0 + n
     i = i0
+    try:
+        raw: bytes | None = memoryview(table).tobytes()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raw = None
     while i < stop:
         # Slots go in aligned chunks: an all-zero chunk (most of a sparse
         # table) keeps its none entries, the others are decoded.
         j = (i + _CHUNK) & ~(_CHUNK - 1)
         if j > stop:
             j = stop
+        if raw is not None and j - i == _CHUNK and raw[8 * i : 8 * j] == _ZERO_CHUNK:
+            i = j  # compared as bytes: no int per slot
+            continue
         chunk = table[i:j]
         k = i - i0
         i = j
@@ -557,7 +601,9 @@ def _uniform_ptes(
     PFN are masked off before the shift).
     """
     v0 = table[i0]
-    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL:
+    v1 = table[i0 + n - 1]
+    # the first and the last slot: a sparse or mixed table fails here, cheaply
+    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL or not v1 & _PAGE_PRESENT or v1 & _PAGE_SPECIAL:
         return None
     try:
         raw = memoryview(table).cast("B")[i0 * 8 : (i0 + n) * 8]  # type: ignore[arg-type]
@@ -602,6 +648,7 @@ def _uniform_ptes(
 
 #: slots per chunk in :func:`_pte_entries` (a power of two dividing 512)
 _CHUNK = 32
+_ZERO_CHUNK = bytes(8 * _CHUNK)
 
 
 def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:

@@ -30,10 +30,11 @@ which is what ptdump does. Kernel addresses use
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
-from drgn import Object
+from drgn import FaultError, Object
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.x86.pgtable import X86Paging
@@ -71,6 +72,10 @@ _LEVEL_SHIFT = {
     PageTableLevel.PMD: 21,
     PageTableLevel.PTE: 12,
 }
+
+# an entry's level (an int or a PageTableLevel) -> the PageTableLevel, without
+# an enum call per entry
+_LEVELS = {int(level): level for level in PageTableLevel}
 
 # ``depth`` of ``pte_hole`` -> the level whose entry is none (-1: no VMA).
 _DEPTH_LEVEL = {
@@ -184,7 +189,9 @@ class VtopResult:
     :ivar swap: the decoded non-present entry (``SwapEntry``) or ``None``
     :ivar hugetlb: the leaf was handed to ``hugetlb_entry``
     :ivar vma: the :class:`~livewalk.backend.VMA` snapshot, or ``None``
-    :ivar vma_name: the VMA's file path or ``[heap]``/``[stack]``-style name
+    :ivar vma_name: the VMA's file path or ``[heap]``/``[stack]``-style name,
+        read from the target when first asked for (a path lookup costs more
+        than the whole translation; most callers never print it)
     :ivar hole_depth: the ``depth`` of the ``pte_hole`` that ended the walk
     """
 
@@ -201,11 +208,22 @@ class VtopResult:
     swap: SwapEntry | None = None
     hugetlb: bool = False
     vma: VMA | None = None
-    vma_name: str = ""
     hole_depth: int | None = None
     pid: int | None = None
     comm: str = ""
     errors: list[str] = dataclasses.field(default_factory=list)
+    _vma_name: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def vma_name(self) -> str:
+        """:func:`~livewalk.proc.maps.get_vma_name` of :attr:`vma`, read on first use."""
+        if self._vma_name is None:
+            self._vma_name = _vma_name(self.vma)
+        return self._vma_name
+
+    @vma_name.setter
+    def vma_name(self, name: str) -> None:
+        self._vma_name = name
 
 
 class _State:
@@ -216,10 +234,11 @@ class _State:
         self.leaf: Entry | None = None  # entry object of the leaf
         self.hole: tuple[int, int, int] | None = None  # addr, next, depth
         self.vma_seen = False
+        self.vma: VMA | None = None  # the VMA the walk entered (walk.vma_info)
         self.walk: MMWalk | None = None  # the MMWalk, for its errors
 
     def add(self, entry: Entry) -> None:
-        level = PageTableLevel(int(entry.level))
+        level = _LEVELS[entry.level]
         if level == PageTableLevel.P4D and self.paging.levels == 4:
             # p4d_offset() returns the PGD slot itself: nothing new to show.
             return
@@ -244,7 +263,9 @@ def _level_size(paging: ArchPaging, level: PageTableLevel) -> int:
     return 1 << _LEVEL_SHIFT[level]
 
 
+@functools.cache
 def _ops(collect_hugetlb: bool) -> Any:
+    """The walker ops (stateless: made once, they keep their state in ``walk.private``)."""
     from livewalk.mm.pagewalk import MMWalkOps, PageWalkAction
 
     def pgd_entry(pgd: Any, addr: int, next: int, walk: Any) -> int:
@@ -288,7 +309,9 @@ def _ops(collect_hugetlb: bool) -> Any:
     def test_walk(addr: int, next: int, walk: Any) -> int:
         # Walk every VMA, VM_PFNMAP ones included (the default walk_page_test
         # would report those as a hole and skip them).
-        walk.private.vma_seen = True
+        st: _State = walk.private
+        st.vma_seen = True
+        st.vma = walk.vma_info
         return 0
 
     return MMWalkOps(
@@ -365,7 +388,7 @@ def _finish(st: _State) -> VtopResult:
     if leaf is None:
         _fill_hole(st)
         return r
-    level = PageTableLevel(int(leaf.level))
+    level = _LEVELS[leaf.level]
     if r.hugetlb:
         # hugetlb_entry gets a pte_t * whatever the size: name the level by it.
         level = PageTableLevel.PUD if r.leaf_size >= 1 << 30 else PageTableLevel.PMD
@@ -409,16 +432,19 @@ def _vma_name(vma: VMA | None) -> str:
     """:func:`~livewalk.proc.maps.get_vma_name` of a drgn VMA ("" for others)."""
     if vma is None or not isinstance(vma.obj, Object):
         return ""
-    name = get_vma_name(vma.obj)
+    try:
+        name = get_vma_name(vma.obj)
+    except FaultError:  # read late, and the VMA is gone from a live target
+        return ""
     return "" if name is None else name.decode(errors="replace")
 
 
-def _check_user_addr(paging: ArchPaging, mm: Any, addr: int) -> None:
+def _check_user_addr(backend: PageTableBackend, mm: Any, addr: int) -> None:
     if not 0 <= addr <= ULONG_MAX:
         raise AddressError(f"address {addr:#x} is not a 64-bit address")
-    task_size = paging.task_size_max + PAGE_SIZE
+    task_size = backend.paging.task_size_max + PAGE_SIZE
     try:
-        task_size = int(mm.task_size)
+        task_size = backend.mm_task_size(mm)
     except Exception:
         pass
     if addr >= task_size:
@@ -448,16 +474,15 @@ def vtop(mm: Any, addr: int) -> VtopResult:
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
     paging: ArchPaging = backend.paging
-    _check_user_addr(paging, mm, addr)
+    _check_user_addr(backend, mm, addr)
     pgd = backend.mm_pgd(mm)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
     st = _State(result, backend)
     ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st)
     _check_ret(ret, "walk_page_range")
-    result.vma = backend.find_vma(mm, addr)
-    if result.vma is not None and result.vma.vm_start > addr:
-        result.vma = None
-    result.vma_name = _vma_name(result.vma)
+    # The VMA the walk's own find_vma() found (test_walk runs for every VMA
+    # entered, PFN maps included); None: the address is in no VMA.
+    result.vma = st.vma
     if result.vma is None or result.vma.is_hugetlb or result.hugetlb:
         # No VMA (a pte_hole(-1)), or a hugetlb VMA (hugetlb_entry only):
         # collect the upper levels with a VMA-less walk, as ptdump does.
