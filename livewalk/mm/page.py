@@ -40,6 +40,7 @@ from typing import Any
 from drgn import FaultError, Object, Program, cast, offsetof, sizeof
 from drgn.helpers.linux.mm import compound_head
 
+from livewalk.arch import ULONG_MAX
 from livewalk.mm.vma import VMFlagBits
 
 __all__ = (
@@ -193,7 +194,7 @@ class KernelState:
         self.zero_page_pfn = self._ulong("zero_page_pfn", "zero_pfn")
         self.huge_zero_pfn = self._ulong("huge_zero_pfn")
         highest = self._ulong("highest_memmap_pfn")
-        self.highest_memmap_pfn: int = (1 << 64) - 1 if highest is None else highest
+        self.highest_memmap_pfn: int = ULONG_MAX if highest is None else highest
 
         # Zone bits of page->flags (include/linux/page-flags-layout.h): with
         # SPARSEMEM_VMEMMAP the top bits are NODES then ZONES.
@@ -252,7 +253,7 @@ class KernelState:
     def is_huge_zero_pfn(self, pfn: int) -> bool:
         """``is_huge_zero_pfn()``: *pfn* lies in the huge zero folio."""
         hz = self.huge_zero_pfn
-        return hz is not None and hz != (1 << 64) - 1 and hz == (pfn & ~511)
+        return hz is not None and hz != ULONG_MAX and hz == (pfn & ~511)
 
 
 @dataclasses.dataclass(slots=True)
