@@ -69,7 +69,7 @@ __all__ = (
 )
 
 # Bump when the recipe changes in a way the package versions do not capture.
-RECIPE = "livewalk-vm-2"
+RECIPE = "livewalk-vm-3"
 
 #: The suite of the shared userspace (and of the default kernel series).
 SUITE = os.environ.get("LIVEWALK_VM_SUITE", "sid")
@@ -717,12 +717,15 @@ def _build(
         if not (moddir / "kernel").is_dir() or not vmlinuz:
             raise ImageError(f"no vmlinuz or modules of {rel} in {' '.join(pkgs)}")
         shutil.copyfile(vmlinuz[0], work / "vmlinuz")
-        # /boot/vmlinuz-<rel> as the postinst would leave it (kexec -p loads
-        # the capture kernel from there: Guest.kdump)
-        boot = rootfs / "boot" / f"vmlinuz-{rel}"
-        if not boot.is_file():
-            boot.parent.mkdir(exist_ok=True)
-            shutil.copyfile(vmlinuz[0], boot)
+        # /boot as the postinst would leave it: 7.x ships vmlinuz, config
+        # and System.map in lib/modules/<rel>/ (kexec -p loads the capture
+        # kernel from /boot, and /boot/config-<rel> tells the configuration)
+        (rootfs / "boot").mkdir(exist_ok=True)
+        for name, src in (("vmlinuz", vmlinuz[0]), ("config", moddir / "config"),
+                          ("System.map", moddir / "System.map")):  # fmt: skip
+            dst = rootfs / "boot" / f"{name}-{rel}"
+            if not dst.is_file() and src.is_file():
+                shutil.copyfile(src, dst)
         _run([_tool("depmod"), "-b", str(rootfs), rel])
         if not (moddir / "modules.dep").stat().st_size:
             raise ImageError(f"depmod made no modules.dep for {rel}")

@@ -543,18 +543,27 @@ def _kernel_page_size(vma_obj: Object, vma: VMA) -> int:
     return PAGE_SIZE
 
 
-_OPS = MMWalkOps(
-    pmd_entry=_smaps_pte_range,
-    hugetlb_entry=_smaps_hugetlb_range,
-    walk_lock=PageWalkLock.PGWALK_VMA_RDLOCK_VERIFY,
-)
-# For private writable shmem VMAs with swapped pages (smaps_shmem_walk_ops).
-_SHMEM_OPS = MMWalkOps(
-    pmd_entry=_smaps_pte_range,
-    hugetlb_entry=_smaps_hugetlb_range,
-    pte_hole=_smaps_pte_hole,
-    walk_lock=PageWalkLock.PGWALK_VMA_RDLOCK_VERIFY,
-)
+def _smaps_ops(shmem: bool, vma_lock: bool) -> MMWalkOps:
+    """
+    ``smaps_walk_ops``, or ``smaps_shmem_walk_ops`` (private writable shmem
+    VMAs with swapped pages) with ``pte_hole``; their ``walk_lock`` is
+    ``PGWALK_VMA_RDLOCK_VERIFY`` where the kernel reads smaps under the
+    per-VMA lock (``get_smaps_walk_ops()``, Linux 7.x), ``PGWALK_RDLOCK``
+    before.
+    """
+    return _OPS[shmem, vma_lock]
+
+
+_OPS = {
+    (shmem, vma_lock): MMWalkOps(
+        pmd_entry=_smaps_pte_range,
+        hugetlb_entry=_smaps_hugetlb_range,
+        pte_hole=_smaps_pte_hole if shmem else None,
+        walk_lock=PageWalkLock.PGWALK_VMA_RDLOCK_VERIFY if vma_lock else PageWalkLock.PGWALK_RDLOCK,
+    )
+    for shmem in (False, True)
+    for vma_lock in (False, True)
+}
 
 
 def smaps(
@@ -584,15 +593,16 @@ def smaps(
     r = reader or PageReader(prog)
     swap = SwapTables(prog)
     shmem = ShmemSwap(prog)
-    bits: VMFlagBits = backend.vm_flag_bits  # type: ignore[attr-defined]
+    bits: VMFlagBits = backend.vm_flag_bits
     pkeys = _pkeys_enabled(prog)
-    vmas: list[VMA] = list(backend.vmas(mm))  # type: ignore[attr-defined]
+    vma_lock = backend.features.walk_lock_vma_rdlock_verify
+    vmas: list[VMA] = list(backend.vmas(mm))
     out: list[SmapsVMA] = []
     for vma in vmas:
         vma_obj = vma.obj
         res = _new_entry(prog, vma_obj, vma, bits, pkeys)
         st = _Stats(res, r, swap, shmem, vma, bits, backend.paging)
-        ops = _OPS
+        ops = _smaps_ops(False, vma_lock)
         vm_file = vma_obj.vm_file.read_()
         if vm_file:
             mapping = vm_file.f_mapping.read_()
@@ -605,7 +615,7 @@ def smaps(
                 if not swapped or flags & bits.VM_SHARED or not flags & bits.VM_WRITE:
                     res.swap += swapped
                 else:
-                    ops = _SHMEM_OPS
+                    ops = _smaps_ops(True, vma_lock)
                     st.shmem_mapping_addr = int(mapping.value_())
 
         walk_page_vma(vma, ops, st, backend=backend, walks=walks)
