@@ -76,8 +76,18 @@ class Prompt:
         lines = s.splitlines()
         start = max(i for i, x in enumerate(lines) if x.endswith(line)) + 1
         end = lines.index(mark)
-        # the marker line typed ahead is echoed where the terminal got it
-        return "\n".join(x for x in lines[start:end] if "print('@@done" not in x)
+        # The marker line typed ahead is echoed wherever the terminal was when
+        # it arrived, possibly in front of a line of the output: cut the echo
+        # out, keep what shares its line.
+        echo = f"print('{mark}')"
+        out = []
+        for x in lines[start:end]:
+            if echo in x:
+                x = x.replace(echo, "")
+                if x.strip() in ("", ">>>"):  # the echo alone at the prompt
+                    continue
+            out.append(x)
+        return "\n".join(out)
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
