@@ -14,7 +14,8 @@ from typing import Any
 
 import drgn
 import pytest
-from drgn import Object, Program, TypeMember
+from drgn import Object, Program
+from fakekernel import MM_ADDR, LiveBackend, fake_kernel
 
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import CONTRACT_METHODS, CONTRACT_PROPERTIES, PageTableBackend, backend_for_mm
@@ -120,67 +121,13 @@ def test_resolve_mm_errors() -> None:
 
 # -- the drgn backend's VMA cache on a changing live target ----------------------
 
-_MM_ADDR = 0xFFFF_8880_0010_0000
-
-
-def _fake_kernel() -> tuple[Program, bytearray]:
-    """
-    A program whose memory is a bytearray holding one ``struct mm_struct``
-    with the members :meth:`DrgnBackend.mm_stamp` reads.
-    """
-    prog = Program(drgn.host_platform)
-    u32 = prog.int_type("unsigned int", 4, False)
-    u64 = prog.int_type("unsigned long", 8, False)
-    seqcount = prog.struct_type("seqcount", 4, (TypeMember(u32, "sequence", 0),))
-    maple = prog.struct_type("maple_tree", 8, (TypeMember(u64, "ma_root", 0),))
-    mm_t = prog.struct_type(
-        "mm_struct",
-        64,
-        (
-            TypeMember(u64, "pgd", 0),
-            TypeMember(maple, "mm_mt", 64),
-            TypeMember(u32, "map_count", 128),
-            TypeMember(seqcount, "mm_lock_seq", 256),
-        ),
-    )
-
-    def find_type(prog: Program, kinds: Any, name: str, filename: str | None) -> Any:
-        return mm_t if name == "mm_struct" else None
-
-    prog.register_type_finder("test", find_type, enable_index=0)
-    mem = bytearray(64)
-
-    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
-        return bytes(mem[offset : offset + count])
-
-    # The mm is in the direct map: reachable by its virtual and its physical
-    # address (page_offset_base defaults to 0xffff888000000000 here).
-    prog.add_memory_segment(_MM_ADDR, len(mem), read)
-    prog.add_memory_segment(_MM_ADDR - 0xFFFF_8880_0000_0000, len(mem), read, True)
-    return prog, mem
-
-
-class _CountingBackend(DrgnBackend):
-    """A DrgnBackend whose VMA list comes from the test, counting full reads."""
-
-    def __init__(self, prog: Program, vmas: list[VMA]) -> None:
-        super().__init__(prog)
-        self._live = True  # a live target: the stamp is read on every call
-        self.target_vmas = vmas
-        self.full_reads = 0
-
-    def _read_vmas(self, mm: Object) -> list[VMA]:
-        self.full_reads += 1
-        return list(self.target_vmas)
-
-
 def test_drgn_vma_cache_is_fresh_when_target_changes() -> None:
-    prog, mem = _fake_kernel()
-    mm = Object(prog, "struct mm_struct *", _MM_ADDR)
-    backend = _CountingBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
+    prog, mem = fake_kernel()
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = LiveBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
     struct.pack_into("<QI12xI", mem, 8, 0xFFFF_0000_1000, 1, 4)  # ma_root, map_count, seq
 
-    assert backend._kernel_pa(_MM_ADDR) is not None  # the stamp is read physically
+    assert backend._kernel_pa(MM_ADDR) is not None  # the stamp is read physically
     assert backend.mm_stamp(mm) == (4, 1, 0xFFFF_0000_1000)
     assert backend.find_vma(mm, 0).vm_start == 0x400000
     assert backend.find_vma(mm, 0x400800).vm_start == 0x400000

@@ -14,9 +14,9 @@ from typing import Any
 import drgn
 import pytest
 from drgn import Object, Program, TypeMember
+from fakekernel import DIRECT_MAP, MM_ADDR, LiveBackend, fake_kernel
 
 from livewalk.arch.x86.pgtable import mk_pte
-from livewalk.backend.drgn import DrgnBackend
 from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM
 from livewalk.mm import pagewalk
 from livewalk.mm.entry import Entry
@@ -111,65 +111,11 @@ def test_pte_entry_stop_value() -> None:
 
 # -- the drgn backend on a changing target -------------------------------------
 
-_MM_ADDR = 0xFFFF_8880_0010_0000
-_DIRECT_MAP = 0xFFFF_8880_0000_0000
-
-
-def _fake_kernel() -> tuple[Program, bytearray]:
-    """A program whose memory is one ``struct mm_struct`` in a bytearray."""
-    prog = Program(drgn.host_platform)
-    u32 = prog.int_type("unsigned int", 4, False)
-    u64 = prog.int_type("unsigned long", 8, False)
-    seqcount = prog.struct_type("seqcount", 4, (TypeMember(u32, "sequence", 0),))
-    maple = prog.struct_type("maple_tree", 8, (TypeMember(u64, "ma_root", 0),))
-    mm_t = prog.struct_type(
-        "mm_struct",
-        64,
-        (
-            TypeMember(u64, "pgd", 0),
-            TypeMember(maple, "mm_mt", 64),
-            TypeMember(u32, "map_count", 128),
-            TypeMember(u64, "task_size", 192),
-            TypeMember(seqcount, "mm_lock_seq", 256),
-        ),
-    )
-
-    def find_type(prog: Program, kinds: Any, name: str, filename: str | None) -> Any:
-        return mm_t if name == "mm_struct" else None
-
-    prog.register_type_finder("test", find_type, enable_index=0)
-    mem = bytearray(64)
-    reads = {"virtual": 0, "physical": 0}
-
-    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
-        reads["physical" if physical else "virtual"] += 1
-        return bytes(mem[offset : offset + count])
-
-    prog.add_memory_segment(_MM_ADDR, len(mem), read)
-    prog.add_memory_segment(_MM_ADDR - _DIRECT_MAP, len(mem), read, True)
-    prog.cache["test_reads"] = reads
-    return prog, mem
-
-
-class _Backend(DrgnBackend):
-    """A live-target DrgnBackend whose VMA list comes from the test."""
-
-    def __init__(self, prog: Program, vmas: list[VMA]) -> None:
-        super().__init__(prog)
-        self._live = True
-        self.target_vmas = vmas
-        self.full_reads = 0
-
-    def _read_vmas(self, mm: Object) -> list[VMA]:
-        self.full_reads += 1
-        return list(self.target_vmas)
-
-
 def test_mm_members_read_fresh_and_physically() -> None:
-    prog, mem = _fake_kernel()
+    prog, mem = fake_kernel()
     reads = prog.cache["test_reads"]
-    mm = Object(prog, "struct mm_struct *", _MM_ADDR)
-    backend = _Backend(prog, [])
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = LiveBackend(prog, [])
     struct.pack_into("<Q", mem, 0, 0xFFFF_8880_0200_0000)
     struct.pack_into("<Q", mem, 24, 0x7FFF_FFFF_F000)
     assert backend.mm_pgd(mm) == 0xFFFF_8880_0200_0000
@@ -185,9 +131,9 @@ def test_mm_members_read_fresh_and_physically() -> None:
 
 
 def test_vma_cache_follows_the_target() -> None:
-    prog, mem = _fake_kernel()
-    mm = Object(prog, "struct mm_struct *", _MM_ADDR)
-    backend = _Backend(prog, [VMA(0x400000, 0x401000, 0x3)])
+    prog, mem = fake_kernel()
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = LiveBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
     struct.pack_into("<QI", mem, 8, 0xFFFF_0000_1000, 1)
     struct.pack_into("<I", mem, 32, 2)
     assert backend.find_vma(mm, 0).vm_start == 0x400000
@@ -258,10 +204,10 @@ def test_vma_snapshot_reads_physically_and_fresh() -> None:
         reads["physical" if physical else "virtual"] += 1
         return bytes(mem[offset : offset + count])
 
-    prog.add_memory_segment(_MM_ADDR, len(mem), read)
-    prog.add_memory_segment(_MM_ADDR - _DIRECT_MAP, len(mem), read, True)
-    backend = _Backend(prog, [])
-    vma = Object(prog, "struct vm_area_struct *", _MM_ADDR)
+    prog.add_memory_segment(MM_ADDR, len(mem), read)
+    prog.add_memory_segment(MM_ADDR - DIRECT_MAP, len(mem), read, True)
+    backend = LiveBackend(prog, [])
+    vma = Object(prog, "struct vm_area_struct *", MM_ADDR)
     struct.pack_into("<QQQQQQ", mem, 0, 0x400000, 0x401000, 0x73, 0x10, 0, 0)
     snap = backend.vma_snapshot(vma)
     assert (snap.vm_start, snap.vm_end, snap.vm_flags, snap.vm_pgoff) == (0x400000, 0x401000, 0x73, 0x10)
