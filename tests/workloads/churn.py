@@ -287,6 +287,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     from livewalk.backend import backend_for_mm
     from livewalk.cli import build_parser, run_command
     from livewalk.consistency import (
+        DEFAULT_RETRIES,
         checked_walk,
         pagemap_read_consistent,
         read_consistent,
@@ -300,9 +301,10 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
         "walks", "attempts", "torn_attempts", "torn_final", "retried", "incomplete",
         "not_complete_nor_torn", "cli_runs", "cli_ok", "cli_livewalk_errors", "escaped",
         "hangs", "pmds", "ptes_present", "walk_errors",
-        # before: the whole-walk verdict (walk_with_retry, 2 retries)
+        # before: the whole-walk verdict (walk_with_retry, DEFAULT_RETRIES)
         "before_vmas", "before_vmas_ok", "before_tables", "before_tables_ok",
-        # after: per table and per VMA (read_consistent, 2 retry rounds)
+        # after: per table and per VMA (read_consistent, DEFAULT_RETRIES rounds:
+        # the final answer the CLI gives)
         "after_walks", "after_whole", "after_vmas", "after_vmas_ok", "after_tables", "after_tables_ok",
         "after_torn_ranges", "after_torn_unnamed", "after_reads", "after_table_reads",
         # the proof against the kernel's own pagemap
@@ -368,7 +370,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                     def read(s: int, e: int, walks: list, mm: object = mm) -> int:  # type: ignore[type-arg]
                         return walk_page_range(mm, s, e, Ops(), walks=walks)
 
-                    c = read_consistent(mm, 0, end, read, lambda v, s, e, n: v, retries=2).consistency
+                    c = read_consistent(mm, 0, end, read, lambda v, s, e, n: v, retries=DEFAULT_RETRIES).consistency
                     counts["after_walks"] += 1
                     counts["after_whole"] += int(c.whole)
                     counts["after_vmas"] += c.vmas
@@ -386,7 +388,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                     assert kernel_pagemap is not None and slots
                     s0, s1 = slots[(i // len(kinds)) % len(slots)]
                     ka = kernel_pagemap(s0, s1)
-                    pm = pagemap_read_consistent(mm, s0, s1, retries=2)
+                    pm = pagemap_read_consistent(mm, s0, s1, retries=DEFAULT_RETRIES)
                     kb = kernel_pagemap(s0, s1)
                     counts["proof_runs"] += 1
                     if pm.value is None:
@@ -418,7 +420,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                     continue
                 if kind == "range":
                     end = int(mm.task_size)
-                    r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=2)
+                    r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=DEFAULT_RETRIES)
                     nv = 0
                     v = backend_for_mm(mm).find_vma(mm, 0)
                     while v is not None:
