@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from livewalk.backend import backend_for_mm
 from livewalk.commands.args import parse_address, parse_range
+from livewalk.consistency import DEFAULT_RETRIES
 from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
 from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from livewalk.progress import Progress
@@ -275,8 +276,9 @@ def _add_consistency_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="fail (exit status 1) if any range changed while it was read, "
                    "instead of marking it")
-    p.add_argument("--retries", type=int, default=3, metavar="N",
-                   help="read again what changed while read, at most N times (default: 3)")
+    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                   help="read again what changed while read, at most N times "
+                   f"(default: {DEFAULT_RETRIES})")
 
 
 def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, tally: Any) -> tuple[Any, Any]:

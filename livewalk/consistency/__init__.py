@@ -87,6 +87,7 @@ is kept: ``torn`` there is the negation of the ``"walk"`` level.
 
 from livewalk.consistency.ranges import (
     DEFAULT_RETRIES,
+    DEFAULT_WALK_RETRIES,
     READ_ERROR,
     TABLE_CHANGED,
     VMA_TREE_CHANGED,
@@ -116,6 +117,7 @@ __all__ = (
     "ConsistencyTally",
     "ConsistentRead",
     "DEFAULT_RETRIES",
+    "DEFAULT_WALK_RETRIES",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",

@@ -35,6 +35,7 @@ __all__ = (
     "ConsistencyTally",
     "ConsistentRead",
     "DEFAULT_RETRIES",
+    "DEFAULT_WALK_RETRIES",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",
@@ -46,9 +47,13 @@ __all__ = (
 )
 
 
-#: Retries after a torn first read (:func:`read_consistent`,
-#: :func:`walk_with_retry`).
-DEFAULT_RETRIES = 3
+#: Rounds of reads again after a torn first read (:func:`read_consistent`):
+#: each round reads only the ranges still torn, a table or a VMA, so a
+#: round costs little next to the first read.
+DEFAULT_RETRIES = 5
+
+#: Whole walks again after a torn one (:func:`walk_with_retry`).
+DEFAULT_WALK_RETRIES = 3
 
 #: :attr:`TornRange.reason`: a VMA overlapping the range changed.
 VMA_TREE_CHANGED = "VMA tree changed"

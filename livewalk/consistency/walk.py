@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from livewalk.backend import TableReadError, backend_for_mm
-from livewalk.consistency.ranges import DEFAULT_RETRIES, _is_target_error, transient_errors
+from livewalk.consistency.ranges import DEFAULT_WALK_RETRIES, _is_target_error, transient_errors
 from livewalk.mm.pagewalk import MMWalk, _resolve_vma
 
 __all__ = (
@@ -243,7 +243,7 @@ def checked_walk(
 def walk_with_retry(
     entry: Callable[..., int],
     *args: Any,
-    retries: int = DEFAULT_RETRIES,
+    retries: int = DEFAULT_WALK_RETRIES,
     pre_attempt: Callable[[int], Any] | None = None,
     mm: Any = None,
     verify_tables_after: bool = True,

@@ -288,6 +288,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     from livewalk.cli import build_parser, run_command
     from livewalk.consistency import (
         DEFAULT_RETRIES,
+        DEFAULT_WALK_RETRIES,
         checked_walk,
         pagemap_read_consistent,
         read_consistent,
@@ -301,7 +302,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
         "walks", "attempts", "torn_attempts", "torn_final", "retried", "incomplete",
         "not_complete_nor_torn", "cli_runs", "cli_ok", "cli_livewalk_errors", "escaped",
         "hangs", "pmds", "ptes_present", "walk_errors",
-        # before: the whole-walk verdict (walk_with_retry, DEFAULT_RETRIES)
+        # before: the whole-walk verdict (walk_with_retry, DEFAULT_WALK_RETRIES)
         "before_vmas", "before_vmas_ok", "before_tables", "before_tables_ok",
         # after: per table and per VMA (read_consistent, DEFAULT_RETRIES rounds:
         # the final answer the CLI gives)
@@ -420,7 +421,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                     continue
                 if kind == "range":
                     end = int(mm.task_size)
-                    r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=DEFAULT_RETRIES)
+                    r = walk_with_retry(walk_page_range, mm, 0, end, Ops(), retries=DEFAULT_WALK_RETRIES)
                     nv = 0
                     v = backend_for_mm(mm).find_vma(mm, 0)
                     while v is not None:
