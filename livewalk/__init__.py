@@ -23,6 +23,10 @@ mirrors:
 >>> walk_page_range(task.mm, 0, 1 << 47, MMWalkOps(pte_hole=print))  # doctest: +SKIP
 """
 
+# First, for its side effect: a drgn too old or missing is reported in one
+# line naming what to install, not as a missing attribute deep in an import.
+import livewalk.requirements  # noqa: F401, I001
+
 # Imported for its side effect: it registers the backend of drgn Objects.
 import livewalk.backend.drgn  # noqa: F401
 from livewalk.consistency import checked_walk, walk_with_retry

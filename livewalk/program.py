@@ -208,7 +208,11 @@ def _check_kdump_size(path: str) -> None:
 
 def _set_qemu(prog: Program, address: str) -> None:
     if not hasattr(prog, "set_qemu_qmp"):  # pragma: no cover - drgn < 0.2
-        raise TargetError("this drgn has no QEMU support (--qemu needs drgn 0.2 or later)")
+        import drgn
+
+        raise TargetError(
+            f"drgn {drgn.__version__} has no QEMU support: --qemu needs drgn>=0.2 (pip install 'drgn>=0.2')"
+        )
     if "/" in address and not os.path.exists(address):
         raise TargetError(f"cannot connect to QEMU QMP socket {address!r}: No such file")
     _probe_qmp(address)

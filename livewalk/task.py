@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drgn import FaultError, IntegerLike, Object, Program, TypeKind
+from drgn import FaultError, IntegerLike, Object, Program, Type, TypeKind
 
 from livewalk.backend import backend_for_mm
 from livewalk.errors import KernelThreadError, LivewalkError, NoSuchProcessError
@@ -29,9 +29,11 @@ __all__ = (
     "find_mm",
     "mm_of_task",
     "resolve_mm",
+    "struct_tag",
     "task_comm",
     "task_of",
     "to_mm",
+    "type_unaliased",
 )
 
 #: ``PF_KTHREAD`` (``include/linux/sched.h``)
@@ -112,11 +114,21 @@ def find_mm(prog: Program, pid: IntegerLike) -> tuple[Object, Object]:
     return task, mm_of_task(task)
 
 
-def _struct_tag(obj: Object) -> tuple[str | None, bool]:
+def type_unaliased(t: Type) -> Type:
+    """
+    *t* with its typedefs peeled off (``Type.unaliased()``, which drgn
+    before 0.0.31 lacks).
+    """
+    while t.kind == TypeKind.TYPEDEF:
+        t = t.type
+    return t
+
+
+def struct_tag(obj: Object) -> tuple[str | None, bool]:
     """``(tag, is_pointer)`` of a ``struct tag`` or ``struct tag *`` Object."""
-    t = obj.type_.unaliased()
+    t = type_unaliased(obj.type_)
     if t.kind == TypeKind.POINTER:
-        t = t.type.unaliased()
+        t = type_unaliased(t.type)
         return (t.tag if t.kind == TypeKind.STRUCT else None), True
     return (t.tag if t.kind == TypeKind.STRUCT else None), False
 
@@ -152,7 +164,7 @@ def resolve_mm(prog: Program | None, target: Any) -> Any:
             prog = drgn.get_default_prog()
         return find_mm(prog, target)[1]
     if isinstance(target, Object):
-        tag, is_pointer = _struct_tag(target)
+        tag, is_pointer = struct_tag(target)
         if tag not in ("mm_struct", "task_struct"):
             raise TypeError(
                 f"expected a struct mm_struct or struct task_struct, not {target.type_}"

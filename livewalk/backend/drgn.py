@@ -41,6 +41,7 @@ from livewalk.backend import TableReadError, register_backend
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.swapops import SwapTypes
 from livewalk.mm.vma import VMA, VMFlagBits
+from livewalk.task import struct_tag, type_unaliased
 
 __all__ = ("DrgnBackend",)
 
@@ -65,10 +66,7 @@ def _expect_struct(obj: Any, tag: str) -> None:
     """Raise TypeError unless *obj* is a ``struct tag *`` (or a ``struct tag``)."""
     if not isinstance(obj, Object):
         raise TypeError(f"expected a struct {tag} *, not {type(obj).__name__}")
-    t = obj.type_.unaliased()
-    if t.kind == drgn.TypeKind.POINTER:
-        t = t.type.unaliased()
-    if t.kind != drgn.TypeKind.STRUCT or t.tag != tag:
+    if struct_tag(obj)[0] != tag:
         raise TypeError(f"expected a struct {tag} *, not {obj.type_}")
 
 
@@ -495,7 +493,7 @@ class DrgnBackend:
         the direct map (VMAs, mms), which skips drgn's walk of the kernel
         page tables.
         """
-        target = ptr.type_.unaliased()
+        target = type_unaliased(ptr.type_)
         if target.kind != drgn.TypeKind.POINTER:
             return ptr.read_()
         kaddr = ptr.value_()

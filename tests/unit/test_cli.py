@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import drgn
 import pytest
 
 from livewalk.cli import build_parser
@@ -205,11 +206,24 @@ def test_missing_symbols_path(tmp_path: Path) -> None:
     )
 
 
+#: drgn's QEMU target (``Program.set_qemu_qmp``) came with drgn 0.2.
+HAVE_QEMU = hasattr(drgn.Program, "set_qemu_qmp")
+needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="this drgn has no QEMU support")
+
+
+@pytest.mark.skipif(HAVE_QEMU, reason="this drgn has QEMU support")
+def test_qemu_without_support_names_what_to_install(tmp_path: Path) -> None:
+    assert_one_line_error(run("--qemu", str(tmp_path / "qmp.sock"), "ptdump"), 1,
+                          "no QEMU support", "drgn>=0.2")
+
+
+@needs_qemu
 def test_qemu_socket_missing(tmp_path: Path) -> None:
     assert_one_line_error(run("--qemu", str(tmp_path / "qmp.sock"), "ptdump"), 1,
                           "cannot connect to QEMU QMP socket")
 
 
+@needs_qemu
 def test_qemu_socket_refused(tmp_path: Path) -> None:
     # A socket file nobody listens on.
     path = tmp_path / "dead.sock"
@@ -219,6 +233,7 @@ def test_qemu_socket_refused(tmp_path: Path) -> None:
     assert_one_line_error(run("--qemu", str(path), "ptdump"), 1, "Connection refused")
 
 
+@needs_qemu
 def test_qemu_socket_busy_does_not_hang(tmp_path: Path) -> None:
     # A QMP server that accepts but never greets (as QEMU does while another
     # client holds its QMP socket): a clear error after the timeout, no hang.
@@ -253,6 +268,7 @@ def test_qemu_socket_busy_does_not_hang(tmp_path: Path) -> None:
         srv.close()
 
 
+@needs_qemu
 def test_qemu_socket_not_qmp(tmp_path: Path) -> None:
     path = tmp_path / "chatty.sock"
     srv = socket.socket(socket.AF_UNIX)
