@@ -474,10 +474,10 @@ def coverage(ready: dict[str, Any], maps: list[Any], k: dict[str, list[int]]) ->
 
 
 
-@pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
-def pm_workload(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The full mappings workload in each paging mode's guest: (guest, ready JSON)."""
-    g = request.getfixturevalue(f"guest{request.param}")
+@pytest.fixture(scope="module")
+def pm_workload(fidelity_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The full mappings workload in each fidelity-core guest: (guest, ready JSON)."""
+    g = fidelity_guest
     path = "/tmp/livewalk-pagemap-workload.json"
     g.run(f"rm -f {path}", timeout=60)
     spawned = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")

@@ -41,11 +41,11 @@ PM_SWAP = 1 << 62
 PM_PRESENT = 1 << 63
 
 
-@pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
-def wl(request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """(guest, ready JSON) of a running workload, per paging mode."""
-    g = request.getfixturevalue(f"guest{request.param}")
-    with mappings_workload(g, f"vtop-test-{request.param}") as ready:
+@pytest.fixture(scope="module")
+def wl(fidelity_guest: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(guest, ready JSON) of a running workload, per fidelity-core guest."""
+    g = fidelity_guest
+    with mappings_workload(g, f"vtop-test-{g.levels}") as ready:
         yield g, ready
 
 

@@ -216,6 +216,17 @@ SLOTS: tuple[tuple[str, int], ...] = (
 )
 
 
+#: Regions that need a newer kernel than the oldest series tested:
+#: label -> (major, minor) of the first release that can build it.
+SINCE = {"guard": (6, 13)}  # MADV_GUARD_INSTALL
+
+
+def unbuildable(release: str) -> set[str]:
+    """The labels that kernel *release* (``uname -r``) cannot build."""
+    have = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    return {label for label, since in SINCE.items() if have < since}
+
+
 def layout(bench_bytes: int = 1 << 30, sparse_bytes: int = 8 << 30) -> dict[str, tuple[int, int]]:
     """The fixed ``label -> (address, length)`` layout.
 
@@ -599,7 +610,8 @@ class Workload:
             madvise(g0, g1 - g0, MADV_GUARD_INSTALL)
         except OSError as e:
             munmap(a, n)
-            raise WorkloadError(f"MADV_GUARD_INSTALL failed ({e}); needs Linux 6.13+") from e
+            since = ".".join(map(str, SINCE["guard"]))
+            raise WorkloadError(f"MADV_GUARD_INSTALL failed ({e}); needs Linux {since}+") from e
         self.add("guard", a, a + n, before=(a, g0), guard=(g0, g1), after=(g1, a + n))
 
     def build_mremap(self) -> None:
