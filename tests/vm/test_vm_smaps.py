@@ -492,8 +492,11 @@ def test_smaps_swap_and_shmem_host_qmp(swap_workload: tuple[Any, dict[str, Any]]
         for label in ("thp_file", "thp_shmem_anon", "thp_memfd"):
             f = _vma_at(text, ready[label][0])["fields"]
             print(f"  {label}: THPeligible {f['THPeligible']}")
-        # A regular ext4 file with MADV_HUGEPAGE: file_thp_enabled() holds.
-        assert _vma_at(text, ready["thp_file"][0])["fields"]["THPeligible"] == 1
+        # A regular ext4 file with MADV_HUGEPAGE is eligible on 7.x; on 6.1
+        # and 6.12 only with CONFIG_READ_ONLY_THP_FOR_FS (file_thp_enabled()),
+        # which Debian's cloud kernels do not set.
+        if int(g.release.split(".")[0]) >= 7:
+            assert _vma_at(text, ready["thp_file"][0])["fields"]["THPeligible"] == 1
         for label in (
             "shmem_private",
             "shmem_private_part",
