@@ -402,7 +402,16 @@ class SyntheticMM:
         return (addr >> self.paging.level_shift(lvl)) & (self.paging.ptrs_per(lvl) - 1)
 
     def _levels(self) -> list[PageTableLevel]:
-        return [lvl for lvl in reversed(PageTableLevel) if not self.paging.folded(lvl)]
+        """
+        The levels that have tables of their own, top down: not the folded
+        ones, and not the PGD when a level below was folded at boot into its
+        page (arm64 ``pgd_to_folded_p4d()``): that level's table is the top page.
+        """
+        p = self.paging
+        levels = [lvl for lvl in reversed(PageTableLevel) if not p.folded(lvl)]
+        if any(p.folded_at_boot(lvl) for lvl in levels):
+            levels.remove(PageTableLevel.PGD)
+        return levels
 
     def _real(self, level: int) -> int:
         """A folded level's slot is its parent's (P4D into PGD, as ``p4d_offset()``)."""
@@ -411,17 +420,22 @@ class SyntheticMM:
         return level
 
     def _table_below(self, lvl: PageTableLevel, v: int) -> bool:
-        """The *lvl* entry *v* points to a table (present and not a leaf)."""
+        """
+        The *lvl* entry *v* points to a table (present and not a leaf). A
+        slot that folded levels share is judged by the lowest of them, as the
+        walker does (a PGD slot of a 3-level kernel is a PUD entry).
+        """
         p = self.paging
+        while lvl > PageTableLevel.PMD and p.folded(PageTableLevel(lvl - 1)):
+            lvl = PageTableLevel(lvl - 1)
         if lvl == PageTableLevel.PMD:
             return p.pmd_present(v) and not p.pmd_leaf(v)
         if lvl == PageTableLevel.PUD:
             return p.pud_present(v) and not p.pud_leaf(v)
         if not v:
             return False
-        # PGD and P4D entries are never leaves; a PGD slot holding a folded
-        # P4D is judged by the P4D predicates, as the walker does
-        if lvl == PageTableLevel.P4D or p.folded(PageTableLevel.P4D):
+        # PGD and P4D entries are never leaves
+        if lvl == PageTableLevel.P4D:
             return p.p4d_present(v) and not p.p4d_bad(v)
         return p.pgd_present(v) and not p.pgd_bad(v)
 
@@ -439,6 +453,8 @@ class SyntheticMM:
         b = self.livewalk_backend
         level = self._real(level)
         paddr = self.pgd_paddr
+        if level == PageTableLevel.PGD:
+            return paddr
         for lvl in self._levels():
             if lvl == level:
                 return paddr

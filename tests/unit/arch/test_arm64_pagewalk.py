@@ -24,21 +24,36 @@ P4D = 1 << 39
 
 
 def test_boot_folded_p4d_hole_is_depth_1() -> None:
-    # 52-bit kernel on a CPU without LPA2: pgd_none() is constant false and
-    # PTRS_PER_P4D stays 512, so a none P4D is a hole of real_depth(1) == 1
-    # (a kernel built for 48 bits has PTRS_PER_P4D == 1: depth 0)
-    for paging, depth in ((Arm64Paging(vabits_actual=48, phys_offset=0), 1),
-                          (Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0), 0)):
-        mm = SyntheticMM(paging=paging)
-        mm.map_4k(P4D, pfn=5)
-        r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
-        assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
-        assert r.log == [
-            ("pgd_entry", 0, P4D),
-            ("pte_hole", 0, P4D, depth),
-            ("pgd_entry", P4D, 2 * P4D),
-            ("p4d_entry", P4D, 2 * P4D),
-        ]
+    # 52-bit kernel on a CPU without LPA2: PGDIR_SHIFT stays 48 and
+    # pgd_none() is constant false, so one pgd_entry covers 256 TiB (with the
+    # value of slot pgd_index() == 0 of the page); p4d_offset() indexes that
+    # same page (pgd_to_folded_p4d()) and PTRS_PER_P4D stays 512, so a none
+    # P4D is a hole of real_depth(1) == 1
+    mm = SyntheticMM(paging=Arm64Paging(vabits_actual=48, phys_offset=0))
+    mm.map_4k(P4D, pfn=5)
+    top = mm.livewalk_backend._mem[mm.pgd_paddr]
+    assert top[1] == mm.lookup(PageTableLevel.P4D, P4D) != 0  # level 0 is the top page
+    r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
+    assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
+    assert r.log == [
+        ("pgd_entry", 0, 2 * P4D),
+        ("pte_hole", 0, P4D, 1),
+        ("p4d_entry", P4D, 2 * P4D),
+    ]
+    assert r.entries[0].value == 0 and r.entries[0].kaddr == mm.pgd
+    assert r.entries[-1].value == top[1] and r.entries[-1].kaddr == mm.pgd + 8
+    # a kernel built for 48 bits: PTRS_PER_P4D == 1, PGDIR_SHIFT 39, and
+    # the none P4D (the PGD slot itself) is a hole of depth 0
+    mm = SyntheticMM(paging=Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0))
+    mm.map_4k(P4D, pfn=5)
+    r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
+    assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
+    assert r.log == [
+        ("pgd_entry", 0, P4D),
+        ("pte_hole", 0, P4D, 0),
+        ("pgd_entry", P4D, 2 * P4D),
+        ("p4d_entry", P4D, 2 * P4D),
+    ]
 
 
 def test_pgd_smaller_than_a_page() -> None:
