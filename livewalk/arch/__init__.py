@@ -149,6 +149,13 @@ class ArchPaging(Protocol):
         """
         ...
 
+    def is_direct_map(self, vaddr: int) -> bool:
+        """
+        *vaddr* is in the direct (linear) map, where :meth:`pa` is a
+        subtraction (arm64 ``__is_lm_address()``).
+        """
+        ...
+
     def table_paddr(self, v: int) -> int:
         """
         Physical address of the next-level table a table entry points to

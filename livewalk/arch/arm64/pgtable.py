@@ -355,11 +355,15 @@ class Arm64Paging:
         """``__va()``: ``(pa - PHYS_OFFSET) | PAGE_OFFSET``."""
         return ((paddr - self.phys_offset) | self.page_offset) & ULONG_MAX
 
+    def is_direct_map(self, vaddr: int) -> bool:
+        """``__is_lm_address()``: in [``PAGE_OFFSET``, ``PAGE_END``)."""
+        off = self.page_offset
+        return ((vaddr - off) & ULONG_MAX) < ((self.page_end - off) & ULONG_MAX)
+
     def pa(self, vaddr: int) -> int:
         """``__pa()``: through the linear map, else the kernel image (``kimage_voffset``)."""
-        off = self.page_offset
-        if ((vaddr - off) & ULONG_MAX) < ((self.page_end - off) & ULONG_MAX):
-            return (vaddr - off + self.phys_offset) & ULONG_MAX
+        if self.is_direct_map(vaddr):
+            return (vaddr - self.page_offset + self.phys_offset) & ULONG_MAX
         return (vaddr - self.kimage_voffset) & ULONG_MAX
 
     def pte_to_phys(self, v: int) -> int:

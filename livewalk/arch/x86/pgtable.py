@@ -391,6 +391,10 @@ class X86Paging:
         """``__va()``: the direct-map address of physical address *paddr*."""
         return (self.page_offset + paddr) & ULONG_MAX
 
+    def is_direct_map(self, vaddr: int) -> bool:
+        """Between ``page_offset_base`` and ``MAX_PHYSMEM_BITS`` above it."""
+        return 0 <= vaddr - self.page_offset < 1 << self.max_physmem_bits
+
     def pa(self, vaddr: int) -> int:
         """
         ``__pa()``: the kernel image (``init_top_pgt``) through ``phys_base``,
