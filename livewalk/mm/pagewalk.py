@@ -86,8 +86,24 @@ index instead of reading past the page as the kernel would; a PTE loop with
 
 The loops talk to the architecture only through
 :class:`~livewalk.arch.ArchPaging` (``walk.paging``): ``pmd_none()``,
-``pud_leaf()``, ... and the geometry; levels are
-:class:`~livewalk.arch.PageTableLevel`.
+``pud_leaf()``, ... and the geometry (shifts, ``PTRS_PER_*``: 512, 2048 or
+8192 entries a table); levels are :class:`~livewalk.arch.PageTableLevel`.
+
+Folded levels
+=============
+
+As in Linux 7.2 ``mm/pagewalk.c`` over ``asm-generic/pgtable-nop4d.h``,
+``-nopud.h`` and ``-nopmd.h``: a level folded at build time (the P4D with 4
+levels; P4D and PUD with 3, arm64 4K/39-bit, 16K/47-bit, 64K/48-bit; and the
+PMD too with 2, arm64 64K/42-bit) still has its loop and its callback, run
+once with ``p?d_addr_end() == end`` on the parent's own slot (same value,
+same :attr:`~livewalk.mm.entry.Entry.kaddr`); the none and bad tests of the
+level above it are constant false, so the hole of a none entry is reported
+by the lowest level of the slot at ``real_depth()``. arm64 kernels built for
+52-bit VAs fold one more level at boot when the CPU lacks LPA2
+(:meth:`~livewalk.arch.ArchPaging.folded_at_boot`): the PGD keeps its
+build-time ``PGDIR_SHIFT`` and slots, and ``p4d_offset()`` (``pud_offset()``
+with 16K pages) indexes the PGD's own page.
 """
 
 from __future__ import annotations
@@ -464,8 +480,10 @@ def pmd_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
 def real_depth(depth: int, paging: ArchPaging) -> int:
     """
     ``real_depth()``: renumber a hole depth past folded levels (PMD into
-    PUD, PUD into P4D, P4D into PGD). On x86_64 only the P4D folds, without
-    LA57, so depth 1 becomes 0 there.
+    PUD, PUD into P4D, P4D into PGD), by ``PTRS_PER_* == 1``. On x86_64
+    only the P4D folds, without LA57, so depth 1 becomes 0 there; on arm64
+    with 3 levels a none PUD is depth 0, with 2 a none PMD. A level folded
+    at boot keeps its ``PTRS_PER_*`` and its depth.
     """
     if depth == 3 and paging.ptrs_per(_PMD) == 1:
         depth = 2
@@ -496,9 +514,9 @@ def _ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
 
 def _level_ranges(start: int, end: int, shift: int, folded: bool) -> Iterable[tuple[int, int]]:
     """
-    The ``(addr, next)`` pairs of one level's loop: a folded level's
-    ``p?d_addr_end()`` is *end* (``asm-generic/pgtable-nop*d.h``), so its loop
-    runs once.
+    The ``(addr, next)`` pairs of one level's loop: as in Linux 7.2
+    mm/pagewalk.c, a folded level's loop runs once, its ``p?d_addr_end()``
+    being *end* (``asm-generic/pgtable-nop*d.h``).
     """
     return ((start, end),) if folded else _ranges(start, end, 1 << shift)
 
