@@ -11,7 +11,7 @@ from walkrec import Rec, ptes  # noqa: E402
 
 from livewalk.arch import PageTableLevel  # noqa: E402
 from livewalk.arch.arm64.pgtable import Arm64Paging  # noqa: E402
-from livewalk.arch.arm64.pgtable_hwdef import PTE_AF, PTE_CONT, PTE_RDONLY  # noqa: E402
+from livewalk.arch.arm64.pgtable_hwdef import PTE_AF, PTE_CONT, PTE_RDONLY, PTE_VALID  # noqa: E402
 from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY  # noqa: E402
 from livewalk.backend.synthetic import SyntheticMM  # noqa: E402
 from livewalk.mm.pagewalk import (  # noqa: E402
@@ -125,3 +125,26 @@ def test_16k_granule_walk() -> None:
         ("pte_hole", 2 << 25, 3 << 25, 3),
     ]
     assert r.entries[1 + 5].pfn == 0x99 and r.entries[1 + 5].present
+
+
+def test_prot_none_thp_split_to_present_invalid_contpte_ptes() -> None:
+    # a PROT_NONE (or NUMA-hint) THP is present-invalid at the PMD:
+    # pmd_trans_huge() forces PTE_VALID for the table test, so the walk
+    # splits it; __split_huge_pmd_locked() builds mk_pte(vm_page_prot) =
+    # PAGE_NONE entries and set_ptes() (contpte_set_ptes()) marks every
+    # aligned block of 16 contiguous
+    mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+    mm.add_vma(0x200000, 0x400000, flags=0)
+    mm.map_protnone(0x200000, pfn=0x40000, level=PageTableLevel.PMD)
+    pmd = mm.lookup(PageTableLevel.PMD, 0x200000)
+    assert pmd is not None and not pmd & PTE_VALID
+    r = Rec(("pmd_entry", "pte_entry"))
+    walks: list = []
+    assert walk_page_range(mm, 0x200000, 0x400000, r.ops, walks=walks) == 0
+    assert r.log == [("pmd_entry", 0x200000, 0x400000), *ptes(0x200000, 0x400000)]
+    assert r.entries[0].present and r.entries[0].protnone and r.entries[0].leaf
+    split = r.entries[1:]
+    assert [e.pfn for e in split] == list(range(0x40000, 0x40200))
+    assert all(e.present and e.protnone and not e.value & PTE_VALID for e in split)
+    assert all(e.value & PTE_CONT for e in split)
+    assert walks[0].splits == [(PageTableLevel.PMD, 0x200000, "anon")]
