@@ -148,3 +148,33 @@ def test_prot_none_thp_split_to_present_invalid_contpte_ptes() -> None:
     assert all(e.present and e.protnone and not e.value & PTE_VALID for e in split)
     assert all(e.value & PTE_CONT for e in split)
     assert walks[0].splits == [(PageTableLevel.PMD, 0x200000, "anon")]
+
+
+def test_contpte_fold_covers_the_block_beyond_the_walked_range_16k() -> None:
+    # 16K: CONT_PTES is 128. ptep_get() of any entry of a valid contiguous
+    # block folds access and dirty over all 128 (contpte_ptep_get()), also
+    # over entries outside [start, end) of the walk; an entry without
+    # PTE_CONT next to the block is read as it is
+    page = 1 << 14
+    mm = SyntheticMM(paging=Arm64Paging(page_shift=14, phys_offset=0))
+    base = 1 << 25  # PMD slot 1, PTE slot 0
+    mm.add_vma(base, base + (1 << 25))
+    clean_old = (mm.default_flags & ~(PTE_DIRTY | PTE_AF)) | PTE_RDONLY
+    for n in range(129):
+        mm.map_4k(base + n * page, 0x80000 + n, clean_old | (PTE_CONT if n < 128 else 0))
+    v = mm.lookup(PageTableLevel.PTE, base + 100 * page)
+    assert v is not None
+    mm.set_pte(base + 100 * page, v | PTE_DIRTY | PTE_AF)  # entry 100 of the block
+    v = mm.lookup(PageTableLevel.PTE, base + 128 * page)
+    assert v is not None
+    mm.set_pte(base + 128 * page, v | PTE_AF)  # outside the block
+    r = Rec(("pte_entry",))
+    assert walk_page_range(mm, base + 64 * page, base + 80 * page, r.ops) == 0
+    assert [a for _, a, _ in r.log] == [base + n * page for n in range(64, 80)]
+    assert all(e.dirty and e.accessed for e in r.entries)
+    r = Rec(("pte_entry",))
+    assert walk_page_range(mm, base + 127 * page, base + 130 * page, r.ops) == 0
+    first, after, none = r.entries
+    assert first.dirty and first.accessed
+    assert after.accessed and not after.dirty and not after.value & PTE_CONT
+    assert none.none
