@@ -44,7 +44,10 @@ from livewalk.kernel import KernelFeatures
 from livewalk.mm.swapops import SwapTypes
 from livewalk.mm.vma import VMA, VMFlagBits
 
-__all__ = ("DrgnBackend",)
+__all__ = (
+    "DrgnBackend",
+    "vmcoreinfo_number",
+)
 
 _CACHE_KEY = "livewalk.backend.drgn"
 
@@ -81,7 +84,7 @@ def _lookup_int(prog: Program, name: str) -> int | None:
         return None
 
 
-def _vmcoreinfo_number(prog: Program, name: str) -> int | None:
+def vmcoreinfo_number(prog: Program, name: str) -> int | None:
     """``NUMBER(name)=`` of the kernel's VMCOREINFO note (decimal or ``0x`` hex)."""
     try:
         info = prog["VMCOREINFO"].string_().decode(errors="replace")
@@ -107,8 +110,32 @@ def _read_phys_base(prog: Program) -> int:
         return prog.read_u64(prog.symbol("phys_base").address)
     except (LookupError, FaultError, ValueError):
         pass
-    v = _vmcoreinfo_number(prog, "phys_base")
+    v = vmcoreinfo_number(prog, "phys_base")
     return 0 if v is None else v
+
+
+def _pgtable_levels(prog: Program) -> int | None:
+    """
+    ``CONFIG_PGTABLE_LEVELS`` from the entry types: a level folded by
+    ``asm-generic/pgtable-nop*d.h`` wraps the level above (``typedef struct
+    { pud_t pud; } pmd_t;``) instead of holding a value of its own.
+    """
+    levels = 2
+    for name, member in (("pmd_t", "pmd"), ("pud_t", "pud"), ("p4d_t", "p4d")):
+        try:
+            t = prog.type(name).unaliased()
+        except LookupError:
+            return None
+        if not t.has_member(member):
+            break
+        levels += 1
+    return levels
+
+
+#: ``CONFIG_ARM64_VA_BITS`` by ``PAGE_SHIFT`` and ``CONFIG_PGTABLE_LEVELS``
+#: where VMCOREINFO does not say: 16K with 4 levels and 64K with 3 are also
+#: built for 52 bits, which only VMCOREINFO tells apart.
+_ARM64_VA_BITS_OF_LEVELS = {12: {3: 39, 4: 48, 5: 52}, 14: {2: 36, 3: 47, 4: 48}, 16: {2: 42, 3: 48}}
 
 
 def _symbol_range(prog: Program, start: str, end: str) -> tuple[int, int]:
@@ -376,22 +403,27 @@ class DrgnBackend:
     def _read_arm64_paging(self) -> Arm64Paging:
         """
         arm64: ``PAGE_SHIFT``; ``VA_BITS`` from VMCOREINFO (else the
-        configuration, else 48); ``vabits_actual`` (else ``64 -
-        TCR_EL1_T1SZ`` from VMCOREINFO, as drgn's arm64 translation), which
-        says whether a 52-bit kernel folded a level at boot;
+        configuration, else from ``CONFIG_PGTABLE_LEVELS`` as the entry
+        types show it); ``vabits_actual`` (a variable in older kernels, a read
+        of TCR_EL1 in 7.2: then ``64 - TCR_EL1_T1SZ`` from VMCOREINFO, as
+        drgn's arm64 translation reads it), which says whether a 52-bit
+        kernel folded a level at boot;
         ``memstart_addr`` (``PHYS_OFFSET``) and ``kimage_voffset``.
         """
         prog = self.prog
         page_shift = _lookup_int(prog, "PAGE_SHIFT")
         if page_shift is None:
-            size = _vmcoreinfo_number(prog, "PAGESIZE") or 4096
+            size = vmcoreinfo_number(prog, "PAGESIZE") or 4096
             page_shift = size.bit_length() - 1
-        va_bits = _vmcoreinfo_number(prog, "VA_BITS")
+        va_bits = vmcoreinfo_number(prog, "VA_BITS")
+        if va_bits is None and "CONFIG_ARM64_VA_BITS" in self._kconfig:
+            va_bits = int(self._kconfig["CONFIG_ARM64_VA_BITS"])
         if va_bits is None:
-            va_bits = int(self._kconfig.get("CONFIG_ARM64_VA_BITS", "48"))
+            levels = _pgtable_levels(prog)
+            va_bits = _ARM64_VA_BITS_OF_LEVELS.get(page_shift, {}).get(levels or 0, 48)
         actual = _lookup_int(prog, "vabits_actual")
         if actual is None:
-            t1sz = _vmcoreinfo_number(prog, "TCR_EL1_T1SZ")
+            t1sz = vmcoreinfo_number(prog, "TCR_EL1_T1SZ")
             actual = 64 - t1sz if t1sz else va_bits
         pa52 = self.config("ARM64_PA_BITS_52")
         if pa52 is None:
@@ -400,10 +432,10 @@ class DrgnBackend:
             pa52 = page_shift == 16 or va_bits == 52
         phys_offset = _lookup_int(prog, "memstart_addr")
         if phys_offset is None:
-            phys_offset = _vmcoreinfo_number(prog, "PHYS_OFFSET") or 0
+            phys_offset = vmcoreinfo_number(prog, "PHYS_OFFSET") or 0
         kimage_voffset = _lookup_int(prog, "kimage_voffset")
         if kimage_voffset is None:
-            kimage_voffset = _vmcoreinfo_number(prog, "kimage_voffset") or 0
+            kimage_voffset = vmcoreinfo_number(prog, "kimage_voffset") or 0
         contpte = self.config("ARM64_CONTPTE")
         if contpte is None:
             contpte = _has_symbol(prog, "contpte_ptep_get")

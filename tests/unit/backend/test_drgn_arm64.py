@@ -14,7 +14,7 @@ from typing import Any
 
 import drgn
 import pytest
-from drgn import Object, Program
+from drgn import Object, Program, TypeMember
 from walkrec import Rec
 
 from livewalk.arch import PageTableLevel as L
@@ -29,10 +29,24 @@ ARM64 = drgn.Platform(
 INFO_ADDR = 0xFFFF_FFFF_0000_0000
 
 
-def fake_arm64(mm: SyntheticMM, objects: dict[str, int], vmcoreinfo: str) -> Program:
-    """An arm64 program whose physical memory is *mm*'s page-table pages."""
+def fake_arm64(mm: SyntheticMM, objects: dict[str, int], vmcoreinfo: str, levels: int = 0) -> Program:
+    """
+    An arm64 program whose physical memory is *mm*'s page-table pages; with
+    *levels*, the entry types of ``CONFIG_PGTABLE_LEVELS`` = *levels*
+    (``asm/pgtable-types.h`` and ``asm-generic/pgtable-nop*d.h``).
+    """
     prog = Program(ARM64)
     u64 = prog.int_type("unsigned long", 8, False)
+    entry_types: dict[str, drgn.Type] = {}
+    above = prog.typedef_type("pgd_t", prog.struct_type(None, 8, (TypeMember(u64, "pgd"),)))
+    for name in ("p4d", "pud", "pmd"):
+        own = {"p4d": 5, "pud": 4, "pmd": 3}[name] <= levels
+        member = TypeMember(u64, name) if own else TypeMember(above, above.name[:3])
+        above = entry_types[name + "_t"] = prog.typedef_type(name + "_t", prog.struct_type(None, 8, (member,)))
+    if levels:
+        prog.register_type_finder(
+            "test", lambda prog, kinds, name, filename: entry_types.get(name), enable_index=0
+        )
     s64 = prog.int_type("long", 8, True)
     char = prog.int_type("char", 1, True)
     info = vmcoreinfo.encode() + b"\0"
@@ -136,3 +150,16 @@ def test_other_architectures_are_refused() -> None:
     prog = Program(drgn.Platform(drgn.Architecture.PPC64, drgn.PlatformFlags.IS_64_BIT))
     with pytest.raises(ValueError, match="x86_64 and arm64"):
         DrgnBackend(prog)
+
+
+@pytest.mark.parametrize(
+    "shift, levels, va_bits", [(12, 3, 39), (12, 4, 48), (12, 5, 52), (14, 3, 47), (16, 2, 42), (16, 3, 48)]
+)
+def test_va_bits_from_the_entry_types_without_vmcoreinfo(shift: int, levels: int, va_bits: int) -> None:
+    # no VA_BITS in VMCOREINFO and no configuration: CONFIG_PGTABLE_LEVELS
+    # from which entry types hold values of their own
+    mm = SyntheticMM(paging=_paging(page_shift=shift, va_bits=va_bits, pa_bits_52=va_bits == 52))
+    prog = fake_arm64(mm, {"PAGE_SHIFT": shift, "memstart_addr": 0, "kimage_voffset": 0}, "", levels)
+    p = DrgnBackend(prog).paging
+    assert isinstance(p, Arm64Paging)
+    assert (p.va_bits, p.config_levels, p.levels) == (va_bits, levels, levels)
