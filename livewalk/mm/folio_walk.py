@@ -254,7 +254,7 @@ def folio_walk_start(
         if p.pmd_bad(pmd):
             return None
         t, base, i = _offset(ctx, _PTE, t, base, i, addr)
-        pte = t[i]
+        pte = p.ptes_get(t, i, 1)[0]  # ptep_get(): arm64 folds a contiguous block
         kaddr = base + 8 * i
         fw._set(FolioWalkLevel.FW_LEVEL_PTE, Entry(pte, kaddr, _PTE, ctx))
         if p.pte_present(pte):

@@ -298,3 +298,21 @@ def test_prot_none_swap_migration_marker_entries_through_pte_entry() -> None:
     assert mig.swap is not None and mig.swap.kind.is_migration and mig.swap.pfn == 0x200
     assert mk.swap is not None and mk.swap.kind.name == "PTE_MARKER"
     assert pr.present and not pr.protnone and pr.pfn == 0x300 and not pr.soft_dirty
+
+
+def test_folio_walk_sees_ptep_get_of_a_contpte_block() -> None:
+    # folio_walk_start() reads the PTE with ptep_get(): the dirty bit of
+    # another entry of the contiguous block shows in fw.pte
+    mm = SyntheticMM(paging=_a64())
+    vma = mm.add_vma(0x400000, 0x410000)
+    clean = (mm.default_flags & ~PTE_DIRTY) | PTE_RDONLY | PTE_CONT
+    for n in range(16):
+        mm.map_4k(0x400000 + (n << 12), pfn=0x40000 + n, flags=clean)
+    v = mm.lookup(L.PTE, 0x40F000)
+    assert v is not None
+    mm.set_pte(0x40F000, v | PTE_DIRTY)
+    fw = FolioWalk()
+    assert folio_walk_start(fw, vma, 0x401000, 0) == 0x40001
+    assert fw.ptep is not None and fw.ptep.dirty and fw.pte & PTE_DIRTY
+    raw = mm.lookup(L.PTE, 0x401000)
+    assert raw is not None and not raw & PTE_DIRTY  # the table is unchanged
