@@ -1105,15 +1105,16 @@ def _huge_pte_offset_arm64(
     if paging.pud_leaf(v) or not paging.pud_present(v):
         return paging.huge_ptep_get(table.vals, i, _PUD), table.kaddr(i), _PUD
     table, folded = _lower_table(walk, _PMD, pud, v, table)
+    pmd = pud
     if not folded:
-        i = _index(_PMD, addr, paging)
+        pmd, i = _slot(_PMD, addr, paging), _index(_PMD, addr, paging)
     v = table.vals[i]
     if level != _PMD and paging.pmd_none(v):
         return None
     if paging.pmd_leaf(v) or not paging.pmd_present(v):
         return paging.huge_ptep_get(table.vals, i, _PMD), table.kaddr(i), _PMD
     if level == _PTE and n > 1:  # pte_offset_huge() of the CONT_PTE block
-        table = walk.table(_slot(_PMD, addr, paging), v)
+        table = walk.table(pmd, v)
         i = _index(_PTE, addr, paging)
         return paging.huge_ptep_get(table.vals, i, _PTE), table.kaddr(i), _PTE
     return None

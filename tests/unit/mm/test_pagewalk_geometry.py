@@ -316,3 +316,25 @@ def test_folio_walk_sees_ptep_get_of_a_contpte_block() -> None:
     assert fw.ptep is not None and fw.ptep.dirty and fw.pte & PTE_DIRTY
     raw = mm.lookup(L.PTE, 0x401000)
     assert raw is not None and not raw & PTE_DIRTY  # the table is unchanged
+
+
+def test_64k_two_levels_hugetlb_cont_pte_beside_normal_pages() -> None:
+    # 64K, 2 levels: CONT_PTE_SIZE is 2 MiB (32 PTEs), PMD_SIZE 512 MiB and
+    # the PMD is the PGD slot; a hugetlb VMA and a normal one share a PTE
+    # table, reached from the same slot by huge_pte_offset() and the walk
+    g = next(g for g in GEOMETRIES if g.name == "arm64-64k-42")
+    p = g.paging
+    assert isinstance(p, Arm64Paging) and p.hugetlb_level(21) == (L.PTE, 32)
+    mm = SyntheticMM(paging=p)
+    mm.add_vma(1 << 29, (1 << 29) + (2 << 20), hugetlb_shift=21)
+    mm.add_vma((1 << 29) + (2 << 20), (1 << 29) + (2 << 20) + 2 * g.page)
+    for n in range(32):
+        mm.map_4k((1 << 29) + n * g.page, pfn=0x1000 + n, flags=mm.default_flags | PTE_CONT)
+    mm.map_4k((1 << 29) + (2 << 20), pfn=0x2000)
+    r = Rec(("hugetlb_entry", "pte_entry"))
+    walks: list = []
+    assert walk_page_range(mm, 1 << 29, (1 << 29) + (2 << 20) + 2 * g.page, r.ops, walks=walks) == 0
+    assert [t[0] for t in r.log] == ["hugetlb_entry", "pte_entry", "pte_entry"]
+    assert r.entries[0].level == L.PTE and r.entries[0].pfn == 0x1000
+    assert r.entries[1].pfn == 0x2000 and r.entries[2].none
+    assert walks[0].errors == []  # one PTE table, reached from one slot
