@@ -18,8 +18,11 @@ returning ``end``), not the code under test.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from walkrec import Rec
 
 from livewalk.arch import ULONG_MAX, ArchPaging
@@ -30,7 +33,7 @@ from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.folio_walk import FolioWalk, folio_walk_start
-from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug
+from livewalk.mm.pagewalk import MMWalkOps, walk_page_range, walk_page_range_debug
 
 T = 1 << 40
 
@@ -338,3 +341,85 @@ def test_64k_two_levels_hugetlb_cont_pte_beside_normal_pages() -> None:
     assert r.entries[0].level == L.PTE and r.entries[0].pfn == 0x1000
     assert r.entries[1].pfn == 0x2000 and r.entries[2].none
     assert walks[0].errors == []  # one PTE table, reached from one slot
+
+
+# -- every address once, in every geometry ----------------------------------------
+
+_RANK = {"pgd_entry": 0, "p4d_entry": 1, "pud_entry": 2, "pmd_entry": 3}
+
+
+@st.composite
+def _layouts(draw: Any) -> tuple[Geometry, SyntheticMM, int, int]:
+    """VMAs across the boundary of every real level's entries, with pages, THPs and swap entries."""
+    g = draw(st.sampled_from(GEOMETRIES))
+    p, page = g.paging, g.page
+    pmd_span = g.holes[0][0]
+    mm = SyntheticMM(paging=p)
+    lo = hi = None
+    cursor = 0
+    for span, _depth in g.holes:
+        if not draw(st.booleans()):
+            continue
+        start = max(cursor, span - draw(st.integers(1, 3 * (page // 8))) * page)
+        end = start + draw(st.integers(1, 4 * (page // 8))) * page
+        mm.add_vma(start, end)
+        lo = start if lo is None else lo
+        hi = cursor = end
+        for _ in range(draw(st.integers(0, 5))):
+            what = draw(st.sampled_from(["page", "page", "swap", "protnone", "thp"]))
+            if what == "thp":
+                a = (start + pmd_span - 1) & ~(pmd_span - 1)
+                if a + pmd_span <= end and not mm.lookup(L.PMD, a):
+                    mm.map_2m(a, pfn=page // 8 * 4)
+                continue
+            a = start + draw(st.integers(0, (end - start) // page - 1)) * page
+            pmd = mm.lookup(L.PMD, a)
+            if pmd and p.pmd_leaf(pmd):
+                continue  # a THP covers it
+            if what == "page":
+                mm.map_4k(a, pfn=0x1000 + (a // page & 0xFFF))
+            elif what == "swap":
+                mm.map_swap(a, 1, a // page)
+            else:
+                mm.map_protnone(a, 0x2000)
+    if lo is None or hi is None:
+        lo, hi = 4 * pmd_span, 4 * pmd_span + page
+        mm.add_vma(lo, hi)
+    start = draw(st.sampled_from([lo, max(0, lo - draw(st.integers(0, 64)) * page)]))
+    end = draw(st.sampled_from([hi, hi + draw(st.integers(1, 64)) * page]))
+    return g, mm, start, end
+
+
+def _tiles(log: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """The deepest reports: an upper-level entry with reports inside it is replaced by them."""
+    out: list[tuple[str, int, int]] = []
+    for rec in log:
+        name, a, n = rec
+        while out and out[-1][0] in _RANK and out[-1][1] <= a and n <= out[-1][2] and (
+            name not in _RANK or _RANK[name] > _RANK[out[-1][0]]
+        ):
+            out.pop()
+        out.append(rec)
+    return [(a, n) for _, a, n in out]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_layouts(), st.sets(st.sampled_from(tuple(_RANK) + ("pte_entry",)), min_size=1), st.booleans())
+def test_every_address_reported_once_in_every_geometry(
+    layout: tuple[Geometry, SyntheticMM, int, int], cbs: set[str], no_vma: bool
+) -> None:
+    g, mm, start, end = layout
+    log: list[tuple[str, int, int]] = []
+
+    def mk(name: str) -> Any:
+        return lambda e, a, n, w: log.append((name, a, n))
+
+    ops = MMWalkOps(**{n: mk(n) for n in cbs}, pte_hole=lambda a, n, d, w: log.append(("pte_hole", a, n)))
+    if no_vma:
+        assert walk_page_range_debug(mm, start, end, ops, None) == 0
+    else:
+        assert walk_page_range(mm, start, end, ops) == 0
+    tiles = _tiles(log)
+    assert tiles and tiles[0][0] == start and tiles[-1][1] == end, g.name
+    for (a0, n0), (a1, _) in zip(tiles, tiles[1:]):
+        assert a0 < n0 == a1, (g.name, hex(a0), hex(n0), hex(a1))
