@@ -38,6 +38,7 @@ from drgn import FaultError, IntegerLike, Object, Program
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.arm64.pgtable import Arm64Paging
+from livewalk.arch.arm64.pgtable_hwdef import VA_BITS_CHOICES, arm64_hw_pgtable_levels
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import TableReadError, register_backend
 from livewalk.kernel import KernelFeatures
@@ -132,10 +133,15 @@ def _pgtable_levels(prog: Program) -> int | None:
     return levels
 
 
-#: ``CONFIG_ARM64_VA_BITS`` by ``PAGE_SHIFT`` and ``CONFIG_PGTABLE_LEVELS``
-#: where VMCOREINFO does not say: 16K with 4 levels and 64K with 3 are also
-#: built for 52 bits, which only VMCOREINFO tells apart.
-_ARM64_VA_BITS_OF_LEVELS = {12: {3: 39, 4: 48, 5: 52}, 14: {2: 36, 3: 47, 4: 48}, 16: {2: 42, 3: 48}}
+def _arm64_va_bits_of_levels(page_shift: int, levels: int | None) -> int:
+    """
+    The ``CONFIG_ARM64_VA_BITS`` choice that gives *levels* with
+    *page_shift*, where VMCOREINFO does not say: the largest up to 48 (16K
+    with 4 levels and 64K with 3 are also built for 52 bits, which only
+    VMCOREINFO tells apart; 4K with 5 levels is 52 alone); 48 if unknown.
+    """
+    fits = [v for v in VA_BITS_CHOICES.get(page_shift, ()) if arm64_hw_pgtable_levels(v, page_shift) == levels]
+    return max((v for v in fits if v <= 48), default=max(fits, default=48))
 
 
 def _symbol_range(prog: Program, start: str, end: str) -> tuple[int, int]:
@@ -419,8 +425,7 @@ class DrgnBackend:
         if va_bits is None and "CONFIG_ARM64_VA_BITS" in self._kconfig:
             va_bits = int(self._kconfig["CONFIG_ARM64_VA_BITS"])
         if va_bits is None:
-            levels = _pgtable_levels(prog)
-            va_bits = _ARM64_VA_BITS_OF_LEVELS.get(page_shift, {}).get(levels or 0, 48)
+            va_bits = _arm64_va_bits_of_levels(page_shift, _pgtable_levels(prog))
         actual = _lookup_int(prog, "vabits_actual")
         if actual is None:
             t1sz = vmcoreinfo_number(prog, "TCR_EL1_T1SZ")
