@@ -349,9 +349,10 @@ class SyntheticMM:
     ) -> VMA:
         """
         Add a VMA [*start*, *end*) (page aligned, not overlapping others).
-        ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (21 or 30) makes a
-        hugetlb VMA. ``anonymous`` defaults to true for private VMAs that are
-        neither hugetlb, PFN maps nor part of a *mapping*.
+        ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (the huge page's:
+        21 or 30 on x86; arm64 has contiguous sizes too) makes a hugetlb VMA.
+        ``anonymous`` defaults to true for private VMAs that are neither
+        hugetlb, PFN maps nor part of a *mapping*.
         """
         page_size = self.paging.page_size
         if start >= end or start % page_size or end % page_size:
@@ -515,14 +516,17 @@ class SyntheticMM:
         """:attr:`EntryBits.default` of this mm's architecture."""
         return self.livewalk_backend.bits.default
 
-    def map_4k(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map one base page (4 KiB on x86) with *flags* (default: :attr:`default_flags`)."""
+    def map_page(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map one base page (``PAGE_SIZE``) with *flags* (default: :attr:`default_flags`)."""
         self.set_pte(addr, self.paging.pfn_pte(pfn, self.default_flags if flags is None else flags))
+
+    #: :meth:`map_page` by its name from the 4K granule.
+    map_4k = map_page
 
     def map_range_4k(self, start: int, end: int, pfn: int, flags: int | None = None) -> None:
         """Map [start, end) with base pages, consecutive PFNs from *pfn*."""
         for n, addr in enumerate(range(start, end, self.paging.page_size)):
-            self.map_4k(addr, pfn + n, flags)
+            self.map_page(addr, pfn + n, flags)
 
     def fill_pte_table(self, addr: int, values: Sequence[int]) -> None:
         """Set all the PTEs of the PTE table covering *addr* at once."""
@@ -532,15 +536,22 @@ class SyntheticMM:
         assert p is not None
         self.livewalk_backend._mem[p] = array("Q", values)
 
-    def map_2m(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map a PMD leaf (2 MiB with 4K pages; a PSE PMD or a block descriptor): THP or hugetlb."""
+    def map_pmd(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """
+        Map a PMD leaf (``PMD_SIZE``: 2 MiB with 4K pages, 32 MiB with 16K,
+        512 MiB with 64K; a PSE PMD or a block descriptor): THP or hugetlb.
+        """
         bits = self.livewalk_backend.bits
         self.set_pmd(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
 
-    def map_1g(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map a PUD leaf (1 GiB with 4K pages)."""
+    def map_pud(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map a PUD leaf (``PUD_SIZE``: 1 GiB with 4K pages)."""
         bits = self.livewalk_backend.bits
         self.set_pud(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
+
+    #: :meth:`map_pmd` and :meth:`map_pud` by their names from the 4K granule.
+    map_2m = map_pmd
+    map_1g = map_pud
 
     def map_huge_zero(self, addr: int, *, uffd_wp: bool = False) -> None:
         """Map the huge zero page at *addr* (special, read-only PMD leaf)."""
@@ -548,11 +559,11 @@ class SyntheticMM:
         flags = self.livewalk_backend.bits.zero
         if uffd_wp:
             flags = self.paging.pte_mkuffd_wp(flags)
-        self.map_2m(addr, hz if hz is not None else 0, flags)
+        self.map_pmd(addr, hz if hz is not None else 0, flags)
 
     def map_zero(self, addr: int) -> None:
         """Map the shared zero page at *addr* (special, read-only)."""
-        self.map_4k(addr, self.livewalk_backend.zero_pfn, self.livewalk_backend.bits.zero)
+        self.map_page(addr, self.livewalk_backend.zero_pfn, self.livewalk_backend.bits.zero)
 
     def map_protnone(self, addr: int, pfn: int, level: int = PageTableLevel.PTE) -> None:
         """A PROT_NONE / NUMA-hint entry (x86: PFN stored inverted; arm64: present-invalid)."""

@@ -99,8 +99,8 @@ def test_arm64_program_reads_like_the_synthetic_tables(
     mm = SyntheticMM(paging=paging)
     base = 4 << paging.level_shift(L.PMD)
     for n in (0, 3, 7):
-        mm.map_4k(base + n * page, pfn=0x100 + n)
-    mm.map_4k(1 << 39, pfn=0x200)
+        mm.map_page(base + n * page, pfn=0x100 + n)
+    mm.map_page(1 << 39, pfn=0x200)
     # vabits_actual is read directly; VMCOREINFO gives VA_BITS (what drgn reads)
     prog = fake_arm64(
         mm,

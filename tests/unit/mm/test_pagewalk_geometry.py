@@ -116,7 +116,7 @@ def test_every_callback_once_per_level(geo: Geometry) -> None:
     base = 4 * geo.holes[0][0]  # PMD slot 4 (PGD slot 4 with 2 levels)
     mm = SyntheticMM(paging=geo.paging)
     vma = mm.add_vma(base, base + 3 * page)
-    mm.map_4k(base + page, pfn=0x1234)
+    mm.map_page(base + page, pfn=0x1234)
     r = Rec(("pgd_entry", "p4d_entry", "pud_entry", "pmd_entry", "pte_entry", "pte_hole"))
     assert walk_page_range(mm, vma.vm_start, vma.vm_end, r.ops) == 0
     assert r.log == [
@@ -160,7 +160,7 @@ def test_holes_at_every_real_level(geo: Geometry) -> None:
     ptes_per_table = page // 8
     for span, depth in geo.holes:
         mm = SyntheticMM(paging=geo.paging)
-        mm.map_4k(span, pfn=7)
+        mm.map_page(span, pfn=7)
         r = Rec(("pte_entry", "pte_hole"))
         pmd_span = geo.holes[0][0]
         assert walk_page_range_debug(mm, 0, span + pmd_span, r.ops, None) == 0
@@ -192,7 +192,7 @@ def test_anon_thp_split(geo: Geometry) -> None:
     npte = geo.page // 8
     mm = SyntheticMM(paging=p)
     mm.add_vma(pmd_span, 2 * pmd_span)
-    mm.map_2m(pmd_span, pfn=npte * 3)
+    mm.map_pmd(pmd_span, pfn=npte * 3)
     r = Rec(("pmd_entry", "pte_entry"))
     walks: list = []
     assert walk_page_range(mm, pmd_span, 2 * pmd_span, r.ops, walks=walks) == 0
@@ -210,7 +210,7 @@ def test_folio_walk(geo: Geometry) -> None:
     base = 4 * geo.holes[0][0]
     mm = SyntheticMM(paging=geo.paging)
     vma = mm.add_vma(base, base + 4 * page)
-    mm.map_4k(base + 2 * page, pfn=0x777)
+    mm.map_page(base + 2 * page, pfn=0x777)
     fw = FolioWalk()
     assert folio_walk_start(fw, vma, base + 2 * page, 0) == 0x777
     assert fw.ptep is not None and fw.ptep.kaddr == mm.kaddr_of(L.PTE, base + 2 * page)
@@ -241,13 +241,13 @@ def test_hugetlb_pmd_cont_pmd_cont_pte(g: Geometry) -> None:
     clean = (mm.default_flags & ~(PTE_DIRTY | PTE_AF)) | PTE_RDONLY
     # PMD_SIZE: two pages, the second slot none
     pmd_vma = mm.add_vma(base, base + (2 << pmd_shift), hugetlb_shift=pmd_shift)
-    mm.map_2m(base, pfn=0x10000)
+    mm.map_pmd(base, pfn=0x10000)
     # CONT_PMD_SIZE: one page of CONT_PMDS block entries, one of them young
     cbase = base + (2 << cont_pmd_shift)
     mm.add_vma(cbase, cbase + (1 << cont_pmd_shift), hugetlb_shift=cont_pmd_shift)
     pfns_per_pmd = 1 << (pmd_shift - p.page_shift)
     for n in range(p.cont_pmds):
-        mm.map_2m(cbase + (n << pmd_shift), pfn=0x20000 + n * pfns_per_pmd, flags=clean | PMD_SECT_CONT)
+        mm.map_pmd(cbase + (n << pmd_shift), pfn=0x20000 + n * pfns_per_pmd, flags=clean | PMD_SECT_CONT)
     young = mm.lookup(L.PMD, cbase + (3 << pmd_shift))
     assert young is not None
     mm.set_pmd(cbase + (3 << pmd_shift), young | PTE_AF)
@@ -255,7 +255,7 @@ def test_hugetlb_pmd_cont_pmd_cont_pte(g: Geometry) -> None:
     tbase = base + (4 << cont_pmd_shift)
     mm.add_vma(tbase, tbase + (1 << cont_pte_shift), hugetlb_shift=cont_pte_shift)
     for n in range(p.cont_ptes):
-        mm.map_4k(tbase + n * g.page, pfn=0x30000 + n, flags=clean | PTE_CONT)
+        mm.map_page(tbase + n * g.page, pfn=0x30000 + n, flags=clean | PTE_CONT)
     dirty = mm.lookup(L.PTE, tbase + 5 * g.page)
     assert dirty is not None
     mm.set_pte(tbase + 5 * g.page, dirty & ~PTE_RDONLY)
@@ -291,7 +291,7 @@ def test_prot_none_swap_migration_marker_entries_through_pte_entry() -> None:
     mm.map_swap(base + page, type=3, offset=0x4567, exclusive=True)
     mm.map_migration(base + 2 * page, pfn=0x200, write=True)
     mm.map_marker(base + 3 * page)
-    mm.map_4k(base + 4 * page, pfn=0x300)
+    mm.map_page(base + 4 * page, pfn=0x300)
     r = Rec(("pte_entry",))
     assert walk_page_range(mm, base, base + 5 * page, r.ops) == 0
     pn, sw, mig, mk, pr = r.entries
@@ -310,7 +310,7 @@ def test_folio_walk_sees_ptep_get_of_a_contpte_block() -> None:
     vma = mm.add_vma(0x400000, 0x410000)
     clean = (mm.default_flags & ~PTE_DIRTY) | PTE_RDONLY | PTE_CONT
     for n in range(16):
-        mm.map_4k(0x400000 + (n << 12), pfn=0x40000 + n, flags=clean)
+        mm.map_page(0x400000 + (n << 12), pfn=0x40000 + n, flags=clean)
     v = mm.lookup(L.PTE, 0x40F000)
     assert v is not None
     mm.set_pte(0x40F000, v | PTE_DIRTY)
@@ -332,8 +332,8 @@ def test_64k_two_levels_hugetlb_cont_pte_beside_normal_pages() -> None:
     mm.add_vma(1 << 29, (1 << 29) + (2 << 20), hugetlb_shift=21)
     mm.add_vma((1 << 29) + (2 << 20), (1 << 29) + (2 << 20) + 2 * g.page)
     for n in range(32):
-        mm.map_4k((1 << 29) + n * g.page, pfn=0x1000 + n, flags=mm.default_flags | PTE_CONT)
-    mm.map_4k((1 << 29) + (2 << 20), pfn=0x2000)
+        mm.map_page((1 << 29) + n * g.page, pfn=0x1000 + n, flags=mm.default_flags | PTE_CONT)
+    mm.map_page((1 << 29) + (2 << 20), pfn=0x2000)
     r = Rec(("hugetlb_entry", "pte_entry"))
     walks: list = []
     assert walk_page_range(mm, 1 << 29, (1 << 29) + (2 << 20) + 2 * g.page, r.ops, walks=walks) == 0
@@ -370,14 +370,14 @@ def _layouts(draw: Any) -> tuple[Geometry, SyntheticMM, int, int]:
             if what == "thp":
                 a = (start + pmd_span - 1) & ~(pmd_span - 1)
                 if a + pmd_span <= end and not mm.lookup(L.PMD, a):
-                    mm.map_2m(a, pfn=page // 8 * 4)
+                    mm.map_pmd(a, pfn=page // 8 * 4)
                 continue
             a = start + draw(st.integers(0, (end - start) // page - 1)) * page
             pmd = mm.lookup(L.PMD, a)
             if pmd and p.pmd_leaf(pmd):
                 continue  # a THP covers it
             if what == "page":
-                mm.map_4k(a, pfn=0x1000 + (a // page & 0xFFF))
+                mm.map_page(a, pfn=0x1000 + (a // page & 0xFFF))
             elif what == "swap":
                 mm.map_swap(a, 1, a // page)
             else:
