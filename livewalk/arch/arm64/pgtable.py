@@ -407,8 +407,21 @@ class Arm64Paging:
         mask = PTE_VALID | PTE_CONT
         if not any((v & mask) == mask for v in run):
             return run
+        # contpte_ptep_get() of each entry, the bits of a block gathered once
+        out: list[int] = []
         n = self._cont_ptes
-        return [contpte_ptep_get(vals, i, n) for i in range(start, start + len(run))]
+        end = start + len(run)
+        for b in range(start & ~(n - 1), end, n):
+            block = vals[b : b + n]
+            part = block[max(b, start) - b : min(b + n, end) - b]
+            young = PTE_AF if any(x & PTE_AF for x in block) else 0
+            if any(pte_dirty(x) for x in block):
+                out += [_pte_mkdirty(v) | young if (v & mask) == mask else v for v in part]
+            elif young:
+                out += [v | young if (v & mask) == mask else v for v in part]
+            else:
+                out += part
+        return out
 
     # -- hugetlb (arch/arm64/mm/hugetlbpage.c) ---------------------------------
 

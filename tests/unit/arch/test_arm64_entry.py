@@ -256,3 +256,30 @@ def test_va_pa() -> None:
     # x86: the kernel image through phys_base, the rest through the direct map
     x = X86Paging(levels=4, page_offset=0xFFFF_8880_0000_0000, phys_base=0x100_0000)
     assert x.pa(0xFFFF_FFFF_8200_1000) == 0x300_1000 and x.pa(0xFFFF_8880_0000_5000) == 0x5000
+
+
+def test_ptes_get_is_contpte_ptep_get_of_each_entry() -> None:
+    # the batched fold of ptes_get() against contpte_ptep_get() one entry at
+    # a time, over random tables of valid, invalid, contiguous, young, dirty
+    # (software or DBM) entries and random windows
+    import random
+
+    rng = random.Random(7)
+    for paging in (LPA2, K16, K64):
+        n = paging.cont_ptes
+        ptrs = paging.ptrs_per(L.PTE)
+        for _ in range(200):
+            vals = []
+            for _ in range(ptrs):
+                v = rng.choice((0, 0x40000000000F03, 0x40000000000B03 | PTE_RDONLY, 0x0060_0000_0000_0F82))
+                if rng.random() < 0.7:
+                    v |= PTE_CONT
+                if rng.random() < 0.05:
+                    v |= PTE_DIRTY
+                if rng.random() < 0.05:
+                    v &= ~PTE_AF
+                vals.append(v)
+            start = rng.randrange(ptrs)
+            count = rng.randrange(1, ptrs - start + 1)
+            want = [contpte_ptep_get(vals, i, n) for i in range(start, start + count)]
+            assert list(paging.ptes_get(vals, start, count)) == want
