@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from functools import reduce
+from operator import or_
 from typing import TYPE_CHECKING
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
@@ -404,9 +406,9 @@ class Arm64Paging:
         run = vals[start : start + count]
         if not self.contpte:
             return run
-        mask = PTE_VALID | PTE_CONT
-        if not any((v & mask) == mask for v in run):
+        if not reduce(or_, run, 0) & PTE_CONT:  # a C loop: most tables have no block
             return run
+        mask = PTE_VALID | PTE_CONT
         # contpte_ptep_get() of each entry, the bits of a block gathered once
         out: list[int] = []
         n = self._cont_ptes
