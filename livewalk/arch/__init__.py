@@ -65,7 +65,8 @@ class ArchPaging(Protocol):
     Geometry (``asm/pgtable_types.h``, ``asm/page_types.h``):
 
     :ivar levels: number of page-table levels in use (runtime folding
-        included: 4 on x86_64 without LA57)
+        included: 4 on x86_64 without LA57, and for an arm64 kernel built
+        for 52-bit VAs on a CPU without LPA2)
     :ivar page_offset: start of the direct map (``__va(pa) == pa +
         page_offset``)
     :ivar page_shift: ``PAGE_SHIFT``
