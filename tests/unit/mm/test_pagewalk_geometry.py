@@ -33,7 +33,12 @@ from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.folio_walk import FolioWalk, folio_walk_start
-from livewalk.mm.pagewalk import MMWalkOps, walk_page_range, walk_page_range_debug
+from livewalk.mm.pagewalk import (
+    MMWalkOps,
+    walk_page_range,
+    walk_page_range_debug,
+    walk_page_range_mm_unsafe,
+)
 
 T = 1 << 40
 
@@ -427,3 +432,24 @@ def test_every_address_reported_once_in_every_geometry(
     assert tiles and tiles[0][0] == start and tiles[-1][1] == end, g.name
     for (a0, n0), (a1, _) in zip(tiles, tiles[1:]):
         assert a0 < n0 == a1, (g.name, hex(a0), hex(n0), hex(a1))
+
+
+def test_install_pte_allocates_through_folded_levels(geo: Geometry) -> None:
+    # walk_page_range_mm_unsafe() with install_pte over an empty mm: every
+    # real level's none entry gets a new table (__p?d_alloc(), emulated), the
+    # folded ones share their parent's, and install_pte runs once per page
+    page = geo.page
+    base = 4 * geo.holes[0][0]
+    mm = SyntheticMM(paging=geo.paging)
+    mm.add_vma(base, base + 4 * page)
+
+    def install(addr: int, next: int, ptep: Any, walk: Any) -> int:
+        ptep.value = geo.paging.pfn_pte(addr // page, mm.default_flags)
+        return 0
+
+    r = Rec(("pmd_entry",), install_pte=install)
+    walks: list = []
+    assert walk_page_range_mm_unsafe(mm, base, base + 4 * page, r.ops, walks=walks) == 0
+    assert r.log == [("pmd_entry", base, base + 4 * page)]
+    assert sorted(walks[0].installed) == [base + n * page for n in range(4)]
+    assert r.entries[0].is_table  # the PMD the walk allocated (or the PGD slot it is folded into)
