@@ -12,9 +12,9 @@ Everything the backend needs is read from the target and its debug info:
 the paging geometry (x86_64: ``__pgtable_l5_enabled``,
 ``page_offset_base``, ``physical_mask``; arm64: ``PAGE_SHIFT``,
 ``VA_BITS`` and ``vabits_actual``, ``memstart_addr``, ``kimage_voffset``,
-as drgn's own arm64 translation reads them), the swap-type numbering, the ``vm_flags`` bits, the
-kernel's features (:mod:`livewalk.kernel`) and the configuration options
-that change entry decoding. Nothing is written to the target. Importing
+as drgn's own arm64 translation reads them), the swap-type numbering, the
+``vm_flags`` bits, the kernel's features (:mod:`livewalk.kernel`) and the
+configuration options that change entry decoding. Nothing is written to the target. Importing
 this module registers the backend for drgn Objects
 (:func:`~livewalk.backend.backend_for_mm`).
 
@@ -410,11 +410,12 @@ class DrgnBackend:
         """
         arm64: ``PAGE_SHIFT``; ``VA_BITS`` from VMCOREINFO (else the
         configuration, else from ``CONFIG_PGTABLE_LEVELS`` as the entry
-        types show it); ``vabits_actual`` (a variable in older kernels, a read
-        of TCR_EL1 in 7.2: then ``64 - TCR_EL1_T1SZ`` from VMCOREINFO, as
-        drgn's arm64 translation reads it), which says whether a 52-bit
-        kernel folded a level at boot;
-        ``memstart_addr`` (``PHYS_OFFSET``) and ``kimage_voffset``.
+        types show it); ``vabits_actual`` (a variable in older kernels, a
+        read of TCR_EL1 in 7.2: then ``64 - TCR_EL1_T1SZ`` from VMCOREINFO,
+        as drgn's arm64 translation reads it), which says whether a 52-bit
+        kernel folded a level at boot; ``memstart_addr`` (``PHYS_OFFSET``,
+        lowered by a 52-bit kernel running with 48 bits) and
+        ``kimage_voffset``.
         """
         prog = self.prog
         page_shift = _lookup_int(prog, "PAGE_SHIFT")
