@@ -65,7 +65,8 @@ class ArchPaging(Protocol):
     Geometry (``asm/pgtable_types.h``, ``asm/page_types.h``):
 
     :ivar levels: number of page-table levels in use (runtime folding
-        included: 4 on x86_64 without LA57)
+        included: 4 on x86_64 without LA57, and for an arm64 kernel built
+        for 52-bit VAs on a CPU without LPA2)
     :ivar page_offset: start of the direct map (``__va(pa) == pa +
         page_offset``)
     :ivar page_shift: ``PAGE_SHIFT``
@@ -125,6 +126,18 @@ class ArchPaging(Protocol):
         """
         ...
 
+    def folded_at_boot(self, level: PageTableLevel) -> bool:
+        """
+        The level is folded at run time into the page of the level above
+        (arm64 ``pgd_to_folded_p4d()``, ``p4d_to_folded_pud()``: a kernel
+        built for 52-bit VAs on a CPU without LPA2): ``PTRS_PER_*`` and the
+        shifts keep their build-time values, the level's ``*_offset()``
+        indexes the page that holds the parent's entry, and the parent's
+        ``*_none()``/``*_bad()`` are constant false. x86 folds its P4D at
+        boot by changing ``PTRS_PER_P4D`` to 1 instead (:meth:`folded`).
+        """
+        ...
+
     def va(self, paddr: int) -> int:
         """``__va()``."""
         ...
@@ -134,6 +147,13 @@ class ArchPaging(Protocol):
         ``__pa()`` of a page-table address: the direct (linear) map, or the
         kernel image where the boot tables live (``swapper_pg_dir``,
         ``init_top_pgt``).
+        """
+        ...
+
+    def is_direct_map(self, vaddr: int) -> bool:
+        """
+        *vaddr* is in the direct (linear) map, where :meth:`pa` is a
+        subtraction (arm64 ``__is_lm_address()``).
         """
         ...
 
@@ -158,6 +178,35 @@ class ArchPaging(Protocol):
         PTE table *vals*: the values a callback sees. The raw values where
         ``ptep_get()`` is a plain read (x86); arm64 with CONTPTE folds the
         access and dirty bits of each contiguous block into its entries.
+        """
+        ...
+
+    # -- hugetlb ------------------------------------------------------------
+
+    @property
+    def general_hugetlb(self) -> bool:
+        """
+        ``CONFIG_ARCH_WANT_GENERAL_HUGETLB``: ``huge_pte_offset()`` is the
+        generic one of ``mm/hugetlb.c`` (x86); otherwise the architecture's
+        (arm64 ``arch/arm64/mm/hugetlbpage.c``, with contiguous sizes).
+        """
+        ...
+
+    def hugetlb_level(self, shift: int) -> tuple[PageTableLevel, int]:
+        """
+        The level of the entries that map a hugetlb page of ``1 << shift``
+        bytes and how many of them (``num_contig_ptes()`` on arm64: 1, or
+        ``CONT_PTES``/``CONT_PMDS`` for a contiguous size).
+
+        :raises ValueError: not a hugetlb size of this configuration
+        """
+        ...
+
+    def huge_ptep_get(self, vals: Sequence[int], i: int, level: PageTableLevel) -> int:
+        """
+        ``huge_ptep_get()`` of slot *i* of a *level* table: the value a
+        ``hugetlb_entry`` callback reads. A plain read on x86; arm64 folds the
+        access and dirty bits of a contiguous block into its first entry.
         """
         ...
 
@@ -234,6 +283,14 @@ class ArchPaging(Protocol):
     def pte_mkspecial(self, v: int) -> int: ...
     def pte_mksoft_dirty(self, v: int) -> int: ...
     def pte_mkuffd_wp(self, v: int) -> int: ...
+
+    def set_ptes(self, addr: int, pfn: int, prot: int, nr: int) -> list[int]:
+        """
+        The *nr* PTEs ``set_ptes()`` stores for a user mapping of *nr*
+        pages from *pfn* at *addr* with protection bits *prot* (arm64 with
+        CONTPTE marks aligned blocks contiguous).
+        """
+        ...
 
     def mk_table_entry(self, level: PageTableLevel) -> int:
         """The value ``__p?d_alloc()`` stores in a *level* slot for a new, empty table (PFN 0)."""

@@ -4,15 +4,17 @@ drgn backend
 ------------
 
 The :class:`DrgnBackend` is the :class:`~livewalk.backend.PageTableBackend`
-of a Linux x86_64 kernel read through any :class:`drgn.Program`: the
-running kernel (``/proc/kcore``), a vmcore, or a QEMU guest attached over
-QMP.
+of a Linux x86_64 or arm64 kernel read through any :class:`drgn.Program`:
+the running kernel (``/proc/kcore``), a vmcore, or a QEMU guest attached
+over QMP. The architecture is the program's (``prog.platform.arch``).
 
 Everything the backend needs is read from the target and its debug info:
-the paging mode (``__pgtable_l5_enabled``), ``page_offset_base``,
-``physical_mask``, the swap-type numbering, the ``vm_flags`` bits, the
-kernel's features (:mod:`livewalk.kernel`) and the configuration options
-that change entry decoding. Nothing is written to the target. Importing
+the paging geometry (x86_64: ``__pgtable_l5_enabled``,
+``page_offset_base``, ``physical_mask``; arm64: ``PAGE_SHIFT``,
+``VA_BITS`` and ``vabits_actual``, ``memstart_addr``, ``kimage_voffset``,
+as drgn's own arm64 translation reads them), the swap-type numbering, the
+``vm_flags`` bits, the kernel's features (:mod:`livewalk.kernel`) and the
+configuration options that change entry decoding. Nothing is written to the target. Importing
 this module registers the backend for drgn Objects
 (:func:`~livewalk.backend.backend_for_mm`).
 
@@ -34,16 +36,20 @@ from typing import Any
 import drgn
 from drgn import FaultError, IntegerLike, Object, Program
 
-from livewalk.arch import ULONG_MAX, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch.arm64.pgtable import Arm64Paging
+from livewalk.arch.arm64.pgtable_hwdef import VA_BITS_CHOICES, arm64_hw_pgtable_levels
 from livewalk.arch.x86.pgtable import X86Paging
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, START_KERNEL_MAP
 from livewalk.backend import TableReadError, register_backend
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.swapops import SwapTypes
 from livewalk.mm.vma import VMA, VMFlagBits
 from livewalk.task import struct_tag, type_unaliased
 
-__all__ = ("DrgnBackend",)
+__all__ = (
+    "DrgnBackend",
+    "vmcoreinfo_number",
+)
 
 _CACHE_KEY = "livewalk.backend.drgn"
 
@@ -77,6 +83,22 @@ def _lookup_int(prog: Program, name: str) -> int | None:
         return None
 
 
+def vmcoreinfo_number(prog: Program, name: str) -> int | None:
+    """``NUMBER(name)=`` of the kernel's VMCOREINFO note (decimal or ``0x`` hex)."""
+    try:
+        info = prog["VMCOREINFO"].string_().decode(errors="replace")
+    except (LookupError, FaultError, ValueError):
+        return None
+    key = f"NUMBER({name})="
+    for line in info.splitlines():
+        if line.startswith(key):
+            try:
+                return int(line[len(key) :], 0) & ULONG_MAX
+            except ValueError:
+                return None
+    return None
+
+
 def _read_phys_base(prog: Program) -> int:
     # phys_base is defined in assembly (head_64.S): a symbol without DWARF
     # type, so prog["phys_base"] fails; read the symbol, else VMCOREINFO.
@@ -87,14 +109,45 @@ def _read_phys_base(prog: Program) -> int:
         return prog.read_u64(prog.symbol("phys_base").address)
     except (LookupError, FaultError, ValueError):
         pass
+    v = vmcoreinfo_number(prog, "phys_base")
+    return 0 if v is None else v
+
+
+def _pgtable_levels(prog: Program) -> int | None:
+    """
+    ``CONFIG_PGTABLE_LEVELS`` from the entry types: a level folded by
+    ``asm-generic/pgtable-nop*d.h`` wraps the level above (``typedef struct
+    { pud_t pud; } pmd_t;``) instead of holding a value of its own.
+    """
+    levels = 2
+    for name, member in (("pmd_t", "pmd"), ("pud_t", "pud"), ("p4d_t", "p4d")):
+        try:
+            t = prog.type(name).unaliased()
+        except LookupError:
+            return None
+        if not t.has_member(member):
+            break
+        levels += 1
+    return levels
+
+
+def _arm64_va_bits_of_levels(page_shift: int, levels: int | None) -> int:
+    """
+    The ``CONFIG_ARM64_VA_BITS`` choice that gives *levels* with
+    *page_shift*, where VMCOREINFO does not say: the largest up to 48 (16K
+    with 4 levels and 64K with 3 are also built for 52 bits, which only
+    VMCOREINFO tells apart; 4K with 5 levels is 52 alone); 48 if unknown.
+    """
+    fits = [v for v in VA_BITS_CHOICES.get(page_shift, ()) if arm64_hw_pgtable_levels(v, page_shift) == levels]
+    return max((v for v in fits if v <= 48), default=max(fits, default=48))
+
+
+def _symbol_range(prog: Program, start: str, end: str) -> tuple[int, int]:
+    """The addresses of two symbols (the kernel image: ``_text``, ``_end``), or an empty range."""
     try:
-        info = prog["VMCOREINFO"].string_().decode(errors="replace")
-        for line in info.splitlines():
-            if line.startswith("NUMBER(phys_base)="):
-                return int(line.split("=", 1)[1]) & ULONG_MAX
-    except (LookupError, FaultError, ValueError):
-        pass
-    return 0
+        return prog.symbol(start).address, prog.symbol(end).address
+    except LookupError:
+        return 0, 0
 
 
 def _has_symbol(prog: Program, name: str) -> bool:
@@ -223,15 +276,17 @@ class _MMVMAs:
 class DrgnBackend:
     """
     The :class:`~livewalk.backend.PageTableBackend` of a
-    :class:`drgn.Program` of a Linux x86_64 kernel.
+    :class:`drgn.Program` of a Linux x86_64 or arm64 kernel.
 
     Use :meth:`for_program` to get the one backend of a program.
 
     :ivar prog: the program
-    :ivar paging: the target's :class:`~livewalk.arch.x86.pgtable.X86Paging`
+    :ivar paging: the target's :class:`~livewalk.arch.ArchPaging`
+        (:class:`~livewalk.arch.x86.pgtable.X86Paging` or
+        :class:`~livewalk.arch.arm64.pgtable.Arm64Paging`)
     :ivar features: the target's :class:`~livewalk.kernel.KernelFeatures`
     :ivar vm_flag_bits: the target's :class:`~livewalk.mm.vma.VMFlagBits`
-    :ivar phys_base: ``phys_base`` (where the kernel image was loaded)
+    :raises ValueError: a program of another architecture
     """
 
     def __init__(self, prog: Program) -> None:
@@ -241,8 +296,8 @@ class DrgnBackend:
         self._vmaflags = _vmaflag_names(prog)
         self.features = KernelFeatures.from_program(prog)
         self.vm_flag_bits = self._read_vm_flag_bits()
-        self.paging: X86Paging = self._read_paging()
-        self.phys_base = _read_phys_base(prog)
+        self.paging: ArchPaging = self._read_paging()
+        self._image = _symbol_range(prog, "_text", "_end")
         self._init_mm_addr: int | None = None
         self._zero_pfn: int | None = None
         self._vma_cache: dict[int, _MMVMAs] = {}
@@ -327,7 +382,80 @@ class DrgnBackend:
             device_private=device_private, migration=migration, memory_failure=memory_failure
         )
 
-    def _read_paging(self) -> X86Paging:
+    def _read_paging(self) -> ArchPaging:
+        """The paging of the program's architecture."""
+        arch = self.prog.platform.arch if self.prog.platform is not None else None
+        if arch == drgn.Architecture.X86_64:
+            return self._read_x86_paging()
+        if arch == drgn.Architecture.AARCH64:
+            return self._read_arm64_paging()
+        raise ValueError(f"livewalk reads x86_64 and arm64 kernels, not {arch}")
+
+    def _uffd_wp(self) -> bool:
+        """
+        ``CONFIG_HAVE_ARCH_USERFAULTFD_WP``: mm/debug.c names the ``uffd_wp``
+        VMA flag only with it; else USERFAULTFD (x86_64 and, since Linux
+        6.14, arm64 select it with USERFAULTFD).
+        """
+        if self._vmaflags:
+            return "uffd_wp" in self._vmaflags
+        uffd = self.config("USERFAULTFD")
+        if uffd is None:
+            uffd = _has_symbol(self.prog, "handle_userfault")
+        return uffd
+
+    def _read_arm64_paging(self) -> Arm64Paging:
+        """
+        arm64: ``PAGE_SHIFT``; ``VA_BITS`` from VMCOREINFO (else the
+        configuration, else from ``CONFIG_PGTABLE_LEVELS`` as the entry
+        types show it); ``vabits_actual`` (a variable in older kernels, a
+        read of TCR_EL1 in 7.2: then ``64 - TCR_EL1_T1SZ`` from VMCOREINFO,
+        as drgn's arm64 translation reads it), which says whether a 52-bit
+        kernel folded a level at boot; ``memstart_addr`` (``PHYS_OFFSET``,
+        lowered by a 52-bit kernel running with 48 bits) and
+        ``kimage_voffset``.
+        """
+        prog = self.prog
+        page_shift = _lookup_int(prog, "PAGE_SHIFT")
+        if page_shift is None:
+            size = vmcoreinfo_number(prog, "PAGESIZE") or 4096
+            page_shift = size.bit_length() - 1
+        va_bits = vmcoreinfo_number(prog, "VA_BITS")
+        if va_bits is None and "CONFIG_ARM64_VA_BITS" in self._kconfig:
+            va_bits = int(self._kconfig["CONFIG_ARM64_VA_BITS"])
+        if va_bits is None:
+            va_bits = _arm64_va_bits_of_levels(page_shift, _pgtable_levels(prog))
+        actual = _lookup_int(prog, "vabits_actual")
+        if actual is None:
+            t1sz = vmcoreinfo_number(prog, "TCR_EL1_T1SZ")
+            actual = 64 - t1sz if t1sz else va_bits
+        pa52 = self.config("ARM64_PA_BITS_52")
+        if pa52 is None:
+            # 52-bit VAs imply 52-bit PAs on 4K and 16K (Linux 6.9 on); 64K
+            # descriptors hold PA[51:48] in bits [15:12] or zeros
+            pa52 = page_shift == 16 or va_bits == 52
+        phys_offset = _lookup_int(prog, "memstart_addr")
+        if phys_offset is None:
+            phys_offset = vmcoreinfo_number(prog, "PHYS_OFFSET") or 0
+        kimage_voffset = _lookup_int(prog, "kimage_voffset")
+        if kimage_voffset is None:
+            kimage_voffset = vmcoreinfo_number(prog, "kimage_voffset") or 0
+        contpte = self.config("ARM64_CONTPTE")
+        if contpte is None:
+            contpte = _has_symbol(prog, "contpte_ptep_get")
+        return Arm64Paging(
+            page_shift=page_shift,
+            va_bits=va_bits,
+            vabits_actual=min(actual, va_bits),
+            pa_bits_52=pa52,
+            phys_offset=phys_offset,
+            kimage_voffset=kimage_voffset & ULONG_MAX,
+            contpte=contpte,
+            uffd_wp=self._uffd_wp(),
+            swap_types=self._read_swap_types(),
+        )
+
+    def _read_x86_paging(self) -> X86Paging:
         prog = self.prog
         l5 = _lookup_int(prog, "__pgtable_l5_enabled")
         if l5 is None:
@@ -341,10 +469,7 @@ class DrgnBackend:
         physical_mask = _lookup_int(prog, "physical_mask")
         if physical_mask is None:
             physical_mask = (1 << 52) - 1
-        uffd = self.config("USERFAULTFD")
-        if uffd is None:
-            # HAVE_ARCH_USERFAULTFD_WP is selected by X86_64 && USERFAULTFD.
-            uffd = _has_symbol(prog, "handle_userfault")
+        uffd = self._uffd_wp()
         pti = self.config("MITIGATION_PAGE_TABLE_ISOLATION")
         if pti is None:
             pti = _has_symbol(prog, "pti_init")
@@ -356,6 +481,7 @@ class DrgnBackend:
             uffd_wp=uffd,
             soft_dirty=self.vm_flag_bits.soft_dirty is not None,
             pti=pti,
+            phys_base=_read_phys_base(prog),
         )
 
     # -- tables ------------------------------------------------------------
@@ -363,12 +489,12 @@ class DrgnBackend:
     def read_table(self, paddr: int) -> Sequence[int]:
         """
         Read the page-table page at *paddr* whole (one read) and return its
-        512 entries as a ``memoryview`` of ``'Q'``.
+        entries (``PTRS_PER_PTE``) as a ``memoryview`` of ``'Q'``.
 
         :raises TableReadError: if drgn cannot read it
         """
         try:
-            data = self.prog.read(paddr, PAGE_SIZE, True)
+            data = self.prog.read(paddr, self.paging.page_size, True)
         except FaultError as e:
             raise TableReadError(paddr, f"cannot read page table at physical address {paddr:#x}: {e}") from None
         return memoryview(data).cast("Q")
@@ -380,16 +506,11 @@ class DrgnBackend:
 
     def pgd_phys(self, pgd: IntegerLike) -> int:
         """
-        ``__pa()`` of a top-level table: kernel-image addresses (such as
-        ``swapper_pg_dir``) through ``phys_base``, others through the direct
-        map (as ``__phys_addr`` in ``arch/x86/include/asm/page_64.h``).
+        ``__pa()`` of a top-level table (the architecture's: kernel-image
+        addresses such as ``init_top_pgt`` or ``swapper_pg_dir`` through
+        ``phys_base`` or ``kimage_voffset``, others through the direct map).
         """
-        pgd = int(pgd) & ULONG_MAX
-        if pgd >= START_KERNEL_MAP:
-            # phys_base is unsigned and wraps when the kernel is loaded below
-            # CONFIG_PHYSICAL_START (KASLR): modular arithmetic, as in __pa()
-            return (pgd - START_KERNEL_MAP + self.phys_base) & ULONG_MAX
-        return (pgd - self.paging.page_offset) & ULONG_MAX
+        return self.paging.pa(int(pgd) & ULONG_MAX)
 
     def entry_object(self, level: int, kaddr: int) -> Object:
         """The ``pte_t *`` ... ``pgd_t *`` Object at *kaddr*."""
@@ -463,7 +584,7 @@ class DrgnBackend:
         shift = self._hstate_shift.get(key)
         if shift is None:
             info = Object(self.prog, "struct hugetlbfs_sb_info *", sb.s_fs_info.value_())
-            shift = info.hstate.order.value_() + PAGE_SHIFT
+            shift = info.hstate.order.value_() + self.paging.page_shift
             self._hstate_shift[key] = shift
         return shift
 
@@ -576,12 +697,10 @@ class DrgnBackend:
         return stamp if len(stamp) == len(_STAMP_MEMBERS) else (0, *stamp)
 
     def _kernel_pa(self, kaddr: int) -> int | None:
-        """``__pa(kaddr)`` for the direct map and the kernel image, else ``None``."""
-        offset = kaddr - self.paging.page_offset
-        if 0 <= offset < 1 << self.paging.max_physmem_bits:
-            return offset
-        if kaddr >= START_KERNEL_MAP:
-            return self.pgd_phys(kaddr)
+        """``__pa(kaddr)`` for the direct map and the kernel image (``_text`` to ``_end``), else ``None``."""
+        paging = self.paging
+        if paging.is_direct_map(kaddr) or self._image[0] <= kaddr < self._image[1]:
+            return paging.pa(kaddr)
         return None
 
     def _mm_vmas(self, mm: Object) -> _MMVMAs:
@@ -717,7 +836,7 @@ class DrgnBackend:
             return Object(prog, vma_type, node.value_() - rb_off)
 
         def last_of(v: Object) -> int:
-            pages = (v.vm_end.value_() - v.vm_start.value_()) >> PAGE_SHIFT
+            pages = (v.vm_end.value_() - v.vm_start.value_()) >> self.paging.page_shift
             return v.vm_pgoff.value_() + pages - 1  # type: ignore[no-any-return]
 
         def visit(node: Object) -> Iterator[VMA]:

@@ -349,9 +349,10 @@ class SyntheticMM:
     ) -> VMA:
         """
         Add a VMA [*start*, *end*) (page aligned, not overlapping others).
-        ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (21 or 30) makes a
-        hugetlb VMA. ``anonymous`` defaults to true for private VMAs that are
-        neither hugetlb, PFN maps nor part of a *mapping*.
+        ``pfnmap`` sets ``VM_PFNMAP``, ``hugetlb_shift`` (the huge page's:
+        21 or 30 on x86; arm64 has contiguous sizes too) makes a hugetlb VMA.
+        ``anonymous`` defaults to true for private VMAs that are neither
+        hugetlb, PFN maps nor part of a *mapping*.
         """
         page_size = self.paging.page_size
         if start >= end or start % page_size or end % page_size:
@@ -402,7 +403,16 @@ class SyntheticMM:
         return (addr >> self.paging.level_shift(lvl)) & (self.paging.ptrs_per(lvl) - 1)
 
     def _levels(self) -> list[PageTableLevel]:
-        return [lvl for lvl in reversed(PageTableLevel) if not self.paging.folded(lvl)]
+        """
+        The levels that have tables of their own, top down: not the folded
+        ones, and not the PGD when a level below was folded at boot into its
+        page (arm64 ``pgd_to_folded_p4d()``): that level's table is the top page.
+        """
+        p = self.paging
+        levels = [lvl for lvl in reversed(PageTableLevel) if not p.folded(lvl)]
+        if any(p.folded_at_boot(lvl) for lvl in levels):
+            levels.remove(PageTableLevel.PGD)
+        return levels
 
     def _real(self, level: int) -> int:
         """A folded level's slot is its parent's (P4D into PGD, as ``p4d_offset()``)."""
@@ -411,17 +421,22 @@ class SyntheticMM:
         return level
 
     def _table_below(self, lvl: PageTableLevel, v: int) -> bool:
-        """The *lvl* entry *v* points to a table (present and not a leaf)."""
+        """
+        The *lvl* entry *v* points to a table (present and not a leaf). A
+        slot that folded levels share is judged by the lowest of them, as the
+        walker does (a PGD slot of a 3-level kernel is a PUD entry).
+        """
         p = self.paging
+        while lvl > PageTableLevel.PMD and p.folded(PageTableLevel(lvl - 1)):
+            lvl = PageTableLevel(lvl - 1)
         if lvl == PageTableLevel.PMD:
             return p.pmd_present(v) and not p.pmd_leaf(v)
         if lvl == PageTableLevel.PUD:
             return p.pud_present(v) and not p.pud_leaf(v)
         if not v:
             return False
-        # PGD and P4D entries are never leaves; a PGD slot holding a folded
-        # P4D is judged by the P4D predicates, as the walker does
-        if lvl == PageTableLevel.P4D or p.folded(PageTableLevel.P4D):
+        # PGD and P4D entries are never leaves
+        if lvl == PageTableLevel.P4D:
             return p.p4d_present(v) and not p.p4d_bad(v)
         return p.pgd_present(v) and not p.pgd_bad(v)
 
@@ -439,6 +454,8 @@ class SyntheticMM:
         b = self.livewalk_backend
         level = self._real(level)
         paddr = self.pgd_paddr
+        if level == PageTableLevel.PGD:
+            return paddr
         for lvl in self._levels():
             if lvl == level:
                 return paddr
@@ -499,14 +516,17 @@ class SyntheticMM:
         """:attr:`EntryBits.default` of this mm's architecture."""
         return self.livewalk_backend.bits.default
 
-    def map_4k(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map one base page (4 KiB on x86) with *flags* (default: :attr:`default_flags`)."""
+    def map_page(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map one base page (``PAGE_SIZE``) with *flags* (default: :attr:`default_flags`)."""
         self.set_pte(addr, self.paging.pfn_pte(pfn, self.default_flags if flags is None else flags))
+
+    #: :meth:`map_page` by its name from the 4K granule.
+    map_4k = map_page
 
     def map_range_4k(self, start: int, end: int, pfn: int, flags: int | None = None) -> None:
         """Map [start, end) with base pages, consecutive PFNs from *pfn*."""
         for n, addr in enumerate(range(start, end, self.paging.page_size)):
-            self.map_4k(addr, pfn + n, flags)
+            self.map_page(addr, pfn + n, flags)
 
     def fill_pte_table(self, addr: int, values: Sequence[int]) -> None:
         """Set all the PTEs of the PTE table covering *addr* at once."""
@@ -516,15 +536,22 @@ class SyntheticMM:
         assert p is not None
         self.livewalk_backend._mem[p] = array("Q", values)
 
-    def map_2m(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map a PMD leaf (2 MiB with 4K pages; a PSE PMD or a block descriptor): THP or hugetlb."""
+    def map_pmd(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """
+        Map a PMD leaf (``PMD_SIZE``: 2 MiB with 4K pages, 32 MiB with 16K,
+        512 MiB with 64K; a PSE PMD or a block descriptor): THP or hugetlb.
+        """
         bits = self.livewalk_backend.bits
         self.set_pmd(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
 
-    def map_1g(self, addr: int, pfn: int, flags: int | None = None) -> None:
-        """Map a PUD leaf (1 GiB with 4K pages)."""
+    def map_pud(self, addr: int, pfn: int, flags: int | None = None) -> None:
+        """Map a PUD leaf (``PUD_SIZE``: 1 GiB with 4K pages)."""
         bits = self.livewalk_backend.bits
         self.set_pud(addr, self.paging.pfn_pte(pfn, bits.huge(bits.default if flags is None else flags)))
+
+    #: :meth:`map_pmd` and :meth:`map_pud` by their names from the 4K granule.
+    map_2m = map_pmd
+    map_1g = map_pud
 
     def map_huge_zero(self, addr: int, *, uffd_wp: bool = False) -> None:
         """Map the huge zero page at *addr* (special, read-only PMD leaf)."""
@@ -532,11 +559,11 @@ class SyntheticMM:
         flags = self.livewalk_backend.bits.zero
         if uffd_wp:
             flags = self.paging.pte_mkuffd_wp(flags)
-        self.map_2m(addr, hz if hz is not None else 0, flags)
+        self.map_pmd(addr, hz if hz is not None else 0, flags)
 
     def map_zero(self, addr: int) -> None:
         """Map the shared zero page at *addr* (special, read-only)."""
-        self.map_4k(addr, self.livewalk_backend.zero_pfn, self.livewalk_backend.bits.zero)
+        self.map_page(addr, self.livewalk_backend.zero_pfn, self.livewalk_backend.bits.zero)
 
     def map_protnone(self, addr: int, pfn: int, level: int = PageTableLevel.PTE) -> None:
         """A PROT_NONE / NUMA-hint entry (x86: PFN stored inverted; arm64: present-invalid)."""

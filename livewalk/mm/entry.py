@@ -72,8 +72,9 @@ class EntryContext:
                 raise TableReadError(paddr, f"no backend to read table {paddr:#x}")
             t = self.backend.read_table(paddr)
             self.table_reads += 1
-            if len(t) != self.paging.ptrs_per(_PTE):
-                raise TableReadError(paddr, f"table at {paddr:#x} has {len(t)} entries, not 512")
+            n = self.paging.ptrs_per(_PTE)
+            if len(t) != n:
+                raise TableReadError(paddr, f"table at {paddr:#x} has {len(t)} entries, not {n}")
             self._tables[paddr] = t
         return t
 
@@ -128,12 +129,19 @@ class Entry:
 
     @property
     def none(self) -> bool:
-        """``p?d_none()`` for this level (a folded PGD entry is never none)."""
+        """``p?d_none()`` for this level (constant false above a folded level)."""
         p = self._ctx.paging
         lvl = self.level
-        if lvl == _PGD:
-            return p.pgd_none(self.value)  # type: ignore[no-any-return]
-        return p.pte_none(self.value)  # type: ignore[no-any-return]
+        v = self.value
+        if lvl == _PTE:
+            return p.pte_none(v)  # type: ignore[no-any-return]
+        if lvl == _PMD:
+            return p.pmd_none(v)  # type: ignore[no-any-return]
+        if lvl == _PUD:
+            return p.pud_none(v)  # type: ignore[no-any-return]
+        if lvl == _P4D:
+            return p.p4d_none(v)  # type: ignore[no-any-return]
+        return p.pgd_none(v)  # type: ignore[no-any-return]
 
     @property
     def present(self) -> bool:

@@ -47,6 +47,7 @@ True
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Any
 
 from livewalk.arch import ArchPaging, PageTableLevel
@@ -196,18 +197,20 @@ def folio_walk_start(
     pud_size = 1 << p.level_shift(_PUD)
     pmd_size = 1 << p.level_shift(_PMD)
     try:
-        base = backend.mm_pgd(mm) & ~(p.page_size - 1)
+        pgd = backend.mm_pgd(mm)
+        base = pgd & ~(p.page_size - 1)
         t = ctx.read_table(backend.pgd_phys(base))
-        i = _index(p, _PGD, addr)
+        i = ((pgd - base) >> 3) + _index(p, _PGD, addr)
         v = t[i]
-        kaddr: int | None = base + 8 * i
         if p.pgd_none(v) or p.pgd_bad(v):
             return None
-        if not p.folded(_P4D):
-            t, kaddr, v = _next(ctx, v, addr, _P4D)
+        t, base, i = _offset(ctx, _P4D, t, base, i, addr)
+        v = t[i]
         if p.p4d_none(v) or p.p4d_bad(v):
             return None
-        t, kaddr, pud = _next(ctx, v, addr, _PUD)
+        t, base, i = _offset(ctx, _PUD, t, base, i, addr)
+        pud = t[i]
+        kaddr = base + 8 * i
         if p.pud_none(pud):
             return None
         if not p.pud_present(pud) or p.pud_leaf(pud):
@@ -223,7 +226,9 @@ def folio_walk_start(
                     # leaf is pud_page() (no highest_memmap_pfn check)
                     return _found(fw, backend, pfn, addr, pud_size, False)
             return None
-        t, kaddr, pmd = _next(ctx, pud, addr, _PMD)
+        t, base, i = _offset(ctx, _PMD, t, base, i, addr)
+        pmd = t[i]
+        kaddr = base + 8 * i
         if p.pmd_none(pmd):
             return None
         present = p.pmd_present(pmd)
@@ -248,7 +253,9 @@ def folio_walk_start(
         # pte_offset_map_lock(): fails on a bad PMD (the kernel clears it)
         if p.pmd_bad(pmd):
             return None
-        t, kaddr, pte = _next(ctx, pmd, addr, _PTE)
+        t, base, i = _offset(ctx, _PTE, t, base, i, addr)
+        pte = p.ptes_get(t, i, 1)[0]  # ptep_get(): arm64 folds a contiguous block
+        kaddr = base + 8 * i
         fw._set(FolioWalkLevel.FW_LEVEL_PTE, Entry(pte, kaddr, _PTE, ctx))
         if p.pte_present(pte):
             pfn = p.pte_pfn(pte)
@@ -271,18 +278,29 @@ def _index(p: ArchPaging, level: PageTableLevel, addr: int) -> int:
     return (addr >> p.level_shift(level)) & (p.ptrs_per(level) - 1)
 
 
-def _next(ctx: EntryContext, v: int, addr: int, level: PageTableLevel) -> tuple[Any, int, int]:
-    """``p?d_offset()``: the *level* table *v* points to, the slot's kernel address and value."""
-    paddr = ctx.paging.table_paddr(v)
-    t = ctx.read_table(paddr)
-    i = _index(ctx.paging, level, addr)
-    return t, ctx.paging.va(paddr) + 8 * i, t[i]
+def _offset(
+    ctx: EntryContext, level: PageTableLevel, t: Sequence[int], base: int, i: int, addr: int
+) -> tuple[Sequence[int], int, int]:
+    """
+    ``p?d_offset()`` below slot *i* of the table *t* at kernel address
+    *base*: the *level* table, its kernel address and the slot for *addr*.
+    A folded level is the parent's slot; one folded at boot (arm64) indexes
+    the parent's page.
+    """
+    p = ctx.paging
+    if p.folded(level):
+        return t, base, i
+    if not p.folded_at_boot(level):
+        paddr = p.table_paddr(t[i])
+        t = ctx.read_table(paddr)
+        base = p.va(paddr)
+    return t, base, _index(p, level, addr)
 
 
 def _is_huge_zero(backend: PageTableBackend, p: ArchPaging, v: int, pfn: int) -> bool:
     hz = backend.huge_zero_pfn
     if hz is not None:
-        return (pfn & ~511) == hz
+        return (pfn & ~(p.ptrs_per(_PTE) - 1)) == hz
     return p.pmd_special(v)
 
 

@@ -27,17 +27,18 @@ Policies where a read-only snapshot cannot do what the kernel does
   records the result the kernel's split would have produced and the walk
   goes on as the kernel does:
 
-  - anonymous VMA, present THP PMD: a PTE table of 512 present PTEs with
+  - anonymous VMA, present THP PMD: a PTE table of ``PTRS_PER_PTE`` (512
+    with 4K pages, 2048 with 16K, 8192 with 64K) present PTEs with
     consecutive PFNs. Flags: ``vm_get_page_prot(vm_flags)`` plus
     write/young/dirty/soft-dirty/uffd-wp taken from the PMD, as
     ``__split_huge_pmd_locked`` does (pkeys and memory encryption bits are
     not reproduced);
   - anonymous VMA, huge zero PMD (``is_huge_zero_pmd``; with a backend that
-    does not give ``huge_zero_pfn``, a special leaf PMD): 512 special PTEs
+    does not give ``huge_zero_pfn``, a special leaf PMD): special PTEs
     mapping the zero page (``backend.zero_pfn`` if known, else PFN 0),
     keeping uffd-wp;
-  - anonymous VMA, PMD migration entry: 512 migration PTEs (same kind, PFN +
-    i, young/dirty/soft-dirty/uffd-wp kept); device-private PMD: 512
+  - anonymous VMA, PMD migration entry: migration PTEs (same kind, PFN +
+    i, young/dirty/soft-dirty/uffd-wp kept); device-private PMD:
     device-private PTEs;
   - any other VMA (file, shmem, DAX, PFN maps; :attr:`VMA.anonymous` false):
     the PMD is zapped, so ``walk_pte_range`` fails, ``ACTION_AGAIN`` retries
@@ -76,13 +77,13 @@ Policies where a read-only snapshot cannot do what the kernel does
   parent's ``p?d_entry``, the result the retry path gives on later kernels.
 
 * **Unreadable tables** (:class:`~livewalk.backend.TableReadError`, or not
-  512 entries): the entry pointing to it is treated as a bad entry that was
+  a page of entries): the entry pointing to it is treated as a bad entry that was
   cleared. For a PTE or PMD table this takes the kernel's ``ACTION_AGAIN``
   path: the parent's ``pmd_entry``/``pud_entry`` has been called once, then
   ``pte_hole(addr, next, 3 or 2)``. For a PUD or P4D table (children of P4D
   and PGD entries, whose loops have no retry) the walker calls
   ``pte_hole(addr, next, depth of the parent)`` after the parent's
-  ``p?d_entry``. An unreadable top-level table reads as 512 none entries.
+  ``p?d_entry``. An unreadable top-level table reads as a page of none entries.
   All are recorded in ``walk.errors``; nothing raises.
 
 * **install_pte** (only through ``walk_page_range_mm_unsafe`` and
@@ -128,14 +129,12 @@ AGAIN_RETRY_LIMIT = 1
 # emulation, which changes an entry at most twice).
 _AGAIN_HARD_LIMIT = 8
 
+_PTE = PageTableLevel.PTE
 _PMD = PageTableLevel.PMD
 _PUD = PageTableLevel.PUD
 
 #: A page-table slot: its level and the first address it covers.
 Slot = tuple[PageTableLevel, int]
-
-_ZERO_TABLE: tuple[int, ...] = (0,) * 512
-
 
 class WalkError(NamedTuple):
     """
@@ -221,9 +220,10 @@ def record_unreadable(walk: MMWalk, slot: Slot, paddr: int) -> None:
 
 def p_alloc(walk: MMWalk, slot: Slot) -> int:
     """``__p4d_alloc()`` ... ``__pte_alloc()``: a new, empty table below *slot*."""
-    v = walk.paging.mk_table_entry(slot[0])
+    paging = walk.paging
+    v = paging.mk_table_entry(slot[0])
     walk.overlay.values[slot] = v
-    walk.overlay.children[slot] = _ZERO_TABLE
+    walk.overlay.children[slot] = (0,) * paging.ptrs_per(_PTE)
     return v
 
 
@@ -296,7 +296,7 @@ def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
         return False
     hz = walk.backend.huge_zero_pfn
     if hz is not None:
-        return (paging.pmd_pfn(v) & ~511) == hz
+        return (paging.pmd_pfn(v) & ~(paging.ptrs_per(_PTE) - 1)) == hz
     return paging.pmd_special(v)
 
 
@@ -322,6 +322,7 @@ def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
     assert vma is not None
     haddr = slot[1]
     overlay = walk.overlay
+    nr = paging.ptrs_per(_PTE)  # HPAGE_PMD_NR
     if not vma.anonymous:
         overlay.values[slot] = 0
         overlay.splits.append((_PMD, haddr, "zapped"))
@@ -332,7 +333,7 @@ def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
         prot = paging.pte_mkspecial(paging.vm_get_page_prot(vma.vm_flags))
         if paging.pmd_uffd_wp(v):
             prot = paging.pte_mkuffd_wp(prot)
-        ptes = [paging.pfn_pte(zero, prot)] * 512
+        ptes = [paging.pfn_pte(zero, prot)] * nr
         what = "huge-zero"
     elif swap is not None:
         pfn = swap.pfn or 0
@@ -344,7 +345,7 @@ def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
         mk = paging.swp_entry_to_pte
         t = swap.type
         sd, wp = swap.soft_dirty, swap.uffd_wp
-        ptes = [mk(t, (pfn + n) | ad, soft_dirty=sd, uffd_wp=wp) for n in range(512)]
+        ptes = [mk(t, (pfn + n) | ad, soft_dirty=sd, uffd_wp=wp) for n in range(nr)]
         what = "migration" if swap.kind.is_migration else "device-private"
     else:
         # the pte_mk*() helpers work on the protection bits; pfn_pte() adds
@@ -360,9 +361,7 @@ def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
             prot = paging.pte_mksoft_dirty(prot)
         if paging.pmd_uffd_wp(v):
             prot = paging.pte_mkuffd_wp(prot)
-        pfn = paging.pmd_pfn(v)
-        pfn_pte = paging.pfn_pte
-        ptes = [pfn_pte(pfn + n, prot) for n in range(512)]
+        ptes = paging.set_ptes(haddr, paging.pmd_pfn(v), prot, nr)
         what = "anon"
     new = paging.mk_table_entry(_PMD)
     overlay.values[slot] = new

@@ -86,8 +86,24 @@ index instead of reading past the page as the kernel would; a PTE loop with
 
 The loops talk to the architecture only through
 :class:`~livewalk.arch.ArchPaging` (``walk.paging``): ``pmd_none()``,
-``pud_leaf()``, ... and the geometry; levels are
-:class:`~livewalk.arch.PageTableLevel`.
+``pud_leaf()``, ... and the geometry (shifts, ``PTRS_PER_*``: 512, 2048 or
+8192 entries a table); levels are :class:`~livewalk.arch.PageTableLevel`.
+
+Folded levels
+=============
+
+As in Linux 7.2 ``mm/pagewalk.c`` over ``asm-generic/pgtable-nop4d.h``,
+``-nopud.h`` and ``-nopmd.h``: a level folded at build time (the P4D with 4
+levels; P4D and PUD with 3, arm64 4K/39-bit, 16K/47-bit, 64K/48-bit; and the
+PMD too with 2, arm64 64K/42-bit) still has its loop and its callback, run
+once with ``p?d_addr_end() == end`` on the parent's own slot (same value,
+same :attr:`~livewalk.mm.entry.Entry.kaddr`); the none and bad tests of the
+level above it are constant false, so the hole of a none entry is reported
+by the lowest level of the slot at ``real_depth()``. arm64 kernels built for
+52-bit VAs fold one more level at boot when the CPU lacks LPA2
+(:meth:`~livewalk.arch.ArchPaging.folded_at_boot`): the PGD keeps its
+build-time ``PGDIR_SHIFT`` and slots, and ``p4d_offset()`` (``pud_offset()``
+with 16K pages) indexes the PGD's own page.
 """
 
 from __future__ import annotations
@@ -392,14 +408,18 @@ class MMWalk(EntryContext):
             raise TableReadError(paddr, f"page-table loop: table {paddr:#x} reached at two levels")
         return _Table(self.read_table(paddr), self.paging.va(paddr))
 
-    def entry(self, slot: Slot, v: int, table: _Table, i: int) -> Entry:
-        """The :class:`Entry` a ``p?d_entry`` callback gets for *slot*, slot *i* of *table*."""
+    def entry(self, level: PageTableLevel, slot: Slot, v: int, table: _Table, i: int) -> Entry:
+        """
+        The :class:`Entry` a ``p?d_entry`` callback gets for the *level*
+        entry in *slot*, slot *i* of *table* (a folded level's slot is its
+        parent's).
+        """
         kaddr = None if table.base is None else table.base + 8 * i
         children = self.overlay.children
         ch = children.get(slot) if children else None
         if ch is None:
-            return Entry(v, kaddr, slot[0], self)
-        return _EmulatedEntry(v, kaddr, slot[0], self, ch)
+            return Entry(v, kaddr, level, self)
+        return _EmulatedEntry(v, kaddr, level, self, ch)
 
 
 class _Table(NamedTuple):
@@ -460,8 +480,10 @@ def pmd_addr_end(addr: int, end: int, paging: ArchPaging) -> int:
 def real_depth(depth: int, paging: ArchPaging) -> int:
     """
     ``real_depth()``: renumber a hole depth past folded levels (PMD into
-    PUD, PUD into P4D, P4D into PGD). On x86_64 only the P4D folds, without
-    LA57, so depth 1 becomes 0 there.
+    PUD, PUD into P4D, P4D into PGD), by ``PTRS_PER_* == 1``. On x86_64
+    only the P4D folds, without LA57, so depth 1 becomes 0 there; on arm64
+    with 3 levels a none PUD is depth 0, with 2 a none PMD. A level folded
+    at boot keeps its ``PTRS_PER_*`` and its depth.
     """
     if depth == 3 and paging.ptrs_per(_PMD) == 1:
         depth = 2
@@ -488,6 +510,35 @@ def _ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
         addr = next_
         if addr == end:
             return
+
+
+def _level_ranges(start: int, end: int, shift: int, folded: bool) -> Iterable[tuple[int, int]]:
+    """
+    The ``(addr, next)`` pairs of one level's loop: as in Linux 7.2
+    mm/pagewalk.c, a folded level's loop runs once, its ``p?d_addr_end()``
+    being *end* (``asm-generic/pgtable-nop*d.h``).
+    """
+    return ((start, end),) if folded else _ranges(start, end, 1 << shift)
+
+
+def _lower_table(
+    walk: MMWalk, level: PageTableLevel, parent: Slot, pv: int, ptable: _Table
+) -> tuple[_Table, bool]:
+    """
+    The table ``p?d_offset()`` indexes for *level* under the entry *pv* in
+    slot *parent* of *ptable*, and whether *level* is folded. Folded at build
+    time: the parent's own slot (``p4d_offset()`` of ``pgtable-nop4d.h``
+    returns the ``pgd_t *``); folded at boot (arm64): the parent's own page,
+    indexed by *level*; otherwise the table *pv* points to.
+
+    :raises TableReadError: that table is unreadable (or a loop)
+    """
+    paging = walk.paging
+    if paging.folded(level):
+        return ptable, True
+    if paging.folded_at_boot(level):
+        return ptable, False
+    return walk.table(parent, pv), False
 
 
 def _offset(paging: ArchPaging, level: PageTableLevel) -> tuple[int, int]:
@@ -673,12 +724,15 @@ def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) ->
     return 0
 
 
-def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -> int:
+def walk_pmd_range(
+    pud: Slot, pudval: int, pudp: _Table, pud_i: int, start: int, end: int, walk: MMWalk
+) -> int:
     """
-    ``walk_pmd_range()``. The retry rules follow ``walk.backend.features``:
-    the PUD re-check (6.12.84), where ``ACTION_SUBTREE`` is set (6.12.115),
-    and retry after ``walk_pte_range()`` (6.5) or on ``pmd_trans_unstable()``
-    after the split (6.1).
+    ``walk_pmd_range()`` below the PUD *pudval* (slot *pud_i* of *pudp*).
+    The retry rules follow ``walk.backend.features``: the PUD re-check
+    (6.12.84), where ``ACTION_SUBTREE`` is set (6.12.115), and retry after
+    ``walk_pte_range()`` (6.5) or on ``pmd_trans_unstable()`` after the
+    split (6.1). A folded PMD (2 levels) is the PUD slot itself.
     """
     paging = walk.paging
     f = walk._f
@@ -689,7 +743,7 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
         walk.action = ACTION_AGAIN
         return 0
     try:
-        table = walk.table(pud, pudval)
+        table, folded = _lower_table(walk, _PMD, pud, pudval, pudp)
     except TableReadError as e:
         if not recheck:
             # no ACTION_AGAIN path upwards (6.1): a hole below the PUD
@@ -705,9 +759,11 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
     has_install = o.install_pte is not None
     depth = real_depth(3, paging)
     shift, index_mask = _offset(paging, _PMD)
-    for addr, next_ in _ranges(start, end, 1 << shift):
-        pmd = (_PMD, addr >> shift << shift)
-        i = (addr >> shift) & index_mask
+    pmd, i = pud, pud_i
+    for addr, next_ in _level_ranges(start, end, shift, folded):
+        if not folded:
+            pmd = (_PMD, addr >> shift << shift)
+            i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
             if at_again:
@@ -727,7 +783,7 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
             v0 = v
             if pmd_entry is not None:
                 err = _cbret(
-                    pmd_entry(walk.entry(pmd, v, table, i), addr, next_, walk), "pmd_entry"
+                    pmd_entry(walk.entry(_PMD, pmd, v, table, i), addr, next_, walk), "pmd_entry"
                 )
                 if err:
                     return err
@@ -756,11 +812,17 @@ def walk_pmd_range(pud: Slot, pudval: int, start: int, end: int, walk: MMWalk) -
     return 0
 
 
-def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -> int:
-    """``walk_pud_range()``."""
+def walk_pud_range(
+    p4d: Slot, p4dval: int, p4dp: _Table, p4d_i: int, start: int, end: int, walk: MMWalk
+) -> int:
+    """
+    ``walk_pud_range()`` below the P4D *p4dval* (slot *p4d_i* of *p4dp*). A
+    PUD folded at build time (3 levels) is the P4D slot itself; one folded
+    at boot (arm64 16K) is the P4D's page (``p4d_to_folded_pud()``).
+    """
     paging = walk.paging
     try:
-        table = walk.table(p4d, p4dval)
+        table, folded = _lower_table(walk, _PUD, p4d, p4dval, p4dp)
     except TableReadError as e:
         return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
     o = walk._o
@@ -772,9 +834,11 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
     has_install = o.install_pte is not None
     depth = real_depth(2, paging)
     shift, index_mask = _offset(paging, _PUD)
-    for addr, next_ in _ranges(start, end, 1 << shift):
-        pud = (_PUD, addr >> shift << shift)
-        i = (addr >> shift) & index_mask
+    pud, i = p4d, p4d_i
+    for addr, next_ in _level_ranges(start, end, shift, folded):
+        if not folded:
+            pud = (_PUD, addr >> shift << shift)
+            i = (addr >> shift) & index_mask
         tries = [0, 0]
         while True:  # again:
             if at_again:
@@ -792,7 +856,7 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
             v0 = v
             if pud_entry is not None:
                 err = _cbret(
-                    pud_entry(walk.entry(pud, v, table, i), addr, next_, walk), "pud_entry"
+                    pud_entry(walk.entry(_PUD, pud, v, table, i), addr, next_, walk), "pud_entry"
                 )
                 if err:
                     return err
@@ -811,7 +875,7 @@ def walk_pud_range(p4d: Slot, p4dval: int, start: int, end: int, walk: MMWalk) -
                     if _again(walk, pud, v0, tries):
                         continue
                     break
-                err = walk_pmd_range(pud, v, addr, next_, walk)
+                err = walk_pmd_range(pud, v, table, i, addr, next_, walk)
                 if err:
                     return err
                 if not recheck:
@@ -850,24 +914,29 @@ def _pgd_none_or_clear_bad(walk: MMWalk, slot: Slot, v: int) -> bool:
 
 
 def walk_p4d_range(
-    pgd: Slot, pgdval: int, pgd_kaddr: int | None, start: int, end: int, walk: MMWalk
+    pgd: Slot, pgdval: int, pgdp: _Table, pgd_i: int, start: int, end: int, walk: MMWalk
 ) -> int:
-    """``walk_p4d_range()``. A folded P4D slot is the PGD slot itself (``p4d_offset()``)."""
+    """
+    ``walk_p4d_range()`` below the PGD *pgdval* (slot *pgd_i* of *pgdp*). A
+    P4D folded at build time (4 levels) is the PGD slot itself
+    (``p4d_offset()``); one folded at boot (arm64 ``pgd_to_folded_p4d()``)
+    is the PGD's page.
+    """
     paging = walk.paging
-    folded = paging.folded(_P4D)
-    table = _Table((pgdval,), pgd_kaddr)
-    if not folded:
-        try:
-            table = walk.table(pgd, pgdval)
-        except TableReadError as e:
-            return _unreadable_below(walk, pgd, e.paddr, start, end, real_depth(0, paging))
+    try:
+        table, folded = _lower_table(walk, _P4D, pgd, pgdval, pgdp)
+    except TableReadError as e:
+        return _unreadable_below(walk, pgd, e.paddr, start, end, real_depth(0, paging))
     o = walk._o
     has_handler = o.pud_entry is not None or o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
     depth = real_depth(1, paging)
-    for addr, next_ in _ranges(start, end, 1 << paging.level_shift(_P4D)):
-        p4d = pgd if folded else _slot(_P4D, addr, paging)
-        i = 0 if folded else _index(_P4D, addr, paging)
+    shift, index_mask = _offset(paging, _P4D)
+    p4d, i = pgd, pgd_i
+    for addr, next_ in _level_ranges(start, end, shift, folded):
+        if not folded:
+            p4d = (_P4D, addr >> shift << shift)
+            i = (addr >> shift) & index_mask
         v = walk.overlay.get(p4d, table.vals[i])
         if _p4d_none_or_clear_bad(walk, p4d, v):
             err, new = _none_entry(walk, p4d, addr, next_, depth)
@@ -884,30 +953,31 @@ def walk_p4d_range(
             if err:
                 return err
         if has_handler or has_install:
-            err = walk_pud_range(p4d, v, addr, next_, walk)
+            err = walk_pud_range(p4d, v, table, i, addr, next_, walk)
             if err:
                 return err
     return 0
 
 
-def _top_table(walk: MMWalk) -> _Table:
-    """``pgd_offset()``'s table: ``walk->pgd`` if set, else ``mm->pgd``; unreadable reads as none."""
-    page_mask = ~(walk.paging.page_size - 1)
+def _top_table(walk: MMWalk) -> tuple[_Table, int]:
+    """
+    ``pgd_offset()``'s table: the page holding ``walk->pgd`` if set, else
+    ``mm->pgd``, and the index of that pointer's slot in the page (a PGD
+    smaller than a page is a ``pgd_cache`` object on arm64: 16 entries
+    with 4K pages and 52-bit VAs). An unreadable page reads as none entries.
+    """
+    paging = walk.paging
+    page_mask = ~(paging.page_size - 1)
     pgd = int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
     base = pgd & page_mask
+    first = (pgd - base) >> 3
     try:
         paddr = walk.backend.pgd_phys(base) & page_mask
         walk.overlay.table_level.setdefault(paddr, 5)
-        vals = walk.read_table(paddr)
-        if pgd != base:
-            # a PGD smaller than a page (arm64: a pgd_cache object of
-            # PTRS_PER_PGD entries, 16 with 4K pages and 52-bit VAs)
-            first = (pgd - base) >> 3
-            return _Table(vals[first : first + walk.paging.ptrs_per(_PGD)], pgd)
-        return _Table(vals, base)
+        return _Table(walk.read_table(paddr), base), first
     except TableReadError as e:
         walk.overlay.error(_PGD, 0, e.paddr, "unreadable")
-        return _Table((0,) * walk.paging.ptrs_per(_PGD), base)
+        return _Table((0,) * paging.ptrs_per(_PTE), base), first
 
 
 def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
@@ -921,10 +991,10 @@ def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
         or o.pte_entry is not None
     )
     has_install = o.install_pte is not None
-    table = _top_table(walk)
+    table, first = _top_table(walk)
     for addr, next_ in _ranges(start, end, 1 << paging.pgdir_shift):
         pgd = _slot(_PGD, addr, paging)
-        i = _index(_PGD, addr, paging)
+        i = first + _index(_PGD, addr, paging)
         v = walk.overlay.get(pgd, table.vals[i])
         if _pgd_none_or_clear_bad(walk, pgd, v):
             err, new = _none_entry(walk, pgd, addr, next_, 0)
@@ -941,7 +1011,7 @@ def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
             if err:
                 return err
         if has_handler or has_install:
-            err = walk_p4d_range(pgd, v, table.kaddr(i), addr, next_, walk)
+            err = walk_p4d_range(pgd, v, table, i, addr, next_, walk)
             if err:
                 return err
     return 0
@@ -983,35 +1053,71 @@ def walk_hugetlb_range(addr: int, end: int, walk: MMWalk) -> int:
 def _hugetlb_walk(
     walk: MMWalk, addr: int, shift: int
 ) -> tuple[int, int | None, PageTableLevel] | None:
-    """Generic ``huge_pte_offset()``: the PUD or PMD slot, or None."""
+    """
+    ``hugetlb_walk()``: ``huge_pte_offset()`` of the architecture (the
+    generic one of ``mm/hugetlb.c``, or arm64's with its contiguous sizes),
+    then ``huge_ptep_get()`` of the slot found: ``(value, kaddr, level)``,
+    or None.
+    """
     paging = walk.paging
-    table = _top_table(walk)
+    table, first = _top_table(walk)
     slot = _slot(_PGD, addr, paging)
-    i = _index(_PGD, addr, paging)
+    i = first + _index(_PGD, addr, paging)
     v = table.vals[i]
     if not paging.pgd_present(v):
         return None
     try:
-        if not paging.folded(_P4D):  # p4d_offset()
-            table = walk.table(slot, v)
-            slot = _slot(_P4D, addr, paging)
-            i = _index(_P4D, addr, paging)
-            v = table.vals[i]
-        if not paging.p4d_present(v):
-            return None
-        table = walk.table(slot, v)
-        i = _index(_PUD, addr, paging)
-        v = table.vals[i]
-        if shift == paging.level_shift(_PUD):
-            return v, table.kaddr(i), _PUD
-        if not paging.pud_present(v):
-            return None
-        table = walk.table(_slot(_PUD, addr, paging), v)
-        i = _index(_PMD, addr, paging)
-        return table.vals[i], table.kaddr(i), _PMD
+        for level in (_P4D, _PUD):  # p4d_offset(), pud_offset()
+            table, folded = _lower_table(walk, level, slot, v, table)
+            if not folded:
+                slot, i = _slot(level, addr, paging), _index(level, addr, paging)
+                v = table.vals[i]
+            if level == _P4D and not paging.p4d_present(v):
+                return None
+        if paging.general_hugetlb:
+            if shift == paging.level_shift(_PUD):
+                return v, table.kaddr(i), _PUD  # huge, non-present or none
+            if not paging.pud_present(v):
+                return None
+            table, folded = _lower_table(walk, _PMD, slot, v, table)
+            if not folded:
+                i = _index(_PMD, addr, paging)
+            return table.vals[i], table.kaddr(i), _PMD  # huge, non-present or none
+        return _huge_pte_offset_arm64(walk, addr, shift, slot, v, table, i)
     except TableReadError as e:
         walk.overlay.error(_PUD, addr, e.paddr, "unreadable")
         return None
+
+
+def _huge_pte_offset_arm64(
+    walk: MMWalk, addr: int, shift: int, pud: Slot, v: int, table: _Table, i: int
+) -> tuple[int, int | None, PageTableLevel] | None:
+    """
+    The PUD-down part of arm64's ``huge_pte_offset()``: a none entry ends the
+    search except at the hugetlb size's own level, a leaf or non-present one
+    is the answer at any level, and a contiguous-PTE size ends in the PTE
+    table.
+    """
+    paging = walk.paging
+    level, n = paging.hugetlb_level(shift)
+    if shift != paging.level_shift(_PUD) and paging.pud_none(v):
+        return None
+    if paging.pud_leaf(v) or not paging.pud_present(v):
+        return paging.huge_ptep_get(table.vals, i, _PUD), table.kaddr(i), _PUD
+    table, folded = _lower_table(walk, _PMD, pud, v, table)
+    pmd = pud
+    if not folded:
+        pmd, i = _slot(_PMD, addr, paging), _index(_PMD, addr, paging)
+    v = table.vals[i]
+    if level != _PMD and paging.pmd_none(v):
+        return None
+    if paging.pmd_leaf(v) or not paging.pmd_present(v):
+        return paging.huge_ptep_get(table.vals, i, _PMD), table.kaddr(i), _PMD
+    if level == _PTE and n > 1:  # pte_offset_huge() of the CONT_PTE block
+        table = walk.table(pmd, v)
+        i = _index(_PTE, addr, paging)
+        return paging.huge_ptep_get(table.vals, i, _PTE), table.kaddr(i), _PTE
+    return None
 
 
 # -- VMA level --------------------------------------------------------------

@@ -13,16 +13,17 @@ How a configuration maps onto the walker's levels. The kernel names levels
 from the top down by ``CONFIG_PGTABLE_LEVELS``: with 5, PGD is hardware
 level -1 and P4D level 0; with 4 the P4D is folded (``pgtable-nop4d.h``) and
 PGD is level 0; with 3 (4K/39-bit, 16K/47-bit, 64K/48- or 52-bit) PGD is
-level 1 and the PUD folds too. A kernel built for 52-bit VAs with LPA2
-(Debian's 4K ``cloud-arm64``: 5 levels; 16K: 4 levels) folds one more level
-at boot when the CPU lacks FEAT_LPA2 (``pgtable_l5_enabled()``,
-``pgtable_l4_enabled()``): its ``pgd_none()`` is then constant false and
-``p4d_offset()`` indexes the PGD's own page. For 4K that is presented to the
-walker as 4-level paging with a folded P4D (the walker's one folding
-model): every P4D callback, hole depth (``PTRS_PER_P4D`` stays 512, so a
-missing P4D is a hole of depth 1, as on the kernel) and leaf is the
-kernel's; only ``pgd_entry`` is called once per 512 GiB slot rather than
-once for the whole 256 TiB ``PGDIR_SIZE``.
+level 1 and the PUD folds too; with 2 (64K/42-bit) the PMD as well. The
+shifts and ``PTRS_PER_*`` are build-time constants. A kernel built for
+52-bit VAs with LPA2 (Debian's 4K ``cloud-arm64``: 5 levels; 16K: 4 levels)
+folds one more level at boot when the CPU lacks FEAT_LPA2
+(``pgtable_l5_enabled()``, ``pgtable_l4_enabled()``): the PGD keeps its
+``PGDIR_SHIFT`` and its 16 (or 32) slots, its ``pgd_none()`` becomes constant
+false, and ``p4d_offset()`` (``pud_offset()`` on 16K) indexes the page that
+holds the PGD entry with ``p4d_index()`` (:meth:`Arm64Paging.folded_at_boot`).
+The walker does the same: one ``pgd_entry`` for the whole 256 TiB
+``PGDIR_SIZE`` (holding the hardware level-0 entry of slot
+``pgd_index(addr)``), then the P4D loop over that page.
 
 Output addresses: PA[49:PAGE_SHIFT] in place; with 52-bit PAs, PA[51:50] in
 descriptor bits [9:8] (LPA2, 4K and 16K; without LPA2 at run time those bits
@@ -42,10 +43,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from functools import reduce
+from operator import or_
 from typing import TYPE_CHECKING
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.arm64.pgtable_hwdef import (
+    CONT_PMD_SHIFT_CONFIG,
     CONT_PTE_SHIFT_CONFIG,
     PMD_TABLE_AF,
     PMD_TABLE_PXN,
@@ -203,8 +207,9 @@ class Arm64Paging:
     :ivar epan: the CPU has Enhanced PAN (execute-only user pages)
     :ivar swap_types: numbering of swap-entry types
 
-    >>> Arm64Paging(vabits_actual=48).pgdir_shift  # 52-bit kernel folded at boot
-    39
+    >>> p = Arm64Paging(vabits_actual=48)  # 52-bit kernel folded at boot
+    >>> p.pgdir_shift, p.folded(PageTableLevel.P4D), p.folded_at_boot(PageTableLevel.P4D)
+    (48, False, True)
     """
 
     page_shift: int = 12
@@ -253,10 +258,6 @@ class Arm64Paging:
         pud = ls(1) if config > 3 else p4d
         pmd = ls(2) if config > 2 else pud
         ptrs_pgd = 1 << (self.va_bits - pgdir)
-        if levels < config:
-            # folded at boot: the walker starts one level down (see the module doc)
-            pgdir = ls(4 - levels)
-            ptrs_pgd = 1 << (actual - pgdir)
         s = object.__setattr__
         s(self, "config_levels", config)
         s(self, "_levels", levels)
@@ -287,7 +288,7 @@ class Arm64Paging:
 
     @property
     def pgdir_shift(self) -> int:
-        """``PGDIR_SHIFT`` (of the first level in use when one was folded at boot)."""
+        """``PGDIR_SHIFT``, fixed at build time (a level folded at boot leaves it as it is)."""
         return self._shift[_L.PGD]
 
     @property
@@ -341,24 +342,30 @@ class Arm64Paging:
         return self._ptrs[level]
 
     def folded(self, level: PageTableLevel) -> bool:
+        """Folded at build time (``CONFIG_PGTABLE_LEVELS``; ``PTRS_PER_* == 1``)."""
+        return level != _L.PGD and self._ptrs[level] == 1
+
+    def folded_at_boot(self, level: PageTableLevel) -> bool:
         """
-        Folded at build time (``CONFIG_PGTABLE_LEVELS``) or, for the P4D of
-        a 5-level kernel, at boot.
+        Folded at boot into the page of the PGD (``!pgtable_l5_enabled()``:
+        the P4D; ``!pgtable_l4_enabled()`` on 16K: the PUD): the top level
+        in use at run time when it is below the top one of the build.
         """
-        if level == _L.PTE or level == _L.PGD:
-            return False
-        # the level under the one folded at boot is where the walker starts
-        return self._ptrs[level] == 1 or (self._levels < self.config_levels and level == self._levels - 1)
+        return self._levels < self.config_levels and level == self._levels - 1
 
     def va(self, paddr: int) -> int:
         """``__va()``: ``(pa - PHYS_OFFSET) | PAGE_OFFSET``."""
         return ((paddr - self.phys_offset) | self.page_offset) & ULONG_MAX
 
+    def is_direct_map(self, vaddr: int) -> bool:
+        """``__is_lm_address()``: in [``PAGE_OFFSET``, ``PAGE_END``)."""
+        off = self.page_offset
+        return ((vaddr - off) & ULONG_MAX) < ((self.page_end - off) & ULONG_MAX)
+
     def pa(self, vaddr: int) -> int:
         """``__pa()``: through the linear map, else the kernel image (``kimage_voffset``)."""
-        off = self.page_offset
-        if ((vaddr - off) & ULONG_MAX) < ((self.page_end - off) & ULONG_MAX):
-            return (vaddr - off + self.phys_offset) & ULONG_MAX
+        if self.is_direct_map(vaddr):
+            return (vaddr - self.page_offset + self.phys_offset) & ULONG_MAX
         return (vaddr - self.kimage_voffset) & ULONG_MAX
 
     def pte_to_phys(self, v: int) -> int:
@@ -399,11 +406,72 @@ class Arm64Paging:
         run = vals[start : start + count]
         if not self.contpte:
             return run
-        mask = PTE_VALID | PTE_CONT
-        if not any((v & mask) == mask for v in run):
+        if not reduce(or_, run, 0) & PTE_CONT:  # a C loop: most tables have no block
             return run
+        mask = PTE_VALID | PTE_CONT
+        # contpte_ptep_get() of each entry, the bits of a block gathered once
+        out: list[int] = []
         n = self._cont_ptes
-        return [contpte_ptep_get(vals, i, n) for i in range(start, start + len(run))]
+        end = start + len(run)
+        for b in range(start & ~(n - 1), end, n):
+            block = vals[b : b + n]
+            part = block[max(b, start) - b : min(b + n, end) - b]
+            young = PTE_AF if any(x & PTE_AF for x in block) else 0
+            if any(pte_dirty(x) for x in block):
+                out += [_pte_mkdirty(v) | young if (v & mask) == mask else v for v in part]
+            elif young:
+                out += [v | young if (v & mask) == mask else v for v in part]
+            else:
+                out += part
+        return out
+
+    # -- hugetlb (arch/arm64/mm/hugetlbpage.c) ---------------------------------
+
+    @property
+    def general_hugetlb(self) -> bool:
+        """arm64 has its own ``huge_pte_offset()`` (contiguous sizes)."""
+        return False
+
+    @property
+    def cont_pmds(self) -> int:
+        """``CONT_PMDS``: 16, 32 or 32 PMDs in a contiguous block."""
+        return 1 << CONT_PMD_SHIFT_CONFIG[self.page_shift]
+
+    def hugetlb_level(self, shift: int) -> tuple[PageTableLevel, int]:
+        """
+        ``num_contig_ptes()``: PUD (4K only, ``pud_sect_supported()``),
+        PMD, contiguous PMDs or contiguous PTEs.
+
+        >>> Arm64Paging(page_shift=14).hugetlb_level(30)  # CONT_PMD_SIZE with 16K
+        (<PageTableLevel.PMD: 1>, 32)
+        """
+        pmd = self._shift[_L.PMD]
+        if shift == self._shift[_L.PUD] and self.page_shift == 12 and self.config_levels > 2:
+            return _L.PUD, 1
+        if shift == pmd:
+            return _L.PMD, 1
+        if shift == pmd + CONT_PMD_SHIFT_CONFIG[self.page_shift]:
+            return _L.PMD, self.cont_pmds
+        if shift == self.page_shift + CONT_PTE_SHIFT_CONFIG[self.page_shift]:
+            return _L.PTE, self._cont_ptes
+        raise ValueError(f"no {1 << shift:#x}-byte hugetlb pages with {self.page_size >> 10}K pages")
+
+    def huge_ptep_get(self, vals: Sequence[int], i: int, level: PageTableLevel) -> int:
+        """
+        ``huge_ptep_get()``: a present entry with the contiguous bit gets
+        the dirty and young bits of the ``CONT_PMDS`` (PMD level) or
+        ``CONT_PTES`` entries from slot *i* (``find_num_contig()``).
+        """
+        v = vals[i]
+        if not (pte_present(v) and v & PTE_CONT):
+            return v
+        n = self.cont_pmds if level == _L.PMD else self._cont_ptes
+        for x in vals[i : i + n]:
+            if pte_dirty(x):
+                v = _pte_mkdirty(v)
+            if x & PTE_AF:
+                v |= PTE_AF
+        return v
 
     # -- predicates ---------------------------------------------------------
 
@@ -621,6 +689,27 @@ class Arm64Paging:
         if (v & (PTE_WRITE | PTE_RDONLY)) == PTE_WRITE:
             v |= PTE_DIRTY
         return (v | PTE_UFFD_WP | PTE_RDONLY) & ~PTE_WRITE
+
+    def set_ptes(self, addr: int, pfn: int, prot: int, nr: int) -> list[int]:
+        """
+        ``set_ptes()`` of a user mapping: with CONTPTE and more than one
+        entry, ``contpte_set_ptes()`` marks every block whose addresses and
+        PFNs are ``CONT_PTE_SIZE`` aligned contiguous.
+
+        >>> [v >> 52 & 1 for v in Arm64Paging().set_ptes(0x10000, 0x40010, 0x703, 18)][14:]
+        [1, 1, 0, 0]
+        """
+        prot &= ~PTE_CONT
+        vals = [self.pfn_pte(pfn + n, prot) for n in range(nr)]
+        if not self.contpte or nr == 1:
+            return vals
+        n = self._cont_ptes
+        shift = self.page_shift
+        for k in range(nr):
+            first = k - ((addr >> shift) + k) % n
+            if first >= 0 and first + n <= nr and (pfn + first) % n == 0:
+                vals[k] |= PTE_CONT
+        return vals
 
     def mk_table_entry(self, level: PageTableLevel) -> int:
         """What ``p?d_populate()`` stores for a user table at PFN 0: table, AF, PXN."""

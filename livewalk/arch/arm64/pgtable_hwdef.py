@@ -44,6 +44,7 @@ __all__ = (
     "PTE_USER",
     "PTE_UXN",
     "PTE_VALID",
+    "VA_BITS_CHOICES",
     "arm64_hw_pgtable_level_shift",
     "arm64_hw_pgtable_levels",
     "pte_addr_low",
@@ -84,6 +85,9 @@ PMD_TABLE_UXN = 1 << 60
 #: 16, 32 and 32 contiguous PMDs.
 CONT_PTE_SHIFT_CONFIG = {12: 4, 14: 7, 16: 5}
 CONT_PMD_SHIFT_CONFIG = {12: 4, 14: 5, 16: 5}
+
+#: The ``CONFIG_ARM64_VA_BITS`` choices by ``PAGE_SHIFT`` (``arch/arm64/Kconfig``).
+VA_BITS_CHOICES = {12: (39, 48, 52), 14: (36, 47, 48, 52), 16: (42, 48, 52)}
 
 
 def pte_attrindx(t: int) -> int:

@@ -16,7 +16,6 @@ itself is :func:`livewalk.tools.ptdump.ptdump`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
 from drgn import Program
@@ -37,6 +36,7 @@ from livewalk.arch.x86.pgtable_types import (
     PAGE_SIZE,
     START_KERNEL_MAP,
 )
+from livewalk.backend.drgn import vmcoreinfo_number
 
 __all__ = (
     "AddressMarker",
@@ -141,15 +141,6 @@ def _has(prog: Program, name: str) -> bool:
         return False
 
 
-def _vmcoreinfo_number(prog: Program, key: str) -> int | None:
-    try:
-        raw = prog["VMCOREINFO"].string_().decode(errors="replace")
-    except Exception:
-        return None
-    m = re.search(rf"^NUMBER\({re.escape(key)}\)=(-?\d+)$", raw, re.M)
-    return int(m.group(1)) if m else None
-
-
 def ptdump_markers(prog: Program, paging: X86Paging) -> list[AddressMarker]:
     """
     The x86_64 ``address_markers[]`` of the target, as ``pt_dump_init()``
@@ -167,7 +158,7 @@ def ptdump_markers(prog: Program, paging: X86Paging) -> list[AddressMarker]:
     vmemmap = _lookup(prog, "vmemmap_base")
     if vmemmap is None:
         vmemmap = 0xFFD4000000000000 if paging.levels == 5 else 0xFFFFEA0000000000
-    image_size = _vmcoreinfo_number(prog, "KERNEL_IMAGE_SIZE") or (1 << 30)
+    image_size = vmcoreinfo_number(prog, "KERNEL_IMAGE_SIZE") or (1 << 30)
     try:
         permanent = int(prog.constant("__end_of_permanent_fixed_addresses").value_())
     except Exception:

@@ -367,9 +367,33 @@ class X86Paging:
         """Only the P4D folds on x86_64, without LA57 (``pgtable_l5_enabled()``)."""
         return level == PageTableLevel.P4D and self.levels != 5
 
+    def folded_at_boot(self, level: PageTableLevel) -> bool:
+        """Never: x86 folds at boot through ``PTRS_PER_P4D`` (:meth:`folded`)."""
+        return False
+
+    @property
+    def general_hugetlb(self) -> bool:
+        """x86 selects ``ARCH_WANT_GENERAL_HUGETLB``."""
+        return True
+
+    def hugetlb_level(self, shift: int) -> tuple[PageTableLevel, int]:
+        """2 MiB pages are PMD leaves, 1 GiB pages PUD leaves."""
+        for level in (PageTableLevel.PMD, PageTableLevel.PUD):
+            if shift == self.level_shift(level):
+                return level, 1
+        raise ValueError(f"no {1 << shift:#x}-byte hugetlb pages on x86_64")
+
+    def huge_ptep_get(self, vals: Sequence[int], i: int, level: PageTableLevel) -> int:
+        """A plain read."""
+        return vals[i]
+
     def va(self, paddr: int) -> int:
         """``__va()``: the direct-map address of physical address *paddr*."""
         return (self.page_offset + paddr) & ULONG_MAX
+
+    def is_direct_map(self, vaddr: int) -> bool:
+        """Between ``page_offset_base`` and ``MAX_PHYSMEM_BITS`` above it."""
+        return 0 <= vaddr - self.page_offset < 1 << self.max_physmem_bits
 
     def pa(self, vaddr: int) -> int:
         """
@@ -569,6 +593,11 @@ class X86Paging:
         # as the walker's split emulation always did: the bit only (the
         # kernel's pte_mkuffd_wp() also write-protects the entry)
         return v | _PAGE_UFFD_WP if self.uffd_wp else v
+
+    def set_ptes(self, addr: int, pfn: int, prot: int, nr: int) -> list[int]:
+        """``set_ptes()``: ``pte_next_pfn()`` from the first entry, L1TF inversion kept."""
+        pfn_pte = self.pfn_pte
+        return [pfn_pte(pfn + n, prot) for n in range(nr)]
 
     def mk_table_entry(self, level: PageTableLevel) -> int:
         """``_PAGE_TABLE`` with PFN 0, what ``__p?d_alloc()`` would have stored."""

@@ -69,29 +69,42 @@ def test_bits_are_the_headers() -> None:
     assert PAGE_NONE == 0x0060_0000_0000_0F82
 
 
+K16_NOLPA2 = Arm64Paging(page_shift=14, vabits_actual=47)  # the 16K kernel without LPA2
+
+
 @pytest.mark.parametrize(
-    "paging, levels, shifts, ptrs, folded",
+    "paging, levels, shifts, ptrs, folded, at_boot",
     [
-        (LPA2, 5, [12, 21, 30, 39, 48], [512, 512, 512, 512, 16], [False] * 5),
-        # folded at boot: the walker starts at the 512 GiB level
-        (NOLPA2, 4, [12, 21, 30, 39, 39], [512, 512, 512, 512, 512], [False, False, False, True, False]),
-        (VA48, 4, [12, 21, 30, 39, 39], [512, 512, 512, 1, 512], [False, False, False, True, False]),
-        (K16, 4, [14, 25, 36, 47, 47], [2048, 2048, 2048, 1, 32], [False, False, False, True, False]),
+        (LPA2, 5, [12, 21, 30, 39, 48], [512, 512, 512, 512, 16], [False] * 5, None),
+        # folded at boot: the build-time geometry stays, p4d_offset() indexes
+        # the PGD's page (pgd_to_folded_p4d())
+        (NOLPA2, 4, [12, 21, 30, 39, 48], [512, 512, 512, 512, 16], [False] * 5, L.P4D),
+        (VA48, 4, [12, 21, 30, 39, 39], [512, 512, 512, 1, 512], [False, False, False, True, False], None),
+        (K16, 4, [14, 25, 36, 47, 47], [2048, 2048, 2048, 1, 32], [False, False, False, True, False], None),
+        # 16K without LPA2: pud_offset() indexes the PGD's page (p4d_to_folded_pud())
+        (K16_NOLPA2, 3, [14, 25, 36, 47, 47], [2048, 2048, 2048, 1, 32],
+         [False, False, False, True, False], L.PUD),
         (Arm64Paging(page_shift=14, va_bits=48, pa_bits_52=False), 4,
-         [14, 25, 36, 47, 47], [2048, 2048, 2048, 1, 2], [False, False, False, True, False]),
+         [14, 25, 36, 47, 47], [2048, 2048, 2048, 1, 2], [False, False, False, True, False], None),
         (Arm64Paging(page_shift=14, va_bits=47, pa_bits_52=False), 3,
-         [14, 25, 36, 36, 36], [2048, 2048, 1, 1, 2048], [False, False, True, True, False]),
-        (K64, 3, [16, 29, 42, 42, 42], [8192, 8192, 1, 1, 1024], [False, False, True, True, False]),
+         [14, 25, 36, 36, 36], [2048, 2048, 1, 1, 2048], [False, False, True, True, False], None),
+        (K64, 3, [16, 29, 42, 42, 42], [8192, 8192, 1, 1, 1024], [False, False, True, True, False], None),
         (Arm64Paging(page_shift=16, va_bits=42, pa_bits_52=False), 2,
-         [16, 29, 29, 29, 29], [8192, 1, 1, 1, 8192], [False, True, True, True, False]),
+         [16, 29, 29, 29, 29], [8192, 1, 1, 1, 8192], [False, True, True, True, False], None),
     ],
 )
-def test_geometry(paging: Arm64Paging, levels: int, shifts: list, ptrs: list, folded: list) -> None:
+def test_geometry(
+    paging: Arm64Paging, levels: int, shifts: list, ptrs: list, folded: list, at_boot: L | None
+) -> None:
     assert paging.levels == levels
     assert [paging.level_shift(lvl) for lvl in L] == shifts
     assert [paging.ptrs_per(lvl) for lvl in L] == ptrs
     assert [paging.folded(lvl) for lvl in L] == folded
+    assert [lvl for lvl in L if paging.folded_at_boot(lvl)] == ([] if at_boot is None else [at_boot])
     assert paging.pgdir_shift == shifts[L.PGD]
+    # the none tests of the levels above the one folded at boot are constant false
+    assert paging.pgd_none(0) == (levels == 5)
+    assert paging.p4d_none(0) == (levels >= 4)
 
 
 def test_page_offset_task_size_physmem() -> None:
@@ -243,3 +256,30 @@ def test_va_pa() -> None:
     # x86: the kernel image through phys_base, the rest through the direct map
     x = X86Paging(levels=4, page_offset=0xFFFF_8880_0000_0000, phys_base=0x100_0000)
     assert x.pa(0xFFFF_FFFF_8200_1000) == 0x300_1000 and x.pa(0xFFFF_8880_0000_5000) == 0x5000
+
+
+def test_ptes_get_is_contpte_ptep_get_of_each_entry() -> None:
+    # the batched fold of ptes_get() against contpte_ptep_get() one entry at
+    # a time, over random tables of valid, invalid, contiguous, young, dirty
+    # (software or DBM) entries and random windows
+    import random
+
+    rng = random.Random(7)
+    for paging in (LPA2, K16, K64):
+        n = paging.cont_ptes
+        ptrs = paging.ptrs_per(L.PTE)
+        for _ in range(200):
+            vals = []
+            for _ in range(ptrs):
+                v = rng.choice((0, 0x40000000000F03, 0x40000000000B03 | PTE_RDONLY, 0x0060_0000_0000_0F82))
+                if rng.random() < 0.7:
+                    v |= PTE_CONT
+                if rng.random() < 0.05:
+                    v |= PTE_DIRTY
+                if rng.random() < 0.05:
+                    v &= ~PTE_AF
+                vals.append(v)
+            start = rng.randrange(ptrs)
+            count = rng.randrange(1, ptrs - start + 1)
+            want = [contpte_ptep_get(vals, i, n) for i in range(start, start + count)]
+            assert list(paging.ptes_get(vals, start, count)) == want

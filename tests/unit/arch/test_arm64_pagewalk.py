@@ -11,7 +11,7 @@ from walkrec import Rec, ptes  # noqa: E402
 
 from livewalk.arch import PageTableLevel  # noqa: E402
 from livewalk.arch.arm64.pgtable import Arm64Paging  # noqa: E402
-from livewalk.arch.arm64.pgtable_hwdef import PTE_AF, PTE_CONT, PTE_RDONLY  # noqa: E402
+from livewalk.arch.arm64.pgtable_hwdef import PTE_AF, PTE_CONT, PTE_RDONLY, PTE_VALID  # noqa: E402
 from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY  # noqa: E402
 from livewalk.backend.synthetic import SyntheticMM  # noqa: E402
 from livewalk.mm.pagewalk import (  # noqa: E402
@@ -24,21 +24,36 @@ P4D = 1 << 39
 
 
 def test_boot_folded_p4d_hole_is_depth_1() -> None:
-    # 52-bit kernel on a CPU without LPA2: pgd_none() is constant false and
-    # PTRS_PER_P4D stays 512, so a none P4D is a hole of real_depth(1) == 1
-    # (a kernel built for 48 bits has PTRS_PER_P4D == 1: depth 0)
-    for paging, depth in ((Arm64Paging(vabits_actual=48, phys_offset=0), 1),
-                          (Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0), 0)):
-        mm = SyntheticMM(paging=paging)
-        mm.map_4k(P4D, pfn=5)
-        r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
-        assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
-        assert r.log == [
-            ("pgd_entry", 0, P4D),
-            ("pte_hole", 0, P4D, depth),
-            ("pgd_entry", P4D, 2 * P4D),
-            ("p4d_entry", P4D, 2 * P4D),
-        ]
+    # 52-bit kernel on a CPU without LPA2: PGDIR_SHIFT stays 48 and
+    # pgd_none() is constant false, so one pgd_entry covers 256 TiB (with the
+    # value of slot pgd_index() == 0 of the page); p4d_offset() indexes that
+    # same page (pgd_to_folded_p4d()) and PTRS_PER_P4D stays 512, so a none
+    # P4D is a hole of real_depth(1) == 1
+    mm = SyntheticMM(paging=Arm64Paging(vabits_actual=48, phys_offset=0))
+    mm.map_4k(P4D, pfn=5)
+    top = mm.livewalk_backend._mem[mm.pgd_paddr]
+    assert top[1] == mm.lookup(PageTableLevel.P4D, P4D) != 0  # level 0 is the top page
+    r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
+    assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
+    assert r.log == [
+        ("pgd_entry", 0, 2 * P4D),
+        ("pte_hole", 0, P4D, 1),
+        ("p4d_entry", P4D, 2 * P4D),
+    ]
+    assert r.entries[0].value == 0 and r.entries[0].kaddr == mm.pgd
+    assert r.entries[-1].value == top[1] and r.entries[-1].kaddr == mm.pgd + 8
+    # a kernel built for 48 bits: PTRS_PER_P4D == 1, PGDIR_SHIFT 39, and
+    # the none P4D (the PGD slot itself) is a hole of depth 0
+    mm = SyntheticMM(paging=Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0))
+    mm.map_4k(P4D, pfn=5)
+    r = Rec(("pgd_entry", "p4d_entry", "pte_hole"))
+    assert walk_page_range_debug(mm, 0, 2 * P4D, r.ops, None) == 0
+    assert r.log == [
+        ("pgd_entry", 0, P4D),
+        ("pte_hole", 0, P4D, 0),
+        ("pgd_entry", P4D, 2 * P4D),
+        ("p4d_entry", P4D, 2 * P4D),
+    ]
 
 
 def test_pgd_smaller_than_a_page() -> None:
@@ -110,3 +125,56 @@ def test_16k_granule_walk() -> None:
         ("pte_hole", 2 << 25, 3 << 25, 3),
     ]
     assert r.entries[1 + 5].pfn == 0x99 and r.entries[1 + 5].present
+
+
+def test_prot_none_thp_split_to_present_invalid_contpte_ptes() -> None:
+    # a PROT_NONE (or NUMA-hint) THP is present-invalid at the PMD:
+    # pmd_trans_huge() forces PTE_VALID for the table test, so the walk
+    # splits it; __split_huge_pmd_locked() builds mk_pte(vm_page_prot) =
+    # PAGE_NONE entries and set_ptes() (contpte_set_ptes()) marks every
+    # aligned block of 16 contiguous
+    mm = SyntheticMM(paging=Arm64Paging(phys_offset=0))
+    mm.add_vma(0x200000, 0x400000, flags=0)
+    mm.map_protnone(0x200000, pfn=0x40000, level=PageTableLevel.PMD)
+    pmd = mm.lookup(PageTableLevel.PMD, 0x200000)
+    assert pmd is not None and not pmd & PTE_VALID
+    r = Rec(("pmd_entry", "pte_entry"))
+    walks: list = []
+    assert walk_page_range(mm, 0x200000, 0x400000, r.ops, walks=walks) == 0
+    assert r.log == [("pmd_entry", 0x200000, 0x400000), *ptes(0x200000, 0x400000)]
+    assert r.entries[0].present and r.entries[0].protnone and r.entries[0].leaf
+    split = r.entries[1:]
+    assert [e.pfn for e in split] == list(range(0x40000, 0x40200))
+    assert all(e.present and e.protnone and not e.value & PTE_VALID for e in split)
+    assert all(e.value & PTE_CONT for e in split)
+    assert walks[0].splits == [(PageTableLevel.PMD, 0x200000, "anon")]
+
+
+def test_contpte_fold_covers_the_block_beyond_the_walked_range_16k() -> None:
+    # 16K: CONT_PTES is 128. ptep_get() of any entry of a valid contiguous
+    # block folds access and dirty over all 128 (contpte_ptep_get()), also
+    # over entries outside [start, end) of the walk; an entry without
+    # PTE_CONT next to the block is read as it is
+    page = 1 << 14
+    mm = SyntheticMM(paging=Arm64Paging(page_shift=14, phys_offset=0))
+    base = 1 << 25  # PMD slot 1, PTE slot 0
+    mm.add_vma(base, base + (1 << 25))
+    clean_old = (mm.default_flags & ~(PTE_DIRTY | PTE_AF)) | PTE_RDONLY
+    for n in range(129):
+        mm.map_4k(base + n * page, 0x80000 + n, clean_old | (PTE_CONT if n < 128 else 0))
+    v = mm.lookup(PageTableLevel.PTE, base + 100 * page)
+    assert v is not None
+    mm.set_pte(base + 100 * page, v | PTE_DIRTY | PTE_AF)  # entry 100 of the block
+    v = mm.lookup(PageTableLevel.PTE, base + 128 * page)
+    assert v is not None
+    mm.set_pte(base + 128 * page, v | PTE_AF)  # outside the block
+    r = Rec(("pte_entry",))
+    assert walk_page_range(mm, base + 64 * page, base + 80 * page, r.ops) == 0
+    assert [a for _, a, _ in r.log] == [base + n * page for n in range(64, 80)]
+    assert all(e.dirty and e.accessed for e in r.entries)
+    r = Rec(("pte_entry",))
+    assert walk_page_range(mm, base + 127 * page, base + 130 * page, r.ops) == 0
+    first, after, none = r.entries
+    assert first.dirty and first.accessed
+    assert after.accessed and not after.dirty and not after.value & PTE_CONT
+    assert none.none

@@ -20,10 +20,16 @@ from livewalk.mm.vma import VMA
 MM_ADDR = 0xFFFF_8880_0010_0000
 DIRECT_MAP = 0xFFFF_8880_0000_0000
 
+#: The fake kernel is an x86_64 one whatever the host runs (its direct map
+#: is x86_64's).
+X86_64 = drgn.Platform(
+    drgn.Architecture.X86_64, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
+)
+
 
 def fake_kernel() -> tuple[Program, bytearray]:
     """A program whose memory is one ``struct mm_struct`` in a bytearray."""
-    prog = Program(drgn.host_platform)
+    prog = Program(X86_64)
     u32 = prog.int_type("unsigned int", 4, False)
     u64 = prog.int_type("unsigned long", 8, False)
     seqcount = prog.struct_type("seqcount", 4, (TypeMember(u32, "sequence", 0),))

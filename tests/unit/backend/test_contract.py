@@ -12,11 +12,11 @@ import inspect
 import struct
 from typing import Any
 
-import drgn
 import pytest
 from drgn import Object, Program
-from fakekernel import MM_ADDR, LiveBackend, fake_kernel
+from fakekernel import MM_ADDR, X86_64, LiveBackend, fake_kernel
 
+from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import CONTRACT_METHODS, CONTRACT_PROPERTIES, PageTableBackend, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
@@ -47,11 +47,11 @@ def test_contract_lists_match_the_protocol() -> None:
 
 
 def _backends() -> list[Any]:
-    return [SyntheticBackend(), DrgnBackend(Program(drgn.host_platform))]
+    return [SyntheticBackend(), DrgnBackend(Program(X86_64))]
 
 
 _KINDS: dict[str, tuple[type, ...]] = {
-    "paging": (X86Paging,),
+    "paging": (X86Paging, Arm64Paging),
     "prog": (Program, type(None)),
     "features": (KernelFeatures,),
     "vm_flag_bits": (VMFlagBits,),
@@ -91,7 +91,7 @@ def test_backend_for_mm() -> None:
     vma = mm.add_vma(0x400000, 0x401000)
     assert backend_for_mm(mm) is mm.livewalk_backend
     assert backend_for_mm(vma.obj) is mm.livewalk_backend
-    prog = Program(drgn.host_platform)
+    prog = Program(X86_64)
     obj = Object(prog, "unsigned long", 0)
     assert backend_for_mm(obj) is DrgnBackend.for_program(prog)
     with pytest.raises(TypeError):
@@ -114,7 +114,7 @@ def test_resolve_mm_errors() -> None:
     for bad in ("1", True, 1.5, None):
         with pytest.raises(TypeError):
             resolve_mm(None, bad)
-    prog = Program(drgn.host_platform)
+    prog = Program(X86_64)
     with pytest.raises(TypeError):
         resolve_mm(prog, Object(prog, "int", 0))
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import drgn
 import pytest
 from drgn import Object, Program, TypeMember
-from fakekernel import DIRECT_MAP, MM_ADDR, LiveBackend, fake_kernel
+from fakekernel import DIRECT_MAP, MM_ADDR, X86_64, LiveBackend, fake_kernel
 
 from livewalk.arch.x86.pgtable import mk_pte
 from livewalk.backend.synthetic import DEFAULT_PTE_FLAGS, SyntheticMM
@@ -177,7 +176,7 @@ def test_vtop_vma_name_lazy_and_settable() -> None:
 
 
 def test_vma_snapshot_reads_physically_and_fresh() -> None:
-    prog = Program(drgn.host_platform)
+    prog = Program(X86_64)
     u64 = prog.int_type("unsigned long", 8, False)
     voidp = prog.pointer_type(prog.void_type())
     vma_t = prog.struct_type(
