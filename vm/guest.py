@@ -599,7 +599,7 @@ class Guest:
         if self._prog is None:
             if not self.running:
                 raise GuestError("guest not running")
-            self._prog = host.attach(self.qmp_socket, self.vmlinux, self.arch)
+            self._prog = host.attach(self.qmp_socket, self.vmlinux)
         return self._prog
 
     def dump_vmcore(self, path: str | os.PathLike[str], fmt: str = "elf", timeout: float = 600) -> float:

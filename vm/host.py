@@ -28,21 +28,16 @@ if TYPE_CHECKING:
 __all__ = ("attach", "mm", "pagemap", "smaps", "vtop", "walk_page_range")
 
 
-def attach(qmp_socket: str, vmlinux: str, arch: str = "x86_64") -> Program:
+def attach(qmp_socket: str, vmlinux: str) -> Program:
     """A ``drgn.Program`` attached to a guest over QMP, with the debug info
     of its kernel (*vmlinux*) loaded; missing module debug info is ignored.
 
-    :param arch: the guest's architecture (``"x86_64"``, ``"arm64"``): an
-        arm64 guest's Program is made with drgn's AArch64 platform, whatever
-        the host's
+    drgn takes the guest's platform from QEMU (an arm64 guest on an x86-64
+    host is AArch64 with no option).
     """
     import drgn
 
-    if arch == "arm64":
-        flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
-        prog = drgn.Program(drgn.Platform(drgn.Architecture.AARCH64, flags))
-    else:
-        prog = drgn.Program()
+    prog = drgn.Program()
     prog.set_qemu_qmp(qmp_socket)
     prog.debug_info_options.kernel_directories = (str(Path(vmlinux).parent),)
     try:
