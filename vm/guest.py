@@ -6,6 +6,8 @@
 ...     r = g.run("uname -r; grep -c la57 /proc/cpuinfo")
 ...     prog = g.host_program()          # drgn on the host, over QMP
 ...     print(g.release, g.levels, g.boot_seconds, r.returncode)
+>>> with Guest(arch="arm64", levels=4) as g:   # qemu-system-aarch64, -cpu max,lpa2=off
+...     print(g.run("uname -m").stdout)        # aarch64
 
 The guest boots the image's cloud kernel directly (``-kernel``, no
 initramfs; or a kernel of the caller's, ``kernel_image=``) from an NVMe root
