@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The livewalk test VM: a Debian sid guest with the 7.x cloud kernel under QEMU.
+"""The livewalk test VM: a Debian sid guest with the 7.x cloud kernel under QEMU
+(x86-64, or arm64 with ``Guest(arch="arm64")``).
 
 Installed as ``livewalk.vm`` (the source lives in the repository's ``vm/``).
 

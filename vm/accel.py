@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .errors import log
-from .image import Image, cache_dir
+from .image import ARCHES, Image, cache_dir
 from .qemu import QEMU, pdeathsig, qemu_version
 
 __all__ = ("choose_accel",)
@@ -27,6 +27,8 @@ __all__ = ("choose_accel",)
 
 def choose_accel(image: Image) -> str:
     """``"kvm"`` if KVM is asked for or a short probe boot proves it works, else ``"tcg"``."""
+    if ARCHES[image.spec.arch].uname != os.uname().machine:
+        return "tcg"  # another architecture's guest: emulated
     want = os.environ.get("LIVEWALK_VM_ACCEL", "auto")
     if want in ("tcg", "kvm"):
         return want

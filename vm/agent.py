@@ -5,8 +5,9 @@ The host passes this file in through fw_cfg and vm/guest_init.sh runs it. It
 speaks JSON lines over the virtio-serial port named ``livewalk.agent``; each
 request has an ``id`` and an ``op``:
 
-- ``ping`` -> ``pong`` with ``release`` (uname -r), ``levels`` (4 or 5) and
-  ``uptime``.
+- ``ping`` -> ``pong`` with ``release`` (uname -r), ``machine`` (uname -m),
+  ``levels`` (the page-table levels the kernel runs with: 4 or 5 on x86-64
+  and on arm64 with 4K pages) and ``uptime``.
 - ``run`` (``cmd``, optional ``timeout``, ``cwd``, ``env``, ``input`` base64)
   runs ``/bin/sh -c cmd`` in its own session and streams ``out`` messages
   (``fd`` 1 or 2, ``data`` base64), then ``exit`` (``status``: the exit code,
@@ -35,6 +36,38 @@ import sys
 import time
 
 PORT_NAME = "livewalk.agent"
+
+
+def user_va_bits():
+    """The bits of the user address space, from the highest address a
+    mapping can be placed at (MAP_FIXED_NOREPLACE; arm64 hands out addresses
+    above 48 bits only when asked for them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    page = os.sysconf("SC_PAGE_SIZE")
+    prot_none, map_private_anonymous, map_fixed_noreplace = 0, 0x22, 0x100000
+    for bits in (56, 52, 48, 47, 42, 39, 36):
+        addr = 1 << (bits - 1)
+        got = libc.mmap(addr, page, prot_none, map_private_anonymous | map_fixed_noreplace, -1, 0)
+        if got is not None and got != ctypes.c_void_p(-1).value:
+            libc.munmap(got, page)
+            if got == addr:
+                return bits
+    return 0
+
+
+def paging_levels():
+    """The page-table levels the kernel runs with: x86-64 has 5 with LA57;
+    arm64's follow from the page size and the VA bits (each level resolves
+    PAGE_SHIFT - 3 bits), as the kernel's ARM64_HW_PGTABLE_LEVELS."""
+    if os.uname().machine == "x86_64":
+        with open("/proc/cpuinfo") as f:
+            la57 = any(ln.startswith("flags") and " la57" in ln for ln in f)
+        return 5 if la57 else 4
+    shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
+    return -(-(user_va_bits() - shift) // (shift - 3))
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -111,8 +144,6 @@ class Agent:
                 self.send({"op": "error", "id": rid, "error": f"{type(e).__name__}: {e}"})
 
     def op_ping(self, rid, req):
-        with open("/proc/cpuinfo") as f:
-            la57 = any(ln.startswith("flags") and " la57" in ln for ln in f)
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
         self.send(
@@ -120,7 +151,8 @@ class Agent:
                 "op": "pong",
                 "id": rid,
                 "release": os.uname().release,
-                "levels": 5 if la57 else 4,
+                "machine": os.uname().machine,
+                "levels": paging_levels(),
                 "uptime": uptime,
             }
         )

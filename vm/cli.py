@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import BootError, GuestError
 from .guest import Guest, default_src
-from .image import DEFAULT_SERIES, KERNEL_SERIES, ImageError, ensure_image
+from .image import ARCHES, DEFAULT_SERIES, KERNEL_SERIES, ImageError, arch_name, ensure_image
 
 __all__ = ["build_main", "run_main"]
 
@@ -30,6 +30,10 @@ def build_main(argv: list[str]) -> int:
         help=f"kernel series: {', '.join(KERNEL_SERIES)}, several comma-separated, or 'all' "
         f"(default {DEFAULT_SERIES}); the images share one sid userspace",
     )  # fmt: skip
+    ap.add_argument(
+        "--arch", default="x86_64", type=arch_name, choices=tuple(ARCHES),
+        help="guest architecture (default x86_64; arm64 images are configured by their first boot)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     try:
         series = _series(args.kernel, allow_all=True)
@@ -38,14 +42,14 @@ def build_main(argv: list[str]) -> int:
     for s in series:
         t = time.monotonic()
         try:
-            img = ensure_image(resolve_versions=True, quiet=args.quiet, series=s)
+            img = ensure_image(resolve_versions=True, quiet=args.quiet, series=s, arch=args.arch)
         except (ImageError, OSError) as e:
             print(f"vm/build: error: {e}", file=sys.stderr)
             return 1
         except Exception as e:  # a failed build step (CalledProcessError...)
             print(f"vm/build: error: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
-        print(f"vm/build: kernel {img.release} (series {s})")
+        print(f"vm/build: kernel {img.release} (series {s}, {args.arch})")
         for k, v in img.manifest["versions"].items():
             if k != "release":
                 print(f"vm/build:   {k} {v}")
@@ -67,8 +71,8 @@ def _series(value: str, allow_all: bool = False) -> list[str]:
 def run_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="vm/run",
-        usage="vm/run [--kernel SERIES | --kernel-image BZIMAGE --vmlinux VMLINUX [--modules DIR]] "
-        "[--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
+        usage="vm/run [--arch x86_64|arm64] [--kernel SERIES | --kernel-image BZIMAGE --vmlinux VMLINUX "
+        "[--modules DIR]] [--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
         description="Boot the livewalk test VM (building the image on first use), run "
         "COMMAND as root in /src (this working tree, read-only), stream its output, "
         "copy the guest's /out back, shut down and exit with COMMAND's status.",
@@ -83,7 +87,14 @@ def run_main(argv: list[str]) -> int:
         "--modules", metavar="DIR",
         help="the modules of --kernel-image: lib/modules/<rel>, or the INSTALL_MOD_PATH of modules_install",
     )  # fmt: skip
-    ap.add_argument("--levels", type=int, choices=(4, 5), default=5, help="paging levels (default 5)")
+    ap.add_argument(
+        "--arch", default="x86_64", type=arch_name, choices=tuple(ARCHES),
+        help="guest architecture (default x86_64; arm64 runs under TCG, its image is built on first use)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--levels", type=int, choices=(4, 5), default=5,
+        help="paging levels (default 5; arm64: 4 is -cpu max,lpa2=off)",
+    )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, disks)")
     ap.add_argument("--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)")
     ap.add_argument("--timeout", type=float, default=3600, help="command timeout in seconds")
@@ -122,6 +133,7 @@ def run_main(argv: list[str]) -> int:
     g = Guest(
         levels=args.levels, memory=args.memory, smp=args.smp, out_dir=out, keep=args.keep,
         kernel=args.kernel, kernel_image=args.kernel_image, vmlinux=args.vmlinux, modules=args.modules,
+        arch=args.arch,
     )  # fmt: skip
     status = 1
     try:

@@ -6,6 +6,8 @@
 ...     r = g.run("uname -r; grep -c la57 /proc/cpuinfo")
 ...     prog = g.host_program()          # drgn on the host, over QMP
 ...     print(g.release, g.levels, g.boot_seconds, r.returncode)
+>>> with Guest(arch="arm64", levels=4) as g:   # qemu-system-aarch64, -cpu max,lpa2=off
+...     print(g.run("uname -m").stdout)        # aarch64
 
 The guest boots the image's cloud kernel directly (``-kernel``, no
 initramfs; or a kernel of the caller's, ``kernel_image=``) from an NVMe root
@@ -50,9 +52,11 @@ from .channel import AgentChannel
 from .disks import extract_out_image, make_out_image, make_src_image, remove_stale_run_dirs
 from .errors import BootError, GuestError, RunResult, log
 from .image import (
+    ARCHES,
     DEFAULT_SERIES,
     KERNEL_SERIES,
     Image,
+    arch_name,
     ensure_image,
     kernel_release,
     make_modules_image,
@@ -98,7 +102,9 @@ def _env_float(name: str, default: float) -> float:
 class Guest:
     """A booted test VM.
 
-    :param levels: 5 (LA57, the default under ``-cpu max``) or 4 (``no5lvl``).
+    :param levels: the page-table levels: 5 (the default; x86-64: LA57
+        under ``-cpu max``; arm64: 52-bit VA with FEAT_LPA2) or 4 (x86-64:
+        ``no5lvl``; arm64: ``-cpu max,lpa2=off``, 48-bit VA).
     :param memory: guest RAM, a QEMU size ("4G").
     :param smp: number of vCPUs.
     :param src: the tree shown read-only at /src (default: :func:`default_src`).
@@ -121,6 +127,8 @@ class Guest:
     :param modules: the modules of ``kernel_image``: ``lib/modules/<rel>``,
         or the ``INSTALL_MOD_PATH`` of ``make modules_install``; the guest
         sees them in ``/lib/modules`` (read-only).
+    :param arch: the guest architecture, ``"x86_64"`` (the default) or
+        ``"arm64"`` (``-machine virt``, always TCG; ``"aarch64"`` too).
 
     The guest boots on :meth:`start` (or entering the ``with`` block); the
     image is built first if there is none.
@@ -144,7 +152,11 @@ class Guest:
         kernel_image: str | os.PathLike[str] | None = None,
         vmlinux: str | os.PathLike[str] | None = None,
         modules: str | os.PathLike[str] | None = None,
+        arch: str = "x86_64",
     ) -> None:
+        arch = arch_name(arch)
+        if arch not in ARCHES:
+            raise ValueError(f"arch must be one of {', '.join(ARCHES)}, not {arch!r}")
         if levels not in (4, 5):
             raise ValueError(f"levels must be 4 or 5, not {levels!r}")
         if kernel not in KERNEL_SERIES:
@@ -153,6 +165,7 @@ class Guest:
             raise ValueError("kernel_image and vmlinux go together")
         if modules is not None and kernel_image is None:
             raise ValueError("modules go with kernel_image")
+        self.arch = arch
         self.kernel = kernel
         self.levels = levels
         self.memory = memory
@@ -211,7 +224,7 @@ class Guest:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<Guest kernel={self.kernel} levels={self.levels} {self.release or '?'} {self.accel or '?'} {state}>"
+        return f"<Guest arch={self.arch} kernel={self.kernel} levels={self.levels} {self.release or '?'} {self.accel or '?'} {state}>"
 
     # -- lifecycle --
     def __enter__(self) -> Guest:
@@ -227,7 +240,7 @@ class Guest:
             return self
         self._stopped = False
         self._prog = None
-        self.image = ensure_image(resolve_versions=False, series=self.kernel)
+        self.image = ensure_image(resolve_versions=False, series=self.kernel, arch=self.arch)
         self.accel = choose_accel(self.image)
         if self.accel == "kvm" and self.levels == 5 and not host_has_la57():
             self.accel = "tcg"
@@ -258,7 +271,7 @@ class Guest:
         for attempt in range(1, self.attempts + 1):
             self.boot_attempts = attempt
             if not self.image.valid():  # replaced by a concurrent vm/build
-                self.image = ensure_image(resolve_versions=False, series=self.kernel)
+                self.image = ensure_image(resolve_versions=False, series=self.kernel, arch=self.arch)
             try:
                 try:
                     self._boot()
@@ -306,6 +319,7 @@ class Guest:
             numa_nodes=self.numa_nodes,
             extra_cmdline=self.extra_cmdline,
             modules=self.run_dir / "mods.img" if self.modules is not None else None,
+            arch=self.arch,
         )
 
     def _make_modules_disk(self) -> None:
@@ -347,6 +361,9 @@ class Guest:
         msg = self._wait_pong(deadline)
         self.boot_seconds = time.monotonic() - t0
         self.release = str(msg["release"])
+        machine = str(msg.get("machine", ARCHES[self.arch].uname))
+        if machine != ARCHES[self.arch].uname:
+            raise BootError(f"asked for an {self.arch} guest, it runs {machine}")
         got = int(msg["levels"])
         if got != self.levels:
             raise BootError(f"asked for {self.levels}-level paging, guest runs {got}-level")
@@ -354,7 +371,7 @@ class Guest:
             raise BootError(f"guest runs {self.release}, image has {self.image.release}")
         if not self.quiet:
             log(
-                f"booted {self.release} with {self.levels}-level paging ({self.accel}) "
+                f"booted {self.release} ({self.arch}) with {self.levels}-level paging ({self.accel}) "
                 f"in {self.boot_seconds:.1f} s"
             )
 

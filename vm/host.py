@@ -30,7 +30,11 @@ __all__ = ("attach", "mm", "pagemap", "smaps", "vtop", "walk_page_range")
 
 def attach(qmp_socket: str, vmlinux: str) -> Program:
     """A ``drgn.Program`` attached to a guest over QMP, with the debug info
-    of its kernel (*vmlinux*) loaded; missing module debug info is ignored."""
+    of its kernel (*vmlinux*) loaded; missing module debug info is ignored.
+
+    drgn takes the guest's platform from QEMU (an arm64 guest on an x86-64
+    host is AArch64 with no option).
+    """
     import drgn
 
     prog = drgn.Program()

@@ -35,6 +35,7 @@ Only the standard library is used here.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -53,13 +54,16 @@ from typing import Any
 
 __all__ = (
     "ARCHES",
+    "ARCH_ALIASES",
     "DEFAULT_SERIES",
+    "FIRSTBOOT_INIT",
     "KERNEL_SERIES",
     "Arch",
     "Image",
     "ImageError",
     "ImageSpec",
     "KernelSeries",
+    "arch_name",
     "cache_dir",
     "current_image",
     "ensure_host_packages",
@@ -115,15 +119,61 @@ DEFAULT_SERIES = "7"
 
 @dataclass(frozen=True)
 class Arch:
-    """A guest architecture: its Debian names."""
+    """A guest architecture: its names, its Debian names and its emulator.
+
+    :ivar name: livewalk's name of it (``vm/build --arch``, ``Guest(arch=)``)
+    :ivar uname: what ``uname -m`` says in the guest
+    :ivar deb_arch: Debian's architecture
+    :ivar flavour: the Debian kernel flavour the images boot
+    :ivar qemu: the QEMU system emulator of the architecture
+    :ivar qemu_package: the Debian package that provides it
+    :ivar console: the serial console's device name in the guest
+    """
 
     name: str
+    uname: str
     deb_arch: str
     flavour: str
+    qemu: str
+    qemu_package: str
+    console: str
+
+    @property
+    def foreign(self) -> bool:
+        """Whether the host cannot run the guest's programs: then the
+        userspace's packages are unpacked on the host and configured by the
+        guest itself, at the image's first boot (this kind of machine has no
+        binfmt_misc, so no qemu-user either)."""
+        return self.deb_arch != _host_deb_arch()
 
 
-#: Guest architectures, by name (``uname -m``).
-ARCHES = {a.name: a for a in (Arch("x86_64", "amd64", "cloud-amd64"),)}
+#: Guest architectures, by name.
+ARCHES = {
+    a.name: a
+    for a in (
+        Arch("x86_64", "x86_64", "amd64", "cloud-amd64", "qemu-system-x86_64", "qemu-system-x86", "ttyS0"),
+        Arch("arm64", "aarch64", "arm64", "cloud-arm64", "qemu-system-aarch64", "qemu-system-arm", "ttyAMA0"),
+    )
+}
+#: Other names users give the architectures (``uname -m``, Debian's).
+ARCH_ALIASES = {"aarch64": "arm64", "amd64": "x86_64"}
+
+
+def arch_name(name: str) -> str:
+    """livewalk's name of architecture *name* (``aarch64`` is ``arm64``).
+
+    >>> arch_name("aarch64")
+    'arm64'
+    """
+    return ARCH_ALIASES.get(name, name)
+
+
+@functools.cache
+def _host_deb_arch() -> str:
+    try:
+        return _out(["dpkg", "--print-architecture"]).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
 
 @dataclass(frozen=True)
@@ -134,6 +184,7 @@ class ImageSpec:
     series: str = DEFAULT_SERIES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", arch_name(self.arch))
         if self.arch not in ARCHES:
             raise ImageError(f"unknown architecture {self.arch!r} (known: {', '.join(ARCHES)})")
         if self.series not in KERNEL_SERIES:
@@ -148,12 +199,16 @@ class ImageSpec:
         return KERNEL_SERIES[self.series]
 
     @property
+    def arch_info(self) -> Arch:
+        return ARCHES[self.arch]
+
+    @property
     def deb_arch(self) -> str:
-        return ARCHES[self.arch].deb_arch
+        return self.arch_info.deb_arch
 
     @property
     def flavour(self) -> str:
-        return ARCHES[self.arch].flavour
+        return self.arch_info.flavour
 
     @property
     def is_default(self) -> bool:
@@ -224,6 +279,47 @@ for f in init.sh agent.py; do
 done
 echo "livewalk-init: running /livewalk/init.sh"
 exec /bin/sh /livewalk/init.sh
+"""
+
+
+# A foreign architecture's userspace (Arch.foreign) is only unpacked on the
+# host, with the packages below on top of GUEST_PACKAGES (the extract variant
+# of mmdebstrap takes no Essential set by itself) and with their .debs kept
+# in FIRSTBOOT_DEBS. The image's first boot runs FIRSTBOOT_INIT as PID 1,
+# which installs them with the guest's own dpkg (maintainer scripts and all)
+# and powers off; the image is cached configured.
+FOREIGN_INCLUDE = ("?essential", "?priority(required)")
+FIRSTBOOT_DEBS = "var/cache/livewalk-firstboot"
+FIRSTBOOT_INIT = f"""#!/bin/sh
+# livewalk test VM: first boot of an image unpacked on a host of another
+# architecture (baked into the image by vm/image.py; run once, as init)
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+say() {{ echo "livewalk-firstboot: $*"; }}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+export DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true LC_ALL=C.UTF-8
+debs=/{FIRSTBOOT_DEBS}
+log=/var/log/livewalk-firstboot.log
+say "installing $(ls $debs | wc -l) packages"
+dpkg --install --force-depends $debs/*.deb > $log 2>&1 && dpkg --configure -a >> $log 2>&1
+rc=$?
+if [ $rc = 0 ] && [ -z "$(dpkg --audit 2>&1)" ]; then
+    rm -rf $debs
+    echo "livewalk-firstboot: configured" >> $log
+    say "configured"
+else
+    tail -n 40 $log
+    dpkg --audit 2>&1 | tail -n 20
+    say "FAILED (dpkg status $rc)"
+fi
+sync
+mount -o remount,ro /
+echo o > /proc/sysrq-trigger
+sleep 60
 """
 
 
@@ -298,9 +394,11 @@ def _locked(path: Path) -> Iterator[None]:
 # --- host packages ---------------------------------------------------------
 
 
-def ensure_host_packages() -> None:
-    """Install the host packages the VM needs, with apt-get, only if missing."""
-    missing = sorted({pkg for cmd, pkg in HOST_COMMANDS.items() if not _which(cmd)})
+def ensure_host_packages(arch: str = "x86_64") -> None:
+    """Install the host packages the VM of *arch* needs, with apt-get, only if missing."""
+    a = ARCHES[arch_name(arch)]
+    commands = {**HOST_COMMANDS, a.qemu: a.qemu_package}
+    missing = sorted({pkg for cmd, pkg in commands.items() if not _which(cmd)})
     if not missing:
         return
     if os.geteuid() != 0:
@@ -343,7 +441,8 @@ class _Apt:
 
     @property
     def dir(self) -> Path:
-        d = cache_dir() / "apt" / self.name
+        # apt drops the lists of other architectures on update: one state each.
+        d = cache_dir() / "apt" / (self.name if self.deb_arch == "amd64" else f"{self.name}-{self.deb_arch}")
         (d / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (d / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         sl = d / "sources.list"
@@ -506,14 +605,18 @@ def _hash(blob: object) -> str:
 
 
 def _userspace_key(arch: str, versions: dict[str, str]) -> str:
-    return _hash({"recipe": RECIPE, "suite": SUITE, "arch": arch, "packages": GUEST_PACKAGES, **versions})
+    blob: dict[str, Any] = {"recipe": RECIPE, "suite": SUITE, "arch": arch, "packages": GUEST_PACKAGES, **versions}
+    if ARCHES[arch].foreign:
+        blob["unpacked"] = FOREIGN_INCLUDE
+    return _hash(blob)
 
 
 def _key(spec: ImageSpec, userspace: str, kernel: dict[str, str]) -> str:
-    return _hash(
-        {"recipe": RECIPE, "arch": spec.arch, "series": spec.series, "userspace": userspace,
-         "init": STUB_INIT, **kernel}
-    )  # fmt: skip
+    blob = {"recipe": RECIPE, "arch": spec.arch, "series": spec.series, "userspace": userspace,
+            "init": STUB_INIT, **kernel}  # fmt: skip
+    if spec.arch_info.foreign:
+        blob["firstboot"] = FIRSTBOOT_INIT
+    return _hash(blob)
 
 
 # --- the cache ---------------------------------------------------------------
@@ -567,13 +670,14 @@ def ensure_image(
     only when there is none. Concurrent callers serialise on a lock file.
     """
     spec = ImageSpec(arch, series)
+    arch = spec.arch
     t0 = time.monotonic()
     with _locked(cache_dir() / "build.lock"):
         if not resolve_versions:
             img = current_image(series, arch)
             if img is not None:
                 return img
-        ensure_host_packages()
+        ensure_host_packages(spec.arch)
         try:
             uversions = resolve_userspace(arch)
             kversions = resolve_kernel(spec)
@@ -635,16 +739,27 @@ def _ensure_userspace(arch: str, ukey: str, versions: dict[str, str], quiet: boo
         return tar
     tmp = d / f".{ukey}.{os.getpid()}.tar"
     t = time.monotonic()
-    _log(f"mmdebstrap {SUITE} userspace -> {tar}")
+    a = ARCHES[arch]
     include = [f"{p}={versions[p]}" if p in versions else p for p in GUEST_PACKAGES]
+    if a.foreign:
+        # The host cannot run the guest's maintainer scripts: only download
+        # and unpack (the Essential and required set too, which the extract
+        # variant leaves out), keeping the .debs for the image's first boot,
+        # where the guest installs them itself (FIRSTBOOT_INIT).
+        _log(f"mmdebstrap {SUITE} {a.deb_arch} userspace, unpacked only -> {tar}")
+        variant = ["--variant=extract", "--skip=check/qemu", "--skip=cleanup/apt/cache"]
+        variant += [f"--include={p}" for p in FOREIGN_INCLUDE]
+    else:
+        _log(f"mmdebstrap {SUITE} userspace -> {tar}")
+        variant = ["--variant=apt"]
     try:
         _run(
             [
                 "mmdebstrap",
-                "--variant=apt",
+                *variant,
                 "--mode=root",
                 "--quiet",
-                f"--architectures={ARCHES[arch].deb_arch}",
+                f"--architectures={a.deb_arch}",
                 '--aptopt=Acquire::Check-Valid-Until "false"',
                 "--dpkgopt=path-exclude=/usr/share/man/*",
                 "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -768,6 +883,8 @@ def _build(
         (rootfs / "etc/fstab").write_text("# mounts are done by /livewalk/init.sh\n")
         for d in ("src", "out", "livewalk"):
             (rootfs / d).mkdir(exist_ok=True)
+        if spec.arch_info.foreign:
+            _stage_firstboot(rootfs)
         for p in (rootfs / "var/lib/apt/lists").glob("*_*"):
             p.unlink()
         shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
@@ -782,6 +899,8 @@ def _build(
         )
         _log(f"root.img ({size_mib} MiB, {used >> 20} MiB used) made in {time.monotonic() - t:.1f} s")
         shutil.rmtree(rootfs)
+        if spec.arch_info.foreign:
+            _configure_in_guest(spec, work)
         manifest = {
             "key": key,
             "recipe": RECIPE,
@@ -806,6 +925,95 @@ def _build(
     if img is None:
         raise ImageError(f"built image at {final} is incomplete")
     return img
+
+
+def _stage_firstboot(rootfs: Path) -> None:
+    """Set a foreign architecture's unpacked userspace up for its first boot:
+    its .debs where FIRSTBOOT_INIT finds them, and FIRSTBOOT_INIT itself."""
+    debs = rootfs / FIRSTBOOT_DEBS
+    debs.mkdir(parents=True, exist_ok=True)
+    for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
+        os.replace(deb, debs / deb.name)
+    if not any(debs.iterdir()):
+        raise ImageError("the unpacked userspace holds no .debs to install at first boot")
+    # What the guest's dpkg is told not to install (mmdebstrap's path-exclude
+    # options), though the host's unpacking put it there.
+    for d in ("usr/share/man", "usr/share/locale", "usr/share/doc"):
+        shutil.rmtree(rootfs / d, ignore_errors=True)
+        (rootfs / d).mkdir()
+    init = rootfs / "usr/sbin/livewalk-firstboot"
+    init.write_text(FIRSTBOOT_INIT)
+    init.chmod(0o755)
+
+
+def _configure_in_guest(spec: ImageSpec, work: Path, attempts: int = 2) -> None:
+    """Boot *work*'s image once (writable) with FIRSTBOOT_INIT as init, so
+    that the guest installs its own packages; raise if it does not say so.
+
+    Each attempt starts from the image as the host made it. A boot that
+    panics, dies or outlasts ``$LIVEWALK_VM_FIRSTBOOT_TIMEOUT`` (default
+    1800 s) fails the attempt.
+    """
+    timeout = float(os.environ.get("LIVEWALK_VM_FIRSTBOOT_TIMEOUT", 1800))
+    root = work / "root.img"
+    pristine = work / "root.unconfigured.img"
+    _run(["cp", "--sparse=always", str(root), str(pristine)])
+    errors = []
+    # Machines shared by several users of QEMU may serialise boots on a lock file.
+    boot_lock = os.environ.get("LIVEWALK_VM_BOOT_LOCK")
+    for attempt in range(1, attempts + 1):
+        with _locked(Path(boot_lock)) if boot_lock else contextlib.nullcontext():
+            why, t = _first_boot(spec, work, attempt, timeout)
+        if not why:
+            pristine.unlink()
+            _log(f"packages installed in the guest in {time.monotonic() - t:.1f} s")
+            return
+        errors.append(f"attempt {attempt}: {why}")
+        _run(["cp", "--sparse=always", str(pristine), str(root)])
+    raise ImageError(f"the {spec.arch} image's first boot failed: " + "; ".join(errors))
+
+
+def _first_boot(spec: ImageSpec, work: Path, attempt: int, timeout: float) -> tuple[str, float]:
+    """One attempt of :func:`_configure_in_guest`: why it failed ("" if it
+    did not) and when it started."""
+    from .qemu import FATAL, firstboot_args, pdeathsig
+
+    root = work / "root.img"
+    console = work / f"firstboot.{attempt}.log"
+    t = time.monotonic()
+    _log(f"first boot of the {spec.arch} image: installing its packages in the guest (attempt {attempt})")
+    args = firstboot_args(spec.arch, work / "vmlinuz", root, console)
+    with open(work / "firstboot-qemu.log", "ab") as qlog:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
+                                preexec_fn=pdeathsig)  # fmt: skip
+    why = ""
+    try:
+        while True:
+            text = console.read_text(errors="replace") if console.exists() else ""
+            if proc.poll() is not None:
+                if "livewalk-firstboot: configured" in text:
+                    break
+                why = f"QEMU exited with status {proc.returncode}"
+                break
+            m = FATAL.search(text)
+            if m:
+                why = f"kernel reported {m.group(0)!r}"
+                break
+            if "livewalk-firstboot: FAILED" in text:
+                why = "dpkg failed"
+                break
+            if time.monotonic() - t > timeout:
+                why = f"not done in {timeout:.0f} s"
+                break
+            time.sleep(1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if why:
+        tail = "\n".join(console.read_text(errors="replace").splitlines()[-30:]) if console.exists() else ""
+        _log(f"first boot attempt {attempt} failed: {why}\n{tail}")
+    return why, t
 
 
 # --- a kernel of the user's --------------------------------------------------

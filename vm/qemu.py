@@ -6,6 +6,15 @@
 >>> args = qemu_args(spec)
 >>> args[0], "no5lvl" in args[args.index("-append") + 1]
 ('qemu-system-x86_64', True)
+
+An arm64 guest runs on ``-machine virt``; ``-cpu max`` has FEAT_LPA2, so the
+Debian kernel (4K pages, 52-bit VA) uses 5 levels, and ``lpa2=off`` takes it
+to 4 (48-bit VA), as on a CPU without it:
+
+>>> args = qemu_args(QemuSpec(levels=4, memory="4G", smp=2, accel="tcg", kernel=Path("vmlinuz"),
+...                           root=Path("root.img"), run_dir=Path("/tmp/lwvm-x"), arch="arm64"))
+>>> args[0], args[args.index("-cpu") + 1]
+('qemu-system-aarch64', 'max,pauth-impdef=on,lpa2=off')
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ __all__ = (
     "FATAL",
     "QEMU",
     "QemuSpec",
+    "firstboot_args",
     "host_has_la57",
     "kernel_cmdline",
+    "machine_args",
     "numa_args",
     "pdeathsig",
     "qemu_args",
@@ -32,7 +43,8 @@ __all__ = (
 
 VM_DIR = Path(__file__).resolve().parent
 
-#: The emulator binary (x86-64 guests only for now).
+#: The emulator of x86-64 guests (:attr:`.image.Arch.qemu` names each
+#: architecture's).
 QEMU = "qemu-system-x86_64"
 
 #: The crash kernel reservation :meth:`Guest.kdump <livewalk.vm.Guest.kdump>`
@@ -67,11 +79,11 @@ def host_has_la57() -> bool:
         return False
 
 
-def qemu_version() -> str:
-    """The first line of ``qemu-system-x86_64 --version``, or ``"?"``."""
+def qemu_version(qemu: str = QEMU) -> str:
+    """The first line of ``qemu-system-x86_64 --version`` (or of *qemu*'s), or ``"?"``."""
     try:
         return subprocess.run(
-            [QEMU, "--version"], stdout=subprocess.PIPE, text=True, timeout=30
+            [qemu, "--version"], stdout=subprocess.PIPE, text=True, timeout=30
         ).stdout.split("\n")[0]
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -112,15 +124,57 @@ class QemuSpec:
     #: an ext4 disk of the kernel's own modules (a kernel of the user's),
     #: mounted on the guest's /lib/modules by the image's stub init
     modules: Path | None = None
+    #: the guest architecture (a name of :data:`.image.ARCHES`)
+    arch: str = "x86_64"
+
+
+def machine_args(arch: str, levels: int, accel: str) -> list[str]:
+    """The emulator, machine, accelerator and CPU of a guest of *arch* with
+    *levels*-level paging.
+
+    arm64: ``-cpu max`` has FEAT_LPA2 (the kernel picks 52-bit VA, 5 levels
+    with 4K pages) unless ``lpa2=off`` (48-bit, 4 levels); ``pauth-impdef``
+    swaps the architected pointer-authentication hash, which TCG computes
+    slowly, for QEMU's own (the guest sees no difference).
+    """
+    from .image import ARCHES
+
+    a = ARCHES[arch]
+    if arch == "arm64":
+        cpu = "max,pauth-impdef=on" + (",lpa2=off" if levels == 4 else "")
+        return [a.qemu, "-machine", "virt", "-accel", "tcg,thread=single", "-cpu", cpu]
+    if accel == "kvm":
+        return [a.qemu, "-machine", "q35", "-accel", "kvm", "-cpu", "host"]
+    return [a.qemu, "-machine", "q35", "-accel", "tcg,thread=single", "-cpu", "max"]
+
+
+def firstboot_args(arch: str, kernel: Path, root: Path, console: Path) -> list[str]:
+    """The QEMU command line of an image's first boot (see
+    :func:`.image._configure_in_guest`): its root disk writable, the image's
+    first-boot script as init, and nothing else."""
+    from .image import ARCHES
+
+    cmdline = f"console={ARCHES[arch].console} root=/dev/nvme0n1 rw init=/usr/sbin/livewalk-firstboot panic=-1"
+    return [
+        *machine_args(arch, 5, "tcg"),
+        "-smp", "1", "-m", "2G",
+        "-display", "none", "-nic", "none", "-monitor", "none", "-no-reboot",
+        "-serial", f"file:{console}",
+        "-kernel", str(kernel), "-append", cmdline,
+        "-drive", f"file={root},if=none,id=root,format=raw",
+        "-device", "nvme,drive=root,serial=lwroot",
+    ]  # fmt: skip
 
 
 def kernel_cmdline(spec: QemuSpec) -> str:
     """The guest kernel's command line."""
+    from .image import ARCHES
+
     cmdline = [
-        "console=ttyS0", "root=/dev/nvme0n1", "rw", "init=/usr/sbin/livewalk-init",
+        f"console={ARCHES[spec.arch].console}", "root=/dev/nvme0n1", "rw", "init=/usr/sbin/livewalk-init",
         "panic=-1", "hugepagesz=2M", "hugepages=64", "transparent_hugepage=madvise",
     ]  # fmt: skip
-    if spec.levels == 4:
+    if spec.levels == 4 and spec.arch == "x86_64":  # arm64: the CPU's (machine_args)
         cmdline.append("no5lvl")
     if spec.modules is not None:
         cmdline.append("livewalk.modules=1")
@@ -132,15 +186,11 @@ def kernel_cmdline(spec: QemuSpec) -> str:
 def qemu_args(spec: QemuSpec) -> list[str]:
     """The whole QEMU command line for *spec*."""
     d = spec.run_dir
-    if spec.accel == "kvm":
-        accel = ["-accel", "kvm", "-cpu", "host"]
-    else:
-        accel = ["-accel", "tcg,thread=single", "-cpu", "max"]
+    qemu, *machine = machine_args(spec.arch, spec.levels, spec.accel)
     return [
-        QEMU,
+        qemu,
         "-name", f"livewalk-vm-{spec.levels}",
-        "-machine", "q35",
-        *accel,
+        *machine,
         "-smp", str(spec.smp),
         "-m", spec.memory,
         *numa_args(spec.memory, spec.smp, spec.numa_nodes),

@@ -9,11 +9,12 @@ installs livewalk (entry point ``pytest11``: ``livewalk``).
 
 Fixtures:
 
-- ``livewalk_guest``: a booted :class:`~livewalk.vm.Guest`, one per kernel
-  and paging mode for the whole session (booted on first use). A test that
-  asks for it runs once per paging mode of ``--livewalk-paging`` and kernel
-  of ``--livewalk-kernel``, or of its ``livewalk_vm`` marker:
-  ``@pytest.mark.livewalk_vm(paging=(5, 4), kernels=("default",))``.
+- ``livewalk_guest``: a booted :class:`~livewalk.vm.Guest`, one per
+  architecture, kernel and paging mode for the whole session (booted on first
+  use). A test that asks for it runs once per paging mode of
+  ``--livewalk-paging``, kernel of ``--livewalk-kernel`` and architecture of
+  ``--livewalk-arch``, or of its ``livewalk_vm`` marker:
+  ``@pytest.mark.livewalk_vm(paging=(5, 4), kernels=("default",), arches=("arm64",))``.
 - ``livewalk_vm_pool``: the session's :class:`~livewalk.testing.GuestPool`
   (for fixtures of one's own, e.g. a guest per paging mode).
 
@@ -67,8 +68,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the modules of --kernel-image: lib/modules/<rel> or the INSTALL_MOD_PATH of modules_install",
     )  # fmt: skip
     group.addoption(
-        "--livewalk-arch", default="x86_64", choices=ARCHES, help="guest architecture (default x86_64)"
-    )
+        "--livewalk-arch", metavar="ARCH[,ARCH]", default=None,
+        help=f"guest architectures, comma-separated: {', '.join(ARCHES)} (default x86_64); "
+        "an arm64 image is built (and configured by its first boot) on first use",
+    )  # fmt: skip
     group.addoption(
         "--livewalk-paging", metavar="LEVELS[,LEVELS]", default=None,
         help="x86-64 paging levels of the guests, e.g. 5 or 5,4 (default 5)",
@@ -84,9 +87,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(paging=(5, 4), kernels=('default',)): run the test on the livewalk test VM, "
-        "once per paging mode and kernel series",
+        f"{MARKER}(paging=(5, 4), kernels=('default',), arches=('x86_64',)): run the test on the "
+        "livewalk test VM, once per paging mode, kernel series and architecture",
     )
+    for arch in ARCHES:
+        config.addinivalue_line("markers", f"{MARKER}_{arch}: a test on the {arch} test VM (set by the plugin)")
 
 
 def _split(value: str) -> list[str]:
@@ -97,19 +102,26 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
     """The guests a test runs on: its marker's, else the command line's."""
     paging = marker.kwargs.get("paging") if marker is not None else None
     kernels = marker.kwargs.get("kernels") if marker is not None else None
+    arches = marker.kwargs.get("arches") if marker is not None else None
     if paging is None:
         paging = [int(v) for v in _split(config.getoption("livewalk_paging") or config.getini("livewalk_paging"))]
     if kernels is None:
         kernels = _split(config.getoption("livewalk_kernel") or DEFAULT_KERNEL)
+    if arches is None:
+        arches = _split(config.getoption("livewalk_arch") or "x86_64")
     for lv in paging:
         if lv not in (4, 5):
             raise pytest.UsageError(f"livewalk: paging levels must be 4 or 5, not {lv!r}")
+    arches = [{"aarch64": "arm64", "amd64": "x86_64"}.get(a, a) for a in arches]
+    for a in arches:
+        if a not in ARCHES:
+            raise pytest.UsageError(f"livewalk: architecture must be one of {', '.join(ARCHES)}, not {a!r}")
     image = config.getoption("kernel_image")
     vmlinux = config.getoption("vmlinux")
     modules = config.getoption("kernel_modules")
-    arch = config.getoption("livewalk_arch")
     return [
         GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux, modules=modules)
+        for arch in arches
         for k in kernels
         for lv in paging
     ]
@@ -123,10 +135,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests on the VM can be selected or left out with -m livewalk_vm.
+    # Tests on the VM can be selected or left out with -m livewalk_vm, and
+    # those of one architecture with -m livewalk_vm_<arch>.
     for item in items:
         if "livewalk_guest" in getattr(item, "fixturenames", ()) and item.get_closest_marker(MARKER) is None:
             item.add_marker(MARKER)
+        callspec = getattr(item, "callspec", None)
+        key = callspec.params.get("livewalk_guest") if callspec is not None else None
+        if isinstance(key, GuestKey):
+            item.add_marker(f"{MARKER}_{key.arch}")
 
 
 def _require(config: pytest.Config) -> bool:

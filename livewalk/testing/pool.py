@@ -23,10 +23,10 @@ __all__ = ("ARCHES", "DEFAULT_KERNEL", "GuestKey", "GuestPool", "VMUnavailable")
 
 #: The kernel series name meaning "the kernel of the built image".
 DEFAULT_KERNEL = "default"
-#: Guest architectures the harness boots ([C] adds arm64).
-ARCHES = ("x86_64",)
-#: The emulator each architecture needs.
-_QEMU = {"x86_64": "qemu-system-x86_64"}
+#: Guest architectures the harness boots (names of :data:`livewalk.vm.image.ARCHES`).
+ARCHES = ("x86_64", "arm64")
+#: The emulator each architecture needs, and its Debian package.
+_QEMU = {"x86_64": ("qemu-system-x86_64", "qemu-system-x86"), "arm64": ("qemu-system-aarch64", "qemu-system-arm")}
 
 
 class VMUnavailable(Exception):
@@ -40,7 +40,9 @@ class GuestKey:
 
     :ivar kernel: a kernel series of :data:`livewalk.vm.image.KERNEL_SERIES`
         (``"6.1"``, ``"6.12"``, ``"7"``) or ``"default"`` (the newest 7.x)
-    :ivar levels: 5 or 4 (x86-64 paging levels)
+    :ivar levels: 5 or 4 (page-table levels: x86-64 with or without LA57,
+        arm64 with or without FEAT_LPA2)
+    :ivar arch: ``"x86_64"`` or ``"arm64"``
     :ivar kernel_image: a bzImage of the user's own (with ``vmlinux``, and
         ``modules``, its ``lib/modules/<rel>`` or ``INSTALL_MOD_PATH``),
         booted on the series' userspace
@@ -63,11 +65,13 @@ class GuestKey:
     @property
     def id(self) -> str:
         """The test id part: ``l5``, ``6.12-l4`` for a named series, ``own-l5``
-        for a kernel of the user's."""
+        for a kernel of the user's; ``arm64-`` first for an arm64 guest."""
         lv = f"l{self.levels}"
         if self.kernel_image is not None:
-            return f"own-{lv}"
-        return lv if self.kernel == DEFAULT_KERNEL else f"{self.kernel}-{lv}"
+            lv = f"own-{lv}"
+        elif self.kernel != DEFAULT_KERNEL:
+            lv = f"{self.kernel}-{lv}"
+        return lv if self.arch == "x86_64" else f"{self.arch}-{lv}"
 
 
 class GuestPool:
@@ -90,9 +94,9 @@ class GuestPool:
         """Raise :class:`VMUnavailable` with the reason if *key*'s guest cannot be had."""
         if key.arch not in ARCHES:
             raise VMUnavailable(f"architecture {key.arch} is not supported yet (only {', '.join(ARCHES)})")
-        qemu = _QEMU[key.arch]
+        qemu, package = _QEMU[key.arch]
         if shutil.which(qemu) is None:
-            raise VMUnavailable(f"{qemu} not found on PATH (install QEMU, e.g. apt-get install qemu-system-x86)")
+            raise VMUnavailable(f"{qemu} not found on PATH (install QEMU, e.g. apt-get install {package})")
         if (key.kernel_image is None) != (key.vmlinux is None):
             raise VMUnavailable("--kernel-image and --vmlinux go together")
         if key.modules is not None and key.kernel_image is None:
@@ -122,10 +126,11 @@ class GuestPool:
         from livewalk.vm import Guest, ImageError, ensure_image
 
         try:
-            ensure_image(resolve_versions=False, series=key.series)
+            ensure_image(resolve_versions=False, series=key.series, arch=key.arch)
         except (ImageError, OSError) as e:
             self._failed[key] = VMUnavailable(
-                f"no test VM image of kernel {key.series} and it cannot be built here: {e}"
+                f"no test VM image of kernel {key.series}{'' if key.arch == 'x86_64' else f' ({key.arch})'} "
+                f"and it cannot be built here: {e}"
             )
             raise self._failed[key] from e
         g = Guest(
@@ -137,6 +142,7 @@ class GuestPool:
             kernel_image=key.kernel_image,
             vmlinux=key.vmlinux,
             modules=key.modules,
+            arch=key.arch,
         )
         try:
             g.start()

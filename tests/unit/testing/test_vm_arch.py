@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The test VM's architecture choice, without booting anything: the QEMU
+command line of x86-64 and arm64 guests, the image names, the plugin's
+``--livewalk-arch`` and the guests' test ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from livewalk.vm.image import FIRSTBOOT_INIT, ImageSpec, arch_name
+from livewalk.vm.qemu import QemuSpec, firstboot_args, kernel_cmdline, qemu_args
+
+from livewalk.testing import PLUGIN, GuestKey, plugin_installed
+
+
+def _spec(arch: str, levels: int) -> QemuSpec:
+    return QemuSpec(levels=levels, memory="4G", smp=2, accel="tcg", kernel=Path("vmlinuz"),
+                    root=Path("root.img"), run_dir=Path("/tmp/lwvm-x"), arch=arch)  # fmt: skip
+
+
+def _opt(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize("levels", [5, 4])
+def test_x86_64_command_line(levels: int) -> None:
+    args = qemu_args(_spec("x86_64", levels))
+    assert args[0] == "qemu-system-x86_64"
+    assert (_opt(args, "-machine"), _opt(args, "-accel"), _opt(args, "-cpu")) == ("q35", "tcg,thread=single", "max")
+    cmdline = _opt(args, "-append")
+    assert cmdline.startswith("console=ttyS0 ") and ("no5lvl" in cmdline.split()) == (levels == 4)
+
+
+@pytest.mark.parametrize(("levels", "cpu"), [(5, "max,pauth-impdef=on"), (4, "max,pauth-impdef=on,lpa2=off")])
+def test_arm64_command_line(levels: int, cpu: str) -> None:
+    args = qemu_args(_spec("arm64", levels))
+    assert args[0] == "qemu-system-aarch64"
+    assert (_opt(args, "-machine"), _opt(args, "-cpu")) == ("virt", cpu)
+    cmdline = kernel_cmdline(_spec("arm64", levels))
+    assert cmdline.startswith("console=ttyAMA0 ") and "no5lvl" not in cmdline
+    # The devices the harness relies on are the same as on x86-64.
+    for dev in ("vmcoreinfo", "nvme,drive=root,serial=lwroot", "virtio-serial-pci,id=vser0"):
+        assert dev in args
+
+
+def test_arm64_first_boot() -> None:
+    args = firstboot_args("arm64", Path("vmlinuz"), Path("root.img"), Path("console.log"))
+    assert args[0] == "qemu-system-aarch64"
+    assert "init=/usr/sbin/livewalk-firstboot" in _opt(args, "-append")
+    assert "snapshot=on" not in _opt(args, "-drive")  # its changes are the point
+    assert "dpkg --install" in FIRSTBOOT_INIT and "dpkg --configure -a" in FIRSTBOOT_INIT
+
+
+def test_image_names() -> None:
+    assert arch_name("aarch64") == "arm64" and arch_name("x86_64") == "x86_64"
+    spec = ImageSpec("aarch64")
+    assert (spec.arch, spec.name, spec.deb_arch, spec.flavour) == ("arm64", "arm64-7", "arm64", "cloud-arm64")
+    assert not spec.is_default and ImageSpec().is_default
+
+
+def test_guest_ids() -> None:
+    assert GuestKey(levels=4).id == "l4"
+    assert GuestKey(levels=4, arch="arm64").id == "arm64-l4"
+    assert GuestKey(kernel="6.12", levels=5, arch="arm64").id == "arm64-6.12-l5"
+
+
+def test_plugin_arch_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_project="""
+        import pytest
+
+        def test_on_vm(livewalk_guest):
+            pass
+
+        @pytest.mark.livewalk_vm(arches=("arm64",), paging=(4,))
+        def test_on_arm64(livewalk_guest):
+            pass
+        """
+    )
+    plugin = [] if plugin_installed() else ["-p", PLUGIN]
+    ids = pytester.runpytest(*plugin, "--collect-only", "-q", "--livewalk-arch", "x86_64,aarch64").outlines
+    assert {"test_project.py::test_on_vm[l5]", "test_project.py::test_on_vm[arm64-l5]",
+            "test_project.py::test_on_arm64[arm64-l4]"} <= set(ids)  # fmt: skip
+    ids = pytester.runpytest(*plugin, "--collect-only", "-q", "-m", "not livewalk_vm_arm64").outlines
+    assert "test_project.py::test_on_vm[l5]" in ids and not any("arm64" in i for i in ids)
