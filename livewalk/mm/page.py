@@ -4,10 +4,13 @@ Page and folio state
 --------------------
 
 Typed drgn helpers for the ``struct page`` / ``struct folio`` state that
-``/proc/PID/pagemap`` and ``/proc/PID/smaps`` read, correct on Linux 7.2 and
+``/proc/PID/pagemap`` and ``/proc/PID/smaps`` read, correct on Linux 7.2, 6.12 and 6.1 and
 taking every layout fact from the target's debug info: ``enum pageflags``
 values, page-type numbers and ``struct page``/``struct folio`` member
-offsets all come from drgn, never from constants in this file.
+offsets all come from drgn, never from constants in this file. Where the
+kernels count differently (6.1 has no ``_large_mapcount``: its
+``page_mapcount()`` adds ``compound_mapcount`` and honours
+``PageDoubleMap``), :class:`~livewalk.kernel.KernelFeatures` chooses.
 
 Two layers:
 

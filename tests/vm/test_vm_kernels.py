@@ -186,7 +186,9 @@ out = []
 for ln in open(f"/proc/{pid}/maps"):
     s, e = (int(x, 16) for x in ln.split()[0].split("-"))
     f.seek((s >> 12) * 8)
-    out.append([s, e, len(ln.split()) > 5 and ln.split()[5].startswith("/"), f.read(((e - s) >> 12) * 8).hex()])
+    name = ln.split()[5] if len(ln.split()) > 5 else ""
+    shared = name.startswith("/") or name == "[vdso]"  # pages other processes map too
+    out.append([s, e, shared, f.read(((e - s) >> 12) * 8).hex()])
 print(json.dumps(out))
 """
 
@@ -212,14 +214,14 @@ def test_livewalk_pagemap_from_host(kguest: Guest, sleeper: int, workload: dict[
     regions = _regions(workload)
     bad: list[str] = []
     i = 0
-    for start, end, is_file, hx in vmas:
+    for start, end, shared, hx in vmas:
         kernel = array("Q", bytes.fromhex(hx))
         mine = ours[i : i + len(kernel)]
         i += len(kernel)
         for k, (a, b) in enumerate(zip(kernel, mine)):
             addr = start + k * 4096
-            if is_file and not _inside(addr, regions):
-                # a shared library's page: others map it too, EXCLUSIVE moves
+            if shared and not _inside(addr, regions):
+                # a library's or the vDSO's page: others map it too, EXCLUSIVE moves
                 a, b = a & ~PM_MMAP_EXCLUSIVE, b & ~PM_MMAP_EXCLUSIVE
             if a != b:
                 bad.append(f"{addr:#x}: kernel {a:#018x} livewalk {b:#018x}")
