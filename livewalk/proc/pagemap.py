@@ -7,6 +7,10 @@ pagemap
 of the walker, like the kernel's ``pagemap_ops`` (Linux 7.2
 ``fs/proc/task_mmu.c``: ``pagemap_pmd_range``, ``pagemap_pte_hole`` and
 ``pagemap_hugetlb_range``; no ``pte_entry``, so nothing is ever split).
+On Linux 6.1 the exclusive bit follows 6.1's rules instead
+(:attr:`~livewalk.kernel.KernelFeatures.task_mmu_page_mapcount`):
+``page_mapcount() == 1`` on any entry with a page but a migration entry,
+and for hugetlb without the ``hugetlb_pmd_shared()`` test.
 
 :func:`pagemap_read` returns exactly the 64-bit entries that reading
 ``/proc/PID/pagemap`` at offset ``start / 4096 * 8`` gives, one per 4 KiB

@@ -9,7 +9,10 @@ the kernel's smaps ops (``pmd_entry`` = ``smaps_pte_range``,
 ``hugetlb_entry`` = ``smaps_hugetlb_range`` and, for private writable shmem
 VMAs with swapped pages, ``pte_hole`` = ``smaps_pte_hole``), one
 :func:`~livewalk.mm.pagewalk.walk_page_vma` per VMA, the gate VMA shown but not
-walked.
+walked. Linux 6.1's differences (no ``KSM:`` line, ``THPeligible`` as
+``%d`` from ``hugepage_vma_check()``, ``page_mapcount()``, the migration
+fast path, ``follow_trans_huge_pmd()``) are chosen by
+:class:`~livewalk.kernel.KernelFeatures`.
 
 >>> vmas = smaps(mm)  # doctest: +SKIP
 >>> print(format_smaps(vmas))  # doctest: +SKIP

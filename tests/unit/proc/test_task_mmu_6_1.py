@@ -142,3 +142,128 @@ def test_smaps_text_6_1() -> None:
     assert "THPeligible:    1" in lines
     assert lines[labels.index("AnonHugePages") + 1] == "AnonHugePages:      2048 kB"
     assert lines[-1] == "VmFlags: rd wr mr mw me ac hg "
+
+
+# --- smaps accounting (smaps_account, smaps_pmd_entry, smaps_hugetlb_range) --
+
+from livewalk.mm.page import PageInfo  # noqa: E402
+from livewalk.mm.vma import VMA, VMFlagBits  # noqa: E402
+from livewalk.proc import smaps as smaps_mod  # noqa: E402
+
+MB2 = 2 << 20
+PG_HEAD, PG_DIRTY, PG_REFERENCED, PG_SWAPBACKED = 16, 4, 2, 19
+HUGE_ZERO = 0x3000
+
+
+class _KS:
+    pg_dirty = PG_DIRTY
+    pg_swapbacked = PG_SWAPBACKED
+    pg_referenced = PG_REFERENCED
+    pg_young = None
+
+    def is_huge_zero_pfn(self, pfn: int) -> bool:
+        return pfn & ~511 == HUGE_ZERO
+
+
+class FakeReader:
+    """``struct page`` state by PFN: (head, mapping, refcount, page_mapcount, nr_pages)."""
+
+    def __init__(self) -> None:
+        self.ks = _KS()
+        self.pages: dict[int, tuple[int, int, int, int, int]] = {}
+        self.shared_tables = False
+
+    def info(self, pfn: int) -> PageInfo:
+        head, mapping, ref, _, nr = self.pages[pfn]
+        return PageInfo(pfn, head, 1 << PG_HEAD if nr > 1 else 0, mapping, ref, 0, nr > 1, nr, -1, -1, 0, 0)
+
+    def precise_mapcount(self, pi: PageInfo, pfn: int | None = None) -> int:
+        return self.pages[pi.pfn if pfn is None else pfn][3]
+
+    def zone_device(self, pi: PageInfo) -> bool:
+        return False
+
+    def normal_pfn(self, pfn: int, special: bool, *args: Any) -> bool:
+        return not special
+
+    def pt_share_count(self, kaddr: int) -> int:
+        return 1 if self.shared_tables else 0
+
+    def maybe_mapped_shared(self, pi: PageInfo) -> bool:
+        return self.pages[pi.pfn][3] > 1
+
+
+def _stats(version: tuple[int, int], vma: VMA | None = None) -> Any:
+    st = smaps_mod._Stats.__new__(smaps_mod._Stats)
+    st.out = SmapsVMA(BASE, BASE + MB2, 0, "")
+    st.r = FakeReader()
+    st.vma = vma or VMA(vm_start=BASE, vm_end=BASE + MB2, vm_flags=VM_READ | VM_WRITE)
+    st.bits = VMFlagBits()
+    st.locked = False
+    st.pg_dirty, st.pg_swapbacked, st.pg_referenced, st.pg_young = PG_DIRTY, PG_SWAPBACKED, PG_REFERENCED, None
+    st.shmem_mapping_addr = 0
+    st.paging = _mm(version).backend.paging
+    st.page_mapcount_rules = version == (6, 1)
+    return st
+
+
+def test_smaps_migration_entry_fast_path() -> None:
+    for version in ((6, 1), (7, 2)):
+        st = _stats(version)
+        types = st.paging.swap_types
+        # a page mapped by two processes, under migration (refcount raised)
+        st.r.pages[0x1000] = (0x1000, ANON_MAPPING, 3, 2, 1)
+        smaps_mod._smaps_pte_entry(st, swp_pte(types.migration_write, 0x1000), BASE, False)
+        o = st.out
+        assert o.resident == PAGE and o.anonymous == PAGE
+        # 6.1: "page_count(page) == 1 || migration": all private, Pss the whole page
+        # 7.2: "folio_ref_count == 1 || !present": whole page, private only if present
+        if version == (6, 1):
+            assert (o.private_clean, o.shared_clean) == (PAGE, 0)
+        else:
+            assert (o.private_clean, o.shared_clean) == (0, PAGE)
+        assert o.pss == PAGE << 12
+
+
+ANON_MAPPING = 0xFFFF888000123001
+
+
+def test_smaps_pmd_6_1_follow_trans_huge_pmd() -> None:
+    st = _stats((6, 1))
+    for i in range(512):
+        st.r.pages[0x40000 + i] = (0x40000, ANON_MAPPING, 1, 1, 512 if i == 0 else 1)
+    smaps_mod._smaps_pmd_entry(st, pte(0x40000, USER_PTE | PSE), BASE)
+    assert (st.out.resident, st.out.anonymous_thp, st.out.private_dirty) == (MB2, MB2, MB2)
+    # the huge zero page: FOLL_DUMP gives -EFAULT, nothing is counted
+    st = _stats((6, 1))
+    smaps_mod._smaps_pmd_entry(st, pte(HUGE_ZERO, P | USER | A | PSE), BASE)
+    # a PROT_NONE PMD: follow_trans_huge_pmd() returns NULL without FOLL_FORCE
+    for i in range(512):
+        st.r.pages[0x40000 + i] = (0x40000, ANON_MAPPING, 1, 1, 512 if i == 0 else 1)
+    protnone = (((0x40000 << 12) ^ (((1 << 52) - 1) & ~0xFFF)) | 0x100 | USER | A | D | PSE) & ~P
+    smaps_mod._smaps_pmd_entry(st, protnone, BASE)
+    assert st.out.resident == 0 and st.out.anonymous_thp == 0
+
+
+@pytest.mark.parametrize("version", [(6, 1), (7, 2)])
+def test_smaps_hugetlb_shared_or_private(version: tuple[int, int]) -> None:
+    from livewalk.mm.entry import Entry
+
+    vma = VMA(vm_start=BASE, vm_end=BASE + MB2, vm_flags=VM_READ | VM_WRITE | VM_SHARED, hugetlb_shift=21)
+
+    def account(mapcount: int, value: int, shared_table: bool = False) -> tuple[int, int]:
+        st = _stats(version, vma)
+        st.r.pages[0x80000] = (0x80000, 0xFFFF888000456000, 2, mapcount, 512)
+        st.r.shared_tables = shared_table
+        e = Entry.__new__(Entry)
+        e.value, e.kaddr = value, 0xFFFF888001234000
+        smaps_mod._smaps_hugetlb_range(e, ~(MB2 - 1), BASE, BASE + MB2, type("W", (), {"private": st})())
+        return st.out.shared_hugetlb, st.out.private_hugetlb
+
+    present = pte(0x80000, USER_PTE | PSE)
+    assert account(1, present) == (0, MB2)
+    assert account(2, present) == (MB2, 0)
+    assert account(1, present, shared_table=True) == (MB2, 0)
+    migrating = swp_pte(_mm(version).backend.paging.swap_types.migration_read, 0x80000)
+    # 6.1: page_mapcount(page) >= 2 || hugetlb_pmd_shared(); 7.2: !present is shared
+    assert account(1, migrating) == ((0, MB2) if version == (6, 1) else (MB2, 0))
