@@ -146,6 +146,45 @@ class KernelFeatures:
         (a ``#define``: chosen by the release hint; Linux 7.1 per the
         reference)
     :ivar fw_migration: ``FW_MIGRATION``: ``BIT(0)`` in 6.12, ``None`` in 7.2
+    :ivar page_compound_mapcount: ``struct page`` has ``compound_mapcount``
+        (6.1; gone in 6.2): a large folio's entire (PMD) mapcount lives in
+        its second page (``folio->_total_mapcount``, despite the name), a
+        page's mapcount is ``page_mapcount()`` of 6.1 ``mm/util.c`` (the
+        entire mapcount added for anon and hugetlb pages, less one if
+        ``PageDoubleMap``) and a folio's total is summed over its pages
+    :ivar page_double_map: the ``PG_double_map`` enumerator exists (6.1;
+        tested on the folio's second page)
+    :ivar page_type_bits: page types are cleared bits below
+        ``PAGE_TYPE_BASE`` (6.1) rather than ``enum pagetype``'s top byte
+        (probed: no ``PGTY_buddy``); 6.1's ``page_mapcount()`` never tests
+        for a page type
+    :ivar hugetlb_compound_dtor: a hugetlb folio is known by
+        ``page[1].compound_dtor == HUGETLB_PAGE_DTOR`` (6.1: the enumerator
+        exists), not by a page type
+    :ivar task_mmu_page_mapcount: ``fs/proc/task_mmu.c`` decides sharing
+        with 6.1's ``page_mapcount()``: pagemap's exclusive bit on any
+        non-migration entry with a page, one head-page value for a PMD, no
+        ``hugetlb_pmd_shared()`` test for hugetlb; smaps' fast path for
+        migration entries (counted private), the PMD page from
+        ``follow_trans_huge_pmd(FOLL_DUMP)`` (a PROT_NONE PMD is not
+        counted), hugetlb shared by ``page_mapcount() >= 2``. Probed as
+        *page_compound_mapcount* (the same 6.1/6.2 boundary is not claimed:
+        only 6.1 is modelled)
+    :ivar smaps_ksm: smaps prints ``KSM:`` (``struct mem_size_stats`` has
+        ``ksm``; not in 6.1)
+    :ivar thp_hugepage_vma_check: ``THPeligible`` is
+        ``hugepage_vma_check(vma, flags, smaps, !in_pf, enforce_sysfs)``
+        printed with ``%d`` (6.1: the function exists), not
+        ``thp_vma_allowable_orders()`` printed ``%8u``
+    :ivar vm_lockonfault_mnemonic: ``VM_LOCKONFAULT`` prints ``lf`` (not in
+        6.1, where it prints ``??``); chosen with *smaps_ksm*, which moved
+        in the same range of releases on Debian's kernels
+    :ivar vma_names_6_1: ``vma->anon_name`` shares a union with
+        ``vma->shared`` (6.1: probed by their offsets), so only an
+        anonymous VMA has a name (no ``[anon_shmem:...]``); 6.1's
+        ``show_map_vma()`` also takes a VMA that touches ``[start_brk,
+        brk]`` for the heap (later ``vma_is_initial_heap()`` wants an
+        overlap)
     """
 
     release: str | None = None
@@ -168,6 +207,16 @@ class KernelFeatures:
     folio_walk: bool = True
     fw_zeropage: int = 1 << 0
     fw_migration: int | None = None
+    # page/folio and task_mmu (6.1)
+    page_compound_mapcount: bool = False
+    page_double_map: bool = False
+    page_type_bits: bool = False
+    hugetlb_compound_dtor: bool = False
+    task_mmu_page_mapcount: bool = False
+    smaps_ksm: bool = True
+    thp_hugepage_vma_check: bool = False
+    vm_lockonfault_mnemonic: bool = True
+    vma_names_6_1: bool = False
 
     @property
     def kernel(self) -> str:
@@ -247,6 +296,16 @@ class KernelFeatures:
             folio_walk=v >= (6, 12),
             fw_zeropage=1 << 0 if new_fw else 1 << 1,
             fw_migration=None if new_fw else 1 << 0,
+            # page/folio and task_mmu (6.1)
+            page_compound_mapcount=v < (6, 2),
+            page_double_map=v < (6, 2),
+            page_type_bits=v < (6, 9),
+            hugetlb_compound_dtor=v < (6, 6),
+            task_mmu_page_mapcount=v < (6, 2),
+            smaps_ksm=v >= (6, 2),
+            thp_hugepage_vma_check=v < (6, 8),
+            vm_lockonfault_mnemonic=v >= (6, 2),
+            vma_names_6_1=v < (6, 2),
         )
 
     @classmethod
@@ -267,7 +326,7 @@ class KernelFeatures:
             for name in (*WALK_ENTRY_POINTS, "walk_page_range", "walk_page_vma", "walk_page_mapping")
             if "." not in name and name != "folio_walk_start" and _has_function(prog, name)
         )
-        return dataclasses.replace(
+        probed = dataclasses.replace(
             hint,
             release=release,
             page_compound_info=_has_member(prog, "struct page", "compound_info"),
@@ -292,6 +351,37 @@ class KernelFeatures:
             walk_entry_points=entry,
             folio_walk=_has_function(prog, "folio_walk_start"),
         )
+        return _probe_page_features(prog, probed)
+
+
+def _probe_page_features(prog: Program, hint: KernelFeatures) -> KernelFeatures:
+    """*hint* with the fields of the ``# page/folio and task_mmu (6.1)`` block probed."""
+    compound_mapcount = _has_member(prog, "struct page", "compound_mapcount")
+    try:
+        # local to fs/proc/task_mmu.c but named, so in its debug info
+        ksm = prog.type("struct mem_size_stats").has_member("ksm")
+    except LookupError:
+        ksm = hint.smaps_ksm
+    return dataclasses.replace(
+        hint,
+        page_compound_mapcount=compound_mapcount,
+        page_double_map=_has_constant(prog, "PG_double_map"),
+        page_type_bits=not _has_constant(prog, "PGTY_buddy"),
+        hugetlb_compound_dtor=_has_constant(prog, "HUGETLB_PAGE_DTOR"),
+        task_mmu_page_mapcount=compound_mapcount,
+        smaps_ksm=ksm,
+        thp_hugepage_vma_check=_has_function(prog, "hugepage_vma_check"),
+        vm_lockonfault_mnemonic=ksm,
+        vma_names_6_1=_same_offset(prog, "struct vm_area_struct", "anon_name", "shared"),
+    )
+
+
+def _same_offset(prog: Program, type_name: str, a: str, b: str) -> bool:
+    try:
+        t = prog.type(type_name)
+        return t.member(a).offset == t.member(b).offset
+    except LookupError:
+        return False
 
 
 def _stable(

@@ -5,7 +5,10 @@ THP eligibility
 
 ``thp_vma_allowable_orders()`` as smaps asks it (``TVA_SMAPS``), from Linux
 7.2 ``include/linux/huge_mm.h`` and ``mm/huge_memory.c``: the
-``THPeligible`` line of ``/proc/PID/smaps``.
+``THPeligible`` line of ``/proc/PID/smaps``; on Linux 6.1 (no mTHP) its
+``hugepage_vma_check(vma, vm_flags, smaps=true, in_pf=false,
+enforce_sysfs=true)`` of ``mm/huge_memory.c``, chosen by
+:attr:`~livewalk.kernel.KernelFeatures.thp_hugepage_vma_check`.
 
 >>> thp_eligible(vma.obj, vma, backend.vm_flag_bits)  # doctest: +SKIP
 1
@@ -13,15 +16,28 @@ THP eligibility
 
 from __future__ import annotations
 
-from drgn import Object, Program
+from drgn import Object, Program, cast
 
+from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import pmd_none, pmd_present, pmd_trans_huge
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
-from livewalk.mm.shmem import shmem_allowable_huge_orders, shmem_mapping
+from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
+from livewalk.kernel import KernelFeatures
+from livewalk.mm.shmem import (
+    SHMEM_HUGE_ADVISE,
+    SHMEM_HUGE_ALWAYS,
+    SHMEM_HUGE_DENY,
+    SHMEM_HUGE_FORCE,
+    SHMEM_HUGE_WITHIN_SIZE,
+    shmem_allowable_huge_orders,
+    shmem_mapping,
+)
 from livewalk.mm.vma import VMA, VMFlagBits
 
 __all__ = (
+    "MMF_DISABLE_THP",
+    "S_DAX",
     "file_thp_enabled",
+    "hugepage_vma_check",
     "pmd_is_huge",
     "thp_eligible",
     "vma_thp_disabled",
@@ -42,6 +58,14 @@ MMF_DISABLE_THP_COMPLETELY = 24
 
 #: ``S_ANON_INODE`` (``include/linux/fs.h``, a macro).
 S_ANON_INODE = 1 << 19
+#: ``S_DAX`` (``include/linux/fs.h``, a macro; with ``CONFIG_FS_DAX``).
+S_DAX = 1 << 13
+#: ``MMF_DISABLE_THP`` (Linux 6.1 ``include/linux/sched/coredump.h``).
+MMF_DISABLE_THP = 24
+# VM_IO and VM_DONTEXPAND, of VM_NO_KHUGEPAGED (Linux 6.1 include/linux/mm.h;
+# the same bits through 7.2): VMFlagBits has no field for them.
+_VM_IO = 1 << 14
+_VM_DONTEXPAND = 1 << 18
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 
@@ -63,10 +87,13 @@ def _enum(prog: Program, name: str, default: int) -> int:
         return default
 
 
-def thp_eligible(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> int:
+def thp_eligible(
+    vma_obj: Object, vma: VMA, bits: VMFlagBits, features: KernelFeatures | None = None
+) -> int:
     """
     ``!!thp_vma_allowable_orders(vma, vma->vm_flags, TVA_SMAPS,
-    THP_ORDERS_ALL)`` (Linux 7.2).
+    THP_ORDERS_ALL)`` (Linux 7.2); with *features* of Linux 6.1,
+    :func:`hugepage_vma_check`.
 
     Exact for anonymous VMAs, special mappings and VMAs without an mm;
     for file VMAs the ``->huge_fault`` and tuneables rules are followed and
@@ -76,8 +103,11 @@ def thp_eligible(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> int:
     :param vma_obj: ``struct vm_area_struct *``
     :param vma: the same VMA as the backend read it
     :param bits: the target's VM flag bits
+    :param features: the target's features (default: Linux 7.2's rules)
     :return: 1 if some THP order is allowed, else 0
     """
+    if features is not None and features.thp_hugepage_vma_check:
+        return int(hugepage_vma_check(vma_obj, vma, bits))
     prog = vma_obj.prog_
     flags = vma.vm_flags
     vm_hugepage = bool(flags & bits.VM_HUGEPAGE)
@@ -140,6 +170,98 @@ def thp_eligible(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> int:
         return 0
     # No anon_vma yet still counts for smaps.
     return 1
+
+
+def hugepage_vma_check(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> bool:
+    """
+    ``hugepage_vma_check(vma, vma->vm_flags, smaps=true, in_pf=false,
+    enforce_sysfs=true)`` of Linux 6.1 ``mm/huge_memory.c``: PMD-sized THPs
+    only. ``file_thp_enabled()`` needs ``CONFIG_READ_ONLY_THP_FOR_FS``,
+    taken as set when the kernel does not embed its configuration (Debian
+    sets it).
+
+    :param vma_obj: ``struct vm_area_struct *``
+    :param vma: the same VMA as the backend read it
+    :param bits: the target's VM flag bits
+    """
+    prog = vma_obj.prog_
+    flags = vma.vm_flags
+    mm = vma_obj.vm_mm.read_()
+    if not int(mm.value_()):
+        return False
+    if flags & bits.VM_NOHUGEPAGE or _mm_flags(mm) >> MMF_DISABLE_THP & 1:
+        return False
+    try:
+        thp_flags = int(prog["transparent_hugepage_flags"].value_())
+    except KeyError:
+        return False
+    if thp_flags >> _enum(prog, "TRANSPARENT_HUGEPAGE_NEVER_DAX", 0) & 1:
+        return False
+    vm_file = vma_obj.vm_file.read_()
+    inode = vm_file.f_inode.read_() if int(vm_file.value_()) else None
+    if inode is not None and int(inode.i_flags.value_()) & S_DAX:
+        return False  # vma_is_dax(): only a fault may map it huge
+    if flags & (_VM_IO | _VM_DONTEXPAND | bits.VM_PFNMAP | bits.VM_MIXEDMAP | bits.VM_HUGETLB):
+        return False  # VM_NO_KHUGEPAGED
+    anonymous = not int(vma_obj.vm_ops.value_())
+    # transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)
+    if not anonymous and ((vma.vm_start >> PAGE_SHIFT) - vma.vm_pgoff) % (PMD_SIZE >> PAGE_SHIFT):
+        return False
+    haddr = (vma.vm_end - PMD_SIZE) & ULONG_MAX & ~(PMD_SIZE - 1)
+    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+        return False
+    if inode is not None and shmem_mapping(vm_file.f_mapping):
+        return _shmem_is_huge_6_1(vma_obj, inode, flags, bits)
+    always = bool(thp_flags >> _enum(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1) & 1)
+    madvise = bool(thp_flags >> _enum(prog, "TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG", 2) & 1)
+    if not (always or madvise) or (not flags & bits.VM_HUGEPAGE and not always):
+        return False
+    if inode is not None and flags & bits.VM_EXEC and _read_only_thp_for_fs(prog):
+        # file_thp_enabled() of 6.1: not open for writing, a regular file
+        if int(inode.i_writecount.counter.value_()) <= 0:
+            if int(inode.i_mode.value_()) & _S_IFMT == _S_IFREG:
+                return True
+    if not anonymous:
+        return False
+    incomplete = bits.VM_RAND_READ | bits.VM_SEQ_READ
+    if flags & bits.VM_GROWSDOWN and flags & incomplete == incomplete:
+        return False  # vma_is_temporary_stack()
+    # without an anon_vma smaps still says 1
+    return True
+
+
+def _read_only_thp_for_fs(prog: Program) -> bool:
+    from livewalk.backend.drgn import DrgnBackend
+
+    return DrgnBackend.for_program(prog).config("READ_ONLY_THP_FOR_FS") is not False
+
+
+def _shmem_is_huge_6_1(vma_obj: Object, inode: Object, vm_flags: int, bits: VMFlagBits) -> bool:
+    """``shmem_huge_enabled(vma, false)`` = ``shmem_is_huge(vma, inode, vma->vm_pgoff, false)`` (6.1 ``mm/shmem.c``)."""
+    prog = vma_obj.prog_
+    if int(inode.i_mode.value_()) & _S_IFMT != _S_IFREG:
+        return False
+    if vm_flags & bits.VM_NOHUGEPAGE or _mm_flags(vma_obj.vm_mm) >> MMF_DISABLE_THP & 1:
+        return False
+    try:
+        shmem_huge = int(prog["shmem_huge"].value_())
+    except KeyError:
+        return False
+    if shmem_huge == SHMEM_HUGE_DENY:
+        return False
+    if shmem_huge == SHMEM_HUGE_FORCE:
+        return True
+    huge = int(cast("struct shmem_sb_info *", inode.i_sb.s_fs_info).huge.value_())
+    if huge == SHMEM_HUGE_ALWAYS:
+        return True
+    if huge == SHMEM_HUGE_WITHIN_SIZE:
+        nr = PMD_SIZE >> PAGE_SHIFT
+        index = (int(vma_obj.vm_pgoff.value_()) + 1 + nr - 1) // nr * nr
+        i_size = (int(inode.i_size.value_()) + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+        if i_size >> PAGE_SHIFT >= index:
+            return True
+        huge = SHMEM_HUGE_ADVISE
+    return huge == SHMEM_HUGE_ADVISE and bool(vm_flags & bits.VM_HUGEPAGE)
 
 
 def _suitable_orders(vma: VMA, orders: int, anonymous: bool) -> int:

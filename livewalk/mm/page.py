@@ -4,10 +4,13 @@ Page and folio state
 --------------------
 
 Typed drgn helpers for the ``struct page`` / ``struct folio`` state that
-``/proc/PID/pagemap`` and ``/proc/PID/smaps`` read, correct on Linux 7.2 and
+``/proc/PID/pagemap`` and ``/proc/PID/smaps`` read, correct on Linux 7.2, 6.12 and 6.1 and
 taking every layout fact from the target's debug info: ``enum pageflags``
 values, page-type numbers and ``struct page``/``struct folio`` member
-offsets all come from drgn, never from constants in this file.
+offsets all come from drgn, never from constants in this file. Where the
+kernels count differently (6.1 has no ``_large_mapcount``: its
+``page_mapcount()`` adds ``compound_mapcount`` and honours
+``PageDoubleMap``), :class:`~livewalk.kernel.KernelFeatures` chooses.
 
 Two layers:
 
@@ -41,6 +44,7 @@ from drgn import FaultError, Object, Program, cast, offsetof, sizeof
 from drgn.helpers.linux.mm import compound_head
 
 from livewalk.arch import ULONG_MAX
+from livewalk.kernel import KernelFeatures
 from livewalk.mm.vma import VMFlagBits
 
 __all__ = (
@@ -53,6 +57,7 @@ __all__ = (
     "folio_entire_mapcount",
     "folio_is_zone_device",
     "folio_large_mapcount",
+    "folio_mapcount",
     "folio_maybe_mapped_shared",
     "folio_nr_pages",
     "folio_precise_page_mapcount",
@@ -65,7 +70,11 @@ __all__ = (
     "folio_test_referenced",
     "folio_test_swapbacked",
     "folio_test_young",
+    "page_anon_exclusive",
     "page_folio",
+    "page_mapcount",
+    "page_mapped",
+    "total_mapcount",
 )
 
 _U64 = struct.Struct("<Q")
@@ -122,8 +131,13 @@ class KernelState:
         ``struct page``)
     """
 
-    def __init__(self, prog: Program) -> None:
+    def __init__(self, prog: Program, features: KernelFeatures | None = None) -> None:
         self.prog = prog
+        if features is None:
+            from livewalk.backend.drgn import DrgnBackend
+
+            features = DrgnBackend.for_program(prog).features
+        self.features = features
         page_t = prog.type("struct page")
         folio_t = prog.type("struct folio")
         self.page_size = sizeof(page_t)
@@ -140,12 +154,33 @@ class KernelState:
         self.off_mapcount = offsetof(page_t, "_mapcount")
         self.off_refcount = offsetof(page_t, "_refcount")
         # Large-folio fields live in the second struct page of the folio.
-        self.off_large_mapcount = offsetof(folio_t, "_large_mapcount")
-        self.off_entire_mapcount = offsetof(folio_t, "_entire_mapcount")
-        self.off_nr_pages: int | None = (
-            offsetof(folio_t, "_nr_pages") if folio_t.has_member("_nr_pages") else None
+        # Linux 6.1 has no _large_mapcount (the total is summed over the
+        # pages, folio_mapcount() in 6.1 mm/util.c) and keeps the entire
+        # mapcount in page[1].compound_mapcount, which struct folio calls
+        # _total_mapcount.
+        self.compound_mapcount = features.page_compound_mapcount
+        self.off_large_mapcount: int | None = (
+            offsetof(folio_t, "_large_mapcount") if features.folio_large_mapcount else None
         )
-        self.off_flags_1 = offsetof(folio_t, "_flags_1")
+        self.off_entire_mapcount = offsetof(
+            folio_t, "_total_mapcount" if self.compound_mapcount else "_entire_mapcount"
+        )
+        self.off_nr_pages: int | None = None
+        for member in ("_nr_pages", "_folio_nr_pages"):
+            if folio_t.has_member(member):
+                self.off_nr_pages = offsetof(folio_t, member)
+                break
+        self.off_flags_1: int | None = (
+            offsetof(folio_t, "_flags_1") if folio_t.has_member("_flags_1") else None
+        )
+        # 6.1: the second page's flags (PG_double_map) and compound_dtor
+        # (HUGETLB_PAGE_DTOR marks a hugetlb folio).
+        self.off_flags_second = self.page_size + self.off_flags
+        self.off_compound_dtor: int | None = None
+        self.hugetlb_dtor: int | None = None
+        if features.hugetlb_compound_dtor and folio_t.has_member("_folio_dtor"):
+            self.off_compound_dtor = offsetof(folio_t, "_folio_dtor")
+            self.hugetlb_dtor = _enum_value(prog, "HUGETLB_PAGE_DTOR")
         self.off_mm_ids: int | None = (
             offsetof(folio_t, "_mm_ids") if folio_t.has_member("_mm_ids") else None
         )
@@ -168,7 +203,14 @@ class KernelState:
         # PG_young exists with CONFIG_PAGE_IDLE_FLAG on 64-bit kernels; else
         # folio_test_young() is false (page_ext flags are not read here).
         self.pg_young: int | None = self.pageflags.get("PG_young")
+        self.pg_double_map: int | None = (
+            self.pageflags.get("PG_double_map") if features.page_double_map else None
+        )
+        self.pg_anon_exclusive: int | None = self.pageflags.get("PG_anon_exclusive")
         self.pgty_hugetlb = _enum_value(prog, "PGTY_hugetlb")
+        # A _mapcount below this holds a page type (page_mapcount_is_type());
+        # 6.1's page_mapcount() never tests for one.
+        self.mapcount_type_limit = -(1 << 32) if features.page_type_bits else MAPCOUNT_TYPE_LIMIT
 
         # compound_info_has_mask(): CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP (seen
         # as zone->vmemmap_tails, or the HVO code's static variable) and a
@@ -212,10 +254,13 @@ class KernelState:
         self.shmem_aops = _symbol_address(prog, "shmem_aops")
         self.page_offset = int(prog["page_offset_base"].value_())
         self.ptdesc_share_off: int | None = None
-        try:
-            self.ptdesc_share_off = offsetof(prog.type("struct ptdesc"), "pt_share_count")
-        except (LookupError, ValueError):
-            pass
+        # struct ptdesc (6.6+), else struct page itself (6.1 stable)
+        for table_type in ("struct ptdesc", "struct page"):
+            try:
+                self.ptdesc_share_off = offsetof(prog.type(table_type), "pt_share_count")
+                break
+            except (LookupError, ValueError):
+                continue
 
     def _ulong(self, *names: str) -> int | None:
         for name in names:
@@ -273,6 +318,10 @@ class PageInfo:
     :ivar entire_mapcount_raw: head ``_entire_mapcount`` (large folios; else -1)
     :ivar large_mapcount_raw: head ``_large_mapcount`` (large folios; else -1)
     :ivar head_page_type: the head's ``page_type`` word
+    :ivar mm_ids: the folio's ``_mm_ids`` (Linux 7.x; else 0)
+    :ivar second_flags: the flags of the folio's second page (large folios;
+        6.1's ``PG_double_map`` is there)
+    :ivar compound_dtor: ``page[1].compound_dtor`` (6.1; else -1)
     """
 
     pfn: int
@@ -287,6 +336,8 @@ class PageInfo:
     large_mapcount_raw: int
     head_page_type: int
     mm_ids: int
+    second_flags: int = 0
+    compound_dtor: int = -1
 
 
 class PageReader:
@@ -374,17 +425,22 @@ class PageReader:
         large = bool(flags >> ks.pg_head & 1)
         nr_pages = 1
         entire = large_mc = -1
-        mm_ids = 0
+        mm_ids = second_flags = 0
+        dtor = -1
         if large:
             two = self.page_bytes(head_pfn, 2)
             entire = _S32.unpack_from(two, ks.off_entire_mapcount)[0]
-            large_mc = _S32.unpack_from(two, ks.off_large_mapcount)[0]
+            if ks.off_large_mapcount is not None:
+                large_mc = _S32.unpack_from(two, ks.off_large_mapcount)[0]
             if ks.off_nr_pages is not None:
                 nr_pages = _U32.unpack_from(two, ks.off_nr_pages)[0]
-            else:
+            elif ks.off_flags_1 is not None:
                 nr_pages = 1 << (_U64.unpack_from(two, ks.off_flags_1)[0] & 0xFF)
             if ks.off_mm_ids is not None:
                 mm_ids = _U64.unpack_from(two, ks.off_mm_ids)[0]
+            second_flags = _U64.unpack_from(two, ks.off_flags_second)[0]
+            if ks.off_compound_dtor is not None:
+                dtor = two[ks.off_compound_dtor]
         return PageInfo(
             pfn=pfn,
             head_pfn=head_pfn,
@@ -398,6 +454,8 @@ class PageReader:
             large_mapcount_raw=large_mc,
             head_page_type=_U32.unpack_from(head, ks.off_mapcount)[0],
             mm_ids=mm_ids,
+            second_flags=second_flags,
+            compound_dtor=dtor,
         )
 
     def mapcount_raw(self, pfn: int) -> int:
@@ -418,9 +476,21 @@ class PageReader:
         return bit is not None and bool(pi.flags >> bit & 1)
 
     def hugetlb(self, pi: PageInfo) -> bool:
-        """``folio_test_hugetlb()``: the head's page type is ``PGTY_hugetlb``."""
-        t = self.ks.pgty_hugetlb
+        """
+        ``folio_test_hugetlb()``: the head's page type is ``PGTY_hugetlb``;
+        on 6.1 (``PageHuge()``, ``mm/hugetlb.c``) the second page's
+        ``compound_dtor`` is ``HUGETLB_PAGE_DTOR``.
+        """
+        ks = self.ks
+        if ks.hugetlb_dtor is not None:
+            return pi.large and pi.compound_dtor == ks.hugetlb_dtor
+        t = ks.pgty_hugetlb
         return t is not None and pi.large and (pi.head_page_type >> 24) == t
+
+    def double_map(self, pi: PageInfo) -> bool:
+        """``PageDoubleMap(head)`` (6.1): ``PG_double_map`` on the second page."""
+        bit = self.ks.pg_double_map
+        return bit is not None and pi.large and bool(pi.second_flags >> bit & 1)
 
     def zone_device(self, pi: PageInfo) -> bool:
         """``folio_is_zone_device()``: the zone bits of the head's flags."""
@@ -437,6 +507,8 @@ class PageReader:
         for a large folio. *pfn* defaults to the page of *pi*.
         """
         raw = pi.mapcount_raw if pfn is None or pfn == pi.pfn else self.mapcount_raw(pfn)
+        if self.ks.compound_mapcount:
+            return self.page_mapcount_6_1(pi, raw)
         mc = raw + 1
         if _s32(mc - 1) < _s32(_PGTY_MAPCOUNT_UNDERFLOW << 24):
             mc = 0
@@ -444,13 +516,54 @@ class PageReader:
             mc += pi.entire_mapcount_raw + 1
         return mc
 
+    def page_mapcount_6_1(self, pi: PageInfo, raw: int) -> int:
+        """
+        ``page_mapcount(page)`` of Linux 6.1 (``include/linux/mm.h``,
+        ``__page_mapcount()`` in ``mm/util.c``) for a page of *pi*'s folio
+        whose ``_mapcount`` is *raw*: ``_mapcount + 1``; for a page of a
+        large anon or hugetlb folio plus the entire mapcount, less one when
+        the folio is ``PageDoubleMap`` (a file THP's ``_mapcount`` already
+        counts its PMD mappings). No page-type test: 6.1 leaves the result
+        undefined for typed pages.
+        """
+        mc = raw + 1
+        if not pi.large or not (self.anon(pi) or self.hugetlb(pi)):
+            return mc
+        mc += pi.entire_mapcount_raw + 1
+        if self.double_map(pi):
+            mc -= 1
+        return mc
+
     def folio_mapcount(self, pi: PageInfo) -> int:
-        """``folio_mapcount()``."""
+        """
+        ``folio_mapcount()``: ``_large_mapcount + 1``; on 6.1 (no such
+        field, ``mm/util.c``) the entire mapcount (hugetlb), else the entire
+        mapcount plus each page's ``_mapcount + 1``, less the entire
+        mapcount per page for a file folio and less one per page when
+        ``PageDoubleMap``.
+        """
+        ks = self.ks
         if not pi.large:
             # A small folio is its own (only) page.
             raw = pi.mapcount_raw if pi.head_pfn == pi.pfn else self.mapcount_raw(pi.head_pfn)
+            if ks.compound_mapcount:
+                return raw + 1
             return 0 if _s32(raw) < _s32(_PGTY_MAPCOUNT_UNDERFLOW << 24) else raw + 1
-        return pi.large_mapcount_raw + 1
+        if not ks.compound_mapcount:
+            return pi.large_mapcount_raw + 1
+        entire = pi.entire_mapcount_raw + 1
+        if self.hugetlb(pi):
+            return entire
+        nr = pi.nr_pages
+        raw_pages = self.page_bytes(pi.head_pfn, nr)
+        total = entire + sum(
+            _S32.unpack_from(raw_pages, i * ks.page_size + ks.off_mapcount)[0] + 1 for i in range(nr)
+        )
+        if not self.anon(pi):
+            return total - entire * nr
+        if self.double_map(pi):
+            total -= nr
+        return total
 
     def maybe_mapped_shared(self, pi: PageInfo) -> bool:
         """
@@ -459,7 +572,8 @@ class PageReader:
         ``FOLIO_MM_IDS_SHARED`` bit (the top bit of ``_mm_ids``).
         """
         mc = self.folio_mapcount(pi)
-        if not pi.large or self.hugetlb(pi):
+        if not pi.large or self.hugetlb(pi) or self.ks.compound_mapcount:
+            # 6.1 has no such helper: the mapcount test it would be
             return mc > 1
         if mc <= 1:
             return False
@@ -622,8 +736,69 @@ def folio_ref_count(folio: Object) -> int:
 
 
 def folio_entire_mapcount(folio: Object) -> int:
-    """``folio_entire_mapcount()``: ``_entire_mapcount + 1`` (large folios only)."""
-    return int(folio._entire_mapcount.counter.value_()) + 1
+    """
+    ``folio_entire_mapcount()``: ``_entire_mapcount + 1`` (large folios
+    only); on 6.1 the same count is ``_total_mapcount`` (``page[1]
+    .compound_mapcount``).
+    """
+    try:
+        count = folio._entire_mapcount
+    except AttributeError:
+        count = folio._total_mapcount
+    return int(count.counter.value_()) + 1
+
+
+def folio_mapcount(folio: Object) -> int:
+    """``folio_mapcount()`` (see :meth:`PageReader.folio_mapcount`); 6.1's ``total_mapcount(&folio->page)``."""
+    r, pi = _folio_info(folio)
+    return r.folio_mapcount(pi)
+
+
+def page_mapcount(page: Object) -> int:
+    """
+    ``page_mapcount(page)`` of Linux 6.1 (:meth:`PageReader.page_mapcount_6_1`);
+    on later kernels, which dropped it, ``folio_precise_page_mapcount()``.
+
+    >>> page_mapcount(pfn_to_page(prog, pfn))  # doctest: +SKIP
+    1
+    """
+    r = _reader(page.prog_)
+    pfn = _pfn_of(page)
+    return r.precise_mapcount(r.info(pfn), pfn)
+
+
+def total_mapcount(page: Object) -> int:
+    """``total_mapcount(page)`` (6.1): ``folio_mapcount(page_folio(page))``."""
+    return folio_mapcount(page_folio(page))
+
+
+def page_mapped(page: Object) -> bool:
+    """``page_mapped(page)`` (6.1 ``folio_mapped(page_folio(page))``): some page of the folio is mapped."""
+    r = _reader(page.prog_)
+    pi = r.info(_pfn_of(page))
+    if not pi.large:
+        return pi.mapcount_raw >= 0
+    if pi.entire_mapcount_raw >= 0:
+        return True
+    if r.ks.compound_mapcount:
+        # 6.1 folio_mapped() (mm/util.c): the entire mapcount, then (not
+        # for hugetlb) any page's own
+        if r.hugetlb(pi):
+            return False
+        return any(r.mapcount_raw(pi.head_pfn + i) >= 0 for i in range(pi.nr_pages))
+    return pi.large_mapcount_raw >= 0
+
+
+def page_anon_exclusive(page: Object) -> bool:
+    """
+    ``PageAnonExclusive(page)``: ``PG_anon_exclusive`` (= ``PG_mappedtodisk``)
+    on the page itself (a hugetlb folio keeps it on its head page).
+    """
+    ks = KernelState.for_program(page.prog_)
+    bit = ks.pg_anon_exclusive
+    if bit is None:
+        bit = ks.pageflags.get("PG_mappedtodisk")
+    return _flag(page, bit)
 
 
 def folio_large_mapcount(folio: Object) -> int:

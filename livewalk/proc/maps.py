@@ -19,6 +19,7 @@ from __future__ import annotations
 from drgn import Object, Program
 from drgn.helpers.linux.fs import d_path
 
+from livewalk.kernel import KernelFeatures
 from livewalk.mm.vma import VMFlagBits
 
 __all__ = (
@@ -134,14 +135,15 @@ def vma_perms(vm_flags: int, bits: VMFlagBits = _DEFAULT_BITS) -> str:
     )
 
 
-def vm_flags_mnemonics(prog: Program, vm_flags: int) -> str:
+def vm_flags_mnemonics(prog: Program, vm_flags: int, features: KernelFeatures | None = None) -> str:
     """
     ``show_smap_vma_flags()``: two-letter names of the set bits, each
     followed by a space (``??`` for a bit without one).
 
     :param vm_flags: ``vma->vm_flags``
+    :param features: the target's features (default: Linux 7.2's table)
     """
-    table = _mnemonic_table(prog)
+    table = _mnemonic_table(prog, features is not None and not features.vm_lockonfault_mnemonic)
     out = []
     for bit in range(64):
         if vm_flags >> bit & 1:
@@ -151,13 +153,25 @@ def vm_flags_mnemonics(prog: Program, vm_flags: int) -> str:
     return "".join(out)
 
 
-def _mnemonic_table(prog: Program) -> dict[int, str]:
+#: Linux 6.1's show_smap_vma_flags() lacks these (VM_LOCKONFAULT prints
+#: ``??`` there; the others do not exist).
+_NOT_IN_6_1 = frozenset(("MAYBE_GUARD", "LOCKONFAULT", "SHADOW_STACK", "DROPPABLE", "SEALED"))
+#: ``VM_UFFD_MINOR_BIT`` of Linux 6.1 (``include/linux/mm.h``; a macro).
+_UFFD_MINOR_BIT_6_1 = 37
+
+
+def _mnemonic_table(prog: Program, six_one: bool = False) -> dict[int, str]:
+    key = "livewalk_smaps_mnemonics_6_1" if six_one else "livewalk_smaps_mnemonics"
     try:
-        return prog.cache["livewalk_smaps_mnemonics"]  # type: ignore[no-any-return]
+        return prog.cache[key]  # type: ignore[no-any-return]
     except KeyError:
         pass
     table: dict[int, str] = {}
     for name, default, mn in _MNEMONICS:
+        if six_one:
+            if name not in _NOT_IN_6_1:
+                table[_UFFD_MINOR_BIT_6_1 if name == "UFFD_MINOR" else default] = mn
+            continue
         try:
             bit = int(prog[f"VMA_{name}_BIT"].value_())
         except KeyError:
@@ -165,7 +179,7 @@ def _mnemonic_table(prog: Program) -> dict[int, str]:
                 continue  # no CONFIG_X86_USER_SHADOW_STACK
             bit = default
         table[bit] = mn
-    prog.cache["livewalk_smaps_mnemonics"] = table
+    prog.cache[key] = table
     return table
 
 
@@ -237,7 +251,7 @@ def _d_dname(prog: Program, dentry: Object, fn_addr: int) -> bytes:
     return name
 
 
-def get_vma_name(vma: Object) -> bytes | None:
+def get_vma_name(vma: Object, features: KernelFeatures | None = None) -> bytes | None:
     """
     ``get_vma_name()`` (Linux 7.2 ``fs/proc/task_mmu.c``): the file path,
     ``[anon_shmem:NAME]``, a special mapping's name, ``[heap]``,
@@ -248,12 +262,19 @@ def get_vma_name(vma: Object) -> bytes | None:
     only touches ``[start_brk, brk]``), on ``[vsyscall]`` and on pseudo-file
     names, so smaps could not be exact with it.
 
+    On Linux 6.1 (:attr:`~livewalk.kernel.KernelFeatures.vma_names_6_1`,
+    ``show_map_vma()``) a file VMA is always its path (``anon_name`` is then
+    the i_mmap tree node it shares a union with) and the heap is a VMA that
+    touches ``[start_brk, brk]``.
+
     :param vma: ``struct vm_area_struct *``
+    :param features: the target's features (default: Linux 7.2's rules)
     """
     prog = vma.prog_
     mm = vma.vm_mm.read_()
+    six_one = features is not None and features.vma_names_6_1
     anon_name = None
-    if mm:
+    if mm and not (six_one and vma.vm_file.value_()):
         try:
             an = vma.anon_name.read_()
             if an:
@@ -280,7 +301,8 @@ def get_vma_name(vma: Object) -> bytes | None:
     if not mm:
         return b"[vdso]"
     start, end = int(vma.vm_start.value_()), int(vma.vm_end.value_())
-    if start < int(mm.brk.value_()) and end > int(mm.start_brk.value_()):
+    brk, start_brk = int(mm.brk.value_()), int(mm.start_brk.value_())
+    if (start <= brk and end >= start_brk) if six_one else (start < brk and end > start_brk):
         return b"[heap]"
     ss = int(mm.start_stack.value_())
     if start <= ss and end >= ss:
@@ -290,13 +312,16 @@ def get_vma_name(vma: Object) -> bytes | None:
     return None
 
 
-def vma_header(vma: Object, bits: VMFlagBits = _DEFAULT_BITS) -> str:
+def vma_header(
+    vma: Object, bits: VMFlagBits = _DEFAULT_BITS, features: KernelFeatures | None = None
+) -> str:
     """
     The ``/proc/PID/maps`` line of a VMA (``show_map_vma``): ``start-end
     perms offset major:minor inode``, padded to 73 columns before a name.
 
     :param vma: ``struct vm_area_struct *``
     :param bits: the target's VM flag bits
+    :param features: the target's features (see :func:`get_vma_name`)
     """
     v = vma[0].read_()
     flags = int(v.vm_flags.value_())
@@ -308,4 +333,4 @@ def vma_header(vma: Object, bits: VMFlagBits = _DEFAULT_BITS) -> str:
         dev = int(inode.i_sb.s_dev.value_())
         ino = int(inode.i_ino.value_())
         pgoff = int(v.vm_pgoff.value_()) << 12
-    return maps_line(start, end, flags, pgoff, dev, ino, get_vma_name(vma), bits)
+    return maps_line(start, end, flags, pgoff, dev, ino, get_vma_name(vma, features), bits)

@@ -7,6 +7,10 @@ pagemap
 of the walker, like the kernel's ``pagemap_ops`` (Linux 7.2
 ``fs/proc/task_mmu.c``: ``pagemap_pmd_range``, ``pagemap_pte_hole`` and
 ``pagemap_hugetlb_range``; no ``pte_entry``, so nothing is ever split).
+On Linux 6.1 the exclusive bit follows 6.1's rules instead
+(:attr:`~livewalk.kernel.KernelFeatures.task_mmu_page_mapcount`):
+``page_mapcount() == 1`` on any entry with a page but a migration entry,
+and for hugetlb without the ``hugetlb_pmd_shared()`` test.
 
 :func:`pagemap_read` returns exactly the 64-bit entries that reading
 ``/proc/PID/pagemap`` at offset ``start / 4096 * 8`` gives, one per 4 KiB
@@ -246,6 +250,14 @@ class _Pagemap:
         self.pfn_types = _pfn_types(st)
         self.marker_type = st.pte_marker
         self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
+        # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry
+        # with a page but a migration entry, present or not (device and
+        # hwpoison entries too); hugetlb ignores PMD sharing.
+        self.page_mapcount_rules = backend.features.task_mmu_page_mapcount
+        self.excl_swap_types: frozenset[int] = frozenset()
+        if self.page_mapcount_rules:
+            migration = {st.migration_read, st.migration_read_exclusive, st.migration_write}
+            self.excl_swap_types = self.pfn_types - migration
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
         # Batch decoding of struct pages, a vmemmap block at a time
         # (DrgnPageState.pfn_bits_block); other page states answer per page.
@@ -433,6 +445,7 @@ def _pte_entries(
     highest = pm.highest_memmap_pfn
     page_info = pm.pages.page_info
     pfn_types = pm.pfn_types
+    excl_swap_types = pm.excl_swap_types
     swp_pfn_mask = pm.swp_pfn_mask
     marker = pm.marker_type
     # struct page state of small folios, decoded a vmemmap block at a time
@@ -506,6 +519,7 @@ def _pte_entries(
                 continue
             pfn: int | None = None
             frame = 0
+            swap_excl = False
             if v & (_PAGE_PRESENT | _PAGE_PROTNONE):  # pte_present()
                 if v & _PAGE_PRESENT:
                     p = (v & pfn_mask) >> PAGE_SHIFT
@@ -543,6 +557,7 @@ def _pte_entries(
                 off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
                 if typ in pfn_types:
                     pfn = off & swp_pfn_mask
+                    swap_excl = typ in excl_swap_types
                     if show_pfn:
                         frame = typ | (pfn << MAX_SWAPFILES_SHIFT)
                 else:
@@ -558,7 +573,7 @@ def _pte_entries(
                 if info is not None:
                     if not info.anon:
                         flags |= PM_FILE
-                    if flags & PM_PRESENT and info.mapcount == 1:
+                    if (flags & PM_PRESENT or swap_excl) and info.mapcount == 1:
                         flags |= PM_MMAP_EXCLUSIVE
             append((frame & PM_PFRAME_MASK) | flags)
     if vals:
@@ -667,10 +682,15 @@ def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMW
         if info is not None:
             if not info.anon:
                 flags |= PM_FILE
-            kaddr = pte.kaddr
-            shared_table = kaddr is not None and pm.pages.hugetlb_pmd_shared(kaddr)
-            if not info.maybe_shared and not shared_table:
-                flags |= PM_MMAP_EXCLUSIVE
+            if pm.page_mapcount_rules:
+                # Linux 6.1: page_mapcount(head) == 1, PMD sharing not looked at
+                if info.mapcount == 1:
+                    flags |= PM_MMAP_EXCLUSIVE
+            else:
+                kaddr = pte.kaddr
+                shared_table = kaddr is not None and pm.pages.hugetlb_pmd_shared(kaddr)
+                if not info.maybe_shared and not shared_table:
+                    flags |= PM_MMAP_EXCLUSIVE
         if v & pm.uffd_bit:
             flags |= PM_UFFD_WP
         flags |= PM_PRESENT

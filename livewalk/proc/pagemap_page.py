@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 from drgn import FaultError, Program
 
 from livewalk.arch.x86.pgtable_types import PAGE_SIZE
-from livewalk.mm.page import MAPCOUNT_TYPE_LIMIT, PAGE_MAPPING_ANON, KernelState, PageReader
+from livewalk.mm.page import PAGE_MAPPING_ANON, KernelState, PageReader
 from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE
 
 __all__ = (
@@ -37,8 +37,9 @@ class PagemapPage(NamedTuple):
 
     :ivar anon: ``folio_test_anon(page_folio(page))``
     :ivar mapcount: ``folio_precise_page_mapcount(folio, page)``
-        (``CONFIG_PAGE_MAPCOUNT``)
-    :ivar maybe_shared: ``folio_maybe_mapped_shared(folio)``
+        (``CONFIG_PAGE_MAPCOUNT``); on Linux 6.1 ``page_mapcount(page)``
+    :ivar maybe_shared: ``folio_maybe_mapped_shared(folio)`` (6.1, which
+        lacks it: ``page_mapcount(page) > 1``)
     """
 
     anon: bool
@@ -126,11 +127,15 @@ class DrgnPageState:
                 # folio, and its own fields answer everything.
                 mapping = _U64S.unpack_from(raw, ks.off_mapping)[0]
                 mc = _S32S.unpack_from(raw, ks.off_mapcount)[0]
-                mapcount = 0 if mc < MAPCOUNT_TYPE_LIMIT else mc + 1
+                mapcount = 0 if mc < ks.mapcount_type_limit else mc + 1
                 info = PagemapPage(bool(mapping & PAGE_MAPPING_ANON), mapcount, mapcount > 1)
             else:
                 pi = r.info(pfn)
-                info = PagemapPage(r.anon(pi), r.precise_mapcount(pi), r.maybe_mapped_shared(pi))
+                mapcount = r.precise_mapcount(pi)
+                # 6.1 has no folio_maybe_mapped_shared() and pagemap never
+                # asks it there: the page's own mapcount stands in
+                shared = mapcount > 1 if ks.compound_mapcount else r.maybe_mapped_shared(pi)
+                info = PagemapPage(r.anon(pi), mapcount, shared)
         except FaultError:
             info = None
         self._cache[pfn] = info

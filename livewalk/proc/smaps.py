@@ -9,7 +9,10 @@ the kernel's smaps ops (``pmd_entry`` = ``smaps_pte_range``,
 ``hugetlb_entry`` = ``smaps_hugetlb_range`` and, for private writable shmem
 VMAs with swapped pages, ``pte_hole`` = ``smaps_pte_hole``), one
 :func:`~livewalk.mm.pagewalk.walk_page_vma` per VMA, the gate VMA shown but not
-walked.
+walked. Linux 6.1's differences (no ``KSM:`` line, ``THPeligible`` as
+``%d`` from ``hugepage_vma_check()``, ``page_mapcount()``, the migration
+fast path, ``follow_trans_huge_pmd()``) are chosen by
+:class:`~livewalk.kernel.KernelFeatures`.
 
 >>> vmas = smaps(mm)  # doctest: +SKIP
 >>> print(format_smaps(vmas))  # doctest: +SKIP
@@ -66,6 +69,7 @@ from livewalk.arch.x86.pgtable_types import (
     PMD_SIZE,
 )
 from livewalk.backend import backend_for_mm
+from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
 from livewalk.mm.page import PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PageInfo, PageReader
@@ -124,6 +128,9 @@ class SmapsVMA:
     :ivar thp_eligible: ``THPeligible`` (see :func:`~livewalk.mm.huge_memory.thp_eligible`)
     :ivar protection_key: ``ProtectionKey``, or ``None`` when the line is
         not printed (no ``X86_FEATURE_OSPKE``)
+    :ivar show_ksm: the kernel prints ``KSM:`` (not Linux 6.1)
+    :ivar thp_eligible_padded: ``THPeligible`` is printed ``%8u``; Linux 6.1
+        prints ``%d``
     """
 
     vm_start: int
@@ -157,6 +164,8 @@ class SmapsVMA:
     thp_eligible: int = 0
     protection_key: int | None = None
     vm_flags_text: str = ""
+    show_ksm: bool = True
+    thp_eligible_padded: bool = True
 
     @property
     def size(self) -> int:
@@ -171,6 +180,8 @@ class SmapsVMA:
             "MMUPageSize": self.mmu_page_size >> 10,
         }
         for label, attr, shift in SMAPS_FIELDS:
+            if label == "KSM" and not self.show_ksm:
+                continue
             out[label] = (getattr(self, attr) >> shift) >> 10
         out["THPeligible"] = self.thp_eligible
         if self.protection_key is not None:
@@ -188,7 +199,8 @@ class SmapsVMA:
             "raw": {
                 f.name: getattr(self, f.name)
                 for f in dataclasses.fields(self)
-                if f.name not in ("header", "vm_flags_text", "vm_start", "vm_end")
+                if f.name
+                not in ("header", "vm_flags_text", "vm_start", "vm_end", "show_ksm", "thp_eligible_padded")
             },
         }
         return d
@@ -200,12 +212,17 @@ class SmapsVMA:
         lines.append(_kb("KernelPageSize: ", self.kernel_page_size))
         lines.append(_kb("MMUPageSize:    ", self.mmu_page_size))
         for label, attr, shift in SMAPS_FIELDS:
+            if label == "KSM" and not self.show_ksm:
+                continue
             value = getattr(self, attr) >> shift
             if label == "Private_Hugetlb":
                 lines.append(f"Private_Hugetlb: {value >> 10:>7} kB")
             else:
                 lines.append(_kb(f"{label + ':':<16}", value))
-        lines.append(f"THPeligible:    {self.thp_eligible:>8}")
+        if self.thp_eligible_padded:
+            lines.append(f"THPeligible:    {self.thp_eligible:>8}")
+        else:
+            lines.append(f"THPeligible:    {self.thp_eligible}")
         if self.protection_key is not None:
             lines.append(f"ProtectionKey:  {self.protection_key:>8}")
         lines.append("VmFlags: " + self.vm_flags_text)
@@ -245,6 +262,8 @@ def format_smaps_rollup(vmas: list[SmapsVMA]) -> str:
     head = f"{total.vm_start:08x}-{total.vm_end:08x} ---p 00000000 00:00 0 "
     lines = [f"{head:<72} [rollup]"]
     for label, attr, shift in SMAPS_FIELDS:
+        if label == "KSM" and not mine[0].show_ksm:
+            continue
         lines.append(_kb(f"{label + ':':<16}", getattr(total, attr) >> shift))
         if label == "Pss_Dirty":
             lines += [_kb(f"{name + ':':<16}", getattr(total, a) >> PSS_SHIFT) for name, a in _ROLLUP_PSS]
@@ -289,6 +308,9 @@ class _Stats:
         self.pg_young = ks.pg_young
         self.shmem_mapping_addr = 0
         self.paging = paging
+        #: Linux 6.1's rules (page_mapcount(), the migration fast path,
+        #: follow_trans_huge_pmd()): see KernelFeatures.task_mmu_page_mapcount
+        self.page_mapcount_rules = False
 
 
 def _accumulate(st: _Stats, pi: PageInfo, size: int, pss: int, dirty: bool, private: bool) -> None:
@@ -316,8 +338,15 @@ def _accumulate(st: _Stats, pi: PageInfo, size: int, pss: int, dirty: bool, priv
             o.shared_clean += size
 
 
-def _account(st: _Stats, pfn: int, compound: bool, young: bool, dirty: bool, present: bool) -> None:
-    """``smaps_account()`` (Linux 7.2 ``fs/proc/task_mmu.c``), CONFIG_PAGE_MAPCOUNT."""
+def _account(
+    st: _Stats, pfn: int, compound: bool, young: bool, dirty: bool, present: bool, migration: bool = False
+) -> None:
+    """
+    ``smaps_account()`` (Linux 7.2 ``fs/proc/task_mmu.c``), CONFIG_PAGE_MAPCOUNT.
+    On Linux 6.1 the whole size is private when ``page_count() == 1`` or
+    the entry is a migration entry (*migration*; *present* is not looked
+    at), and the per-page count is 6.1's ``page_mapcount()``.
+    """
     r = st.r
     pi = r.info(pfn)
     o = st.out
@@ -338,7 +367,11 @@ def _account(st: _Stats, pfn: int, compound: bool, young: bool, dirty: bool, pre
         or flags >> st.pg_referenced & 1
     ):
         o.referenced += size
-    if pi.refcount == 1 or not present:
+    if st.page_mapcount_rules:
+        if pi.refcount == 1 or migration:
+            _accumulate(st, pi, size, size << PSS_SHIFT, dirty, True)
+            return
+    elif pi.refcount == 1 or not present:
         _accumulate(st, pi, size, size << PSS_SHIFT, dirty, present)
         return
     for i in range(nr):
@@ -404,11 +437,14 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
     elif kind.has_pfn:
         epfn = ent.pfn
         assert epfn is not None
-        _account(st, epfn, False, False, False, kind.is_device_private)
+        _account(st, epfn, False, False, False, kind.is_device_private, kind.is_migration)
 
 
 def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
     """``smaps_pmd_entry()`` on a raw PMD value that ``pmd_is_huge``."""
+    if st.page_mapcount_rules:
+        _smaps_pmd_entry_6_1(st, v, addr)
+        return
     r = st.r
     present = False
     if pmd_present(v):
@@ -434,6 +470,42 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
     else:
         o.file_thp += PMD_SIZE
     _account(st, pfn, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), present)
+
+
+def _smaps_pmd_entry_6_1(st: _Stats, v: int, addr: int) -> None:
+    """
+    ``smaps_pmd_entry()`` of Linux 6.1: the page of a present PMD is
+    ``follow_trans_huge_pmd(vma, addr, pmd, FOLL_DUMP)`` -- the page at
+    *addr*, none for the huge zero page (``-EFAULT``) or a PROT_NONE PMD
+    (``gup_can_follow_protnone()`` wants ``FOLL_FORCE``) -- and a
+    non-present one counts only as a migration entry (``migration``).
+    """
+    paging = st.paging
+    migration = False
+    if pmd_present(v):
+        head = paging.pmd_pfn(v)
+        assert head is not None
+        if st.r.ks.is_huge_zero_pfn(head) or paging.pmd_protnone(v):
+            return
+        pfn = head + ((addr & (PMD_SIZE - 1)) >> PAGE_SHIFT)
+    else:
+        ent = paging.decode_swap(v)
+        if ent is None or not ent.kind.is_migration or ent.pfn is None:
+            return
+        migration = True
+        pfn = ent.pfn
+    r = st.r
+    pi = r.info(pfn)
+    o = st.out
+    if pi.mapping & PAGE_MAPPING_ANON:
+        o.anonymous_thp += PMD_SIZE
+    elif pi.flags >> st.pg_swapbacked & 1:
+        o.shmem_thp += PMD_SIZE
+    elif r.zone_device(pi):
+        pass
+    else:
+        o.file_thp += PMD_SIZE
+    _account(st, pfn, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True, migration)
 
 
 def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
@@ -472,6 +544,9 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
     if pte_present(v):
         pfn = st.paging.pte_pfn(v)
         present = True
+        # Linux 6.1 takes the page with vm_normal_page()
+        if st.page_mapcount_rules and not _normal_pfn(st, pfn, v, addr):
+            return 0
     else:
         ent = st.paging.decode_swap(v)
         if ent is not None and ent.kind.has_pfn:
@@ -480,11 +555,12 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
         return 0
     pi = r.info(pfn)
     size = 1 << st.vma.hugetlb_shift
-    shared = (
-        not present
-        or r.maybe_mapped_shared(pi)
-        or (pte.kaddr is not None and r.pt_share_count(pte.kaddr) != 0)
-    )
+    table_shared = pte.kaddr is not None and r.pt_share_count(pte.kaddr) != 0
+    if st.page_mapcount_rules:
+        # Linux 6.1: page_mapcount(page) >= 2 || hugetlb_pmd_shared(pte)
+        shared = r.precise_mapcount(pi) >= 2 or table_shared
+    else:
+        shared = not present or r.maybe_mapped_shared(pi) or table_shared
     if shared:
         st.out.shared_hugetlb += size
     else:
@@ -595,13 +671,15 @@ def smaps(
     shmem = ShmemSwap(prog)
     bits: VMFlagBits = backend.vm_flag_bits
     pkeys = _pkeys_enabled(prog)
-    vma_lock = backend.features.walk_lock_vma_rdlock_verify
+    features = backend.features
+    vma_lock = features.walk_lock_vma_rdlock_verify
     vmas: list[VMA] = list(backend.vmas(mm))
     out: list[SmapsVMA] = []
     for vma in vmas:
         vma_obj = vma.obj
-        res = _new_entry(prog, vma_obj, vma, bits, pkeys)
+        res = _new_entry(prog, vma_obj, vma, bits, pkeys, features)
         st = _Stats(res, r, swap, shmem, vma, bits, backend.paging)
+        st.page_mapcount_rules = features.task_mmu_page_mapcount
         ops = _smaps_ops(False, vma_lock)
         vm_file = vma_obj.vm_file.read_()
         if vm_file:
@@ -631,22 +709,24 @@ def smaps(
             vm_flags=int(g.vm_flags.value_()),
             obj=gate,
         )
-        out.append(_new_entry(prog, gate, gvma, bits, pkeys))
+        out.append(_new_entry(prog, gate, gvma, bits, pkeys, features))
     return out
 
 
 def _new_entry(
-    prog: Program, vma_obj: Object, vma: VMA, bits: VMFlagBits, pkeys: bool
+    prog: Program, vma_obj: Object, vma: VMA, bits: VMFlagBits, pkeys: bool, features: KernelFeatures
 ) -> SmapsVMA:
     kps = _kernel_page_size(vma_obj, vma)
     return SmapsVMA(
         vm_start=vma.vm_start,
         vm_end=vma.vm_end,
         vm_flags=vma.vm_flags,
-        header=vma_header(vma_obj, bits),
+        header=vma_header(vma_obj, bits, features),
         kernel_page_size=kps,
         mmu_page_size=kps,
-        thp_eligible=thp_eligible(vma_obj, vma, bits),
+        thp_eligible=thp_eligible(vma_obj, vma, bits, features),
         protection_key=_vma_pkey(vma.vm_flags) if pkeys else None,
-        vm_flags_text=vm_flags_mnemonics(prog, vma.vm_flags),
+        vm_flags_text=vm_flags_mnemonics(prog, vma.vm_flags, features),
+        show_ksm=features.smaps_ksm,
+        thp_eligible_padded=not features.thp_hugepage_vma_check,
     )

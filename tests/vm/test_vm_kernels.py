@@ -12,13 +12,15 @@ each keeps CI short) this checks what every other test relies on:
 * bcc compiles against the series' headers and a kprobe on
   ``walk_page_range`` fires (crosscheck needs both);
 
-then runs livewalk itself on a small process, in the guest (``verify``) and
-from the host (``pagemap``/``smaps`` over QMP, compared with the guest's
-``/proc``). On 6.12 these must agree with the kernel. On 6.1 livewalk does
-not model the page and folio state yet (``struct folio`` without
-``_large_mapcount``): there the check is that it says so in one
-``livewalk: error:`` line and exits 1, never a traceback or a wrong answer;
-the test fails the day 6.1 starts to work, so that it is made exact.
+then runs livewalk itself on the sample workload (``tests/workloads/
+mappings.py``: PMD-mapped anon THPs, a THP shared with a forked child,
+private and shared file mappings, shared and private hugetlb pages, swapped
+pages, the zero pages...), in the guest (``verify``) and from the host
+(``pagemap``/``smaps`` over QMP, compared with the guest's ``/proc``). On
+both series these must agree with the kernel: on 6.1 that takes 6.1's
+page and folio state (``page_mapcount()`` with ``compound_mapcount`` and
+``PageDoubleMap``) and 6.1's ``fs/proc/task_mmu.c`` rules (see
+``docs/kernel-differences.md``).
 
 A kernel of one's own (``Guest(kernel_image=, vmlinux=, modules=)``, the
 plugin's ``--kernel-image``/``--vmlinux``/``--kernel-modules``, ``vm/run
@@ -29,12 +31,15 @@ booted on the default image's userspace.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from livewalk.vm import Guest
@@ -50,14 +55,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (series, paging levels) booted here.
 KERNELS = [("6.1", 5), ("6.12", 4)]
 
-# A process with a few mappings of each kind livewalk reads (anon, file,
-# heap, stack), that sleeps until killed.
-SLEEPER = (
-    "import mmap, time\n"
-    "a = mmap.mmap(-1, 8 << 20); a[::4096] = b'x' * (8 << 8)\n"
-    "print('READY', flush=True)\n"
-    "time.sleep(1e6)\n"
-)
+#: Regions of the workload that each series must build (what 6.1 got wrong
+#: before: THPs, hugetlb, swap; and file mappings).
+REQUIRED = ("thp", "cow_thp", "file_private", "file_shared", "hugetlb_shared",
+            "hugetlb_private", "swap", "anon", "zero", "thp_zero")  # fmt: skip
+READY_FILE = "/tmp/livewalk-kernels-workload.json"
 
 BCC_KPROBE = r'''
 from bcc import BPF
@@ -86,11 +88,26 @@ def kguest(request: pytest.FixtureRequest) -> Guest:
 
 
 @pytest.fixture(scope="module")
-def sleeper(kguest: Guest) -> Iterator[int]:
-    kguest.put("/tmp/sleeper.py", SLEEPER)
-    pid = kguest.spawn("python3 /tmp/sleeper.py", ready="READY")
-    yield pid
-    kguest.run(f"kill {pid}")
+def workload(kguest: Guest) -> Iterator[dict[str, Any]]:
+    """The sample workload, running; yields its ready record."""
+    kguest.run(f"rm -f {READY_FILE}", timeout=60)
+    pid = kguest.spawn(f"python3 tests/workloads/mappings.py --ready-file {READY_FILE}")
+    ready: dict[str, Any] = kguest.wait_ready_file(READY_FILE, pid, 600)
+    try:
+        yield ready
+    finally:
+        kguest.run(f"kill {ready['pid']}", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def sleeper(workload: dict[str, Any]) -> int:
+    """The workload's pid."""
+    return int(workload["pid"])
+
+
+def test_workload_built(kguest: Guest, workload: dict[str, Any]) -> None:
+    missing = {lab: workload["skipped"].get(lab, "not built") for lab in REQUIRED if lab not in workload["regions"]}
+    assert not missing, missing
 
 
 def test_release_is_the_series(kguest: Guest) -> None:
@@ -134,28 +151,14 @@ def test_bcc_kprobe_attaches(kguest: Guest) -> None:
     assert m and int(m.group(1)) > 0, r.stdout + r.stderr[-2000:]
 
 
-#: Series whose page and folio state livewalk does not model yet.
-UNMODELLED = {"6.1": "_large_mapcount"}
-
-
-def _check_livewalk(ok: bool, what: str, detail: str, series: str = "") -> None:
-    """On a modelled series, *ok* must hold. On an unmodelled one livewalk
-    must refuse in one error line that names what it lacks."""
-    if series not in UNMODELLED:
-        assert ok, f"{what}: {detail.strip()[-1500:]}"
-        return
-    assert not ok, f"{what}: livewalk now works on {series}: make this test exact"
-    lines = [ln for ln in detail.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("livewalk: error:"), detail[-1500:]
-    assert UNMODELLED[series] in lines[0], lines[0]
+def _check_livewalk(ok: bool, what: str, detail: str) -> None:
+    assert ok, f"{what}: {detail.strip()[-3000:]}"
 
 
 def test_livewalk_verify_in_guest(kguest: Guest, sleeper: int) -> None:
     r = kguest.run(f"python3 -m livewalk verify --pid {sleeper}", timeout=1800)
-    _check_livewalk(r.returncode == 0, f"livewalk verify in the guest on {kguest.release}",
-                     r.stderr, kguest.kernel)  # fmt: skip
-    if kguest.kernel not in UNMODELLED:
-        assert "0 mismatches" in r.stdout
+    _check_livewalk(r.returncode == 0, f"livewalk verify in the guest on {kguest.release}", r.stdout + r.stderr)
+    assert "0 mismatches" in r.stdout and "livewalk agrees with the kernel" in r.stdout
 
 
 def _host(g: Guest, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -172,45 +175,95 @@ def _host(g: Guest, *args: str) -> subprocess.CompletedProcess[bytes]:
     )  # fmt: skip
 
 
-def test_livewalk_pagemap_from_host(kguest: Guest, sleeper: int) -> None:
+#: Reads every VMA's /proc/PID/pagemap entries, in address order (as
+#: ``livewalk pagemap --format raw`` without ``--range`` writes them), with
+#: each VMA's span.
+PAGEMAP_DUMP = r"""
+import json, sys
+pid = int(sys.argv[1])
+f = open(f"/proc/{pid}/pagemap", "rb")
+out = []
+for ln in open(f"/proc/{pid}/maps"):
+    s, e = (int(x, 16) for x in ln.split()[0].split("-"))
+    f.seek((s >> 12) * 8)
+    name = ln.split()[5] if len(ln.split()) > 5 else ""
+    shared = name.startswith("/") or name == "[vdso]"  # pages other processes map too
+    out.append([s, e, shared, f.read(((e - s) >> 12) * 8).hex()])
+print(json.dumps(out))
+"""
+
+PM_MMAP_EXCLUSIVE = 1 << 56
+
+
+def _regions(workload: dict[str, Any]) -> list[tuple[int, int]]:
+    """The workload's own regions (not ``lib``: libc is mapped by others too)."""
+    return [(s, e) for lab, (s, e) in workload["regions"].items() if lab != "lib"]
+
+
+def _inside(a: int, regions: list[tuple[int, int]]) -> bool:
+    return any(s <= a < e for s, e in regions)
+
+
+def test_livewalk_pagemap_from_host(kguest: Guest, sleeper: int, workload: dict[str, Any]) -> None:
     pytest.importorskip("drgn")
-    maps = kguest.get(f"/proc/{sleeper}/maps").decode()
-    start, end = (int(x, 16) for x in maps.splitlines()[0].split()[0].split("-"))
-    r = _host(kguest, "pagemap", "--pid", str(sleeper), "--range", f"{start:x}:{end:x}", "--format", "raw")
-    _check_livewalk(r.returncode == 0, f"livewalk pagemap from the host on {kguest.release}",
-                     r.stderr.decode(), kguest.kernel)  # fmt: skip
-    if kguest.kernel in UNMODELLED:
-        return
-    code = (
-        f"import sys\nf = open('/proc/{sleeper}/pagemap', 'rb')\nf.seek({start >> 12} * 8)\n"
-        f"sys.stdout.write(f.read({(end - start) >> 12} * 8).hex())\n"
-    )
-    kernel = bytes.fromhex(kguest.run("python3 -", input=code, check=True).stdout)
-    ours = r.stdout
-    assert ours == kernel, f"{len(ours)} bytes vs the kernel's {len(kernel)}, differ"
+    kguest.put("/tmp/pagemap_dump.py", PAGEMAP_DUMP)
+    vmas = json.loads(kguest.run(f"python3 /tmp/pagemap_dump.py {sleeper}", check=True, timeout=600).stdout)
+    r = _host(kguest, "pagemap", "--pid", str(sleeper), "--format", "raw")
+    _check_livewalk(r.returncode == 0, f"livewalk pagemap from the host on {kguest.release}", r.stderr.decode())
+    ours = array("Q", r.stdout)
+    regions = _regions(workload)
+    bad: list[str] = []
+    i = 0
+    for start, end, shared, hx in vmas:
+        kernel = array("Q", bytes.fromhex(hx))
+        mine = ours[i : i + len(kernel)]
+        i += len(kernel)
+        for k, (a, b) in enumerate(zip(kernel, mine)):
+            addr = start + k * 4096
+            if shared and not _inside(addr, regions):
+                # a library's or the vDSO's page: others map it too, EXCLUSIVE moves
+                a, b = a & ~PM_MMAP_EXCLUSIVE, b & ~PM_MMAP_EXCLUSIVE
+            if a != b:
+                bad.append(f"{addr:#x}: kernel {a:#018x} livewalk {b:#018x}")
+        if len(mine) != len(kernel):
+            bad.append(f"[{start:#x}, {end:#x}): {len(kernel)} entries vs livewalk's {len(mine)}")
+    assert i == len(ours), f"livewalk wrote {len(ours)} entries, the kernel's VMAs have {i}"
+    assert not bad, f"{len(bad)} mismatches on {kguest.release}:\n" + "\n".join(bad[:20])
 
 
-def test_livewalk_smaps_from_host(kguest: Guest, sleeper: int) -> None:
+def _smaps_blocks(text: str) -> list[tuple[int, list[str]]]:
+    """(start, lines) of each VMA of an smaps text."""
+    out: list[tuple[int, list[str]]] = []
+    for ln in text.splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", ln):
+            out.append((int(ln.split("-")[0], 16), []))
+        out[-1][1].append(" ".join(ln.split()))
+    return out
+
+
+def test_livewalk_smaps_from_host(kguest: Guest, sleeper: int, workload: dict[str, Any]) -> None:
     pytest.importorskip("drgn")
     r = _host(kguest, "smaps", "--pid", str(sleeper))
-    _check_livewalk(r.returncode == 0, f"livewalk smaps from the host on {kguest.release}",
-                     r.stderr.decode(), kguest.kernel)  # fmt: skip
-    if kguest.kernel in UNMODELLED:
-        return
-    kernel = kguest.get(f"/proc/{sleeper}/smaps").decode()
-    ours = r.stdout.decode()
-    # Pss and the Shared/Private split move with the readers mapping libc;
-    # the rest of the text must be the kernel's.
+    _check_livewalk(r.returncode == 0, f"livewalk smaps from the host on {kguest.release}", r.stderr.decode())
+    kernel = _smaps_blocks(kguest.get(f"/proc/{sleeper}/smaps").decode())
+    ours = _smaps_blocks(r.stdout.decode())
+    regions = _regions(workload)
+    # Outside the workload's own regions (libc, the interpreter, [heap]...)
+    # Pss and the Shared/Private split move with the readers mapping the
+    # same files; every other line, and everything of the workload's
+    # regions, must be the kernel's.
     moving = re.compile(r"^(Pss\w*|Shared_\w+|Private_\w+):")
-
-    def stable(text: str) -> list[str]:
-        return [" ".join(ln.split()) for ln in text.splitlines() if not moving.match(ln)]
-
-    k, o = stable(kernel), stable(ours)
-    diff = [f"kernel {a!r} != livewalk {b!r}" for a, b in zip(k, o) if a != b]
-    if len(k) != len(o):
-        diff.insert(0, f"{len(k)} lines vs livewalk's {len(o)}")
-    _check_livewalk(not diff, f"livewalk smaps from the host on {kguest.release}", "\n".join(diff[:10]))
+    diff: list[str] = []
+    if [s for s, _ in kernel] != [s for s, _ in ours]:
+        diff.append(f"VMAs differ: kernel {len(kernel)}, livewalk {len(ours)}")
+    for (start, k), (_, o) in zip(kernel, ours):
+        own = _inside(start, regions)
+        kk = [ln for ln in k if own or not moving.match(ln)]
+        oo = [ln for ln in o if own or not moving.match(ln)]
+        if len(kk) != len(oo):
+            diff.append(f"{k[0]}: {len(kk)} lines vs livewalk's {len(oo)}")
+        diff += [f"{k[0][:40]}: kernel {a!r} != livewalk {b!r}" for a, b in zip(kk, oo) if a != b]
+    assert not diff, f"{len(diff)} differences on {kguest.release}:\n" + "\n".join(diff[:20])
 
 
 # --- a kernel of one's own ---------------------------------------------------

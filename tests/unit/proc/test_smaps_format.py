@@ -155,6 +155,9 @@ class _KS:
     zones_pgshift = 51
     zones_mask = 7
     mm_ids_shared_bit = 63
+    compound_mapcount = False
+    hugetlb_dtor = None
+    pg_double_map = None
 
 
 def _reader() -> PageReader:
