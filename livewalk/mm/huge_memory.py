@@ -62,10 +62,6 @@ S_ANON_INODE = 1 << 19
 S_DAX = 1 << 13
 #: ``MMF_DISABLE_THP`` (Linux 6.1 ``include/linux/sched/coredump.h``).
 MMF_DISABLE_THP = 24
-# VM_IO and VM_DONTEXPAND, of VM_NO_KHUGEPAGED (Linux 6.1 include/linux/mm.h;
-# the same bits through 7.2): VMFlagBits has no field for them.
-_VM_IO = 1 << 14
-_VM_DONTEXPAND = 1 << 18
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 
@@ -201,7 +197,8 @@ def hugepage_vma_check(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> bool:
     inode = vm_file.f_inode.read_() if int(vm_file.value_()) else None
     if inode is not None and int(inode.i_flags.value_()) & S_DAX:
         return False  # vma_is_dax(): only a fault may map it huge
-    if flags & (_VM_IO | _VM_DONTEXPAND | bits.VM_PFNMAP | bits.VM_MIXEDMAP | bits.VM_HUGETLB):
+    # VM_NO_KHUGEPAGED (Linux 6.1 include/linux/mm.h) and VM_HUGETLB
+    if flags & (bits.VM_IO | bits.VM_DONTEXPAND | bits.VM_PFNMAP | bits.VM_MIXEDMAP | bits.VM_HUGETLB):
         return False  # VM_NO_KHUGEPAGED
     anonymous = not int(vma_obj.vm_ops.value_())
     # transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)

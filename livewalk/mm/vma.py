@@ -73,8 +73,10 @@ class VMFlagBits:
     growsdown: int = 8
     pfnmap: int = 10
     locked: int = 13
+    io: int = 14
     seq_read: int = 15
     rand_read: int = 16
+    dontexpand: int = 18
     hugetlb: int = 22
     soft_dirty: int | None = 27
     mixedmap: int = 28
@@ -116,6 +118,14 @@ class VMFlagBits:
     @property
     def VM_LOCKED(self) -> int:
         return 1 << self.locked
+
+    @property
+    def VM_IO(self) -> int:
+        return 1 << self.io
+
+    @property
+    def VM_DONTEXPAND(self) -> int:
+        return 1 << self.dontexpand
 
     @property
     def VM_SEQ_READ(self) -> int:
