@@ -41,7 +41,7 @@ import struct
 from typing import Any
 
 from drgn import FaultError, Object, Program, cast, offsetof, sizeof
-from drgn.helpers.linux.mm import compound_head
+from drgn.helpers.linux.mm import compound_head, virt_to_pfn
 
 from livewalk.arch import ULONG_MAX
 from livewalk.kernel import KernelFeatures
@@ -252,7 +252,6 @@ class KernelState:
         self.zone_device = _enum_value(prog, "ZONE_DEVICE")
 
         self.shmem_aops = _symbol_address(prog, "shmem_aops")
-        self.page_offset = int(prog["page_offset_base"].value_())
         self.ptdesc_share_off: int | None = None
         # struct ptdesc (6.6+), else struct page itself (6.1 stable)
         for table_type in ("struct ptdesc", "struct page"):
@@ -621,7 +620,7 @@ class PageReader:
         ks = self.ks
         if ks.ptdesc_share_off is None:
             return 0
-        pfn = (table_kaddr - ks.page_offset) >> 12
+        pfn = int(virt_to_pfn(self.prog, table_kaddr).value_())
         return _S32.unpack_from(self.page_bytes(pfn), ks.ptdesc_share_off)[0]
 
 
