@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
@@ -177,6 +177,17 @@ class RangeConsistency:
         """The torn ranges that overlap [*start*, *end*)."""
         return [t for t in self.torn if t.start < end and start < t.end]
 
+    def marks(self, start: int = 0, end: int = ULONG_MAX + 1) -> list[str]:
+        """
+        The text mark of the torn ranges that overlap [*start*, *end*): one
+        ``# torn RANGE REASON: DETAIL`` line each (the form of ``livewalk
+        pagemap``'s text output), none when nothing there tore.
+
+        >>> RangeConsistency(0, 8192, torn=[TornRange(0, 4096, TABLE_CHANGED)]).marks()
+        ['# torn 0x0-0x1000 table changed']
+        """
+        return [f"# torn {t}" for t in self.torn_in(start, end)]
+
     def consistent(self, start: int, end: int) -> bool:
         """[*start*, *end*) holds at least at the ``"table"`` level."""
         return not self.torn_in(start, end)
@@ -275,6 +286,19 @@ class ConsistencyTally:
         if strict and self.torn:
             raise TornError(RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
                                              self.tables, self.tables_torn))
+
+    def report(self, strict: bool, stream: TextIO, who: str = "livewalk") -> None:
+        """
+        End a command: with *strict* raise :class:`TornError` if anything
+        tore, otherwise write the one-line :meth:`summary` to *stream*
+        (``"livewalk: 3 of 412 VMAs changed while read ..."``; nothing when
+        nothing tore).
+        """
+        self.check(strict)
+        line = self.summary()
+        if line:
+            stream.write(f"{who}: {line}\n")
+            stream.flush()
 
 
 # -- the check of one read -------------------------------------------------------
