@@ -49,7 +49,7 @@ libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 MB2, PAGE = 2 << 20, 4096
 raw = libc.mmap(None, 3 * MB2, 3, 0x22, -1, 0)
 base = (raw + MB2 - 1) & ~(MB2 - 1)
-assert libc.madvise(base, MB2, 14) == 0          # MADV_NOHUGEPAGE
+assert libc.madvise(base, MB2, 15) == 0          # MADV_NOHUGEPAGE
 def touch(i):
     ctypes.memset(base + i * PAGE, 0x5A, 1)
 for i in range(16):
@@ -141,7 +141,9 @@ def _pte_table(mm: Any, addr: int) -> int:
     from livewalk.tools.vtop import vtop
 
     r = vtop(mm, addr)
-    step = next(s for s in r.steps if s.level == PageTableLevel.PTE)
+    steps = [s for s in r.steps if s.level == PageTableLevel.PTE]
+    assert steps, f"{addr:#x} is not mapped by a PTE table: {r.state}, {r.leaf_level}"
+    step = steps[0]
     paging = backend_for_mm(mm).paging
     return (step.kaddr - paging.page_offset) & ~(PAGE - 1)
 
