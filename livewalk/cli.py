@@ -287,8 +287,8 @@ def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, ta
 
 
 def _torn_lines(cons: Any) -> list[str]:
-    """The text mark of a pagemap range: one comment line per torn range."""
-    return [f"# torn {t}" for t in cons.torn]
+    """The text marks of a pagemap range: one comment line per torn or not-in-dump range."""
+    return list(cons.marks())
 
 
 def _report_consistency(tally: Any, args: argparse.Namespace) -> None:
@@ -374,6 +374,7 @@ def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
         doc = smaps_dicts(entries)
         for d, e in zip(doc, entries):  # the per-VMA mark
             d["torn"] = [t.as_dict() for t in r.consistency.torn_in(e.vm_start, e.vm_end)]
+            d["not_in_dump"] = [t.as_dict() for t in r.consistency.missing_in(e.vm_start, e.vm_end)]
         json.dump(doc, out, indent=1)
         out.write("\n")
     else:

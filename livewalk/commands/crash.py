@@ -390,9 +390,18 @@ def _collect_ops() -> Any:
         return 0
 
     def pmd_entry(pmd: Any, addr: int, next: int, walk: Any) -> int:
+        from livewalk.backend import TableReadError
+
         tables: _Tables = walk.private
         base = addr & ~(PMD_SIZE - 1)
-        table = pmd.pte_table()
+        try:
+            table = pmd.pte_table()
+        except TableReadError as e:
+            # not in the dump: a hole, recorded in walk.errors as the walker
+            # records the tables it cannot read itself
+            walk.overlay.error(PageTableLevel.PMD, addr, e.paddr, "unreadable")
+            walk.action = PageWalkAction.ACTION_CONTINUE
+            return 0
         if table is not None:
             tables.pte_tables[base] = table
         else:
@@ -450,11 +459,18 @@ def collect_tables_consistent(mm: Any, start: int, end: int, retries: int) -> tu
 
 def vm_pages(
     tables: _Tables, vma: Any, paging: Any, swap_name: Callable[[int], str | None],
-    file_path: str, paddr_prlen: int,
+    file_path: str, paddr_prlen: int, missing: Sequence[tuple[int, int]] = (),
 ) -> Iterator[str]:
-    """crash's ``vm -p`` lines of one VMA, from the collected *tables*."""
+    """
+    crash's ``vm -p`` lines of one VMA, from the collected *tables*. A page
+    in one of the *missing* ranges (its page table is not in the dump) is
+    ``(not in dump)``: whether it is mapped is unknown.
+    """
     page_shift = paging.page_shift
     for vaddr in range(vma.vm_start, vma.vm_end, 1 << page_shift):
+        if any(s <= vaddr < e for s, e in missing):
+            yield cf.format_vm_page(vaddr, "(not in dump)", None, paddr_prlen)
+            continue
         value = 0
         offset = 0
         level = PageTableLevel.PTE
@@ -553,7 +569,8 @@ def crash_vm(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | 
             w = max(t.paddr_prlen, 8)
             yield f"{'VIRTUAL':<{cf.UVADDR_PRLEN}}  {'PHYSICAL':<{w}}".rstrip()
             path = _file_path(vma.obj) if isinstance(vma.obj, Object) else ""
-            yield from vm_pages(tables, vma, t.paging, t.swap_name, path, t.paddr_prlen)
+            missing = [(m.start, m.end) for m in cons.missing_in(vma.vm_start, vma.vm_end)]
+            yield from vm_pages(tables, vma, t.paging, t.swap_name, path, t.paddr_prlen, missing)
 
 
 # -- pte, pfn ----------------------------------------------------------------------------

@@ -88,6 +88,7 @@ is kept: ``torn`` there is the negation of the ``"walk"`` level.
 from livewalk.consistency.ranges import (
     DEFAULT_RETRIES,
     DEFAULT_WALK_RETRIES,
+    NOT_IN_DUMP,
     READ_ERROR,
     TABLE_CHANGED,
     VMA_TREE_CHANGED,
@@ -118,6 +119,7 @@ __all__ = (
     "ConsistentRead",
     "DEFAULT_RETRIES",
     "DEFAULT_WALK_RETRIES",
+    "NOT_IN_DUMP",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",

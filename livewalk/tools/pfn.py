@@ -137,6 +137,8 @@ class PfnState:
     index: int
     swapcache: tuple[int, int] | None
     file: str = ""
+    #: why the state is unknown (its ``struct page`` is not in the dump), or ""
+    not_in_dump: str = ""
 
 
 @dataclasses.dataclass
@@ -194,19 +196,31 @@ def page_state(prog: Program, pfn: int) -> PfnState:
     ``address_space`` and the file's path), with the swap entry of a folio
     in the swap cache.
 
-    :raises LivewalkError: if *pfn* lies outside memory or its ``struct
-        page`` cannot be read (not in the dump)
+    A ``struct page`` (or folio) that is not in the dump gives a state with
+    :attr:`PfnState.not_in_dump` set and the fields read so far.
+
+    :raises LivewalkError: if *pfn* lies outside memory
     """
+    from livewalk.mm.page import KernelState
+
+    _check_pfn(prog, pfn)
+    ks = KernelState.for_program(prog)
+    try:
+        return _page_state(prog, pfn)
+    except FaultError as e:
+        return PfnState(pfn=pfn, page=ks.pfn_to_page_addr(pfn), head_pfn=pfn, order=0, flags=0,
+                        flag_names="", refcount=0, mapcount=0, folio_mapcount=0, mapping=0,
+                        kind="none", index=0, swapcache=None,
+                        not_in_dump=f"its struct page is not in the dump ({e})")
+
+
+def _page_state(prog: Program, pfn: int) -> PfnState:
     from drgn.helpers.linux.mm import pfn_to_page
 
     from livewalk.mm.page import KernelState, PageReader
 
-    _check_pfn(prog, pfn)
     reader = PageReader(prog)
-    try:
-        pi = reader.info(pfn)
-    except FaultError as e:
-        raise LivewalkError(f"the struct page of PFN {pfn:#x} is not readable: {e}") from None
+    pi = reader.info(pfn)
     ks = KernelState.for_program(prog)
     nr = pi.nr_pages if pi.large else 1
     order = nr.bit_length() - 1
@@ -351,8 +365,17 @@ def _ops() -> Any:
         return 0
 
     def pmd_entry(pmd: Any, addr: int, next: int, walk: Any) -> int:
+        from livewalk.backend import TableReadError
+
         s: _Search = walk.private
-        table = None if pmd.none else pmd.pte_table()
+        try:
+            table = None if pmd.none else pmd.pte_table()
+        except TableReadError as e:
+            # not in the dump: a hole, recorded in walk.errors as the walker
+            # records the tables it cannot read itself
+            walk.overlay.error(PageTableLevel.PMD, addr, e.paddr, "unreadable")
+            walk.action = PageWalkAction.ACTION_CONTINUE
+            return 0
         if table is not None:
             s.scan_table(table, addr & ~((1 << 21) - 1))
         elif pmd.leaf or not (pmd.present or pmd.none):
@@ -490,11 +513,8 @@ def who_maps(prog: Program, pfn: int, *, retries: int = DEFAULT_RETRIES) -> PfnR
                      consistency, names)
 
 
-def format_pfn(report: PfnReport) -> str:
-    """The report as text: the page, then one line per mapping."""
-    s = report.state
+def _state_lines(s: PfnState) -> list[str]:
     lines = [
-        f"PFN {s.pfn:x}  PHYSICAL {s.pfn << 12:x}  PAGE {s.page:x}",
         f"  FOLIO: head pfn {s.head_pfn:x}, order {s.order} ({(1 << s.order) * 4} KiB)"
         + ("" if s.head_pfn == s.pfn else f", page {s.pfn - s.head_pfn} of the folio"),
         f"  FLAGS: {s.flags:x} {s.flag_names}".rstrip(),
@@ -511,6 +531,23 @@ def format_pfn(report: PfnReport) -> str:
         lines.append("  MAPPING: none")
     if s.swapcache is not None:
         lines.append(f"  SWAPCACHE: type {s.swapcache[0]}, offset {s.swapcache[1]:#x}")
+    return lines
+
+
+def format_pfn(report: PfnReport) -> str:
+    """
+    The report as text: the page (``(not in dump: ...)`` when its ``struct
+    page`` is not in the dump), then one line per entry that holds it, with
+    its kind for non-present entries and ``torn`` where it changed while
+    read, then the ``# torn`` and ``# not in dump`` marks of each address
+    space searched.
+    """
+    s = report.state
+    lines = [f"PFN {s.pfn:x}  PHYSICAL {s.pfn << 12:x}  PAGE {s.page:x}"]
+    if s.not_in_dump:
+        lines.append(f"  FOLIO, FLAGS, REFCOUNT, MAPCOUNT, MAPPING: (not in dump: {s.not_in_dump})")
+    else:
+        lines += _state_lines(s)
     lines.append("")
     lines.append(f"{'PID':>7}  {'COMMAND':<16} {'VIRTUAL':>16}  LEVEL  {'ENTRY':>16}")
     for m in report.mappings:

@@ -183,7 +183,9 @@ class VtopResult:
     :ivar state: ``"present"``, ``"protnone"``, ``"none"`` (nothing mapped:
         a hole or a none leaf), ``"swap"``, ``"migration"``, ``"device"``,
         ``"hwpoison"``, ``"marker"`` (a PTE marker: guard, uffd-wp,
-        poisoned) or ``"no_vma"`` (the address is in no VMA)
+        poisoned), ``"no_vma"`` (the address is in no VMA) or
+        ``"not_in_dump"`` (a page table on the way is not in the dump:
+        what maps the address is unknown)
     :ivar leaf_level: the level of the last entry (the leaf) or ``None``
     :ivar leaf_size: bytes mapped by the leaf (4 KiB, 2 MiB, 1 GiB...), or
         for a hole the size of the hole's span at that level
@@ -387,7 +389,13 @@ def _finish(st: _State) -> VtopResult:
     r = st.result
     for e in st.walk.errors if st.walk is not None else ():
         name = _LEVEL_NAMES.get(PageTableLevel(e.level), str(e.level))
-        msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
+        if e.reason == "unreadable":
+            # crash's "page excluded": the table is not in the dump (or
+            # outside RAM); the walk saw a hole there
+            msg = (f"the table below the {name} entry for {e.addr:#x}, at physical address "
+                   f"{e.value:#x}, is not in the dump (page excluded)")
+        else:
+            msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
         if msg not in r.errors:
             r.errors.append(msg)
     r.steps.sort(key=lambda s: -int(s.level))
@@ -568,6 +576,8 @@ def _judged(mm: Any, addr: int, translate: Any, retries: int) -> VtopResult:
     if result is None:  # no read ever ended (read errors): say so, as a plain vtop would
         result = translate(None)
     result.consistency = r.consistency
+    if r.consistency.missing and result.state == "none":
+        result.state = "not_in_dump"
     return result
 
 
@@ -647,6 +657,7 @@ def format_vtop(r: VtopResult) -> str:
             "device": "(device-private memory)",
             "hwpoison": "(hardware-poisoned)",
             "marker": "(PTE marker)",
+            "not_in_dump": "(not in dump)",
         }.get(r.state, f"({r.state})")
     lines.append(f"{'VIRTUAL':<18} PHYSICAL")
     lines.append(f"{r.addr:<18x} {phys}")
@@ -677,6 +688,8 @@ def format_vtop(r: VtopResult) -> str:
             span = f"{_size_str(r.leaf_size)} span" if r.leaf_size else ""
             where = f"{lvl} none" + (f" ({span})" if span else "")
             lines.append(f"  NOT MAPPED: {where}")
+        elif r.state == "not_in_dump":
+            lines.append(f"  NOT IN DUMP: the table below the {lvl} level is not in the dump")
         else:
             lines.append(f"  {r.state.upper()}: {_swap_str(r.swap, paging)} ({_size_str(r.leaf_size)} {kind}{lvl} entry)")
     elif r.state == "no_vma":

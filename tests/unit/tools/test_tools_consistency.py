@@ -207,3 +207,50 @@ def test_tally_report(mm: SyntheticMM) -> None:
     assert err.getvalue().count("\n") == 1
     with pytest.raises(TornError, match="changed while read"):
         tally.report(True, io.StringIO())
+
+
+# -- a page table not in the dump ----------------------------------------------------------
+
+
+def test_table_not_in_dump_is_reported_per_range(mm: SyntheticMM) -> None:
+    from livewalk.consistency import NOT_IN_DUMP
+    from livewalk.tools.crash_format import format_vtop_crash
+
+    b = mm.backend
+    table = mm.make_unreadable(PTE, BASE + MB2)
+    addr = BASE + MB2 + 0x3000
+    r = vtop_consistent(mm, addr)
+    c = r.consistency
+    assert c is not None and c.level == "walk" and c.torn == []     # not torn: it will not change
+    assert [(t.start, t.end, t.reason) for t in c.missing] == [(addr, addr + 4096, NOT_IN_DUMP)]
+    assert r.state == "not_in_dump" and r.pfn is None
+    text = format_vtop(r)
+    assert "(not in dump)" in text.splitlines()[1]
+    assert f"physical address {table:#x}, is not in the dump (page excluded)" in text
+    assert f"# not in dump {addr:#x}-{addr + 4096:#x}" in text
+    assert vtop_json(r)["consistency"]["missing"][0]["reason"] == NOT_IN_DUMP
+    crash = format_vtop_crash(r, b.paging, entry_paddr=lambda k: k - b.paging.page_offset, vma_line="V")
+    assert crash[1].split()[1:] == ["(not", "in", "dump)"]
+    # the pages around it are answered as usual
+    ok = vtop_consistent(mm, BASE + 0x3000)
+    assert ok.state == "present" and ok.consistency is not None and ok.consistency.missing == []
+    # vm -p: that table's pages are "(not in dump)", one by one; the rest as usual
+    tables, cons = collect_tables_consistent(mm, 0, TASK_SIZE, 0)
+    assert [(t.start, t.end) for t in cons.missing] == [(BASE + MB2, BASE + 2 * MB2)]
+    first = mm.vmas[0]
+    missing = [(t.start, t.end) for t in cons.missing_in(first.vm_start, first.vm_end)]
+    lines = list(vm_pages(tables, first, b.paging, lambda t: None, "", 9, missing))
+    by_addr = {int(line.split()[0], 16): line.split(None, 1)[1] for line in lines}
+    assert by_addr[BASE + 0x3000] == "1003000"
+    assert by_addr[BASE + 0x4000 * 100] == "(not mapped)"
+    assert all(by_addr[a] == "(not in dump)" for a in range(BASE + MB2, BASE + 2 * MB2, 4096))
+    assert cons.marks(first.vm_start, first.vm_end) == [
+        f"# not in dump {BASE + MB2:#x}-{BASE + 2 * MB2:#x}: PMD entry's table {table:#x} not readable"]
+    tally = ConsistencyTally()
+    tally.add(cons)
+    err = io.StringIO()
+    tally.report(True, err)  # not torn: --strict does not fail on what the dump lacks
+    assert err.getvalue().startswith("livewalk: 1 ranges (2048 KiB of address space) not in dump: ")
+    # pfn: a mapping under that table cannot be seen; the search says where it did not look
+    hits, cons = find_pfn_in_mm_consistent(mm, 0x2003)
+    assert hits == [] and [(t.start, t.end) for t in cons.missing] == [(BASE + MB2, BASE + 2 * MB2)]
