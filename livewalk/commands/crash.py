@@ -540,23 +540,24 @@ def crash_vm(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | 
     contexts = args.tasks or [None]
     for n, ctx in enumerate(contexts):
         task = _task(prog, ctx)
+        mm = mm_of_task(task)
+        tables = cons = None
+        if args.pages:
+            # the walk first: --strict fails before anything of this task is shown
+            tables, cons = collect_tables_consistent(mm, 0, t.backend.mm_task_size(mm), args.retries)
+            if tally is not None:
+                tally.add(cons)
+                tally.check(args.strict)
+        vmas = t.backend.vmas(mm)  # as of the end of the walk, as its check read them
         if n:
             yield ""
         yield _task_header(task)
-        mm = mm_of_task(task)
         try:
             rss = task_rss(task).total
         except Exception:  # an older kernel's counters: crash shows 0 too
             rss = 0
         yield from cf.format_vm_header(int(mm.value_()), int(mm.pgd.value_()), rss * 4,
                                        int(mm.total_vm.value_()) * 4)
-        vmas = t.backend.vmas(mm)
-        tables = cons = None
-        if args.pages:
-            tables, cons = collect_tables_consistent(mm, 0, t.backend.mm_task_size(mm), args.retries)
-            if tally is not None:
-                tally.add(cons)
-                tally.check(args.strict)
         if not args.pages:
             yield cf.format_vma_header()
         for vma in vmas:
