@@ -775,7 +775,7 @@ def pause_after_table_read(
     """
     fired: list[int] = []
     reads = [0]
-    read = DrgnBackend.read_table.__get__(backend)
+    read = backend.read_table  # the class's method, bound
 
     def read_then_pause(addr: int) -> Sequence[int]:
         data = read(addr)
