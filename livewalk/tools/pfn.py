@@ -447,25 +447,35 @@ def find_pfn_in_mm_consistent(mm: Any, pfn: int, *, retries: int = DEFAULT_RETRI
     return (r.value or []), r.consistency
 
 
-def _mms(prog: Program) -> Iterable[tuple[Object, list[tuple[int, str]]]]:
-    """Each mm once, with the (pid, comm) of every task using it."""
+def _mms(prog: Program, errors: list[str]) -> Iterable[tuple[Object, list[tuple[int, str]]]]:
+    """
+    Each mm once, with the (pid, comm) of every task using it. A task list
+    that breaks off (a task not in the dump) ends the list there, said in
+    *errors*.
+    """
     from drgn.helpers.linux.pid import for_each_task
 
     from livewalk.task import task_comm
 
     by_mm: dict[int, tuple[Object, list[tuple[int, str]]]] = {}
-    for task in for_each_task(prog):
+    tasks = for_each_task(prog)
+    while True:
         try:
+            task = next(tasks)
             mm = task.mm.read_()
             addr = int(mm.value_())
-        except FaultError:
-            continue
+            pid = int(task.pid.value_())
+            comm = task_comm(task)
+        except StopIteration:
+            break
+        except FaultError as e:
+            errors.append(f"the task list is not in the dump past {len(by_mm)} address spaces ({e})")
+            break
         if not addr:
             continue
-        pid = int(task.pid.value_())
         if addr not in by_mm:
             by_mm[addr] = (mm, [])
-        by_mm[addr][1].append((pid, task_comm(task)))
+        by_mm[addr][1].append((pid, comm))
     for mm, users in by_mm.values():
         users.sort()
         yield mm, users
@@ -490,7 +500,7 @@ def who_maps(prog: Program, pfn: int, *, retries: int = DEFAULT_RETRIES) -> PfnR
     reads = 0
     consistency: dict[int, RangeConsistency] = {}
     names: dict[int, str] = {}
-    for mm, users in _mms(prog):
+    for mm, users in _mms(prog, errors):
         mms += 1
         tasks += len(users)
         pid, comm = users[0]
