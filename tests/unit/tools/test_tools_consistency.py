@@ -254,3 +254,22 @@ def test_table_not_in_dump_is_reported_per_range(mm: SyntheticMM) -> None:
     # pfn: a mapping under that table cannot be seen; the search says where it did not look
     hits, cons = find_pfn_in_mm_consistent(mm, 0x2003)
     assert hits == [] and [(t.start, t.end) for t in cons.missing] == [(BASE + MB2, BASE + 2 * MB2)]
+
+
+def test_pagemap_table_not_in_dump(mm: SyntheticMM) -> None:
+    from livewalk.consistency import read_consistent
+    from livewalk.proc.pagemap import pagemap_read
+    from tests.unit.proc.test_pagemap_format import Pages
+
+    mm.make_unreadable(PTE, BASE + MB2)
+
+    def read(s: int, e: int, walks: list[Any]) -> Any:
+        return pagemap_read(mm, s, e, page_state=Pages(), walks=walks)
+
+    r = read_consistent(mm, BASE, BASE + 2 * MB2, read)
+    assert r.consistency.level == "walk" and r.consistency.torn == []
+    assert [(t.start, t.end) for t in r.consistency.missing] == [(BASE + MB2, BASE + 2 * MB2)]
+    assert r.value is not None and len(r.value) == 1024
+    assert all(v == 0 for v in r.value[512:])                   # holes, marked as not in dump
+    assert list(r.value[:512]) == list(pagemap_read(mm, BASE, BASE + MB2, page_state=Pages()))
+    assert r.value[3] >> 63 == 1                                # the readable table is answered
