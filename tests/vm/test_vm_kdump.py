@@ -314,14 +314,15 @@ def test_kdump_crash_commands(kd: dict[str, Any], level: str) -> None:
                 present += 1
                 ok = ours is not None and re.fullmatch(r"[0-9a-f]+", ours) is not None \
                     and int(ours, 16) >> 12 == entry & PM_PFRAME_MASK
+            elif entry & PM_GUARD_REGION:  # pagemap sets PM_SWAP for PTE markers too
+                ok = ours is not None and ours.startswith("PTE_MARKER") and "guard" in ours
+            elif entry & PM_SWAP and ours is not None and ours.startswith("PTE_MARKER"):
+                ok = bool(entry & PM_UFFD_WP) and "uffd-wp" in ours
             elif entry & PM_SWAP:
                 swapped += 1
                 ok = ours is not None and ours.startswith("SWAP:")
-            elif entry & PM_GUARD_REGION:
-                ok = ours is not None and ours.startswith("PTE_MARKER") and "guard" in ours
-            else:  # nothing mapped, or a uffd-wp marker (PM_UFFD_WP alone)
-                ok = ours is not None and (ours == "(not mapped)" or ours.startswith("FILE:") or (
-                    bool(entry & PM_UFFD_WP) and ours.startswith("PTE_MARKER") and "uffd-wp" in ours))
+            else:  # nothing mapped
+                ok = ours is not None and (ours == "(not mapped)" or ours.startswith("FILE:"))
             if not ok:
                 bad.append(f"{addr:#x}: kernel {entry:#018x}, vm -p {ours!r}")
     print(f"\n[kdump vm -p level {level}] {len(pages)} pages ({present} present, {swapped} swapped, "
