@@ -229,7 +229,8 @@ class RangeConsistency:
             size = sum(t.end - t.start for t in self.missing)
             shown = "; ".join(f"{t.start:#x}-{t.end:#x} ({t.detail})" for t in self.missing[:3])
             more = f"; and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
-            parts.append(f"{len(self.missing)} ranges ({size >> 10} KiB of address space) "
+            n = len(self.missing)
+            parts.append(f"{n} range{'' if n == 1 else 's'} ({size >> 10} KiB of address space) "
                          f"{NOT_IN_DUMP}: {shown}{more}")
         return "; ".join(parts)
 

@@ -250,7 +250,7 @@ def test_table_not_in_dump_is_reported_per_range(mm: SyntheticMM) -> None:
     tally.add(cons)
     err = io.StringIO()
     tally.report(True, err)  # not torn: --strict does not fail on what the dump lacks
-    assert err.getvalue().startswith("livewalk: 1 ranges (2048 KiB of address space) not in dump: ")
+    assert err.getvalue().startswith("livewalk: 1 range (2048 KiB of address space) not in dump: ")
     # pfn: a mapping under that table cannot be seen; the search says where it did not look
     hits, cons = find_pfn_in_mm_consistent(mm, 0x2003)
     assert hits == [] and [(t.start, t.end) for t in cons.missing] == [(BASE + MB2, BASE + 2 * MB2)]
