@@ -345,6 +345,12 @@ def test_hand_filtered_core_not_in_dump(guest5: Guest, wl: Workload, tmp_path: A
     # pagemap: the range is marked; its entries read as holes
     out = livewalk("pagemap", "--pid", str(wl.pid), "--range", f"{start:x}:{end:x}")
     assert f"# not in dump {start:#x}-{end:#x}" in out, out
+    # smaps --json: the VMA says which of its ranges the dump lacks
+    import json
+
+    doc = json.loads(livewalk("smaps", "--pid", str(wl.pid), "--json"))
+    marked = [m for d in doc for m in d["not_in_dump"]]
+    assert [(m["start"], m["end"]) for m in marked] == [(start, end)], marked
     # pfn: the page's state is not in the dump, per field; the search goes on and
     # says where it could not look
     out = livewalk("pfn", f"{pfn:#x}")
