@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from livewalk.backend import backend_for_mm
-from livewalk.commands.args import parse_address, parse_range
-from livewalk.consistency import DEFAULT_RETRIES
+from livewalk.commands.args import add_consistency_arguments, parse_address, parse_range
 from livewalk.crosscheck import add_crosscheck_parser, crosscheck_command
 from livewalk.errors import AddressError, LivewalkError, UsageError, WalkFailedError
 from livewalk.progress import Progress
@@ -158,6 +157,7 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
     p.add_argument("addresses", metavar="ADDR", nargs="+", type=_addr_type,
                    help="hexadecimal virtual address")
     p.add_argument("--json", action="store_true", help="JSON output")
+    _add_consistency_options(p)
 
     p = add(
         "ptdump",
@@ -273,12 +273,7 @@ def _vma_ranges(mm: Any) -> list[tuple[int, int]]:
 
 
 def _add_consistency_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strict", action="store_true",
-                   help="fail (exit status 1) if any range changed while it was read, "
-                   "instead of marking it")
-    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
-                   help="read again what changed while read, at most N times "
-                   f"(default: {DEFAULT_RETRIES})")
+    add_consistency_arguments(p)
 
 
 def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, tally: Any) -> tuple[Any, Any]:
@@ -292,8 +287,8 @@ def _pagemap_checked(mm: Any, start: int, end: int, args: argparse.Namespace, ta
 
 
 def _torn_lines(cons: Any) -> list[str]:
-    """The text mark of a pagemap range: one comment line per torn range."""
-    return [f"# torn {t}" for t in cons.torn]
+    """The text marks of a pagemap range: one comment line per torn or not-in-dump range."""
+    return list(cons.marks())
 
 
 def _report_consistency(tally: Any, args: argparse.Namespace) -> None:
@@ -379,6 +374,7 @@ def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
         doc = smaps_dicts(entries)
         for d, e in zip(doc, entries):  # the per-VMA mark
             d["torn"] = [t.as_dict() for t in r.consistency.torn_in(e.vm_start, e.vm_end)]
+            d["not_in_dump"] = [t.as_dict() for t in r.consistency.missing_in(e.vm_start, e.vm_end)]
         json.dump(doc, out, indent=1)
         out.write("\n")
     else:
@@ -388,25 +384,32 @@ def cmd_smaps(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from livewalk.tools.vtop import format_vtop, vtop, vtop_json, vtop_kernel
+    from livewalk.consistency import ConsistencyTally
+    from livewalk.tools.vtop import format_vtop, vtop_consistent, vtop_json, vtop_kernel_consistent
 
     results = []
+    tally = ConsistencyTally()
     if args.kernel:
         for addr in args.addresses:
-            results.append(vtop_kernel(prog, addr))
+            results.append(vtop_kernel_consistent(prog, addr, retries=args.retries))
     else:
         task, mm = _mm(prog, args.pid)
         for addr in args.addresses:
-            r = vtop(mm, addr)
+            r = vtop_consistent(mm, addr, retries=args.retries)
             r.pid = args.pid
             r.comm = _comm(task)
             results.append(r)
+    for r in results:
+        if r.consistency is not None:
+            tally.add(r.consistency)
+    tally.check(args.strict)
     if args.json:
         docs = [vtop_json(r) for r in results]
         json.dump(docs[0] if len(docs) == 1 else docs, out, indent=1)
         out.write("\n")
     else:
         out.write("\n\n".join(format_vtop(r) for r in results) + "\n")
+    _report_consistency(tally, args)
     return 0
 
 

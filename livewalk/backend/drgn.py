@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import dataclasses
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import drgn
@@ -48,6 +49,7 @@ from livewalk.task import struct_tag, type_unaliased
 
 __all__ = (
     "DrgnBackend",
+    "pause_after_table_read",
     "vmcoreinfo_number",
 )
 
@@ -860,6 +862,52 @@ class DrgnBackend:
 
 def _backend_of(obj: Object) -> DrgnBackend:
     return DrgnBackend.for_program(obj.prog_)
+
+
+# -- test-only seam ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def pause_after_table_read(
+    backend: DrgnBackend, paddr: int, change: Callable[[], None]
+) -> Iterator[list[int]]:
+    """
+    Test-only seam (the real-kernel twin of the synthetic backend's
+    ``inject_after_read``): inside the ``with`` block, the first read of
+    the page-table page at physical address *paddr* returns what it read,
+    but only after ``change()`` has run -- the reader is paused right after
+    reading that table while the test makes the target change it (say, a
+    guest process faulting a page in or unmapping one), then goes on with
+    its copy. Later reads are not touched. The context value is a list
+    that gets one item (the number of reads seen before) when the change
+    has run.
+
+    Nothing in the readers knows of this: it replaces :meth:`DrgnBackend.read_table`
+    on this one backend object for the duration of the block and puts the
+    class's method back at its end.
+
+    >>> with pause_after_table_read(backend, pte_table, touch_page) as fired:  # doctest: +SKIP
+    ...     r = pagemap_read_consistent(mm, start, end, retries=0)
+    >>> fired, r.consistency.level                                            # doctest: +SKIP
+    ([3], 'torn')
+    """
+    fired: list[int] = []
+    reads = [0]
+    read = backend.read_table  # the class's method, bound
+
+    def read_then_pause(addr: int) -> Sequence[int]:
+        data = read(addr)
+        reads[0] += 1
+        if addr == paddr and not fired:
+            fired.append(reads[0] - 1)
+            change()
+        return data
+
+    backend.read_table = read_then_pause  # type: ignore[method-assign,assignment]
+    try:
+        yield fired
+    finally:
+        del backend.read_table
 
 
 register_backend(Object, _backend_of)

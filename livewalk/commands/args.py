@@ -13,10 +13,13 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 from livewalk.arch import ULONG_MAX
+from livewalk.consistency import DEFAULT_RETRIES
 from livewalk.errors import UsageError
 
-__all__ = ("parse_address", "parse_range")
+__all__ = ("add_consistency_arguments", "parse_address", "parse_range", "parse_retries")
 
 
 def parse_address(text: str, what: str = "address") -> int:
@@ -65,3 +68,41 @@ def parse_range(text: str) -> tuple[int, int]:
     if start >= end:
         raise UsageError(f"bad --range {text!r}: START must be below END")
     return start, end
+
+
+def parse_retries(text: str) -> int:
+    """
+    ``--retries N``: a count of rounds of reads again, 0 or more.
+
+    >>> parse_retries("0"), parse_retries("5")
+    (0, 5)
+    """
+    try:
+        n = int(text.strip(), 10)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UsageError(f"bad --retries {text!r}: expected a number, 0 or more")
+    return n
+
+
+def _retries_type(text: str) -> int:
+    import argparse
+
+    try:
+        return parse_retries(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_consistency_arguments(p: Any) -> None:
+    """
+    ``--strict`` and ``--retries N`` (:mod:`livewalk.consistency`), shared by
+    every command that reads a live target's page tables.
+    """
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit status 1) if any range changed while it was read, "
+                   "instead of marking it")
+    p.add_argument("--retries", type=_retries_type, default=DEFAULT_RETRIES, metavar="N",
+                   help="read again what changed while read, at most N times "
+                   f"(default: {DEFAULT_RETRIES})")

@@ -44,6 +44,8 @@ from typing import Any, NoReturn, TextIO
 from drgn import FaultError, Object, Program, ProgramFlags
 
 from livewalk.arch import PageTableLevel
+from livewalk.commands.args import add_consistency_arguments
+from livewalk.consistency import ConsistencyTally, RangeConsistency, read_consistent
 from livewalk.errors import LivewalkError, NoSuchProcessError, UsageError
 from livewalk.tools import crash_format as cf
 
@@ -141,6 +143,7 @@ def add_vtop_arguments(p: Any) -> None:
                    "hexadecimal task_struct address)")
     p.add_argument("addresses", metavar="ADDRESS", nargs="+", type=_hex_addr,
                    help="hexadecimal virtual address")
+    add_consistency_arguments(p)
 
 
 def add_vm_arguments(p: Any) -> None:
@@ -150,6 +153,7 @@ def add_vm_arguments(p: Any) -> None:
                    "location, file and offset, or (not mapped)")
     p.add_argument("tasks", metavar="PID|TASK", nargs="*", type=_pid_or_task,
                    help="decimal PID or hexadecimal task_struct address (default: the context)")
+    add_consistency_arguments(p)
 
 
 def add_pte_arguments(p: Any) -> None:
@@ -162,6 +166,7 @@ def add_pfn_arguments(p: Any) -> None:
     """``pfn PFN ...``."""
     p.add_argument("pfns", metavar="PFN", nargs="+", type=parse_pfn,
                    help="page frame number (decimal, or hexadecimal with 0x)")
+    add_consistency_arguments(p)
 
 
 # -- context ------------------------------------------------------------------------
@@ -301,13 +306,18 @@ def _faults(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_faults
-def crash_vtop(prog: Program, args: argparse.Namespace) -> list[str]:
+def crash_vtop(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | None = None) -> list[str]:
     """
     crash's ``vtop`` of each address: user addresses in the context's mm
-    (``-c``, or the default context), kernel addresses in ``init_mm``.
+    (``-c``, or the default context), kernel addresses in ``init_mm``. Each
+    translation is judged (:func:`~livewalk.tools.vtop.vtop_consistent`,
+    ``args.retries``); a torn one ends with its ``# torn`` lines, and its
+    verdict is counted in *tally*.
     """
     from livewalk.task import mm_of_task
-    from livewalk.tools.vtop import vtop, vtop_kernel
+    from livewalk.tools.vtop import vtop_consistent, vtop_kernel_consistent
+
+    tally = ConsistencyTally() if tally is None else tally
 
     t = _Target(prog)
     out: list[str] = []
@@ -317,16 +327,17 @@ def crash_vtop(prog: Program, args: argparse.Namespace) -> list[str]:
             out.append("")
         kernel = args.kernel or (not args.user and addr >> 63 == 1)
         if kernel:
-            r = vtop_kernel(prog, addr)
+            r = vtop_kernel_consistent(prog, addr, retries=args.retries)
             out += cf.format_vtop_crash(
                 r, t.paging, entry_paddr=t.entry_paddr, swap_name=t.swap_name,
                 kernel_pgd=r.pgd,
                 page_line=t.page_line(r.phys) if r.phys is not None else None)
+            out += _marks(r.consistency, tally)
             continue
         if mm is None:
             task = _task(prog, args.context)
             mm = mm_of_task(task)
-        r = vtop(mm, addr)
+        r = vtop_consistent(mm, addr, retries=args.retries)
         vma_line = file_off = None
         if r.vma is not None:
             vma_line = _vma_line(r.vma)
@@ -338,7 +349,18 @@ def crash_vtop(prog: Program, args: argparse.Namespace) -> list[str]:
             r, t.paging, entry_paddr=t.entry_paddr, vma_line=vma_line, file_offset=file_off,
             swap_name=t.swap_name,
             page_line=t.page_line(r.phys) if r.phys is not None else None)
+        out += _marks(r.consistency, tally)
+    tally.check(args.strict)
     return [line.rstrip() for line in out]
+
+
+def _marks(consistency: RangeConsistency | None, tally: ConsistencyTally) -> list[str]:
+    """Count a verdict in *tally*; its ``# torn`` lines (a blank line first)."""
+    if consistency is None:
+        return []
+    tally.add(consistency)
+    marks = consistency.marks()
+    return [""] + marks if marks else []
 
 
 # -- vm -p ------------------------------------------------------------------------------
@@ -368,9 +390,18 @@ def _collect_ops() -> Any:
         return 0
 
     def pmd_entry(pmd: Any, addr: int, next: int, walk: Any) -> int:
+        from livewalk.backend import TableReadError
+
         tables: _Tables = walk.private
         base = addr & ~(PMD_SIZE - 1)
-        table = pmd.pte_table()
+        try:
+            table = pmd.pte_table()
+        except TableReadError as e:
+            # not in the dump: a hole, recorded in walk.errors as the walker
+            # records the tables it cannot read itself
+            walk.overlay.error(PageTableLevel.PMD, addr, e.paddr, "unreadable")
+            walk.action = PageWalkAction.ACTION_CONTINUE
+            return 0
         if table is not None:
             tables.pte_tables[base] = table
         else:
@@ -390,22 +421,56 @@ def _collect_ops() -> Any:
                      hugetlb_entry=hugetlb_entry, test_walk=test_walk)
 
 
-def collect_tables(mm: Any, start: int, end: int) -> _Tables:
-    """One walk of [*start*, *end*) of *mm* gathering its tables (:class:`_Tables`)."""
+def collect_tables(mm: Any, start: int, end: int, walks: list[Any] | None = None) -> _Tables:
+    """
+    One walk of [*start*, *end*) of *mm* gathering its tables (:class:`_Tables`).
+
+    :param walks: if given, the walk is appended to it (for the consistency check)
+    """
     from livewalk.mm.pagewalk import walk_page_range
 
     tables = _Tables()
-    walk_page_range(mm, start, end, _collect_ops(), tables)
+    walk_page_range(mm, start, end, _collect_ops(), tables, walks=walks)
     return tables
+
+
+def _splice_tables(value: _Tables, start: int, end: int, new: _Tables) -> _Tables:
+    """*value* with what it holds of [*start*, *end*) replaced by *new* (a read again)."""
+    pairs: tuple[tuple[dict[int, Any], dict[int, Any]], ...] = (
+        (value.pte_tables, new.pte_tables), (value.pmd_leaves, new.pmd_leaves),
+        (value.pud_leaves, new.pud_leaves), (value.huge_leaves, new.huge_leaves))
+    for mine, theirs in pairs:
+        for base in [b for b in mine if start <= b < end]:
+            del mine[base]
+        mine.update(theirs)
+    return value
+
+
+def collect_tables_consistent(mm: Any, start: int, end: int, retries: int) -> tuple[_Tables, RangeConsistency]:
+    """
+    :func:`collect_tables`, judged table by table and VMA by VMA
+    (:func:`~livewalk.consistency.read_consistent`): what tore is read
+    again, at most *retries* times, and spliced in.
+    """
+    r = read_consistent(mm, start, end, lambda s, e, walks: collect_tables(mm, s, e, walks),
+                        _splice_tables, retries=retries)
+    return (r.value if r.value is not None else _Tables()), r.consistency
 
 
 def vm_pages(
     tables: _Tables, vma: Any, paging: Any, swap_name: Callable[[int], str | None],
-    file_path: str, paddr_prlen: int,
+    file_path: str, paddr_prlen: int, missing: Sequence[tuple[int, int]] = (),
 ) -> Iterator[str]:
-    """crash's ``vm -p`` lines of one VMA, from the collected *tables*."""
+    """
+    crash's ``vm -p`` lines of one VMA, from the collected *tables*. A page
+    in one of the *missing* ranges (its page table is not in the dump) is
+    ``(not in dump)``: whether it is mapped is unknown.
+    """
     page_shift = paging.page_shift
     for vaddr in range(vma.vm_start, vma.vm_end, 1 << page_shift):
+        if any(s <= vaddr < e for s, e in missing):
+            yield cf.format_vm_page(vaddr, "(not in dump)", None, paddr_prlen)
+            continue
         value = 0
         offset = 0
         level = PageTableLevel.PTE
@@ -460,8 +525,13 @@ def _page_text(
 
 
 @_faults
-def crash_vm(prog: Program, args: argparse.Namespace) -> Iterator[str]:
-    """crash's ``vm`` (``-p``: with every page) of each task, line by line."""
+def crash_vm(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | None = None) -> Iterator[str]:
+    """
+    crash's ``vm`` (``-p``: with every page) of each task, line by line.
+    With ``-p`` the walk is judged (``args.retries``, counted in *tally*,
+    ``args.strict`` fails before any page is shown); each VMA with a torn
+    range gets its ``# torn`` lines right after the VMA line.
+    """
     from drgn.helpers.linux.mm import task_rss
 
     from livewalk.task import mm_of_task
@@ -470,37 +540,45 @@ def crash_vm(prog: Program, args: argparse.Namespace) -> Iterator[str]:
     contexts = args.tasks or [None]
     for n, ctx in enumerate(contexts):
         task = _task(prog, ctx)
+        mm = mm_of_task(task)
+        tables = cons = None
+        if args.pages:
+            # the walk first: --strict fails before anything of this task is shown
+            tables, cons = collect_tables_consistent(mm, 0, t.backend.mm_task_size(mm), args.retries)
+            if tally is not None:
+                tally.add(cons)
+                tally.check(args.strict)
+        vmas = t.backend.vmas(mm)  # as of the end of the walk, as its check read them
         if n:
             yield ""
         yield _task_header(task)
-        mm = mm_of_task(task)
         try:
             rss = task_rss(task).total
         except Exception:  # an older kernel's counters: crash shows 0 too
             rss = 0
         yield from cf.format_vm_header(int(mm.value_()), int(mm.pgd.value_()), rss * 4,
                                        int(mm.total_vm.value_()) * 4)
-        vmas = t.backend.vmas(mm)
-        tables = collect_tables(mm, 0, t.backend.mm_task_size(mm)) if args.pages else None
         if not args.pages:
             yield cf.format_vma_header()
         for vma in vmas:
             if args.pages:
                 yield cf.format_vma_header()
             yield _vma_line(vma).rstrip()
-            if tables is None:
+            if tables is None or cons is None:
                 continue
+            yield from cons.marks(vma.vm_start, vma.vm_end)
             w = max(t.paddr_prlen, 8)
             yield f"{'VIRTUAL':<{cf.UVADDR_PRLEN}}  {'PHYSICAL':<{w}}".rstrip()
             path = _file_path(vma.obj) if isinstance(vma.obj, Object) else ""
-            yield from vm_pages(tables, vma, t.paging, t.swap_name, path, t.paddr_prlen)
+            missing = [(m.start, m.end) for m in cons.missing_in(vma.vm_start, vma.vm_end)]
+            yield from vm_pages(tables, vma, t.paging, t.swap_name, path, t.paddr_prlen, missing)
 
 
 # -- pte, pfn ----------------------------------------------------------------------------
 
 
 @_faults
-def crash_pte(prog: Program, args: argparse.Namespace) -> list[str]:
+def crash_pte(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | None = None) -> list[str]:
     """crash's ``pte`` of each value (decoded with the target's swap layout)."""
     t = _Target(prog)
     out: list[str] = []
@@ -510,21 +588,30 @@ def crash_pte(prog: Program, args: argparse.Namespace) -> list[str]:
 
 
 @_faults
-def crash_pfn(prog: Program, args: argparse.Namespace) -> list[str]:
-    """Who maps each page (:func:`livewalk.tools.pfn.who_maps`)."""
+def crash_pfn(prog: Program, args: argparse.Namespace, tally: ConsistencyTally | None = None) -> list[str]:
+    """
+    Who maps each page (:func:`livewalk.tools.pfn.who_maps`), every mm's
+    walk judged (``args.retries``, counted in *tally*).
+    """
     from livewalk.tools.pfn import format_pfn, who_maps
 
     out: list[str] = []
     for i, pfn in enumerate(args.pfns):
         if i:
             out.append("")
-        out += format_pfn(who_maps(prog, pfn)).split("\n")
+        report = who_maps(prog, pfn, retries=args.retries)
+        if tally is not None:
+            for c in report.consistency.values():
+                tally.add(c)
+        out += format_pfn(report).split("\n")
+    if tally is not None:
+        tally.check(args.strict)
     return out
 
 
 # -- the livewalk command line -------------------------------------------------------------
 
-_RUNNERS: dict[str, Callable[[Program, argparse.Namespace], Any]] = {
+_RUNNERS: dict[str, Callable[[Program, argparse.Namespace, ConsistencyTally], Any]] = {
     "vtop": crash_vtop,
     "vm": crash_vm,
     "pte": crash_pte,
@@ -533,10 +620,18 @@ _RUNNERS: dict[str, Callable[[Program, argparse.Namespace], Any]] = {
 
 
 def run(prog: Program, name: str, args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run crash command *name* (``vtop``, ``vm``, ``pte``, ``pfn``) and write its lines."""
+    """
+    Run crash command *name* (``vtop``, ``vm``, ``pte``, ``pfn``) and write
+    its lines; then, for the commands that walk page tables, the one-line
+    consistency summary on standard error (or, with ``--strict``, the
+    :class:`~livewalk.consistency.TornError`).
+    """
     out = sys.stdout if out is None else out
-    for line in _RUNNERS[name](prog, args):
+    tally = ConsistencyTally()
+    for line in _RUNNERS[name](prog, args, tally):
         out.write(line + "\n")
+    out.flush()
+    tally.report(bool(getattr(args, "strict", False)), sys.stderr)
     return 0
 
 

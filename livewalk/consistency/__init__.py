@@ -71,6 +71,16 @@ state. The hardware Accessed and Dirty bits of present entries are not
 compared (the MMU sets them without any lock); they are as of each read.
 A vmcore does not change, so its reads are always ``"walk"``.
 
+What a dump lacks
+=================
+
+A page table the read needed and could not read at all (excluded from a
+filtered dump, or outside RAM) is no race: the walker sees a hole there
+and reading again gives the same. Such ranges are listed apart, in
+:attr:`RangeConsistency.missing` (reason :data:`NOT_IN_DUMP`), marked
+``# not in dump START-END: DETAIL`` by the commands, and do not make the
+read torn.
+
 Retries
 =======
 
@@ -88,6 +98,7 @@ is kept: ``torn`` there is the negation of the ``"walk"`` level.
 from livewalk.consistency.ranges import (
     DEFAULT_RETRIES,
     DEFAULT_WALK_RETRIES,
+    NOT_IN_DUMP,
     READ_ERROR,
     TABLE_CHANGED,
     VMA_TREE_CHANGED,
@@ -118,6 +129,7 @@ __all__ = (
     "ConsistentRead",
     "DEFAULT_RETRIES",
     "DEFAULT_WALK_RETRIES",
+    "NOT_IN_DUMP",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",

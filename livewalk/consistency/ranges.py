@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
@@ -36,6 +36,7 @@ __all__ = (
     "ConsistentRead",
     "DEFAULT_RETRIES",
     "DEFAULT_WALK_RETRIES",
+    "NOT_IN_DUMP",
     "READ_ERROR",
     "RangeConsistency",
     "TABLE_CHANGED",
@@ -61,6 +62,9 @@ VMA_TREE_CHANGED = "VMA tree changed"
 TABLE_CHANGED = "table changed"
 #: :attr:`TornRange.reason`: the target refused a read.
 READ_ERROR = "read error"
+#: :attr:`RangeConsistency.missing` reason: a page table the read needed is
+#: not in the target (a dump filtered too much, or a table outside RAM).
+NOT_IN_DUMP = "not in dump"
 
 T = TypeVar("T")
 
@@ -150,6 +154,10 @@ class RangeConsistency:
     :ivar table_reads: page-table pages read from the backend, re-reads
         for the checks included
     :ivar seconds: wall time
+    :ivar missing: the ranges whose page tables could not be read at all
+        (:data:`NOT_IN_DUMP`: excluded from a dump, or outside RAM): the
+        walk saw them as holes, so what the result says there is unknown.
+        They do not make the read torn (reading again gives the same).
     """
 
     start: int
@@ -165,6 +173,7 @@ class RangeConsistency:
     retried: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     table_reads: int = 0
     seconds: float = 0.0
+    missing: list[TornRange] = dataclasses.field(default_factory=list)
 
     @property
     def level(self) -> str:
@@ -177,6 +186,27 @@ class RangeConsistency:
         """The torn ranges that overlap [*start*, *end*)."""
         return [t for t in self.torn if t.start < end and start < t.end]
 
+    def marks(self, start: int = 0, end: int = ULONG_MAX + 1) -> list[str]:
+        """
+        The text mark of the torn ranges that overlap [*start*, *end*): one
+        ``# torn RANGE REASON: DETAIL`` line each (the form of ``livewalk
+        pagemap``'s text output), none when nothing there tore.
+
+        >>> RangeConsistency(0, 8192, torn=[TornRange(0, 4096, TABLE_CHANGED)]).marks()
+        ['# torn 0x0-0x1000 table changed']
+
+        A range whose page table is not in the target is marked ``# not
+        in dump RANGE: DETAIL``.
+        """
+        out = [f"# torn {t}" for t in self.torn_in(start, end)]
+        out += [f"# {t.reason} {t.start:#x}-{t.end:#x}: {t.detail}"
+                for t in self.missing if t.start < end and start < t.end]
+        return out
+
+    def missing_in(self, start: int, end: int) -> list[TornRange]:
+        """The :attr:`missing` ranges that overlap [*start*, *end*)."""
+        return [t for t in self.missing if t.start < end and start < t.end]
+
     def consistent(self, start: int, end: int) -> bool:
         """[*start*, *end*) holds at least at the ``"table"`` level."""
         return not self.torn_in(start, end)
@@ -184,16 +214,25 @@ class RangeConsistency:
     def summary(self) -> str:
         """
         One line for a person: ``"2 of 412 VMAs changed while read: ..."``
-        (empty when nothing is torn).
+        (empty when nothing is torn), and ``"... not in dump: ..."`` for
+        the :attr:`missing` ranges.
         """
-        if not self.torn:
-            return ""
-        shown = "; ".join(str(t) for t in self.torn[:3])
-        more = f"; and {len(self.torn) - 3} more" if len(self.torn) > 3 else ""
-        return (
-            f"{self.vmas_torn} of {self.vmas} VMAs changed while read "
-            f"({self.tables_torn} of {self.tables} page tables): {shown}{more}"
-        )
+        parts = []
+        if self.torn:
+            shown = "; ".join(str(t) for t in self.torn[:3])
+            more = f"; and {len(self.torn) - 3} more" if len(self.torn) > 3 else ""
+            parts.append(
+                f"{self.vmas_torn} of {self.vmas} VMAs changed while read "
+                f"({self.tables_torn} of {self.tables} page tables): {shown}{more}"
+            )
+        if self.missing:
+            size = sum(t.end - t.start for t in self.missing)
+            shown = "; ".join(f"{t.start:#x}-{t.end:#x} ({t.detail})" for t in self.missing[:3])
+            more = f"; and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
+            n = len(self.missing)
+            parts.append(f"{n} range{'' if n == 1 else 's'} ({size >> 10} KiB of address space) "
+                         f"{NOT_IN_DUMP}: {shown}{more}")
+        return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         """The verdict as a JSON object."""
@@ -206,6 +245,7 @@ class RangeConsistency:
             "tables_torn": self.tables_torn,
             "reads": self.reads,
             "retried": [list(r) for r in self.retried],
+            "missing": [t.as_dict() for t in self.missing],
         }
 
 
@@ -250,6 +290,7 @@ class ConsistencyTally:
     def __init__(self) -> None:
         self.vmas = self.vmas_torn = self.tables = self.tables_torn = 0
         self.torn: list[TornRange] = []
+        self.missing: list[TornRange] = []
         self.whole = True
 
     def add(self, c: RangeConsistency) -> None:
@@ -259,12 +300,13 @@ class ConsistencyTally:
         self.tables += c.tables
         self.tables_torn += c.tables_torn
         self.torn += c.torn
+        self.missing += c.missing
         self.whole = self.whole and c.whole
 
     def summary(self) -> str:
         """``"3 of 412 VMAs changed while read (...): ..."``; empty when nothing tore."""
         total = RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
-                                 self.tables, self.tables_torn)
+                                 self.tables, self.tables_torn, missing=self.missing)
         return total.summary()
 
     def check(self, strict: bool) -> None:
@@ -275,6 +317,19 @@ class ConsistencyTally:
         if strict and self.torn:
             raise TornError(RangeConsistency(0, 0, self.whole, self.torn, self.vmas, self.vmas_torn,
                                              self.tables, self.tables_torn))
+
+    def report(self, strict: bool, stream: TextIO, who: str = "livewalk") -> None:
+        """
+        End a command: with *strict* raise :class:`TornError` if anything
+        tore, otherwise write the one-line :meth:`summary` to *stream*
+        (``"livewalk: 3 of 412 VMAs changed while read ..."``; nothing when
+        nothing tore).
+        """
+        self.check(strict)
+        line = self.summary()
+        if line:
+            stream.write(f"{who}: {line}\n")
+            stream.flush()
 
 
 # -- the check of one read -------------------------------------------------------
@@ -350,6 +405,7 @@ class _Check(Generic[T]):
     tables: dict[tuple[int, int], tuple[int, int, bool]] = dataclasses.field(default_factory=dict)
     vmas: list[VMA] = dataclasses.field(default_factory=list)
     table_reads: int = 0
+    missing: list[TornRange] = dataclasses.field(default_factory=list)
 
 
 def _vma_list(backend: PageTableBackend, mm: Any, start: int, end: int) -> list[VMA]:
@@ -424,6 +480,24 @@ def _check_tables(
             chk.torn.append(TornRange(s, e, TABLE_CHANGED, f"{name}: {n} {'entry' if n == 1 else 'entries'}"))
 
 
+def _missing(walk: MMWalk, start: int, end: int, chk: _Check[Any]) -> None:
+    """The ranges of [start, end) under the tables *walk* could not read."""
+    paging = walk.paging
+    for e in walk.errors:
+        if e.reason != "unreadable":
+            continue
+        level = PageTableLevel(e.level)
+        if level == PageTableLevel.PGD and e.addr == 0:
+            span: tuple[int, int] | None = (start, end)  # the top table, or its first entry's
+        else:
+            size = 1 << paging.level_shift(level)
+            base = e.addr & ~(size - 1) & ULONG_MAX
+            span = _clip(base, base + size, start, end)
+        if span is not None:
+            detail = f"{level.name} entry's table {e.value:#x} not readable"
+            chk.missing.append(TornRange(span[0], span[1], NOT_IN_DUMP, detail))
+
+
 def _check(
     backend: PageTableBackend,
     mm: Any,
@@ -454,6 +528,8 @@ def _check(
         if not _is_target_error(e):
             raise
         read_error(e)
+    for w in walks:
+        _missing(w, start, end, chk)
     try:
         for w in walks:
             chk.table_reads += w.table_reads
@@ -572,6 +648,7 @@ def read_consistent(
     tables = dict(chk.tables)
     vmas = list(chk.vmas)
     torn = chk.torn
+    missing = list(chk.missing)
     while torn and res.rounds <= retries:
         if value is None or splice is None:
             spans = [(start, end)]
@@ -598,11 +675,13 @@ def read_consistent(
                 old = now.get(k)
                 now[k] = (t[0], t[1], t[2] or (old is not None and old[2]))
             vmas = [v for v in vmas if not (v.vm_start < e and s < v.vm_end)] + sub.vmas
+            missing = [t for t in missing if not (s <= t.start and t.end <= e)] + sub.missing
         tables.update(now)
         vmas.sort(key=lambda v: v.vm_start)
         if (start, end) not in spans:
             res.whole = False
     res.torn = _merge(torn)
+    res.missing = _merge(missing)
     res.tables = len(tables)
     res.tables_torn = sum(1 for t in tables.values() if t[2])
     res.vmas = len(vmas)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX
+from livewalk.arch import ULONG_MAX, PageTableLevel
 from livewalk.arch.x86.pgtable import X86Paging, pmd_present, pte_none, pte_present
 from livewalk.arch.x86.pgtable_64 import SWP_OFFSET_SHIFT, SWP_TYPE_BITS
 from livewalk.arch.x86.pgtable_types import (
@@ -48,7 +48,7 @@ from livewalk.arch.x86.pgtable_types import (
     PAGE_SIZE,
     PTRS_PER_TABLE,
 )
-from livewalk.backend import PageTableBackend, backend_for_mm
+from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge
@@ -418,7 +418,13 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
         # (ACTION_AGAIN), then sees a none PMD: a hole. Read-only, we report
         # that hole without clearing anything.
         return pagemap_pte_hole(addr, end, 3, walk)
-    table = pmd.pte_table()
+    try:
+        table = pmd.pte_table()
+    except TableReadError as e:
+        # not in the target (a dump filtered too much): a hole, recorded in
+        # walk.errors as the walker records the tables it cannot read
+        walk.overlay.error(PageTableLevel.PMD, addr, e.paddr, "unreadable")
+        return pagemap_pte_hole(addr, end, 3, walk)
     if table is None:
         # pte_offset_map_lock() failed: retry, as in Linux 7.2.
         walk.action = PageWalkAction.ACTION_AGAIN

@@ -58,7 +58,7 @@ from typing import Any
 
 from drgn import FaultError, Object, Program
 
-from livewalk.arch import ArchPaging
+from livewalk.arch import ArchPaging, PageTableLevel
 from livewalk.arch.x86.pgtable import pmd_present, pte_none, pte_present
 from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
@@ -68,7 +68,7 @@ from livewalk.arch.x86.pgtable_types import (
     PAGE_SIZE,
     PMD_SIZE,
 )
-from livewalk.backend import backend_for_mm
+from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
@@ -517,8 +517,11 @@ def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
         return 0
     try:
         table = pmd.pte_table()
-    except Exception:  # TableReadError: the kernel's map would fail too
-        table = None
+    except TableReadError as e:
+        # not in the target (a dump filtered too much): nothing counted there,
+        # recorded in walk.errors as the walker records the tables it cannot read
+        walk.overlay.error(PageTableLevel.PMD, addr, e.paddr, "unreadable")
+        return 0
     if table is None:
         walk.action = PageWalkAction.ACTION_AGAIN
         return 0

@@ -337,7 +337,8 @@ def format_vtop_crash(
         out.append(f"{r.addr:<{w}x}  (not accessible)")
         out.append("")
         return out
-    out.append(f"{r.addr:<{w}x}  " + (f"{r.phys:<{VADDR_PRLEN}x}" if mapped else "(not mapped)"))
+    unmapped = "(not in dump)" if r.state == "not_in_dump" else "(not mapped)"
+    out.append(f"{r.addr:<{w}x}  " + (f"{r.phys:<{VADDR_PRLEN}x}" if mapped else unmapped))
     out.append("")
     steps = list(r.steps)
     if r.kernel and steps and steps[0].level == PageTableLevel.PGD:
@@ -371,7 +372,7 @@ def format_vtop_crash(
             if r.swap.kind != SwapKind.SWAP:
                 loc = loc.split("  ", 1)[1]
             out += ["", f"{label}: {loc}"]
-        elif file_offset is not None:
+        elif file_offset is not None and r.state != "not_in_dump":
             out += ["", f"FILE: {file_offset}"]
     elif page_line is not None:
         out.append("")

@@ -40,6 +40,7 @@ from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.arch.x86.pgtable_types import PAGE_SIZE
 from livewalk.backend import PageTableBackend, backend_for_mm
+from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
 from livewalk.errors import AddressError
 from livewalk.mm.entry import Entry
 from livewalk.mm.pagewalk import MMWalk
@@ -54,8 +55,10 @@ __all__ = (
     "format_vtop",
     "vm_flags_string",
     "vtop",
+    "vtop_consistent",
     "vtop_json",
     "vtop_kernel",
+    "vtop_kernel_consistent",
 )
 
 _LEVEL_NAMES = {
@@ -180,7 +183,9 @@ class VtopResult:
     :ivar state: ``"present"``, ``"protnone"``, ``"none"`` (nothing mapped:
         a hole or a none leaf), ``"swap"``, ``"migration"``, ``"device"``,
         ``"hwpoison"``, ``"marker"`` (a PTE marker: guard, uffd-wp,
-        poisoned) or ``"no_vma"`` (the address is in no VMA)
+        poisoned), ``"no_vma"`` (the address is in no VMA) or
+        ``"not_in_dump"`` (a page table on the way is not in the dump:
+        what maps the address is unknown)
     :ivar leaf_level: the level of the last entry (the leaf) or ``None``
     :ivar leaf_size: bytes mapped by the leaf (4 KiB, 2 MiB, 1 GiB...), or
         for a hole the size of the hole's span at that level
@@ -193,6 +198,9 @@ class VtopResult:
         read from the target when first asked for (a path lookup costs more
         than the whole translation; most callers never print it)
     :ivar hole_depth: the ``depth`` of the ``pte_hole`` that ended the walk
+    :ivar consistency: the verdict of :func:`vtop_consistent` (``None``
+        from a plain :func:`vtop`): whether the entries shown changed while
+        they were read
     """
 
     addr: int
@@ -212,6 +220,7 @@ class VtopResult:
     pid: int | None = None
     comm: str = ""
     errors: list[str] = dataclasses.field(default_factory=list)
+    consistency: RangeConsistency | None = None
     _vma_name: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -380,7 +389,13 @@ def _finish(st: _State) -> VtopResult:
     r = st.result
     for e in st.walk.errors if st.walk is not None else ():
         name = _LEVEL_NAMES.get(PageTableLevel(e.level), str(e.level))
-        msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
+        if e.reason == "unreadable":
+            # crash's "page excluded": the table is not in the dump (or
+            # outside RAM); the walk saw a hole there
+            msg = (f"the table below the {name} entry for {e.addr:#x}, at physical address "
+                   f"{e.value:#x}, is not in the dump (page excluded)")
+        else:
+            msg = f"{name} entry for {e.addr:#x} (value {e.value:#x}): {e.reason}"
         if msg not in r.errors:
             r.errors.append(msg)
     r.steps.sort(key=lambda s: -int(s.level))
@@ -460,10 +475,13 @@ def _canonical(paging: ArchPaging, addr: int) -> bool:
     return top == 0 or top == (ULONG_MAX >> (bits - 1))
 
 
-def vtop(mm: Any, addr: int) -> VtopResult:
+def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult:
     """
     Translate user address *addr* in *mm* (a ``struct mm_struct *`` or
     ``struct task_struct *`` drgn Object, or a synthetic mm).
+
+    :param walks: if given, every walk made is appended to it (for the
+        consistency check, :func:`vtop_consistent`)
 
     :raises AddressError: if *addr* is not below the mm's ``task_size``
     :raises KernelThreadError: for a task without an mm
@@ -478,7 +496,7 @@ def vtop(mm: Any, addr: int) -> VtopResult:
     pgd = backend.mm_pgd(mm)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
     st = _State(result, backend)
-    ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st)
+    ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st, walks=walks)
     _check_ret(ret, "walk_page_range")
     # The VMA the walk's own find_vma() found (test_walk runs for every VMA
     # entered, PFN maps included); None: the address is in no VMA.
@@ -492,7 +510,7 @@ def vtop(mm: Any, addr: int) -> VtopResult:
         debug = walk_page_range_debug
         if backend.features.has_entry_point("walk_page_range_novma"):
             debug = walk_page_range_novma
-        ret = debug(mm, addr, addr + 1, _ops(False), pgd, st2)
+        ret = debug(mm, addr, addr + 1, _ops(False), pgd, st2, walks=walks)
         _check_ret(ret, debug.__name__)
         if hugetlb:
             st2.leaf, st2.hole = leaf, None
@@ -518,7 +536,7 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
     return _vtop_kernel(backend, addr)
 
 
-def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
+def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> VtopResult:
     from livewalk.mm.pagewalk import walk_kernel_page_table_range
 
     paging: ArchPaging = backend.paging
@@ -534,9 +552,65 @@ def _vtop_kernel(backend: Any, addr: int) -> VtopResult:
     pgd = backend.mm_pgd(init_mm)
     result = VtopResult(addr=addr, kernel=True, levels=paging.levels, pgd=pgd)
     st = _State(result, backend)
-    ret = walk_kernel_page_table_range(addr, addr + 1, _ops(False), pgd=None, private=st, backend=backend)
+    ret = walk_kernel_page_table_range(addr, addr + 1, _ops(False), pgd=None, private=st, backend=backend,
+                                       walks=walks)
     _check_ret(ret, "walk_kernel_page_table_range")
     return _finish(st)
+
+
+def _judged(mm: Any, addr: int, translate: Any, retries: int) -> VtopResult:
+    """
+    *translate* (``translate(walks)``) judged by
+    :func:`~livewalk.consistency.read_consistent` over the page of *addr*:
+    the result of the last read, with its verdict.
+    """
+    backend = backend_for_mm(mm)
+    page = backend.paging.page_size
+    start = addr & ~(page - 1) & ULONG_MAX
+
+    def read(s: int, e: int, walks: list[MMWalk]) -> VtopResult:
+        return translate(walks)  # type: ignore[no-any-return]
+
+    r = read_consistent(mm, start, start + page, read, retries=retries)
+    result = r.value
+    if result is None:  # no read ever ended (read errors): say so, as a plain vtop would
+        result = translate(None)
+    result.consistency = r.consistency
+    if r.consistency.missing and result.state == "none":
+        result.state = "not_in_dump"
+    return result
+
+
+def vtop_consistent(mm: Any, addr: int, *, retries: int = DEFAULT_RETRIES) -> VtopResult:
+    """
+    :func:`vtop` of a live target, judged: every entry shown is read again
+    at the end, and the VMA tree compared, as
+    :func:`~livewalk.consistency.read_consistent` does for pagemap (the
+    page of *addr* is the range judged); a torn translation is made again
+    at most *retries* times. :attr:`VtopResult.consistency` holds the
+    verdict (``"walk"`` when nothing moved, ``"torn"`` with the reason when
+    something did every time).
+
+    >>> r = vtop_consistent(find_task(prog, 1), 0x7f1234567000)  # doctest: +SKIP
+    >>> r.consistency.level                                      # doctest: +SKIP
+    'walk'
+    """
+    from livewalk.task import to_mm
+
+    mm = to_mm(mm)
+    return _judged(mm, addr, lambda walks: vtop(mm, addr, walks=walks), retries)
+
+
+def vtop_kernel_consistent(prog: Any, addr: int, *, retries: int = DEFAULT_RETRIES) -> VtopResult:
+    """:func:`vtop_kernel`, judged as :func:`vtop_consistent` (the mm is ``init_mm``)."""
+    from livewalk.backend.drgn import DrgnBackend
+
+    backend = DrgnBackend.for_program(prog)
+    return _vtop_kernel_consistent(backend, addr, retries)
+
+
+def _vtop_kernel_consistent(backend: Any, addr: int, retries: int) -> VtopResult:
+    return _judged(backend.init_mm(), addr, lambda walks: _vtop_kernel(backend, addr, walks), retries)
 
 
 def _size_str(n: int) -> str:
@@ -583,6 +657,7 @@ def format_vtop(r: VtopResult) -> str:
             "device": "(device-private memory)",
             "hwpoison": "(hardware-poisoned)",
             "marker": "(PTE marker)",
+            "not_in_dump": "(not in dump)",
         }.get(r.state, f"({r.state})")
     lines.append(f"{'VIRTUAL':<18} PHYSICAL")
     lines.append(f"{r.addr:<18x} {phys}")
@@ -613,12 +688,16 @@ def format_vtop(r: VtopResult) -> str:
             span = f"{_size_str(r.leaf_size)} span" if r.leaf_size else ""
             where = f"{lvl} none" + (f" ({span})" if span else "")
             lines.append(f"  NOT MAPPED: {where}")
+        elif r.state == "not_in_dump":
+            lines.append(f"  NOT IN DUMP: the table below the {lvl} level is not in the dump")
         else:
             lines.append(f"  {r.state.upper()}: {_swap_str(r.swap, paging)} ({_size_str(r.leaf_size)} {kind}{lvl} entry)")
     elif r.state == "no_vma":
         lines.append("  NOT MAPPED: no VMA and no page table for this address")
     for err in r.errors:
         lines.append(f"  WARNING: {err}")
+    if r.consistency is not None:
+        lines += r.consistency.marks()
     if not r.kernel:
         if r.vma is not None:
             v = r.vma
@@ -683,6 +762,7 @@ def vtop_json(r: VtopResult) -> dict[str, Any]:
         "swap": swap,
         "vma": vma,
         "errors": list(r.errors),
+        "consistency": None if r.consistency is None else r.consistency.as_dict(),
     }
 
 

@@ -16,9 +16,14 @@ Linux 7.2's compound pages, see ``vm/guest_init.sh``). Then, on the host:
 - ``livewalk vtop`` of a THP and a 4 KiB page gives the kernel's PFN;
 - ``livewalk ptdump --check-wx`` agrees with the boot-time W+X check in
   ``dmesg``;
+- crash's commands on the makedumpfile dumps themselves: ``vm -p`` of the
+  workload agrees with the recorded pagemap page for page (frame, swap, not
+  mapped), ``vtop`` (crash's layout) and ``pte`` of its leaf entry give the
+  kernel's frame, and ``pfn`` of that frame finds the workload's mapping;
 - on the unaided level-31 dump (slab pages missing), a truncated dump and a
   dump opened with the wrong vmlinux: an answer or one ``livewalk: error:``
-  line, never a traceback.
+  line, never a traceback; what the dump lacks is said per page or per field
+  (``not in dump``).
 
 Times and sizes are printed.
 """
@@ -230,8 +235,116 @@ def test_kdump_unaided_level31(kd: dict[str, Any]) -> None:
         "smaps": livewalk(kd, core, "smaps", "--pid", str(kd["pid"])),
         "ptdump": livewalk(kd, core, "ptdump", "--check-wx"),
     }  # fmt: skip
+    small = kd["ready"]["parts"]["anon"]["written"][0] + PAGE
+    runs["vm -p"] = livewalk(kd, core, "vm", "-p", str(kd["pid"]))
+    runs["pfn"] = livewalk(kd, core, "pfn", f"{_kernel_entry(kd, small) & PM_PFRAME_MASK:#x}")
+    runs["vtop"] = livewalk(kd, core, "vtop", "--pid", str(kd["pid"]), f"{small:x}")
     for name, p in runs.items():
-        print(f"\n[kdump unaided 31] {name}: {_one_line_or_answer(p)}")
+        print(f"\n[kdump unaided 31] {name}: {_one_line_or_answer(p)}; "
+              f"{p.stdout.count(b'not in dump')} 'not in dump' marks")
+
+
+def _kernel_entry(kd: dict[str, Any], addr: int) -> int:
+    """The recorded (pre-panic) pagemap entry of *addr*."""
+    kernel = _u64s(_record(kd, "pagemap"))
+    i = 0
+    for s, e in _vmas(kd):
+        if s <= addr < e:
+            return kernel[i + (addr - s) // PAGE]
+        i += (e - s) // PAGE
+    raise AssertionError(f"{addr:#x} is in no recorded VMA")
+
+
+PM_SWAP = 1 << 62
+PM_GUARD_REGION = 1 << 58
+PM_UFFD_WP = 1 << 57
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_kdump_crash_commands(kd: dict[str, Any], level: str) -> None:
+    """crash's vm -p, vtop, pte and pfn on the makedumpfile dump, against the pre-panic pagemap."""
+    import io
+
+    from livewalk.commands.crash import (
+        _Parser,
+        add_pfn_arguments,
+        add_pte_arguments,
+        add_vm_arguments,
+        add_vtop_arguments,
+        run,
+    )
+    from livewalk.program import open_program
+
+    prog = open_program(core=kd["dumps"][level], symbols=[kd["symbols"]])
+    pid = kd["pid"]
+
+    def crash(name: str, add: Any, *argv: str) -> str:
+        parser = _Parser(prog=name)
+        add(parser)
+        out = io.StringIO()
+        t = time.monotonic()
+        run(prog, name, parser.parse_args(list(argv)), out)
+        kd["timings"][f"{name}-{level}"] = time.monotonic() - t
+        return out.getvalue()
+
+    # vm -p: every page of every VMA, against the kernel's pagemap
+    text = crash("vm", add_vm_arguments, "-p", str(pid))
+    pages: dict[int, str] = {}
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]+", parts[0]) and int(parts[0], 16) < 1 << 47:
+            pages[int(parts[0], 16)] = parts[1].strip()
+    assert "# torn" not in text, text[-2000:]
+    kernel = _u64s(_record(kd, "pagemap"))
+    bad, n, present, swapped, zero_table = [], 0, 0, 0, 0
+    for s, e in _vmas(kd):
+        for addr in range(s, e, PAGE):
+            entry = kernel[n]
+            n += 1
+            if s >= 1 << 47:
+                continue
+            ours = pages.get(addr)
+            if ours == "(not in dump)" and not entry & (PM_PRESENT | PM_SWAP | PM_GUARD_REGION | PM_UFFD_WP):
+                # makedumpfile's dump level 1 drops zero-filled pages: a page
+                # table with no entry left is not in the dump (crash needs
+                # --zero_excluded to read it as zeros); nothing was mapped
+                zero_table += 1
+                continue
+            if entry & PM_PRESENT:
+                present += 1
+                ok = ours is not None and re.fullmatch(r"[0-9a-f]+", ours) is not None \
+                    and int(ours, 16) >> 12 == entry & PM_PFRAME_MASK
+            elif entry & PM_GUARD_REGION:  # pagemap sets PM_SWAP for PTE markers too
+                ok = ours is not None and ours.startswith("PTE_MARKER") and "guard" in ours
+            elif entry & PM_SWAP and ours is not None and ours.startswith("PTE_MARKER"):
+                ok = bool(entry & PM_UFFD_WP) and "uffd-wp" in ours
+            elif entry & PM_SWAP:
+                swapped += 1
+                ok = ours is not None and ours.startswith("SWAP:")
+            else:  # nothing mapped
+                ok = ours is not None and (ours == "(not mapped)" or ours.startswith("FILE:"))
+            if not ok:
+                bad.append(f"{addr:#x}: kernel {entry:#018x}, vm -p {ours!r}")
+    print(f"\n[kdump vm -p level {level}] {len(pages)} pages ({present} present, {swapped} swapped, "
+          f"{zero_table} under zero-filled tables not in the dump), {len(bad)} mismatches; "
+          f"{kd['timings'][f'vm-{level}']:.2f} s")
+    assert not bad, bad[:8]
+
+    # vtop (crash's layout) and pte of the leaf entry: the kernel's frame
+    ready = kd["ready"]
+    for addr in (ready["regions"]["thp"][0] + 3 * PAGE, ready["parts"]["anon"]["written"][0] + PAGE):
+        pfn = _kernel_entry(kd, addr) & PM_PFRAME_MASK
+        out = crash("vtop", add_vtop_arguments, "-c", str(pid), f"{addr:x}")
+        lines = out.splitlines()
+        assert lines[1].split() == [f"{addr:x}", f"{(pfn << 12) + (addr & (PAGE - 1)):x}"], out
+        leaf = [x for x in lines if re.match(r"^\s*(PTE|PMD): [0-9a-f]+ => [0-9a-f]+", x)][-1]
+        value = leaf.split("=>")[1].split()[0]
+        pte = crash("pte", add_pte_arguments, value).splitlines()
+        assert int(pte[1].split()[1], 16) >> 12 == pfn & ~(0x1FF if leaf.strip().startswith("PMD") else 0), pte
+        # pfn: who maps it -- the workload, at this address
+        who = crash("pfn", add_pfn_arguments, f"{pfn:#x}")
+        assert re.search(rf"^\s*{pid}\s+\S+\s+{addr & ~(PAGE - 1):x}\s+(PTE|PMD)\s", who, re.M), who
+        print(f"\n[kdump crash commands level {level}] {addr:#x}: vtop, pte, pfn -> kernel PFN {pfn:#x}")
 
 
 @pytest.mark.parametrize("which", ["truncated", "wrong_vmlinux"])

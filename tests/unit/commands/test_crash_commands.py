@@ -182,10 +182,48 @@ def test_vm_page_columns() -> None:
 
 def test_find_pfn_every_level(mm: SyntheticMM) -> None:
     hits = find_pfn_in_mm(mm, 0x1234)
-    assert [(a - BASE, lvl) for a, lvl, _, _ in hits] == [
-        (0x1000, PTE), (0x3000, PTE), (0x234000, PMD)]   # PTE, PROT_NONE (inverted), in a THP
-    assert find_pfn_in_mm(mm, 0x999) == []                # a migration entry does not map it
+    assert [(h.vaddr - BASE, h.level, h.kind) for h in hits] == [
+        (0x1000, PTE, "present"), (0x3000, PTE, "present"),   # PTE, PROT_NONE (inverted)
+        (0x234000, PMD, "present")]                          # in a THP
+    # a migration entry does not map the page, but holds it: reported with its kind
+    mig = mm.lookup(PTE, BASE + 0x6000)
+    assert find_pfn_in_mm(mm, 0x999) == [(BASE + 0x6000, PTE, mig, False, "migration_read")]
     assert find_pfn_in_mm(mm, 0x1244)[0][0] == BASE + 0x244000
+
+
+@pytest.mark.parametrize("levels", [4, 5])
+def test_find_pfn_migration_and_device_entries(levels: int) -> None:
+    m = SyntheticMM(levels=levels)
+    m.add_vma(BASE, BASE + 0x800000)
+    pfn = 0x12345
+    m.map_4k(BASE, pfn=pfn)
+    m.map_migration(BASE + 0x1000, pfn=pfn, write=True)
+    m.map_migration(BASE + 0x2000, pfn=pfn, exclusive=True)
+    m.map_device(BASE + 0x3000, pfn=pfn)
+    m.map_device(BASE + 0x4000, pfn=pfn, kind="device_read")
+    m.map_device(BASE + 0x5000, pfn=pfn, kind="device_exclusive")
+    m.map_hwpoison(BASE + 0x6000, pfn=pfn)
+    m.map_swap(BASE + 0x7000, type=1, offset=pfn)          # a swap offset equal to the PFN: not it
+    m.map_migration(BASE + 0x8000, pfn=pfn + 1)            # another page's migration entry
+    m.map_migration(BASE + 0x8000 + (16 << 12), pfn=pfn ^ 0x10)  # same low bytes but one
+    # PMD entries of a 2 MiB folio that holds the page (head PFN 0x12200: page 0x145 of it)
+    m.map_migration(BASE + 0x200000, pfn=0x12200, level=PMD)
+    m.map_device(BASE + 0x400000, pfn=pfn & ~0x1FF, level=PMD)
+    hits = find_pfn_in_mm(m, pfn)
+    got = [(h.vaddr - BASE, h.level, h.kind) for h in hits]
+    assert got == [
+        (0x0, PTE, "present"),
+        (0x1000, PTE, "migration_write"),
+        (0x2000, PTE, "migration_read_exclusive"),
+        (0x3000, PTE, "device_write"),
+        (0x4000, PTE, "device_read"),
+        (0x5000, PTE, "device_exclusive"),
+        (0x6000, PTE, "hwpoison"),
+        (0x200000 + (0x145 << 12), PMD, "migration_read"),
+        (0x400000 + (0x145 << 12), PMD, "device_write"),
+    ]
+    for h in hits:
+        assert h.value == m.lookup(h.level, h.vaddr & ~((1 << (12 if h.level == PTE else 21)) - 1))
 
 
 def test_find_pfn_near_misses() -> None:
@@ -195,6 +233,11 @@ def test_find_pfn_near_misses() -> None:
     for i in range(16):
         m.map_4k(BASE + i * 0x1000, pfn=0x5670 + i)
     assert [a for a, *_ in find_pfn_in_mm(m, 0x5675)] == [BASE + 0x5000]
+    # and migration entries of those PFNs neither
+    m.add_vma(BASE + 0x200000, BASE + 0x400000)
+    for i in range(16):
+        m.map_migration(BASE + 0x200000 + i * 0x1000, pfn=0x5670 + i)
+    assert [a - BASE for a, *_ in find_pfn_in_mm(m, 0x5675)] == [0x5000, 0x205000]
 
 
 # --- bad input ---------------------------------------------------------------------------
