@@ -526,7 +526,9 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
     """
     Translate kernel address *addr* in the kernel page tables of *prog*
     (``init_mm``, ``swapper_pg_dir``) with
-    :func:`~livewalk.mm.pagewalk.walk_kernel_page_table_range`.
+    :func:`~livewalk.mm.pagewalk.walk_kernel_page_table_range`, or
+    :func:`~livewalk.mm.pagewalk.walk_page_range_novma` on kernels before
+    6.12.105, as the kernel itself would walk them.
 
     :raises AddressError: if *addr* is not a canonical kernel-half address
     """
@@ -537,7 +539,7 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
 
 
 def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> VtopResult:
-    from livewalk.mm.pagewalk import walk_kernel_page_table_range
+    from livewalk.mm.pagewalk import walk_kernel_page_table_range, walk_page_range_novma
 
     paging: ArchPaging = backend.paging
     if not 0 <= addr <= ULONG_MAX or not addr >> 63:
@@ -552,9 +554,15 @@ def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> 
     pgd = backend.mm_pgd(init_mm)
     result = VtopResult(addr=addr, kernel=True, levels=paging.levels, pgd=pgd)
     st = _State(result, backend)
-    ret = walk_kernel_page_table_range(addr, addr + 1, _ops(False), pgd=None, private=st, backend=backend,
-                                       walks=walks)
-    _check_ret(ret, "walk_kernel_page_table_range")
+    # the kernel's walk of its own tables: walk_page_range_novma(&init_mm)
+    # before 6.12.105, walk_kernel_page_table_range() since
+    if backend.features.has_entry_point("walk_page_range_novma"):
+        ret = walk_page_range_novma(init_mm, addr, addr + 1, _ops(False), None, st, walks=walks)
+        _check_ret(ret, "walk_page_range_novma")
+    else:
+        ret = walk_kernel_page_table_range(addr, addr + 1, _ops(False), pgd=None, private=st, backend=backend,
+                                           walks=walks)
+        _check_ret(ret, "walk_kernel_page_table_range")
     return _finish(st)
 
 

@@ -744,7 +744,8 @@ def test_drgn_backend_facts(pm_workload: tuple[Any, dict[str, Any]]) -> None:
     assert t.device_write == (max_swapfiles + hw + 3 * mig if dev else None)
     assert b.paging.soft_dirty == on("MEM_SOFT_DIRTY")
     assert b.paging.uffd_wp == on("USERFAULTFD")
-    assert b.paging.pti == on("MITIGATION_PAGE_TABLE_ISOLATION")
+    # CONFIG_PAGE_TABLE_ISOLATION was renamed MITIGATION_PAGE_TABLE_ISOLATION in 6.9
+    assert b.paging.pti == (on("MITIGATION_PAGE_TABLE_ISOLATION") or on("PAGE_TABLE_ISOLATION"))
 
     # Tables: the mm's pgd through the direct map, swapper_pg_dir through
     # phys_base, both as drgn translates them.

@@ -218,7 +218,10 @@ SLOTS: tuple[tuple[str, int], ...] = (
 
 #: Regions that need a newer kernel than the oldest series tested:
 #: label -> (major, minor) of the first release that can build it.
-SINCE = {"guard": (6, 13)}  # MADV_GUARD_INSTALL
+SINCE = {
+    "guard": (6, 13),  # MADV_GUARD_INSTALL
+    "uffd_wp": (6, 4),  # UFFD_FEATURE_WP_UNPOPULATED
+}
 
 
 def unbuildable(release: str) -> set[str]:
