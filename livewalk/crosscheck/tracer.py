@@ -75,6 +75,8 @@ def struct_offsets(prog: Any, features: KernelFeatures) -> dict[str, int]:
     """
     import drgn
 
+    lock = features.walk_ops_walk_lock_offset
+
     def off(type_name: str, member: str) -> int:
         try:
             return int(drgn.offsetof(prog.type(type_name), member))
@@ -87,7 +89,7 @@ def struct_offsets(prog: Any, features: KernelFeatures) -> dict[str, int]:
         "OFF_VMA_MM": off("struct vm_area_struct", "vm_mm"),
         "OFF_WALK_VMA": off("struct mm_walk", "vma"),
         "OFF_WALK_ACTION": off("struct mm_walk", "action"),
-        "OFF_OPS_WALK_LOCK": -1 if features.walk_ops_walk_lock_offset is None else features.walk_ops_walk_lock_offset,
+        "OFF_OPS_WALK_LOCK": -1 if lock is None else lock,
         "OPS_WORDS": ops_words(features),
     }
 
