@@ -6,7 +6,8 @@
  *
  * Entry points (walk_page_range & co.) get a kprobe and a kretprobe. The
  * outermost traced call of a task starts a "walk": a WALK_START event carries
- * the raw arguments and the ops struct's callback pointers; WALK_END carries
+ * the raw arguments and the ops struct's first words (its callback pointers,
+ * decoded in user space with the kernel's struct layout); WALK_END carries
  * the return value and the number of callback events the walk produced.
  * Nested entry points (walk_page_range -> walk_page_range_mm_unsafe) only bump
  * a depth counter.
@@ -30,7 +31,9 @@
  * linux/mm_types.h takes minutes under TCG):
  *   OFF_VMA_START, OFF_VMA_END, OFF_VMA_MM   struct vm_area_struct
  *   OFF_WALK_VMA, OFF_WALK_ACTION            struct mm_walk
- *   OFF_OPS_WALK_LOCK                        struct mm_walk_ops
+ *   OFF_OPS_WALK_LOCK                        struct mm_walk_ops (-1: no walk_lock, Linux 6.1)
+ *   OPS_WORDS                                u64 words of struct mm_walk_ops that hold
+ *                                            its callbacks (10 in 6.1/6.12, 11 in 7.2)
  */
 #define RD(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
@@ -38,8 +41,12 @@
 #define EV_WALK_END 2
 #define EV_CALLBACK 3
 
-#define NSLOTS 11 /* pgd_entry .. install_pte, in struct mm_walk_ops order */
-#define SLOT_INSTALL_PTE 10
+#define MAX_OPS_WORDS 12 /* room in walk_start_ev for the ops struct's callbacks */
+#define SLOT_INSTALL_PTE 10 /* callback slot ids: MM_WALK_CALLBACKS order */
+
+#if OPS_WORDS > MAX_OPS_WORDS
+#error "struct mm_walk_ops has more callbacks than walk_start_ev has room for"
+#endif
 
 struct walk_start_ev {
 	u32 type;
@@ -51,7 +58,7 @@ struct walk_start_ev {
 	u64 vma_start;
 	u64 vma_end;
 	u64 vma_mm;
-	u64 cbs[NSLOTS];
+	u64 ops[MAX_OPS_WORDS];
 	u64 walk_lock;
 };
 
@@ -197,14 +204,17 @@ static __always_inline int walk_enter(struct pt_regs *ctx, u32 fn, int ops_arg, 
 		RD(e->vma_mm, vma, OFF_VMA_MM);
 	}
 	ops = parm(ctx, ops_arg);
-	if (bpf_probe_read_kernel(&e->cbs, sizeof(e->cbs), (void *)ops))
-		__builtin_memset(&e->cbs, 0, sizeof(e->cbs));
+	__builtin_memset(&e->ops, 0, sizeof(e->ops));
+	bpf_probe_read_kernel(&e->ops, OPS_WORDS * sizeof(u64), (void *)ops);
+	e->walk_lock = 0;
+#if OFF_OPS_WALK_LOCK >= 0
 	{
 		u32 lock = 0;
 
 		RD(lock, ops, OFF_OPS_WALK_LOCK);
 		e->walk_lock = lock;
 	}
+#endif
 	events.ringbuf_submit(e, 0);
 	return 0;
 }
@@ -250,6 +260,7 @@ ENTRY(walk_page_mapping, 6, 3, -1)
 ENTRY(walk_page_range_debug, 7, 3, -1)
 ENTRY(walk_kernel_page_table_range, 8, 2, -1)
 ENTRY(walk_kernel_page_table_range_lockless, 9, 2, -1)
+ENTRY(walk_page_range_novma, 10, 3, -1)
 
 /*
  * Callbacks. kind: 0 = (ptr, addr, next, walk) p?d/pte_entry; 1 = pte_hole
@@ -361,7 +372,10 @@ int kr_callback(struct pt_regs *ctx)
 #define CALLBACK(SLOTNAME, SLOT, KIND) \
 int kp_cb_##SLOTNAME(struct pt_regs *ctx) { return cb_enter(ctx, SLOT, KIND); }
 
-/* Slots in struct mm_walk_ops order (include/linux/pagewalk.h). */
+/*
+ * Slots in Linux 7.2's struct mm_walk_ops order (include/linux/pagewalk.h);
+ * a kernel without a member (install_pte before 6.13) just never attaches it.
+ */
 CALLBACK(pgd_entry, 0, 0)
 CALLBACK(p4d_entry, 1, 0)
 CALLBACK(pud_entry, 2, 0)

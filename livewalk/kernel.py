@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from drgn import FaultError, FindObjectFlags, Program
+from drgn import FaultError, FindObjectFlags, Program, TypeKind
 
 __all__ = (
     "DEBIAN_SUBLEVEL",
@@ -185,6 +185,21 @@ class KernelFeatures:
         ``show_map_vma()`` also takes a VMA that touches ``[start_brk,
         brk]`` for the heap (later ``vma_is_initial_heap()`` wants an
         overlap)
+    :ivar walk_ops_callbacks: the callback members of ``struct mm_walk_ops``
+        as ``(name, byte offset)``, in declaration order (the BPF tracer reads
+        the ops struct with them): 10 in 6.1 and 6.12, 11 with
+        ``install_pte`` in 7.2; empty when not known (features built by hand)
+    :ivar walk_ops_walk_lock_offset: byte offset of ``mm_walk_ops.walk_lock``
+        (80 in 6.12, 88 in 7.2), ``None`` without it (6.1)
+    :ivar pagemap_scan: ``pagemap_scan_ops`` exists: the ``PAGEMAP_SCAN``
+        ioctl of ``/proc/PID/pagemap`` (Linux 6.7; not in 6.1)
+    :ivar madvise_guard: ``guard_install_pte_entry()`` exists: the
+        ``MADV_GUARD_INSTALL``/``MADV_GUARD_REMOVE`` guard regions (Linux
+        6.13; not in 6.12)
+    :ivar ptdump_check_wx: ``check_wx_open()`` exists: mm/ptdump.c's
+        debugfs file ``check_wx_pages``, the one way user space makes the
+        kernel walk its own tables without ``CONFIG_PTDUMP_DEBUGFS`` (in 6.12,
+        not in 6.1, where ptdump walks only at boot)
     """
 
     release: str | None = None
@@ -217,6 +232,12 @@ class KernelFeatures:
     thp_hugepage_vma_check: bool = False
     vm_lockonfault_mnemonic: bool = True
     vma_names_6_1: bool = False
+    # BPF tracer / crosscheck
+    walk_ops_callbacks: tuple[tuple[str, int], ...] = ()
+    walk_ops_walk_lock_offset: int | None = None
+    pagemap_scan: bool = True
+    madvise_guard: bool = True
+    ptdump_check_wx: bool = True
 
     @property
     def kernel(self) -> str:
@@ -262,6 +283,7 @@ class KernelFeatures:
         new_fw = v >= (7, 1)
         split_api = _stable(v, sub, (6, 12), 105, (6, 13))
         seven = v >= (7, 0)
+        ops_layout = _walk_ops_layout_of(v >= (6, 13), v >= (6, 5))  # BPF tracer / crosscheck
         entry = {"walk_page_range", "walk_page_vma", "walk_page_mapping"}
         if _stable(v, sub, (6, 1), 161, (6, 2)):
             entry.add("walk_page_range_vma")
@@ -306,6 +328,12 @@ class KernelFeatures:
             thp_hugepage_vma_check=v < (6, 8),
             vm_lockonfault_mnemonic=v >= (6, 2),
             vma_names_6_1=v < (6, 2),
+            # BPF tracer / crosscheck
+            walk_ops_callbacks=ops_layout[0],
+            walk_ops_walk_lock_offset=ops_layout[1],
+            pagemap_scan=v >= (6, 7),
+            madvise_guard=v >= (6, 13),
+            ptdump_check_wx=v >= (6, 12),
         )
 
     @classmethod
@@ -321,6 +349,7 @@ class KernelFeatures:
         hint = cls.for_version(full or DEFAULT_VERSION)
         walk_lock = _has_member(prog, "struct mm_walk_ops", "walk_lock")
         pte_map_may_fail = _has_function(prog, "__pte_offset_map")
+        ops_layout = _walk_ops_layout(prog)  # BPF tracer / crosscheck
         entry = frozenset(
             name
             for name in (*WALK_ENTRY_POINTS, "walk_page_range", "walk_page_vma", "walk_page_mapping")
@@ -350,6 +379,12 @@ class KernelFeatures:
             and "walk_page_range_novma" not in entry,
             walk_entry_points=entry,
             folio_walk=_has_function(prog, "folio_walk_start"),
+            # BPF tracer / crosscheck
+            walk_ops_callbacks=ops_layout[0],
+            walk_ops_walk_lock_offset=ops_layout[1],
+            pagemap_scan=_has_variable(prog, "pagemap_scan_ops"),
+            madvise_guard=_has_function(prog, "guard_install_pte_entry"),
+            ptdump_check_wx=_has_function(prog, "check_wx_open"),
         )
         return _probe_page_features(prog, probed)
 
@@ -382,6 +417,46 @@ def _same_offset(prog: Program, type_name: str, a: str, b: str) -> bool:
         return t.member(a).offset == t.member(b).offset
     except LookupError:
         return False
+
+
+# BPF tracer / crosscheck
+#: ``(callbacks as (name, offset), walk_lock offset)`` of ``struct mm_walk_ops``
+_WalkOpsLayout = tuple[tuple[tuple[str, int], ...], int | None]
+
+
+def _walk_ops_layout_of(install_pte: bool, walk_lock: bool) -> _WalkOpsLayout:
+    """
+    The ``struct mm_walk_ops`` layout of a kernel known by version only: the
+    callbacks of ``MM_WALK_CALLBACKS`` it has, one pointer each, then
+    ``walk_lock`` (x86_64).
+    """
+    from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
+
+    names = [n for n in MM_WALK_CALLBACKS if install_pte or n != "install_pte"]
+    return tuple((n, 8 * i) for i, n in enumerate(names)), (8 * len(names) if walk_lock else None)
+
+
+def _walk_ops_layout(prog: Program) -> _WalkOpsLayout:
+    """
+    The ``struct mm_walk_ops`` layout of *prog* from its debug info: every
+    member that is a pointer to a function, with its byte offset, and where
+    ``walk_lock`` is.
+    """
+    try:
+        t = prog.type("struct mm_walk_ops")
+    except LookupError:
+        return (), None
+    callbacks = []
+    lock = None
+    for m in t.members or ():
+        mt = m.type
+        while mt.kind == TypeKind.TYPEDEF:
+            mt = mt.type
+        if m.name == "walk_lock":
+            lock = m.bit_offset // 8
+        elif mt.kind == TypeKind.POINTER and mt.type.kind == TypeKind.FUNCTION and m.name:
+            callbacks.append((m.name, m.bit_offset // 8))
+    return tuple(callbacks), lock
 
 
 def _stable(

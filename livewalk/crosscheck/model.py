@@ -22,11 +22,15 @@ from collections.abc import Iterable, Sequence
 from typing import cast
 
 from livewalk.arch import ULONG_MAX
+from livewalk.kernel import KernelFeatures
 from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
 
 __all__ = (
+    "DEFAULT_OPS_LAYOUT",
     "ENTRY_POINTS",
     "EntryPoint",
+    "MAX_OPS_WORDS",
+    "OpsLayout",
     "KernelStep",
     "KernelWalk",
     "POINTER_SLOTS",
@@ -44,6 +48,18 @@ __all__ = (
 #: (``include/linux/pagewalk.h``); the BPF side numbers them the same way.
 SLOTS = MM_WALK_CALLBACKS
 SLOT_INDEX = {name: i for i, name in enumerate(SLOTS)}
+
+#: The callback members of a kernel's ``struct mm_walk_ops`` as ``(slot,
+#: byte offset)``: :attr:`~livewalk.kernel.KernelFeatures.walk_ops_callbacks`.
+OpsLayout = tuple[tuple[str, int], ...]
+
+#: Linux 7.2's layout (11 callbacks, ``install_pte`` last), for records
+#: decoded without a kernel at hand (tests).
+DEFAULT_OPS_LAYOUT: OpsLayout = KernelFeatures.for_version().walk_ops_callbacks
+
+#: Words of the ops struct a ``walk_start_ev`` has room for
+#: (``MAX_OPS_WORDS`` of ``bpf/walktrace.c``).
+MAX_OPS_WORDS = 12
 
 #: Slots whose first argument is a pointer to a page-table slot.
 POINTER_SLOTS = frozenset(("pgd_entry", "p4d_entry", "pud_entry", "pmd_entry", "pte_entry", "hugetlb_entry"))
@@ -70,9 +86,18 @@ class EntryPoint:
         """A no-VMA walk of kernel page tables (init_mm)."""
         return self.name.startswith("walk_kernel_page_table_range")
 
+    @property
+    def debug(self) -> bool:
+        """A no-VMA walk of any mm's tables, or of a given PGD: ptdump's
+        ``walk_page_range_debug()``, and ``walk_page_range_novma()``, which it
+        replaced (Linux 6.1 to 6.12.104)."""
+        return self.name in ("walk_page_range_debug", "walk_page_range_novma")
 
-#: The entry points of ``mm/pagewalk.c`` (Linux 7.2), keyed by the function
-#: ids of ``bpf/walktrace.c``.
+
+#: The entry points of ``mm/pagewalk.c`` (Linux 7.2, and 6.1's
+#: ``walk_page_range_novma``), keyed by the function ids of
+#: ``bpf/walktrace.c``. Which ones a kernel has is
+#: :attr:`~livewalk.kernel.KernelFeatures.walk_entry_points`.
 ENTRY_POINTS: dict[int, EntryPoint] = {
     e.fn: e
     for e in (
@@ -85,6 +110,7 @@ ENTRY_POINTS: dict[int, EntryPoint] = {
         EntryPoint(7, "walk_page_range_debug", 3, mm_arg=0, start_arg=1, end_arg=2, pgd_arg=4),
         EntryPoint(8, "walk_kernel_page_table_range", 2, start_arg=0, end_arg=1, pgd_arg=3),
         EntryPoint(9, "walk_kernel_page_table_range_lockless", 2, start_arg=0, end_arg=1, pgd_arg=3),
+        EntryPoint(10, "walk_page_range_novma", 3, mm_arg=0, start_arg=1, end_arg=2, pgd_arg=4),
     )
 }
 
@@ -92,8 +118,8 @@ EV_WALK_START = 1
 EV_WALK_END = 2
 EV_CALLBACK = 3
 
-# struct walk_start_ev: 4 u32, walk_id, args[6], vma_start/end/mm, cbs[11], walk_lock
-_START = struct.Struct("<4IQ6Q3Q11QQ")
+# struct walk_start_ev: 4 u32, walk_id, args[6], vma_start/end/mm, ops[12], walk_lock
+_START = struct.Struct(f"<4IQ6Q3Q{MAX_OPS_WORDS}QQ")
 # struct walk_end_ev: 4 u32, walk_id, s64 ret
 _END = struct.Struct("<4IQq")
 # struct callback_ev: 4 u32, walk_id ip ptr addr next arg val, s64 ret, 2 u32, vma_start
@@ -154,7 +180,8 @@ class KernelWalk:
     :ivar args: the six raw argument registers at entry
     :ivar vma_start: for VMA entry points, ``vma->vm_start`` (and
         *vma_end*, *vma_mm*) at entry
-    :ivar callbacks: the ops struct's 11 callback pointers (0 = unset)
+    :ivar callbacks: the ops struct's callback pointers in :data:`SLOTS`
+        order (0 = unset, or not a member in this kernel)
     :ivar walk_lock: ``ops->walk_lock``
     :ivar steps: the callback calls, in order
     :ivar ret: the entry point's return value (None if its end was not seen)
@@ -222,11 +249,19 @@ def encode_walk_start(
     *,
     vma: tuple[int, int, int] = (0, 0, 0),
     walk_lock: int = 0,
+    layout: OpsLayout = DEFAULT_OPS_LAYOUT,
 ) -> bytes:
-    """Pack a ``walk_start_ev`` (for tests and tools)."""
+    """
+    Pack a ``walk_start_ev`` (for tests and tools); *callbacks* are in
+    :data:`SLOTS` order and are laid out as a kernel with *layout* has them.
+    """
     a = list(args) + [0] * (6 - len(args))
-    c = list(callbacks) + [0] * (len(SLOTS) - len(callbacks))
-    return _START.pack(EV_WALK_START, fn, tid, tgid, walk_id, *(x & ULONG_MAX for x in a), *vma, *c, walk_lock)
+    words = [0] * MAX_OPS_WORDS
+    for slot, off in layout:
+        i = SLOT_INDEX[slot]
+        if i < len(callbacks):
+            words[off // 8] = callbacks[i]
+    return _START.pack(EV_WALK_START, fn, tid, tgid, walk_id, *(x & ULONG_MAX for x in a), *vma, *words, walk_lock)
 
 
 def encode_walk_end(walk_id: int, fn: int, tid: int, steps: int, ret: int) -> bytes:
@@ -243,11 +278,21 @@ def encode_callback(walk_id: int, tid: int, step: int, s: KernelStep) -> bytes:
     )  # fmt: skip
 
 
-def decode_event(data: bytes) -> tuple[int, object]:
+def _callbacks(words: Sequence[int], layout: OpsLayout) -> tuple[int, ...]:
+    """The ops struct's callback pointers in :data:`SLOTS` order, from its first words."""
+    out = [0] * len(SLOTS)
+    for slot, off in layout:
+        if slot in SLOT_INDEX and off % 8 == 0 and off // 8 < len(words):
+            out[SLOT_INDEX[slot]] = words[off // 8]
+    return tuple(out)
+
+
+def decode_event(data: bytes, layout: OpsLayout = DEFAULT_OPS_LAYOUT) -> tuple[int, object]:
     """
     Decode one ring-buffer record into ``(type, payload)``: a
     :class:`KernelWalk` (start), a ``(walk_id, steps, ret)`` tuple (end) or a
-    ``(walk_id, KernelStep)`` tuple (callback).
+    ``(walk_id, KernelStep)`` tuple (callback). *layout* is the traced
+    kernel's ``struct mm_walk_ops`` (where each callback pointer is).
 
     :raises ValueError: on an unknown or short record
     """
@@ -262,7 +307,7 @@ def decode_event(data: bytes) -> tuple[int, object]:
         w = KernelWalk(
             walk_id=f[4], fn=fn, tid=f[2], tgid=f[3], args=tuple(f[5:11]),
             vma_start=f[11], vma_end=f[12], vma_mm=f[13],
-            callbacks=tuple(f[14:25]), walk_lock=f[25],
+            callbacks=_callbacks(f[14 : 14 + MAX_OPS_WORDS], layout), walk_lock=f[14 + MAX_OPS_WORDS],
         )  # fmt: skip
         return kind, w
     if kind == EV_WALK_END:

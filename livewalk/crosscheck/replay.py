@@ -473,6 +473,8 @@ def _replay(kwalk: KernelWalk, backend: ReplayBackend, mm: ReplayMM | None, r: _
             ret = pw.walk_page_range_vma_unsafe(vma, kwalk.start, kwalk.end, ops, backend=backend)
     elif name == "walk_page_range_debug":
         ret = pw.walk_page_range_debug(mm, kwalk.start, kwalk.end, ops, kwalk.pgd or None)
+    elif name == "walk_page_range_novma":
+        ret = pw.walk_page_range_novma(mm, kwalk.start, kwalk.end, ops, kwalk.pgd or None)
     elif name in ("walk_kernel_page_table_range", "walk_kernel_page_table_range_lockless"):
         ret = pw.walk_kernel_page_table_range(kwalk.start, kwalk.end, ops, kwalk.pgd or None, backend=backend)
     else:

@@ -49,14 +49,21 @@ class TriggerResult:
     entry_points: Counter[str] = dataclasses.field(default_factory=Counter)
     divergences: list[str] = dataclasses.field(default_factory=list)
     skipped: str | None = None
+    not_applicable: str | None = None
     note: str = ""
     mode: str = ""
 
     @property
+    def ran(self) -> bool:
+        return self.skipped is None and self.not_applicable is None
+
+    @property
     def ok(self) -> bool:
-        return self.skipped is None and not (self.mismatches or self.lost or self.problems) and self.walks > 0
+        return self.ran and not (self.mismatches or self.lost or self.problems) and self.walks > 0
 
     def line(self) -> str:
+        if self.not_applicable is not None:
+            return f"{self.name:<19} not applicable on this kernel: {self.not_applicable}"
         if self.skipped is not None:
             return f"{self.name:<19} skipped: {self.skipped}"
         eps = ", ".join(f"{n} x{c}" for n, c in sorted(self.entry_points.items()))
@@ -88,6 +95,9 @@ def _run_trigger(
     verbose: TextIO | None,
 ) -> TriggerResult:
     res = TriggerResult(trig.name, mode=trig.mode)
+    res.not_applicable = trig.not_in_kernel(ctx.features)
+    if res.not_applicable is not None:
+        return res
     reason = trig.unavailable(ctx)
     if reason is not None:
         res.skipped = reason
@@ -127,7 +137,7 @@ def _run_trigger(
     walks: list[KernelWalk] = []
     for w in asm.walks:
         if trig.on == "kernel":
-            mine = w.fn.name in ("walk_page_range_debug",) and w.mm == mm_addr or w.fn.kernel
+            mine = w.fn.debug and w.mm == mm_addr or w.fn.kernel
         else:
             mine = w.mm == mm_addr
         if mine:
@@ -208,20 +218,24 @@ def crosscheck(
     base = DrgnBackend.for_program(prog)
     target_mm = _mm_of(prog, pid)
     task_size = int(target_mm.task_size.value_())
-    tracer = Tracer(prog)
+    features = base.features
+    tracer = Tracer(prog, features)
     if verbose:
         out.write(f"crosscheck: BPF program loaded in {time.monotonic() - t0:.1f} s\n")
-    out.write(f"crosscheck: tracing {len(tracer.entry_points)} entry points "
+    out.write(f"crosscheck: Linux {features.kernel}: tracing {len(tracer.entry_points)} entry points "
               f"({', '.join(tracer.entry_points)}); {base.paging.levels}-level paging\n")
-    if tracer.missing_entry_points:
-        out.write(f"crosscheck: not in this kernel: {', '.join(tracer.missing_entry_points)}\n")
+    absent = tracer.missing_entry_points + [f"mm_walk_ops.{s}" for s in tracer.missing_callbacks]
+    if absent:
+        out.write(f"crosscheck: not present in this kernel: {', '.join(absent)}\n")
+    for name, why in tracer.unattachable_entry_points.items():
+        out.write(f"crosscheck: problem: entry point {name} cannot be traced: {why}\n")
     helper = None
     if any(t.on == "helper" for t in chosen):
         helper = Helper()
         if helper.skipped:
             out.write(f"crosscheck: helper regions not built: "
                       f"{'; '.join(f'{k}: {v}' for k, v in helper.skipped.items())}\n")
-    ctx = TriggerContext(pid, helper, task_size, online_nodes())
+    ctx = TriggerContext(pid, helper, task_size, online_nodes(), features)
     results: list[TriggerResult] = []
     corrupt = [corrupt_step]
     try:
@@ -245,20 +259,23 @@ def crosscheck(
     finally:
         if helper is not None:
             helper.close()
-    ran = [r for r in results if r.skipped is None]
-    if triggers and len(ran) < len(results):
-        failed_skip = True
-    else:
-        failed_skip = False
+    ran = [r for r in results if r.ran]
+    # a trigger asked for by name that this machine cannot run fails the run;
+    # one that this kernel cannot run is only reported
+    failed_skip = bool(triggers) and any(r.skipped is not None for r in results)
     w = sum(r.walks for r in ran)
     c = sum(r.callbacks for r in ran)
     m = sum(r.mismatches for r in ran)
     lost = sum(r.lost for r in ran)
-    probs = sum(len(r.problems) for r in ran)
+    probs = sum(len(r.problems) for r in ran) + len(tracer.unattachable_entry_points)
     verdict = f"crosscheck: {w} walks, {c} callbacks, {m} mismatches"
     if lost:
         verdict += f", {lost} lost events"
     if probs:
         verdict += f", {probs} problems"
+    na = sum(r.not_applicable is not None for r in results)
+    if na:
+        verdict += f"; {na} triggers not applicable on this kernel"
     out.write(verdict + "\n")
-    return 0 if (all(r.ok for r in ran) and ran and not failed_skip) else 1
+    ok = all(r.ok for r in ran) and ran and not failed_skip and not tracer.unattachable_entry_points
+    return 0 if ok else 1

@@ -28,8 +28,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from livewalk.crosscheck.model import ENTRY_POINTS, SLOTS, TraceAssembly, assemble, decode_event
+from livewalk.crosscheck.model import (
+    ENTRY_POINTS,
+    MAX_OPS_WORDS,
+    SLOTS,
+    TraceAssembly,
+    assemble,
+    decode_event,
+)
 from livewalk.errors import LivewalkError
+from livewalk.kernel import KernelFeatures
 
 __all__ = ("Tracer", "TracerError", "bpf_source_path")
 
@@ -59,12 +67,15 @@ def bpf_source_path() -> Path:
     return Path(__file__).resolve().parents[2] / "bpf" / "walktrace.c"
 
 
-def struct_offsets(prog: Any) -> dict[str, int]:
+def struct_offsets(prog: Any, features: KernelFeatures) -> dict[str, int]:
     """
     The structure offsets ``bpf/walktrace.c`` needs, from the kernel's debug
-    info (so the BPF program needs no kernel headers).
+    info (so the BPF program needs no kernel headers); the ``struct
+    mm_walk_ops`` layout is the one *features* probed.
     """
     import drgn
+
+    lock = features.walk_ops_walk_lock_offset
 
     def off(type_name: str, member: str) -> int:
         try:
@@ -78,8 +89,25 @@ def struct_offsets(prog: Any) -> dict[str, int]:
         "OFF_VMA_MM": off("struct vm_area_struct", "vm_mm"),
         "OFF_WALK_VMA": off("struct mm_walk", "vma"),
         "OFF_WALK_ACTION": off("struct mm_walk", "action"),
-        "OFF_OPS_WALK_LOCK": off("struct mm_walk_ops", "walk_lock"),
+        "OFF_OPS_WALK_LOCK": -1 if lock is None else lock,
+        "OPS_WORDS": ops_words(features),
     }
+
+
+def ops_words(features: KernelFeatures) -> int:
+    """
+    How many u64 words of ``struct mm_walk_ops`` hold its callbacks (what
+    the BPF program copies at each walk's start).
+
+    :raises TracerError: when the layout is unknown or does not fit the record
+    """
+    layout = features.walk_ops_callbacks
+    if not layout:
+        raise TracerError("no struct mm_walk_ops callbacks in the kernel's debug info")
+    n = max(off for _, off in layout) // 8 + 1
+    if n > MAX_OPS_WORDS or any(off % 8 for _, off in layout):
+        raise TracerError(f"struct mm_walk_ops has an unexpected layout: {layout}")
+    return n
 
 
 class Tracer:
@@ -87,11 +115,13 @@ class Tracer:
     The BPF side of the crosscheck.
 
     :param prog: the drgn program of the running kernel (for symbols)
+    :param features: what that kernel has (the ops layout, the entry points)
     :ivar missing_entry_points: entry points not in this kernel (not traced)
+    :ivar missing_callbacks: ``mm_walk_ops`` members not in this kernel
     :ivar attached: callback function address -> (name, slot)
     """
 
-    def __init__(self, prog: Any, *, ringbuf_pages: int = RINGBUF_PAGES) -> None:
+    def __init__(self, prog: Any, features: KernelFeatures, *, ringbuf_pages: int = RINGBUF_PAGES) -> None:
         try:
             from bcc import BPF
         except ImportError as e:
@@ -102,22 +132,31 @@ class Tracer:
         except OSError as e:
             raise TracerError(f"cannot read the BPF program {src}: {e.strerror}") from e
         self.prog = prog
-        cflags = [f"-DRINGBUF_PAGES={ringbuf_pages}", *(f"-D{k}={v}" for k, v in struct_offsets(prog).items())]
+        self.features = features
+        self.layout = features.walk_ops_callbacks
+        self.slots = frozenset(name for name, _ in self.layout)
+        self.missing_callbacks = [s for s in SLOTS if s not in self.slots]
+        offsets = struct_offsets(prog, features)
+        cflags = [f"-DRINGBUF_PAGES={ringbuf_pages}", *(f"-D{k}={v}" for k, v in offsets.items())]
         try:
             self.bpf = BPF(text=text, cflags=cflags)
         except Exception as e:  # bcc raises plain Exception on compile/load errors
             raise TracerError(f"cannot load {src.name}: {e}") from e
         self.missing_entry_points: list[str] = []
         self.entry_points: list[str] = []
+        self.unattachable_entry_points: dict[str, str] = {}
         for ep in ENTRY_POINTS.values():
-            if self._unique_symbol(ep.name) is None:
+            if not features.has_entry_point(ep.name):
                 self.missing_entry_points.append(ep.name)
+                continue
+            if self._unique_symbol(ep.name) is None:
+                self.unattachable_entry_points[ep.name] = "not a unique symbol"
                 continue
             try:
                 self.bpf.attach_kprobe(event=ep.name, fn_name=f"kp_{ep.name}")
                 self.bpf.attach_kretprobe(event=ep.name, fn_name=f"kr_{ep.name}", maxactive=64)
-            except Exception:
-                self.missing_entry_points.append(ep.name)
+            except Exception as e:
+                self.unattachable_entry_points[ep.name] = " ".join(str(e).split())
                 continue
             self.entry_points.append(ep.name)
         self.attached: dict[int, tuple[str, str]] = {}
@@ -155,8 +194,8 @@ class Tracer:
         except KeyError:
             return {}
         out = {}
-        for slot in SLOTS:
-            v = int(getattr(ops, slot).value_())
+        for slot, _ in self.layout:
+            v = int(ops.member_(slot).value_())
             if v:
                 out[slot] = v
         return out
@@ -170,6 +209,9 @@ class Tracer:
         if addr in self.unattachable:
             return False
         name = self.symbol_name(addr)
+        if slot not in self.slots:
+            self.unattachable[addr] = f"{name}: struct mm_walk_ops has no {slot} in this kernel"
+            return False
         if self._unique_symbol(name) != addr:
             self.unattachable[addr] = f"{name}: not a unique symbol"
             return False
@@ -287,6 +329,6 @@ class Tracer:
         lost = self.lost() - lost0
         if error:
             raise error[0]
-        records = [decode_event(r) for r in self._records]
+        records = [decode_event(r, self.layout) for r in self._records]
         self._records = []
         return assemble(records), lost, (result[0] if result else None)

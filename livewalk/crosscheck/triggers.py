@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import errno
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from livewalk.errors import LivewalkError
+from livewalk.kernel import KernelFeatures
 
 __all__ = (
     "Helper",
@@ -45,7 +47,11 @@ __all__ = (
 
 PAGE = 4096
 PAGEMAP_SCAN = 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg), 96 bytes
-PM_SCAN_CATEGORIES = 0x1FF
+#: ``PAGE_IS_*`` categories up to ``PAGE_IS_SOFT_DIRTY`` (Linux 6.7), and
+#: ``PAGE_IS_GUARD`` (Linux 6.14): a ``#define``, so the kernel is asked (it
+#: refuses unknown categories with ``EINVAL`` before it walks)
+PM_SCAN_CATEGORIES = 0xFF
+PAGE_IS_GUARD = 1 << 8
 SYS_MIGRATE_PAGES = 256
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -98,6 +104,7 @@ class TriggerContext:
     helper: Helper | None
     task_size: int
     numa_nodes: list[int]
+    features: KernelFeatures = dataclasses.field(default_factory=KernelFeatures.for_version)
     crosscheck_pid: int = dataclasses.field(default_factory=os.getpid)
 
 
@@ -115,7 +122,11 @@ class Trigger:
     :ivar vmas_after: the syscall changes VMAs before it walks (mlock): replay
         with the VMAs as they are after it
     :ivar run: performs the action
-    :ivar unavailable: returns why the trigger cannot run here, or None
+    :ivar unavailable: returns why the trigger cannot run here (this
+        machine or VM lacks something), or None
+    :ivar not_in_kernel: returns why the target kernel cannot run it at all
+        (it lacks the system call, ioctl or walk user), or None: the trigger
+        is then "not applicable on this kernel"
     """
 
     name: str
@@ -127,6 +138,7 @@ class Trigger:
     callbacks: tuple[tuple[str, str], ...] = ()
     vmas_after: bool = False
     unavailable: Callable[[TriggerContext], str | None] = lambda ctx: None
+    not_in_kernel: Callable[[KernelFeatures], str | None] = lambda features: None
 
 
 # -- actions ---------------------------------------------------------------
@@ -175,19 +187,22 @@ def _pagemap_scan(ctx: TriggerContext) -> str:
         return "no VMAs"
     nvec = 4096
     vec = (ctypes.c_uint64 * (3 * nvec))()
-    arg = (ctypes.c_uint64 * 12)(
-        96, 0, ranges[0][0], ranges[-1][1], 0, ctypes.addressof(vec), nvec, 0,
-        0, 0, PM_SCAN_CATEGORIES, PM_SCAN_CATEGORIES,
-    )  # fmt: skip
     fd = os.open(f"/proc/{ctx.target_pid}/pagemap", os.O_RDONLY)
     try:
-        r = _libc.ioctl(fd, ctypes.c_ulong(PAGEMAP_SCAN), ctypes.byref(arg))
+        for categories in (PM_SCAN_CATEGORIES | PAGE_IS_GUARD, PM_SCAN_CATEGORIES):
+            arg = (ctypes.c_uint64 * 12)(
+                96, 0, ranges[0][0], ranges[-1][1], 0, ctypes.addressof(vec), nvec, 0,
+                0, 0, categories, categories,
+            )  # fmt: skip
+            r = _libc.ioctl(fd, ctypes.c_ulong(PAGEMAP_SCAN), ctypes.byref(arg))
+            if r >= 0 or ctypes.get_errno() != errno.EINVAL:
+                break
         if r < 0:
             e = ctypes.get_errno()
             raise LivewalkError(f"PAGEMAP_SCAN failed: {os.strerror(e)}")
     finally:
         os.close(fd)
-    return f"{r} regions"
+    return f"{r} regions (categories {categories:#x})"
 
 
 def _helper_cmds(*cmds: str) -> Callable[[TriggerContext], str]:
@@ -244,6 +259,23 @@ def _needs_target_file(name: str) -> Callable[[TriggerContext], str | None]:
     return lambda ctx: None if os.path.exists(f"/proc/{ctx.target_pid}/{name}") else f"/proc/PID/{name} is missing"
 
 
+def _no_pagemap_scan(f: KernelFeatures) -> str | None:
+    return None if f.pagemap_scan else "no PAGEMAP_SCAN ioctl (no pagemap_scan_ops; Linux 6.7)"
+
+
+def _no_guard_regions(f: KernelFeatures) -> str | None:
+    if f.madvise_guard:
+        return None
+    return "no guard regions (no MADV_GUARD_INSTALL/REMOVE, no guard_install_pte_entry; Linux 6.13)"
+
+
+def _no_check_wx(f: KernelFeatures) -> str | None:
+    if f.ptdump_check_wx:
+        return None
+    return ("no check_wx_pages debugfs file (no check_wx_open in mm/ptdump.c; in 6.12, not in 6.1): "
+            "ptdump walks the kernel's tables only at boot")
+
+
 CHECK_WX = "/sys/kernel/debug/check_wx_pages"
 
 TRIGGERS: tuple[Trigger, ...] = (
@@ -260,7 +292,7 @@ TRIGGERS: tuple[Trigger, ...] = (
             lambda ctx: _read_file(f"/proc/{ctx.target_pid}/numa_maps"),
             ops=("show_numa_ops", "show_numa_vma_lock_ops"), unavailable=_needs_target_file("numa_maps")),
     Trigger("pagemap_scan", "target", "static", "task_mmu.c do_pagemap_scan (no WP): walk_page_range, pagemap_scan_ops",
-            _pagemap_scan, ops=("pagemap_scan_ops",)),
+            _pagemap_scan, ops=("pagemap_scan_ops",), not_in_kernel=_no_pagemap_scan),
     Trigger("mincore", "helper", "static", "mm/mincore.c do_mincore: walk_page_range, mincore_walk_ops",
             _mincore, ops=("mincore_walk_ops",)),
     Trigger("clear_refs", "helper", "overlay", "task_mmu.c clear_refs_write (1-4): walk_page_range(0, -1), clear_refs_walk_ops",
@@ -277,22 +309,27 @@ TRIGGERS: tuple[Trigger, ...] = (
             "madvise.c madvise_guard_install: walk_page_range_vma_unsafe / _mm_unsafe with install_pte",
             _helper_cmds("madvise guard GUARD_INSTALL 256 768"),
             callbacks=(("guard_install_pud_entry", "pud_entry"), ("guard_install_pmd_entry", "pmd_entry"),
-                       ("guard_install_pte_entry", "pte_entry"), ("guard_install_set_pte", "install_pte"))),
+                       ("guard_install_pte_entry", "pte_entry"), ("guard_install_set_pte", "install_pte")),
+            not_in_kernel=_no_guard_regions),
     Trigger("madv_guard_remove", "helper", "overlay", "madvise.c madvise_guard_remove: walk_page_range_vma",
             _helper_cmds("madvise guard GUARD_REMOVE"),
             callbacks=(("guard_remove_pud_entry", "pud_entry"), ("guard_remove_pmd_entry", "pmd_entry"),
-                       ("guard_remove_pte_entry", "pte_entry"))),
+                       ("guard_remove_pte_entry", "pte_entry")),
+            not_in_kernel=_no_guard_regions),
     Trigger("mlock", "helper", "overlay", "mm/mlock.c mlock_vma_pages_range: walk_page_range, mlock_walk_ops",
             _helper_cmds("mlock lock"), callbacks=(("mlock_pte_range", "pmd_entry"),), vmas_after=True),
     Trigger("munlock", "helper", "overlay", "mlock.c mlock_vma_pages_range: walk_page_range, mlock_walk_ops",
             _helper_cmds("munlock lock"), callbacks=(("mlock_pte_range", "pmd_entry"),), vmas_after=True),
-    Trigger("mbind", "helper", "overlay", "mm/mempolicy.c do_mbind: queue_pages_range, queue_pages_lock_vma_walk_ops",
-            _helper_cmds("mbind policy 0"), ops=("queue_pages_lock_vma_walk_ops",)),
+    Trigger("mbind", "helper", "overlay",
+            "mm/mempolicy.c do_mbind: queue_pages_range, queue_pages_lock_vma_walk_ops (queue_pages_walk_ops in 6.1)",
+            _helper_cmds("mbind policy 0"), ops=("queue_pages_lock_vma_walk_ops", "queue_pages_walk_ops")),
     Trigger("migrate_pages", "helper", "overlay", "mempolicy.c migrate_to_node: queue_pages_range, queue_pages_walk_ops",
             _migrate_pages, ops=("queue_pages_walk_ops",), unavailable=_needs_numa),
-    Trigger("ptdump", "kernel", "overlay", "mm/ptdump.c via check_wx_pages: walk_page_range_debug on init_mm, ptdump_ops",
+    Trigger("ptdump", "kernel", "overlay",
+            "mm/ptdump.c via check_wx_pages: walk_page_range_debug (walk_page_range_novma before 6.12.105) "
+            "on init_mm, ptdump_ops",
             lambda ctx: _read_file(CHECK_WX).replace("bytes", "bytes of check_wx_pages"),
-            ops=("ptdump_ops",), unavailable=_needs_file(CHECK_WX)),
+            ops=("ptdump_ops",), unavailable=_needs_file(CHECK_WX), not_in_kernel=_no_check_wx),
 )
 
 

@@ -26,6 +26,7 @@ from livewalk.mm.folio_walk import FolioWalk, FolioWalkLevel, folio_walk_start
 from livewalk.mm.pagewalk import (
     ACTION_AGAIN,
     ACTION_SUBTREE,
+    MM_WALK_CALLBACKS,
     PGWALK_VMA_RDLOCK_VERIFY,
     PGWALK_WRLOCK,
     MMWalkOps,
@@ -571,6 +572,18 @@ class _Release:
         return self.release.encode()
 
 
+def _walk_ops_type(members: set[str]) -> Any:
+    """A ``struct mm_walk_ops`` with *members*, in the kernel's order."""
+    import drgn
+
+    prog = drgn.Program(drgn.host_platform)
+    fnp = prog.pointer_type(prog.function_type(prog.int_type("int", 4, True), ()))
+    lock = prog.int_type("unsigned int", 4, False)
+    names = [n for n in (*MM_WALK_CALLBACKS, "walk_lock") if n in members]
+    return prog.struct_type("mm_walk_ops", 8 * len(names), tuple(
+        drgn.TypeMember(lock if n == "walk_lock" else fnp, n, 64 * i) for i, n in enumerate(names)))
+
+
 class _FakeProgram:
     """Just the lookups KernelFeatures.from_program makes."""
 
@@ -584,9 +597,11 @@ class _FakeProgram:
             return _Release(self.release)
         raise KeyError(name)
 
-    def type(self, name: str) -> _Type:
+    def type(self, name: str) -> Any:
         if name not in self.types:
             raise LookupError(name)
+        if name == "struct mm_walk_ops":  # a real type: its layout is probed too
+            return _walk_ops_type(self.types[name])
         return _Type(self.types[name])
 
     def object(self, name: str, flags: Any = None) -> Any:
