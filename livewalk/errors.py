@@ -23,6 +23,7 @@ __all__ = (
     "LivewalkError",
     "NoSuchProcessError",
     "TargetError",
+    "UnsupportedArchError",
     "UsageError",
     "WalkFailedError",
 )
@@ -82,6 +83,14 @@ class KernelThreadError(LivewalkError):
             f"PID {pid}{name} is a kernel thread: it has no user address space (mm is NULL)"
         )
         self.pid = pid
+
+
+class UnsupportedArchError(TargetError):
+    """
+    The target's architecture is one this tool does not decode yet (pagemap,
+    smaps, vtop and ptdump are x86_64's so far; the walker itself runs on
+    arm64 too).
+    """
 
 
 class AddressError(UsageError):

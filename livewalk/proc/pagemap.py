@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from drgn import Object
 
 from livewalk.arch import ULONG_MAX, PageTableLevel
-from livewalk.arch.x86.pgtable import X86Paging, pmd_present, pte_none, pte_present
+from livewalk.arch.x86.pgtable import as_x86, pmd_present, pte_none, pte_present
 from livewalk.arch.x86.pgtable_64 import SWP_OFFSET_SHIFT, SWP_TYPE_BITS
 from livewalk.arch.x86.pgtable_types import (
     _PAGE_KNL_ERRATUM_MASK,
@@ -236,9 +236,8 @@ class _Pagemap:
         self.sink = sink
         self.show_pfn = show_pfn
         self.pages = page_state
-        paging = backend.paging
         # The table fast paths below decode x86 entries a table at a time.
-        assert isinstance(paging, X86Paging), "pagemap's table decoding is x86's"
+        paging = as_x86(backend.paging, "pagemap")
         self.paging = paging
         self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & ULONG_MAX
         self.swp_pfn_mask = (1 << (paging.max_physmem_bits - PAGE_SHIFT)) - 1
@@ -757,6 +756,7 @@ def _run_walk(
     page_state: PagemapPageState | None,
     walks: list[MMWalk] | None = None,
 ) -> None:
+    as_x86(backend.paging, "pagemap")
     if page_state is None:
         if not isinstance(backend, DrgnBackend):
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")

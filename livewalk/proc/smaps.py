@@ -59,7 +59,7 @@ from typing import Any
 from drgn import FaultError, Object, Program
 
 from livewalk.arch import ArchPaging, PageTableLevel
-from livewalk.arch.x86.pgtable import pmd_present, pte_none, pte_present
+from livewalk.arch.x86.pgtable import as_x86, pmd_present, pte_none, pte_present
 from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY_BITS,
@@ -668,6 +668,7 @@ def smaps(
     :return: the VMAs' sums and lines
     """
     backend = backend_for_mm(mm)
+    as_x86(backend.paging, "smaps")
     prog: Program = mm.prog_
     r = reader or PageReader(prog)
     swap = SwapTables(prog)

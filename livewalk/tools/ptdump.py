@@ -48,7 +48,7 @@ from livewalk.arch.x86.dump_pagetables import (
     ptdump_markers,
     ptdump_ranges,
 )
-from livewalk.arch.x86.pgtable import X86Paging, pmd_leaf, pud_leaf
+from livewalk.arch.x86.pgtable import as_x86, pmd_leaf, pud_leaf
 from livewalk.arch.x86.pgtable_types import _PAGE_NX
 from livewalk.backend import PageTableBackend
 from livewalk.backend.drgn import DrgnBackend
@@ -166,9 +166,8 @@ def ptdump(
     else:
         backend = prog
         target = None
-    paging = backend.paging
     # The note_page() side is x86's (arch/x86/mm/dump_pagetables.c).
-    assert isinstance(paging, X86Paging), "ptdump's format is x86's"
+    paging = as_x86(backend.paging, "ptdump")
     if markers is None:
         if target is not None:
             markers = ptdump_markers(target, paging)

@@ -37,7 +37,7 @@ from typing import Any
 from drgn import FaultError, Object
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
-from livewalk.arch.x86.pgtable import X86Paging
+from livewalk.arch.x86.pgtable import X86Paging, as_x86
 from livewalk.arch.x86.pgtable_types import PAGE_SIZE
 from livewalk.backend import PageTableBackend, backend_for_mm
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
@@ -491,7 +491,7 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
 
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
-    paging: ArchPaging = backend.paging
+    paging: ArchPaging = as_x86(backend.paging, "vtop")
     _check_user_addr(backend, mm, addr)
     pgd = backend.mm_pgd(mm)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
@@ -541,7 +541,7 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
 def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> VtopResult:
     from livewalk.mm.pagewalk import walk_kernel_page_table_range, walk_page_range_novma
 
-    paging: ArchPaging = backend.paging
+    paging: ArchPaging = as_x86(backend.paging, "vtop")
     if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
             f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"

@@ -71,6 +71,7 @@ from livewalk.mm.swapops import (
 
 __all__ = (
     "X86Paging",
+    "as_x86",
     "decode_swap",
     "is_swap_pte",
     "mk_pte",
@@ -607,3 +608,22 @@ class X86Paging:
 if TYPE_CHECKING:
     # X86Paging satisfies the arch seam (checked by mypy)
     _ARCH: ArchPaging = X86Paging()
+
+
+def as_x86(paging: ArchPaging, what: str) -> X86Paging:
+    """
+    *paging* for a consumer that decodes x86_64 entries itself (pagemap,
+    smaps, vtop, ptdump, so far); the walker and its callbacks run on any
+    architecture.
+
+    :raises ~livewalk.errors.UnsupportedArchError: for another architecture
+    """
+    if isinstance(paging, X86Paging):
+        return paging
+    from livewalk.errors import UnsupportedArchError
+
+    arch = type(paging).__name__.removesuffix("Paging").lower()
+    raise UnsupportedArchError(
+        f"{what} decodes x86_64 page tables only, not {arch} yet "
+        "(the walker API, walk_page_range() and its family, runs on it)"
+    )
