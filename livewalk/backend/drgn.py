@@ -124,7 +124,7 @@ def _pgtable_levels(prog: Program) -> int | None:
     levels = 2
     for name, member in (("pmd_t", "pmd"), ("pud_t", "pud"), ("p4d_t", "p4d")):
         try:
-            t = prog.type(name).unaliased()
+            t = type_unaliased(prog.type(name))
         except LookupError:
             return None
         if not t.has_member(member):
