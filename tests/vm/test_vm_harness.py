@@ -235,7 +235,7 @@ def test_vm_run_status_output_and_out(tmp_path: Path) -> None:
     assert p.returncode == 42, p.stderr
     assert p.stdout == img.release + "\n"
     assert "to-err" in p.stderr
-    assert re.search(r"booted \S+ with 4-level paging \(\w+\) in \d+\.\d s", p.stderr)
+    assert re.search(r"booted \S+ \(x86_64\) with 4-level paging \(\w+\) in \d+\.\d s", p.stderr), p.stderr
     assert (out / "a.txt").read_text() == "data\n"
     assert (out / "sub" / "b").read_text() == "x"
     assert str(out) in p.stderr
