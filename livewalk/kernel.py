@@ -30,6 +30,7 @@ __all__ = (
     "KernelFeatures",
     "NotInKernelError",
     "WALK_ENTRY_POINTS",
+    "banner_version",
     "parse_release",
 )
 
@@ -96,8 +97,10 @@ class KernelFeatures:
     :ivar release: ``UTS_RELEASE`` (``None`` if unknown): a hint only
     :ivar version: ``(major, minor)`` from *release*, else
         :data:`DEFAULT_VERSION`
-    :ivar sublevel: the stable release number from *release* (``None`` if
-        unknown: then the newest shape of the series is assumed)
+    :ivar sublevel: the stable release number from *release*, or from the
+        banner where *release* carries a distribution's ABI number instead
+        (:func:`banner_version`); ``None`` if unknown: then the newest shape
+        of the series is assumed
     :ivar page_compound_info: ``struct page`` has ``compound_info`` (was
         ``compound_head``; Linux 7.1)
     :ivar folio_large_mapcount: ``struct folio`` has ``_large_mapcount``
@@ -346,6 +349,12 @@ class KernelFeatures:
         """
         release = _release(prog)
         full = _parse_full(release) if release else None
+        if full is not None and len(full) == 3 and full[2] == 0:
+            # Debian names a stable kernel by its ABI ("6.1.0-56"): the
+            # sublevel is in the banner
+            upstream = _banner_version(prog)
+            if upstream is not None and upstream[:2] == full[:2]:
+                full = upstream
         hint = cls.for_version(full or DEFAULT_VERSION)
         walk_lock = _has_member(prog, "struct mm_walk_ops", "walk_lock")
         pte_map_may_fail = _has_function(prog, "__pte_offset_map")
@@ -480,6 +489,30 @@ def _parse_full(release: str) -> tuple[int, int, int] | tuple[int, int] | None:
     if m.group(3) is None:
         return (int(m.group(1)), int(m.group(2)))
     return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+def banner_version(banner: str) -> tuple[int, int, int] | None:
+    """
+    The upstream ``(major, minor, sublevel)`` that a distribution's
+    ``linux_banner`` names when its release string carries an ABI number
+    instead (Debian: ``6.1.0-56-cloud-amd64`` is ``Debian 6.1.192-1``).
+
+    >>> banner_version("Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) "
+    ...                "(gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0) #1 SMP PREEMPT_DYNAMIC "
+    ...                "Debian 6.1.192-1 (2026-10-21)")
+    (6, 1, 192)
+    >>> banner_version("Linux version 7.2.13-custom (dev@box) #3 SMP") is None
+    True
+    """
+    m = re.search(r"#\S+ .*\bDebian (\d+)\.(\d+)\.(\d+)", banner)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _banner_version(prog: Program) -> tuple[int, int, int] | None:
+    try:
+        return banner_version(prog["linux_banner"].string_().decode(errors="replace"))
+    except (LookupError, ValueError, FaultError):
+        return None
 
 
 def _release(prog: Program) -> str | None:

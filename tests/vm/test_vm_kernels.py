@@ -124,6 +124,24 @@ def test_release_is_the_series(kguest: Guest) -> None:
     assert "virtio_blk" in r.stdout and release in r.stdout
 
 
+def test_features_know_the_stable_sublevel(kguest: Guest) -> None:
+    """
+    The stable release livewalk reads from the target is the package's,
+    also where the release string carries Debian's ABI number instead
+    (``6.1.0-56`` is 6.1.192): stable backports are placed by it.
+    """
+    from livewalk.kernel import KernelFeatures
+
+    img = current_image(kguest.kernel)
+    assert img is not None
+    package = img.manifest["versions"][f"linux-image-{kguest.release}"]
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", package)
+    assert m, package
+    major, minor, sub = (int(x) for x in m.groups())
+    f = KernelFeatures.from_program(kguest.host_program())
+    assert (f.version, f.sublevel) == ((major, minor), sub), (package, f.version, f.sublevel)
+
+
 def test_drgn_in_guest_finds_init_task(kguest: Guest) -> None:
     code = (
         "import drgn\n"
