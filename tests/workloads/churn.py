@@ -24,9 +24,13 @@ reads its page tables:
 
 The main thread also forks a short-lived child from time to time (copying
 and then freeing page tables). Only the standard library (ctypes for the
-system calls) is used. When every thread has started, one JSON line
-``{"pid": ..., "slots": [[start, end], ...]}`` is printed and written
-atomically to ``--ready-file``. On SIGTERM (or after ``--seconds``) the
+system calls) is used. Each slot has a generation count, a seqcount shared
+through a file (``--generations``, default the ready file with ``.gen``):
+odd while an operation on the slot runs, and advanced by two for each, so
+that a reader can tell a slot the workload left alone over an interval; a
+reader can also ask a slot's thread to hold still for a while. When every thread has started, one JSON line
+``{"pid": ..., "slots": [[start, end], ...], "generations": PATH}`` is
+printed and written atomically to ``--ready-file``. On SIGTERM (or after ``--seconds``) the
 counts of each operation are written to ``--stats-file`` (JSON) and the
 process exits.
 """
@@ -37,6 +41,7 @@ import argparse
 import ctypes
 import ctypes.util
 import json
+import mmap
 import os
 import random
 import signal
@@ -66,6 +71,57 @@ libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
 libc.memset.restype = ctypes.c_void_p
 
 STOP = threading.Event()
+
+
+class Generations:
+    """
+    The slots' seqcounts in a shared file: one 64-bit count per slot, odd
+    while the workload changes the slot, then one hold flag per slot: while
+    a reader holds a slot, its thread starts no new operation. The workload
+    creates the file (*create*); a reader opens it.
+    """
+
+    def __init__(self, path: str, n: int, create: bool = False) -> None:
+        with open(path, "w+b" if create else "r+b") as f:
+            if create:
+                f.truncate(16 * n)
+            self._map = mmap.mmap(f.fileno(), 16 * n)
+        words = memoryview(self._map).cast("Q")
+        self._gen, self._hold = words[:n], words[n:]
+
+    def __getitem__(self, i: int) -> int:
+        return int(self._gen[i])
+
+    # -- the workload's side
+
+    def begin(self, i: int) -> None:
+        while self._hold[i] and not STOP.is_set():
+            time.sleep(0.001)
+        self._gen[i] += 1
+
+    def end(self, i: int) -> None:
+        self._gen[i] += 1
+
+    # -- a reader's side
+
+    def hold(self, i: int, timeout: float = 5.0) -> int | None:
+        """
+        Ask slot *i*'s thread to start nothing new and wait for the
+        operation under way to end; return the slot's generation then
+        (``None`` if it did not end in *timeout* s). A caller compares it
+        with ``self[i]`` after its reads, then calls :meth:`release`.
+        """
+        self._hold[i] = 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            g = int(self._gen[i])
+            if g % 2 == 0:
+                return g
+            time.sleep(0.0005)
+        return None
+
+    def release(self, i: int) -> None:
+        self._hold[i] = 0
 
 
 class Slot:
@@ -169,14 +225,18 @@ class Slot:
 OPS = ("map", "unmap", "remap", "split", "collapse", "swap", "protect", "fault", "fault")
 
 
-def worker(slot: Slot, seed: int, nap: float) -> None:
+def worker(slot: Slot, index: int, gens: Generations, seed: int, nap: float) -> None:
     rng = random.Random(seed)
+    gens.begin(index)
     slot.map(rng)
+    gens.end(index)
     while not STOP.is_set():
         op = rng.choice(OPS)
         if slot.addr is None and op != "unmap":
             op = "map"
+        gens.begin(index)
         getattr(slot, op)(rng)
+        gens.end(index)
         if nap:
             time.sleep(rng.random() * 2 * nap)
 
@@ -188,20 +248,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until SIGTERM)")
     ap.add_argument("--ready-file")
     ap.add_argument("--stats-file")
+    ap.add_argument("--generations", help="the slots' generation counts (default: READY_FILE.gen)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nap-ms", type=float, default=0,
                     help="mean pause between two operations of a thread (leave CPU to the walker)")
     args = ap.parse_args()
 
     slots = [Slot(i, args.slot_mib << 20) for i in range(args.threads)]
-    threads = [threading.Thread(target=worker, args=(s, args.seed * 1000 + i, args.nap_ms / 1000),
+    gen_path = args.generations or (args.ready_file + ".gen" if args.ready_file else f"/tmp/churn-{os.getpid()}.gen")
+    gens = Generations(gen_path, len(slots), create=True)
+    threads = [threading.Thread(target=worker, args=(s, i, gens, args.seed * 1000 + i, args.nap_ms / 1000),
                                 daemon=True)
                for i, s in enumerate(slots)]
     signal.signal(signal.SIGTERM, lambda *a: STOP.set())
     signal.signal(signal.SIGINT, lambda *a: STOP.set())
     for t in threads:
         t.start()
-    ready = {"pid": os.getpid(), "slots": [[s.start, s.start + s.size] for s in slots]}
+    ready = {"pid": os.getpid(), "slots": [[s.start, s.start + s.size] for s in slots], "generations": gen_path}
     line = json.dumps(ready)
     print(line, flush=True)
     if args.ready_file:
@@ -216,6 +279,8 @@ def main() -> None:
             break
         STOP.wait(0.5)
         # a short-lived child: fork copies the page tables, exit frees them
+        # (no generation: the slots keep their frames; only pagemap's
+        # exclusive bit changes meanwhile, which the proof counts apart)
         pid = os.fork()
         if pid == 0:
             os._exit(0)
@@ -261,7 +326,8 @@ PM_FRAME = 3 << 62
 
 def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
               slots: list[list[int]] | None = None,
-              kernel_pagemap: Callable[[int, int], bytes] | None = None) -> dict[str, object]:
+              kernel_pagemap: Callable[[int, int], bytes] | None = None,
+              generations: Generations | None = None) -> dict[str, object]:
     """
     Walk process *pid* of *prog* again and again for *seconds*, cycling over
     these kinds of walk: the whole address space judged whole
@@ -274,7 +340,17 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
     difference in a range livewalk marks consistent is a ``proof_mismatch``
     when both kernel reads name the same frame, ``proof_mismatch_no_frame``
     when they name none: two reads a second apart cannot tell a page that
-    stayed away from a slot unmapped and mapped afresh between them).
+    stayed away from a slot unmapped and mapped afresh between them). With
+    the workload's *generations*, the proof holds the slot it reads (its
+    thread starts nothing new; the other slots, which share its PMD table,
+    keep churning) and a page counts as ``proof_pages_held`` when the
+    slot's seqcount did not move from before the first kernel read to after
+    the second: only there can the two reads vouch for what livewalk read in
+    between (a slot unmapped and faulted afresh twice can come back to the
+    frames it had, and the two kernel reads then agree with each other and
+    not with a correct read in between); a difference there is a
+    ``proof_mismatch``, one elsewhere ``proof_mismatch_slot_changed``
+    (reported, not a failure).
     Each walk must end within *bound* seconds (SIGALRM; a hang is recorded
     and ends the loop). Exceptions other than livewalk's documented
     :class:`~livewalk.errors.LivewalkError` are recorded as ``escaped``.
@@ -310,7 +386,8 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
         "after_torn_ranges", "after_torn_unnamed", "after_reads", "after_table_reads",
         # the proof against the kernel's own pagemap
         "proof_runs", "proof_pages_compared", "proof_pages_moving", "proof_pages_torn",
-        "proof_mismatch", "proof_mismatch_exclusive_only", "proof_mismatch_no_frame")}
+        "proof_mismatch", "proof_mismatch_exclusive_only", "proof_mismatch_no_frame",
+        "proof_pages_held", "proof_mismatch_slot_changed")}
     reasons: dict[str, int] = {}
     escaped: list[str] = []
     slowest = 0.0
@@ -387,10 +464,18 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                     continue
                 if kind == "proof":
                     assert kernel_pagemap is not None and slots
-                    s0, s1 = slots[(i // len(kinds)) % len(slots)]
-                    ka = kernel_pagemap(s0, s1)
-                    pm = pagemap_read_consistent(mm, s0, s1, retries=DEFAULT_RETRIES)
-                    kb = kernel_pagemap(s0, s1)
+                    si = (i // len(kinds)) % len(slots)
+                    s0, s1 = slots[si]
+                    g0 = generations.hold(si) if generations is not None else None
+                    try:
+                        ka = kernel_pagemap(s0, s1)
+                        pm = pagemap_read_consistent(mm, s0, s1, retries=DEFAULT_RETRIES)
+                        kb = kernel_pagemap(s0, s1)
+                        g1 = generations[si] if generations is not None else None
+                    finally:
+                        if generations is not None:
+                            generations.release(si)
+                    held = generations is None or (g0 is not None and g1 == g0)
                     counts["proof_runs"] += 1
                     if pm.value is None:
                         continue
@@ -406,6 +491,7 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                             counts["proof_pages_torn"] += 1
                             continue
                         counts["proof_pages_compared"] += 1
+                        counts["proof_pages_held"] += int(held and generations is not None)
                         if ours[n] != a:
                             if (ours[n] ^ a) == PM_MMAP_EXCLUSIVE:
                                 counts["proof_mismatch_exclusive_only"] += 1
@@ -414,6 +500,8 @@ def walk_loop(prog: object, pid: int, seconds: float, bound: float = 120.0,
                                 # have been unmapped and mapped afresh between
                                 # them (ABA of the kernel's own reads)
                                 counts["proof_mismatch_no_frame"] += 1
+                            elif not held:
+                                counts["proof_mismatch_slot_changed"] += 1
                             else:
                                 counts["proof_mismatch"] += 1
                                 if len(escaped) < 5:
@@ -490,10 +578,13 @@ def walk_main() -> None:
 
     prog = open_program()
     slots = None
+    generations = None
     if args.ready_file:
         with open(args.ready_file) as f:
-            slots = json.load(f)["slots"]
-    st = walk_loop(prog, args.walk, args.seconds, args.bound, slots, local_pagemap(args.walk))
+            ready = json.load(f)
+        slots = ready["slots"]
+        generations = Generations(ready["generations"], len(slots))
+    st = walk_loop(prog, args.walk, args.seconds, args.bound, slots, local_pagemap(args.walk), generations)
     if args.control:
         st["control"] = control_walk(prog, args.control)
     print(json.dumps(st), flush=True)
