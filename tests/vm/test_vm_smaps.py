@@ -322,10 +322,13 @@ out.update(thp_file=[f1, f1 + 1024 * PAGE], thp_shmem_anon=[h1, h1 + 1024 * PAGE
 k = mmap(32, PROT_RW, MAP_PRIVATE | MAP_ANON)
 ctypes.memset(k, 0x77, 32 * PAGE)
 libc.madvise(k, 32 * PAGE, MADV_MERGEABLE)
-with open("/sys/kernel/mm/ksm/run", "w") as f:
-    f.write("1")
+# ksmd at full speed: under TCG on a busy host its default pace (100
+# pages every 20 ms) can take more than a minute to merge these
+for knob, value in (("pages_to_scan", "5000"), ("sleep_millisecs", "1"), ("run", "1")):
+    with open(f"/sys/kernel/mm/ksm/{knob}", "w") as f:
+        f.write(value)
 merged = False
-for _ in range(300):
+for _ in range(1200):
     with open("/sys/kernel/mm/ksm/pages_sharing") as f:
         if int(f.read()) >= 31:
             merged = True
