@@ -598,6 +598,7 @@ def _merge(torn: Iterable[TornRange]) -> list[TornRange]:
         for j in range(len(out) - 1, -1, -1):
             o = out[j]
             if o.end < t.start:
+                out.append(t)  # apart from every range so far
                 break
             if o.reason == t.reason:
                 detail = o.detail if t.detail in o.detail else f"{o.detail}; {t.detail}"
@@ -607,7 +608,6 @@ def _merge(torn: Iterable[TornRange]) -> list[TornRange]:
                 break
         else:
             out.append(t)
-            continue
     return sorted(out, key=lambda t: (t.start, t.end))
 
 
