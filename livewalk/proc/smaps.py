@@ -23,6 +23,13 @@ Size:                  8 kB
 PSS-like sums are kept in the kernel's fixed point (2^-12 bytes, truncated
 per page at division time) and printed with the kernel's two-step floor.
 
+A ``struct page`` that cannot be read (a dump without that part of
+``mem_map``) leaves unknown exactly the sums its state decides: they are
+marked in :attr:`SmapsVMA.not_in_dump` and printed ``(not in dump)``, the
+page recorded in ``walk.errors``
+(:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`); what the entry alone
+decides (``Rss``, ``Swap``, ``Referenced`` of a young entry...) stays exact.
+
 Checked equal to the kernel's text, field for field, in the test VM (both
 paging modes, drgn on ``/proc/kcore`` and over QMP): see
 ``tests/vm/test_vm_smaps.py``. What cannot be exact, and why:
