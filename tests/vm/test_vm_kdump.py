@@ -599,6 +599,18 @@ def test_kdump_memmap_not_in_dump(dump: dict[str, Any], tmp_path: Any) -> None:
             assert v["not_in_dump"], v["header"]
         if any(v["start"] <= a < v["end"] for a in marked):
             assert v["fields_not_in_dump"], v["header"]
+    # smaps_rollup: the same sums, marked where a VMA's are
+    from livewalk.proc.smaps import format_smaps_rollup, smaps
+    from livewalk.task import resolve_mm
+
+    cut = open_program(core=core, symbols=[d["symbols"]])
+    rollup = format_smaps_rollup(smaps(resolve_mm(cut, d["pid"]))).splitlines()
+    kernel = (d["record"] / "smaps_rollup").read_text().splitlines()
+    assert len(rollup) == len(kernel)
+    for k, o in zip(kernel, rollup):
+        m = re.fullmatch(r"(\w+):\s+\(not in dump\)", o)
+        assert k == o or (m and k.startswith(m.group(1) + ":") and m.group(1) != "Rss"), (k, o)
+    assert any("(not in dump)" in o for o in rollup)
     print(f"\n[kdump {d['core']}] struct pages of {len(gone)} vmemmap pages removed ({', '.join(targets)}): "
           f"{len(marked)} pages marked in pagemap, every other bit equal; {unknown_lines} smaps fields "
           f"'(not in dump)', every other line equal")
