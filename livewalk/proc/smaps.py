@@ -441,8 +441,13 @@ def _accumulate_unknown(
     if st.locked:
         _credit(o, ("pss_locked",), pss)
     # dirty || folio_test_dirty(folio): unknown only without the folio and a clean entry
-    sides = (True,) if dirty or (pi is not None and pi.flags >> st.pg_dirty & 1) else (
-        (False,) if pi is not None else (True, False))
+    sides: tuple[bool, ...]
+    if dirty or (pi is not None and pi.flags >> st.pg_dirty & 1):
+        sides = (True,)
+    elif pi is not None:
+        sides = (False,)
+    else:
+        sides = (True, False)
     if True in sides:
         _credit(o, ("pss_dirty",) if len(sides) == 1 else ("pss_dirty", None), pss)
     privs = (True, False) if private is None else (private,)
