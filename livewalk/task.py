@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drgn import FaultError, IntegerLike, Object, Program, Type, TypeKind
+from drgn import FaultError, IntegerLike, Object, Program, ProgramFlags, Type, TypeKind
 
 from livewalk.backend import backend_for_mm
 from livewalk.errors import KernelThreadError, LivewalkError, NoSuchProcessError
 
 __all__ = (
     "PF_KTHREAD",
+    "check_mm_in_dump",
     "find_mm",
     "mm_of_task",
     "resolve_mm",
@@ -58,7 +59,12 @@ def task_of(prog: Program, pid: IntegerLike) -> Object:
     except FaultError:
         # A filtered dump (makedumpfile) may lack a page of the PID radix
         # tree while the task list is intact: look the task up there.
-        task = _task_from_list(prog, pid)
+        try:
+            task = _task_from_list(prog, pid)
+        except FaultError as e:
+            raise LivewalkError(
+                f"PID {pid}: neither the PID tree nor the task list lead to it in the dump ({e})"
+            ) from None
     if not task:
         raise NoSuchProcessError(pid)
     return task
@@ -88,19 +94,54 @@ def task_comm(task: Object) -> str:
 
 def mm_of_task(task: Object) -> Object:
     """
-    ``task->mm`` of a ``struct task_struct *``.
+    ``task->mm`` of a ``struct task_struct *``. In a crash dump, the task,
+    its mm and its VMA tree must be in the dump (see :func:`check_mm_in_dump`).
 
     :raises ~livewalk.errors.KernelThreadError: for a kernel thread
     :raises ~livewalk.errors.LivewalkError: for a task that is exiting (its
-        ``mm`` is already ``NULL``)
+        ``mm`` is already ``NULL``), or whose ``task_struct``, mm or VMAs
+        are not in the dump
     """
-    mm = task.mm.read_()
+    try:
+        mm = task.mm.read_()
+    except FaultError as e:
+        raise LivewalkError(
+            f"the task_struct at {int(task.value_()):#x} cannot be read: not in the dump, or not a task ({e})"
+        ) from None
     if mm:
+        check_mm_in_dump(task, mm)
         return mm
     pid = int(task.pid)
     if int(task.flags) & PF_KTHREAD or pid == 0:
         raise KernelThreadError(pid, task_comm(task))
     raise LivewalkError(f"PID {pid} ({task_comm(task)}) has no mm: it is exiting or a zombie")
+
+
+def check_mm_in_dump(task: Object, mm: Object) -> None:
+    """
+    In a crash dump (not a live kernel, whose reads are judged by
+    :mod:`livewalk.consistency`), check that what every walk of *mm* needs
+    first is there: the ``mm_struct`` and its VMA tree (maple tree nodes,
+    each ``vm_area_struct``). A dump filtered too much would otherwise give
+    an empty answer.
+
+    :param task: the ``struct task_struct *`` owning *mm* (for the message)
+    :raises ~livewalk.errors.LivewalkError: one line naming what is missing
+    """
+    prog = mm.prog_
+    if prog.flags & ProgramFlags.IS_LIVE:
+        return
+    who = f"PID {int(task.pid)} ({task_comm(task)})"
+    backend = backend_for_mm(mm)
+    try:
+        backend.mm_pgd(mm)
+        backend.mm_task_size(mm)
+    except FaultError as e:
+        raise LivewalkError(f"{who}: its mm_struct at {int(mm.value_()):#x} is not in the dump ({e})") from None
+    try:
+        backend.vmas(mm)  # cached for the walk that follows
+    except (FaultError, ValueError) as e:
+        raise LivewalkError(f"{who}: its VMA tree (maple tree nodes or VMAs) is not in the dump ({e})") from None
 
 
 def find_mm(prog: Program, pid: IntegerLike) -> tuple[Object, Object]:

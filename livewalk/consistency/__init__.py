@@ -79,7 +79,11 @@ filtered dump, or outside RAM) is no race: the walker sees a hole there
 and reading again gives the same. Such ranges are listed apart, in
 :attr:`RangeConsistency.missing` (reason :data:`NOT_IN_DUMP`), marked
 ``# not in dump START-END: DETAIL`` by the commands, and do not make the
-read torn.
+read torn. So are the pages whose ``struct page`` (``mem_map``) is not in
+the dump (detail ``struct page of PFN ... not readable: page state
+unknown``): their entries are read, but what the page's state decides
+(pagemap's ``FILE`` and ``MMAP_EXCLUSIVE`` bits, smaps' Pss and
+Shared/Private split...) is unknown there and said so.
 
 Retries
 =======

@@ -28,6 +28,7 @@ from typing import Any, Generic, TextIO, TypeVar
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.errors import LivewalkError
+from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import MMWalk
 from livewalk.mm.vma import VMA
 
@@ -156,8 +157,11 @@ class RangeConsistency:
     :ivar seconds: wall time
     :ivar missing: the ranges whose page tables could not be read at all
         (:data:`NOT_IN_DUMP`: excluded from a dump, or outside RAM): the
-        walk saw them as holes, so what the result says there is unknown.
-        They do not make the read torn (reading again gives the same).
+        walk saw them as holes, so what the result says there is unknown;
+        and the pages whose ``struct page`` could not be read (detail
+        ``"struct page of PFN ... not readable: page state unknown"``):
+        their entries are read, what the page state decides is unknown.
+        Neither makes the read torn (reading again gives the same).
     """
 
     start: int
@@ -481,21 +485,51 @@ def _check_tables(
 
 
 def _missing(walk: MMWalk, start: int, end: int, chk: _Check[Any]) -> None:
-    """The ranges of [start, end) under the tables *walk* could not read."""
+    """
+    The ranges of [start, end) under the tables *walk* could not read, and
+    of the pages whose ``struct page`` it could not read
+    (:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`: the entries there are
+    exact but what the page state decides is unknown); consecutive pages
+    with consecutive PFNs make one range.
+    """
     paging = walk.paging
+    run: list[int] = []  # [start, end, first pfn, next pfn] of unreadable struct pages
     for e in walk.errors:
-        if e.reason != "unreadable":
+        if e.reason not in ("unreadable", PAGE_UNREADABLE):
             continue
         level = PageTableLevel(e.level)
+        size = 1 << paging.level_shift(level)
+        base = e.addr & ~(size - 1) & ULONG_MAX
+        span = _clip(base, base + size, start, end)
+        if e.reason == PAGE_UNREADABLE:
+            if span is None:
+                continue
+            first = e.value + ((span[0] - base) >> paging.page_shift)
+            nxt = e.value + ((span[1] - base) >> paging.page_shift)
+            if run and run[1] == span[0] and run[3] == first:
+                run[1], run[3] = span[1], nxt
+            else:
+                _page_run(run, chk)
+                run = [span[0], span[1], first, nxt]
+            continue
         if level == PageTableLevel.PGD and e.addr == 0:
-            span: tuple[int, int] | None = (start, end)  # the top table, or its first entry's
-        else:
-            size = 1 << paging.level_shift(level)
-            base = e.addr & ~(size - 1) & ULONG_MAX
-            span = _clip(base, base + size, start, end)
+            span = (start, end)  # the top table, or its first entry's
         if span is not None:
             detail = f"{level.name} entry's table {e.value:#x} not readable"
             chk.missing.append(TornRange(span[0], span[1], NOT_IN_DUMP, detail))
+    _page_run(run, chk)
+
+
+def _page_run(run: list[int], chk: _Check[Any]) -> None:
+    """Record a run of pages whose ``struct page`` is not readable (see :func:`_missing`)."""
+    if not run:
+        return
+    s, e, first, nxt = run
+    if nxt - first <= 1:
+        what = f"struct page of PFN {first:#x}"
+    else:
+        what = f"struct pages of PFNs {first:#x}-{nxt - 1:#x}"
+    chk.missing.append(TornRange(s, e, NOT_IN_DUMP, f"{what} not readable: page state unknown"))
 
 
 def _check(
@@ -564,6 +598,7 @@ def _merge(torn: Iterable[TornRange]) -> list[TornRange]:
         for j in range(len(out) - 1, -1, -1):
             o = out[j]
             if o.end < t.start:
+                out.append(t)  # apart from every range so far
                 break
             if o.reason == t.reason:
                 detail = o.detail if t.detail in o.detail else f"{o.detail}; {t.detail}"
@@ -573,7 +608,6 @@ def _merge(torn: Iterable[TornRange]) -> list[TornRange]:
                 break
         else:
             out.append(t)
-            continue
     return sorted(out, key=lambda t: (t.start, t.end))
 
 

@@ -108,6 +108,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AGAIN_RETRY_LIMIT",
+    "PAGE_UNREADABLE",
     "Slot",
     "WalkError",
     "WalkOverlay",
@@ -133,6 +134,12 @@ _PTE = PageTableLevel.PTE
 _PMD = PageTableLevel.PMD
 _PUD = PageTableLevel.PUD
 
+#: :attr:`WalkError.reason` recorded by a walk's callbacks (pagemap, smaps):
+#: the ``struct page`` of a page mapped there could not be read (a dump
+#: without that part of ``mem_map``), so what the page's state decides is
+#: unknown. ``level`` and ``addr`` are the mapping entry's, ``value`` the PFN.
+PAGE_UNREADABLE = "page unreadable"
+
 #: A page-table slot: its level and the first address it covers.
 Slot = tuple[PageTableLevel, int]
 
@@ -146,7 +153,8 @@ class WalkError(NamedTuple):
     :ivar addr: first address the entry covers
     :ivar value: the entry's raw value, or the table's physical address
     :ivar reason: ``"bad"``, ``"unreadable"``, ``"again-limit"`` or
-        ``"loop"`` (a table reached from two levels: corrupted tables)
+        ``"loop"`` (a table reached from two levels: corrupted tables);
+        :data:`PAGE_UNREADABLE` from callbacks (*value* is then the PFN)
     """
 
     level: int

@@ -52,6 +52,7 @@ from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge
+from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
     PGWALK_RDLOCK,
     MMWalk,
@@ -269,6 +270,8 @@ class _Pagemap:
             self.bits_blocks = page_state.bits_blocks
             self.bits_block = page_state.pfn_bits_block
             self.bits_blocks_read = page_state.pfn_bits_blocks
+        # the walk, for page_unreadable() (set by the callbacks)
+        self.walk: MMWalk | None = None
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
         self._memo_lo = 1
         self._memo_hi = 0
@@ -282,6 +285,16 @@ class _Pagemap:
         self._memo_hi = vma.vm_end if vma is not None else ULONG_MAX + 1
         self._memo_vma = vma
         return vma
+
+    def page_unreadable(self, level: int, addr: int, pfn: int) -> None:
+        """
+        The ``struct page`` of *pfn*, mapped by the *level* entry at *addr*,
+        is not readable: the bits it decides (``PM_FILE``,
+        ``PM_MMAP_EXCLUSIVE``) read 0 and are unknown, recorded in
+        ``walk.errors`` (:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`).
+        """
+        if self.walk is not None:
+            self.walk.overlay.error(level, addr, pfn, PAGE_UNREADABLE)
 
     def vma_sd(self, vma: VMA) -> int:
         return PM_SOFT_DIRTY if vma.vm_flags & self.vm_softdirty else 0
@@ -396,6 +409,8 @@ def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: VMA) 
             # of its entries, as in Linux 7.2 pagemap_pmd_range_thp().
             if flags & PM_PRESENT and info.mapcount == 1:
                 flags |= PM_MMAP_EXCLUSIVE
+        else:
+            pm.page_unreadable(PageTableLevel.PMD, addr, pfn)
     pm.sink.seq(flags, frame, n, step)
 
 
@@ -406,6 +421,7 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     the table's raw values.
     """
     pm: _Pagemap = walk.private
+    pm.walk = walk
     vma = walk.vma_info
     assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
     v = pmd.value
@@ -580,6 +596,8 @@ def _pte_entries(
                         flags |= PM_FILE
                     if (flags & PM_PRESENT or swap_excl) and info.mapcount == 1:
                         flags |= PM_MMAP_EXCLUSIVE
+                else:
+                    pm.page_unreadable(PageTableLevel.PTE, addr + ((k0 + len(vals)) << PAGE_SHIFT), pfn)
             append((frame & PM_PFRAME_MASK) | flags)
     if vals:
         out[k0 : k0 + len(vals)] = array("Q", vals)
@@ -674,6 +692,7 @@ _ZERO_CHUNK = bytes(8 * _CHUNK)
 def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
     """``pagemap_hugetlb_range``: one call per huge page (the slot may be none)."""
     pm: _Pagemap = walk.private
+    pm.walk = walk
     vma = walk.vma_info
     assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
     flags = pm.vma_sd(vma)
@@ -696,6 +715,8 @@ def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMW
                 shared_table = kaddr is not None and pm.pages.hugetlb_pmd_shared(kaddr)
                 if not info.maybe_shared and not shared_table:
                     flags |= PM_MMAP_EXCLUSIVE
+        else:
+            pm.page_unreadable(pte.level, addr, pfn)
         if v & pm.uffd_bit:
             flags |= PM_UFFD_WP
         flags |= PM_PRESENT

@@ -23,6 +23,13 @@ Size:                  8 kB
 PSS-like sums are kept in the kernel's fixed point (2^-12 bytes, truncated
 per page at division time) and printed with the kernel's two-step floor.
 
+A ``struct page`` that cannot be read (a dump without that part of
+``mem_map``) leaves unknown exactly the sums its state decides: they are
+marked in :attr:`SmapsVMA.not_in_dump` and printed ``(not in dump)``, the
+page recorded in ``walk.errors``
+(:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`); what the entry alone
+decides (``Rss``, ``Swap``, ``Referenced`` of a young entry...) stays exact.
+
 Checked equal to the kernel's text, field for field, in the test VM (both
 paging modes, drgn on ``/proc/kcore`` and over QMP): see
 ``tests/vm/test_vm_smaps.py``. What cannot be exact, and why:
@@ -72,6 +79,7 @@ from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry
 from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
+from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.page import PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PageInfo, PageReader
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, PageWalkLock, walk_page_vma
 from livewalk.mm.shmem import ShmemSwap, shmem_mapping, shmem_swap_usage
@@ -131,6 +139,9 @@ class SmapsVMA:
     :ivar show_ksm: the kernel prints ``KSM:`` (not Linux 6.1)
     :ivar thp_eligible_padded: ``THPeligible`` is printed ``%8u``; Linux 6.1
         prints ``%d``
+    :ivar not_in_dump: the sums (attribute names) that a ``struct page``
+        not in the dump would have decided: unknown, printed ``(not in
+        dump)`` (the others are exact)
     """
 
     vm_start: int
@@ -166,15 +177,19 @@ class SmapsVMA:
     vm_flags_text: str = ""
     show_ksm: bool = True
     thp_eligible_padded: bool = True
+    not_in_dump: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def size(self) -> int:
         """``Size``: ``vm_end - vm_start``."""
         return self.vm_end - self.vm_start
 
-    def fields_kb(self) -> dict[str, int]:
-        """Every numeric line as the kernel prints it (kB, or the plain number)."""
-        out = {
+    def fields_kb(self) -> dict[str, int | None]:
+        """
+        Every numeric line as the kernel prints it (kB, or the plain
+        number); ``None`` for a field :attr:`not_in_dump`.
+        """
+        out: dict[str, int | None] = {
             "Size": self.size >> 10,
             "KernelPageSize": self.kernel_page_size >> 10,
             "MMUPageSize": self.mmu_page_size >> 10,
@@ -182,25 +197,32 @@ class SmapsVMA:
         for label, attr, shift in SMAPS_FIELDS:
             if label == "KSM" and not self.show_ksm:
                 continue
-            out[label] = (getattr(self, attr) >> shift) >> 10
+            out[label] = None if attr in self.not_in_dump else (getattr(self, attr) >> shift) >> 10
         out["THPeligible"] = self.thp_eligible
         if self.protection_key is not None:
             out["ProtectionKey"] = self.protection_key
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-able form: header, kB fields, VmFlags and the raw sums."""
+        """
+        A JSON-able form: header, kB fields, VmFlags and the raw sums;
+        ``fields_not_in_dump`` names the fields :attr:`not_in_dump` (their
+        values are ``null``).
+        """
+        unknown = self.not_in_dump
         d: dict[str, Any] = {
             "start": self.vm_start,
             "end": self.vm_end,
             "header": self.header,
             "fields_kb": self.fields_kb(),
+            "fields_not_in_dump": [label for label, attr, _ in SMAPS_FIELDS if attr in unknown],
             "vm_flags": self.vm_flags_text.split(),
             "raw": {
-                f.name: getattr(self, f.name)
+                f.name: None if f.name in unknown else getattr(self, f.name)
                 for f in dataclasses.fields(self)
                 if f.name
-                not in ("header", "vm_flags_text", "vm_start", "vm_end", "show_ksm", "thp_eligible_padded")
+                not in ("header", "vm_flags_text", "vm_start", "vm_end", "show_ksm", "thp_eligible_padded",
+                        "not_in_dump")
             },
         }
         return d
@@ -215,7 +237,9 @@ class SmapsVMA:
             if label == "KSM" and not self.show_ksm:
                 continue
             value = getattr(self, attr) >> shift
-            if label == "Private_Hugetlb":
+            if attr in self.not_in_dump:
+                lines.append(_not_in_dump(label))
+            elif label == "Private_Hugetlb":
                 lines.append(f"Private_Hugetlb: {value >> 10:>7} kB")
             else:
                 lines.append(_kb(f"{label + ':':<16}", value))
@@ -232,6 +256,11 @@ class SmapsVMA:
 def _kb(label: str, value: int) -> str:
     # SEQ_PUT_DEC: value >> 10, right-aligned in 8 columns.
     return f"{label}{value >> 10:>8} kB"
+
+
+def _not_in_dump(label: str) -> str:
+    """The line of a field whose value a ``struct page`` not in the dump decides."""
+    return f"{label + ':':<15} (not in dump)"
 
 
 def format_smaps(vmas: list[SmapsVMA]) -> str:
@@ -258,15 +287,22 @@ def format_smaps_rollup(vmas: list[SmapsVMA]) -> str:
         for f in dataclasses.fields(SmapsVMA):
             if f.name.startswith(("pss", "swap_pss")) or f.name in {a for _, a, _ in SMAPS_FIELDS}:
                 setattr(total, f.name, getattr(total, f.name) + getattr(v, f.name))
+        total.not_in_dump |= v.not_in_dump
+
+    def line(label: str, attr: str, shift: int) -> str:
+        if attr in total.not_in_dump:
+            return _not_in_dump(label)
+        return _kb(f"{label + ':':<16}", getattr(total, attr) >> shift)
+
     # The header is padded to column 72 (25 + 6 * sizeof(void *) - 1), then a space.
     head = f"{total.vm_start:08x}-{total.vm_end:08x} ---p 00000000 00:00 0 "
     lines = [f"{head:<72} [rollup]"]
     for label, attr, shift in SMAPS_FIELDS:
         if label == "KSM" and not mine[0].show_ksm:
             continue
-        lines.append(_kb(f"{label + ':':<16}", getattr(total, attr) >> shift))
+        lines.append(line(label, attr, shift))
         if label == "Pss_Dirty":
-            lines += [_kb(f"{name + ':':<16}", getattr(total, a) >> PSS_SHIFT) for name, a in _ROLLUP_PSS]
+            lines += [line(name, a, PSS_SHIFT) for name, a in _ROLLUP_PSS]
     return "\n".join(lines) + "\n"
 
 
@@ -283,6 +319,9 @@ def smaps_dicts(vmas: list[SmapsVMA]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------
 class _Stats:
     """``struct mem_size_stats`` plus what the callbacks need per walk."""
+
+    #: the walk, for :func:`_unreadable` (set by the callbacks)
+    walk: MMWalk | None = None
 
     def __init__(
         self,
@@ -313,9 +352,57 @@ class _Stats:
         self.page_mapcount_rules = False
 
 
-def _accumulate(st: _Stats, pi: PageInfo, size: int, pss: int, dirty: bool, private: bool) -> None:
-    """``smaps_page_accumulate()``."""
+# -- what a struct page not in the dump leaves unknown ---------------------------
+#
+# A struct page that cannot be read (a dump without that part of mem_map)
+# leaves unknown exactly the sums it decides: each amount below goes to one
+# of a few fields, and when the page's state would choose which (or how
+# much), every candidate is marked not in dump (SmapsVMA.not_in_dump)
+# instead of guessing. What the entry alone decides stays exact: Rss,
+# Referenced of a young entry, the dirty side of a dirty entry, the whole
+# page of a non-present entry, Swap and SwapPss.
+
+
+def _unreadable(st: _Stats, level: int, addr: int, pfn: int) -> None:
+    """Record that the ``struct page`` of *pfn*, mapped at *addr*, is not readable."""
+    if st.walk is not None:
+        st.walk.overlay.error(level, addr, pfn, PAGE_UNREADABLE)
+
+
+def _page_info(st: _Stats, pfn: int, level: int, addr: int) -> PageInfo | None:
+    """``page_folio()`` and the folio's state, or ``None`` (recorded) if the ``struct page`` is not readable."""
+    try:
+        return st.r.info(pfn)
+    except FaultError:
+        _unreadable(st, level, addr, pfn)
+        return None
+
+
+def _credit(o: SmapsVMA, attrs: tuple[str | None, ...], amount: int | None) -> None:
+    """
+    *amount* (``None``: unknown) goes to one of *attrs* (``None`` for "to
+    none of them"): added when the field and the amount are known, else
+    every candidate field is marked :attr:`~SmapsVMA.not_in_dump`.
+    """
+    if amount is not None and len(attrs) == 1:
+        a = attrs[0]
+        if a is not None:
+            setattr(o, a, getattr(o, a) + amount)
+        return
+    o.not_in_dump.update(a for a in attrs if a is not None)
+
+
+def _accumulate(
+    st: _Stats, pi: PageInfo | None, size: int, pss: int | None, dirty: bool, private: bool | None
+) -> None:
+    """
+    ``smaps_page_accumulate()``. *pi* (the folio), *pss* and *private* are
+    ``None`` when a ``struct page`` not in the dump would have decided them.
+    """
     o = st.out
+    if pi is None or pss is None or private is None:
+        _accumulate_unknown(st, pi, size, pss, dirty, private)
+        return
     o.pss += pss
     if pi.mapping & PAGE_MAPPING_ANON:
         o.pss_anon += pss
@@ -338,44 +425,103 @@ def _accumulate(st: _Stats, pi: PageInfo, size: int, pss: int, dirty: bool, priv
             o.shared_clean += size
 
 
+def _accumulate_unknown(
+    st: _Stats, pi: PageInfo | None, size: int, pss: int | None, dirty: bool, private: bool | None
+) -> None:
+    """:func:`_accumulate` when something in it is unknown: the same choices, each one left open."""
+    o = st.out
+    _credit(o, ("pss",), pss)
+    if pi is None:
+        kinds: tuple[str | None, ...] = ("pss_anon", "pss_shmem", "pss_file")
+    elif pi.mapping & PAGE_MAPPING_ANON:
+        kinds = ("pss_anon",)
+    else:
+        kinds = ("pss_shmem",) if pi.flags >> st.pg_swapbacked & 1 else ("pss_file",)
+    _credit(o, kinds, pss)
+    if st.locked:
+        _credit(o, ("pss_locked",), pss)
+    # dirty || folio_test_dirty(folio): unknown only without the folio and a clean entry
+    sides: tuple[bool, ...]
+    if dirty or (pi is not None and pi.flags >> st.pg_dirty & 1):
+        sides = (True,)
+    elif pi is not None:
+        sides = (False,)
+    else:
+        sides = (True, False)
+    if True in sides:
+        _credit(o, ("pss_dirty",) if len(sides) == 1 else ("pss_dirty", None), pss)
+    privs = (True, False) if private is None else (private,)
+    _credit(o, tuple(f"{'private' if p else 'shared'}_{'dirty' if d else 'clean'}" for d in sides for p in privs), size)
+
+
 def _account(
-    st: _Stats, pfn: int, compound: bool, young: bool, dirty: bool, present: bool, migration: bool = False
+    st: _Stats,
+    pi: PageInfo | None,
+    pfn: int,
+    addr: int,
+    compound: bool,
+    young: bool,
+    dirty: bool,
+    present: bool,
+    migration: bool = False,
 ) -> None:
     """
-    ``smaps_account()`` (Linux 7.2 ``fs/proc/task_mmu.c``), CONFIG_PAGE_MAPCOUNT.
+    ``smaps_account()`` (Linux 7.2 ``fs/proc/task_mmu.c``), CONFIG_PAGE_MAPCOUNT,
+    for page *pfn* mapped at *addr* whose folio is *pi* (``None``: its
+    ``struct page`` is not in the dump; what it decides is marked unknown).
     On Linux 6.1 the whole size is private when ``page_count() == 1`` or
     the entry is a migration entry (*migration*; *present* is not looked
     at), and the per-page count is 6.1's ``page_mapcount()``.
     """
     r = st.r
-    pi = r.info(pfn)
     o = st.out
-    # compound_nr(page): 1 unless *this page* carries PG_head.
-    nr = pi.nr_pages if (compound and pi.large and pi.head_pfn == pfn) else 1
-    size = nr * PAGE_SIZE
-    flags = pi.flags
-    if pi.mapping & PAGE_MAPPING_ANON:
-        o.anonymous += size
-        if not (flags >> st.pg_swapbacked & 1) and not dirty and not (flags >> st.pg_dirty & 1):
-            o.lazyfree += size
-    if pi.mapping & PAGE_MAPPING_KSM == PAGE_MAPPING_KSM:
-        o.ksm += size
-    o.resident += size
-    if (
-        young
-        or (st.pg_young is not None and flags >> st.pg_young & 1)
-        or flags >> st.pg_referenced & 1
-    ):
-        o.referenced += size
+    if pi is None:
+        # compound_nr(page) of a PMD mapping: a PMD maps only a PMD-order
+        # folio (no THP is larger: HPAGE_PMD_ORDER bounds anonymous and page
+        # cache folios on x86), at its head
+        nr = PMD_SIZE >> PAGE_SHIFT if compound else 1
+        size = nr * PAGE_SIZE
+        _credit(o, ("anonymous", None), size)
+        if not dirty:
+            _credit(o, ("lazyfree", None), size)
+        _credit(o, ("ksm", None), size)
+        o.resident += size
+        _credit(o, ("referenced",) if young else ("referenced", None), size)
+    else:
+        # compound_nr(page): 1 unless *this page* carries PG_head.
+        nr = pi.nr_pages if (compound and pi.large and pi.head_pfn == pfn) else 1
+        size = nr * PAGE_SIZE
+        flags = pi.flags
+        if pi.mapping & PAGE_MAPPING_ANON:
+            o.anonymous += size
+            if not (flags >> st.pg_swapbacked & 1) and not dirty and not (flags >> st.pg_dirty & 1):
+                o.lazyfree += size
+        if pi.mapping & PAGE_MAPPING_KSM == PAGE_MAPPING_KSM:
+            o.ksm += size
+        o.resident += size
+        if (
+            young
+            or (st.pg_young is not None and flags >> st.pg_young & 1)
+            or flags >> st.pg_referenced & 1
+        ):
+            o.referenced += size
     if st.page_mapcount_rules:
-        if pi.refcount == 1 or migration:
+        if migration or (pi is not None and pi.refcount == 1):
             _accumulate(st, pi, size, size << PSS_SHIFT, dirty, True)
             return
-    elif pi.refcount == 1 or not present:
+    elif not present or (pi is not None and pi.refcount == 1):
         _accumulate(st, pi, size, size << PSS_SHIFT, dirty, present)
         return
+    if pi is None:  # the refcount and the mapcounts are unknown
+        _accumulate(st, None, size, None, dirty, None)
+        return
     for i in range(nr):
-        mc = r.precise_mapcount(pi, pfn + i)
+        try:
+            mc = r.precise_mapcount(pi, pfn + i)
+        except FaultError:  # this page's struct page (of a large folio) is not in the dump
+            _unreadable(st, PageTableLevel.PTE, addr + i * PAGE_SIZE, pfn + i)
+            _accumulate(st, pi, PAGE_SIZE, None, dirty, None)
+            continue
         pss = PAGE_SIZE << PSS_SHIFT
         if mc >= 2:
             pss //= mc
@@ -415,7 +561,8 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
     if pte_present(v):
         pfn = paging.pte_pfn(v)
         if _normal_pfn(st, pfn, v, addr):
-            _account(st, pfn, False, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True)
+            pi = _page_info(st, pfn, PageTableLevel.PTE, addr)
+            _account(st, pi, pfn, addr, False, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True)
         return
     if pte_none(v):
         # smaps_pte_hole_lookup(): the shmem per-page lookup.
@@ -437,7 +584,27 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
     elif kind.has_pfn:
         epfn = ent.pfn
         assert epfn is not None
-        _account(st, epfn, False, False, False, kind.is_device_private, kind.is_migration)
+        pi = _page_info(st, epfn, PageTableLevel.PTE, addr)
+        _account(st, pi, epfn, addr, False, False, False, kind.is_device_private, kind.is_migration)
+
+
+def _smaps_thp(st: _Stats, pfn: int, v: int, addr: int, present: bool, migration: bool = False) -> None:
+    """
+    The end of ``smaps_pmd_entry()`` (Linux 7.2 and 6.1): the PMD's 2 MiB
+    counted as an anonymous, shmem or file THP by its folio (nothing for
+    ``ZONE_DEVICE``), then ``smaps_account()`` of page *pfn*.
+    """
+    pi = _page_info(st, pfn, PageTableLevel.PMD, addr)
+    o = st.out
+    if pi is None:
+        _credit(o, ("anonymous_thp", "shmem_thp", "file_thp", None), PMD_SIZE)
+    elif pi.mapping & PAGE_MAPPING_ANON:
+        o.anonymous_thp += PMD_SIZE
+    elif pi.flags >> st.pg_swapbacked & 1:
+        o.shmem_thp += PMD_SIZE
+    elif not st.r.zone_device(pi):
+        o.file_thp += PMD_SIZE
+    _account(st, pi, pfn, addr, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), present, migration)
 
 
 def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
@@ -445,7 +612,6 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
     if st.page_mapcount_rules:
         _smaps_pmd_entry_6_1(st, v, addr)
         return
-    r = st.r
     present = False
     if pmd_present(v):
         pfn: int | None = st.paging.pmd_pfn(v)
@@ -459,17 +625,7 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
         pfn = ent.pfn if ent is not None and ent.kind.has_pfn else None
         if pfn is None:
             return
-    pi = r.info(pfn)
-    o = st.out
-    if pi.mapping & PAGE_MAPPING_ANON:
-        o.anonymous_thp += PMD_SIZE
-    elif pi.flags >> st.pg_swapbacked & 1:
-        o.shmem_thp += PMD_SIZE
-    elif r.zone_device(pi):
-        pass
-    else:
-        o.file_thp += PMD_SIZE
-    _account(st, pfn, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), present)
+    _smaps_thp(st, pfn, v, addr, present)
 
 
 def _smaps_pmd_entry_6_1(st: _Stats, v: int, addr: int) -> None:
@@ -494,23 +650,13 @@ def _smaps_pmd_entry_6_1(st: _Stats, v: int, addr: int) -> None:
             return
         migration = True
         pfn = ent.pfn
-    r = st.r
-    pi = r.info(pfn)
-    o = st.out
-    if pi.mapping & PAGE_MAPPING_ANON:
-        o.anonymous_thp += PMD_SIZE
-    elif pi.flags >> st.pg_swapbacked & 1:
-        o.shmem_thp += PMD_SIZE
-    elif r.zone_device(pi):
-        pass
-    else:
-        o.file_thp += PMD_SIZE
-    _account(st, pfn, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True, migration)
+    _smaps_thp(st, pfn, v, addr, True, migration)
 
 
 def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     """``smaps_pte_range()``: the smaps ``pmd_entry``."""
     st: _Stats = walk.private
+    st.walk = walk
     v = int(pmd.value)
     if pmd_is_huge(v):  # pmd_trans_huge_lock()
         _smaps_pmd_entry(st, v, addr)
@@ -540,6 +686,7 @@ def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
 def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWalk) -> int:
     """``smaps_hugetlb_range()``: one call per huge page."""
     st: _Stats = walk.private
+    st.walk = walk
     r = st.r
     v = int(pte.value)
     pfn: int | None = None
@@ -556,20 +703,31 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
             pfn = ent.pfn
     if pfn is None:
         return 0
-    pi = r.info(pfn)
     size = 1 << st.vma.hugetlb_shift
-    table_shared = pte.kaddr is not None and r.pt_share_count(pte.kaddr) != 0
-    if st.page_mapcount_rules:
-        # Linux 6.1: page_mapcount(page) >= 2 || hugetlb_pmd_shared(pte)
-        shared = r.precise_mapcount(pi) >= 2 or table_shared
-    else:
-        shared = not present or r.maybe_mapped_shared(pi) or table_shared
-    if shared:
+    table_shared: bool | None
+    try:
+        table_shared = pte.kaddr is not None and r.pt_share_count(pte.kaddr) != 0
+    except FaultError:  # the page table's ptdesc is not in the dump
+        table_shared = None
+    page_shared: bool | None = True  # 7.2 treats a non-present entry as shared
+    if st.page_mapcount_rules or present:
+        try:
+            pi = r.info(pfn)
+            if st.page_mapcount_rules:
+                # Linux 6.1: page_mapcount(page) >= 2 || hugetlb_pmd_shared(pte)
+                page_shared = r.precise_mapcount(pi) >= 2
+            else:
+                page_shared = r.maybe_mapped_shared(pi)
+        except FaultError:  # its struct page (or 6.1's tail pages for the folio mapcount)
+            _unreadable(st, pte.level, addr, pfn)
+            page_shared = None
+    if page_shared or table_shared:
         st.out.shared_hugetlb += size
+    elif page_shared is None or table_shared is None:
+        _credit(st.out, ("shared_hugetlb", "private_hugetlb"), size)
     else:
         st.out.private_hugetlb += size
     return 0
-
 
 # ---------------------------------------------------------------------------
 # ProtectionKey

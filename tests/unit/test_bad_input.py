@@ -10,8 +10,11 @@ there: C has none), and treats callback misbehaviour as documented (an
 exception propagates unchanged, a non-integer return is a ``TypeError``, any
 integer, however large, is returned as the walk's result).
 
-CLI: malformed or truncated core files and nonsense ranges give one
-``livewalk: error:`` line and a non-zero status. Bad input that needs a
+CLI: malformed or truncated core files, nonsense ranges, raw entries and
+PFNs that are not numbers give one ``livewalk: error:`` line and a non-zero
+status (a truncated makedumpfile dump, the wrong vmlinux and a PFN outside
+memory need a dump: ``tests/vm/test_vm_kdump.py``, host only with ``-k
+on-disk``). Bad input that needs a
 kernel (a missing or exited PID, a kernel thread, a mismatching vmlinux, a
 truncated kernel core, the wrong struct type) is in
 ``tests/vm/test_vm_reliability.py``.
@@ -290,6 +293,10 @@ def test_truncated_core_files(tmp_path: Path, what: str) -> None:
     (("vtop", "--pid", "1", "--kernel", "1000"), "not allowed"),
     (("smaps",), "--pid"),
     (("nonsense",), "invalid choice"),
+    # a raw entry or a PFN that is not a number (crash's pte and who-maps-this-page)
+    (("pte", "xyz"), "bad entry value 'xyz'"),
+    (("pte", "0x12g"), "bad entry value '0x12g'"),
+    (("pfn", "12z"), "bad PFN '12z'"),
 ])
 def test_cli_usage_errors(args: tuple[str, ...], needle: str) -> None:
     assert needle in one_line(run(*args), 2)
