@@ -14,7 +14,16 @@ no arm64 code). This checks what every arm64 test will rely on:
 * the geometry: ``getconf PAGESIZE`` is 4096, and the kernel's
   ``vabits_actual`` (a macro reading TCR_EL1.T1SZ in 7.2, which VMCOREINFO
   exports as ``NUMBER(TCR_EL1_T1SZ)``) is 52 with LPA2 and 48 without, the
-  same in the guest and on the host, and matches the levels the agent saw.
+  same in the guest and on the host, and matches the levels the agent saw;
+* livewalk's walk sees the kernel's pagemap PFNs, kernel addresses agree
+  with drgn's ``follow_phys``;
+* pagemap: the x86 test's mappings workload (tests/workloads/mappings.py)
+  runs in the arm64 guest, and livewalk's pagemap of every VMA equals the
+  kernel's /proc/PID/pagemap in all 64 bits: from the host over QMP (the
+  library and ``livewalk pagemap --format raw``) and in the guest (drgn on
+  /proc/kcore), no soft-dirty bit anywhere;
+* ptdump: arm64's format and attributes, and ``--check-wx`` agreeing with
+  the kernel's own W+X check at boot.
 
 Select with ``-m livewalk_vm_arm64`` (leave out with ``-m "not livewalk_vm_arm64"``).
 """
