@@ -233,7 +233,9 @@ class _Pagemap:
         st = paging.swap_types
         self.pfn_types = _pfn_types(st)
         self.marker_type = st.pte_marker
-        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
+        # VM_SOFTDIRTY is VM_NONE without CONFIG_MEM_SOFT_DIRTY, which needs
+        # the architecture's soft-dirty bit (none on arm64)
+        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY if paging.soft_dirty else 0
         # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry
         # with a page but a migration entry, present or not (device and
         # hwpoison entries too); hugetlb ignores PMD sharing.
