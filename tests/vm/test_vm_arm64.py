@@ -389,6 +389,7 @@ def test_ptdump_arm64_format_and_attributes(livewalk_guest: Guest) -> None:
     text = int(prog.symbol("_stext").address)
     data = prog["init_task"].address_of_().value_()
     slab = int(prog["init_task"].tasks.next.value_())  # the next task_struct: linear map
+    del prog  # the CLI below needs the QMP socket (QEMU serves one client)
     r = _livewalk_host(g, "ptdump")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
