@@ -414,7 +414,6 @@ def cmd_vtop(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_ptdump(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from livewalk.arch.x86.dump_pagetables import format_prot
     from livewalk.tools.ptdump import ptdump, ptdump_json
 
     with Progress("ptdump", counting="ranges") as progress:
@@ -425,20 +424,12 @@ def cmd_ptdump(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         json.dump(ptdump_json(result), out, indent=1)
         out.write("\n")
-        return 1 if args.check_wx and result.wx_pages else 0
+        return 1 if args.check_wx and result.wx_failed else 0
     if args.check_wx:
         for r in result.wx_ranges:
-            out.write(
-                f"W+X: 0x{r.start:016x}-0x{r.end:016x} {format_prot(r.prot, r.level)}"
-                f"  [{r.marker}]\n"
-            )
-        if result.wx_pages:
-            out.write(
-                f"x86/mm: Checked W+X mappings: FAILED, {result.wx_pages} W+X pages found.\n"
-            )
-            return 1
-        out.write("x86/mm: Checked W+X mappings: passed, no W+X pages found.\n")
-        return 0
+            out.write(f"W+X: 0x{r.start:016x}-0x{r.end:016x} {result.format_range(r)}  [{r.marker}]\n")
+        out.write(result.wx_verdict + "\n")
+        return 1 if result.wx_failed else 0
     out.write("\n".join(result.lines) + "\n")
     return 0
 

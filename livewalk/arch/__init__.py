@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from livewalk.mm.swapops import SwapEntry, SwapTypes
 
 __all__ = (
     "ArchPaging",
+    "EntryLayout",
     "PageTableLevel",
     "ULONG_MAX",
 )
@@ -53,6 +54,49 @@ class PageTableLevel(enum.IntEnum):
     PUD = 2
     P4D = 3
     PGD = 4
+
+
+class EntryLayout(NamedTuple):
+    """
+    Where an architecture keeps what ``/proc/PID/pagemap`` and ``smaps`` read
+    in a PTE, as masks and shifts, for loops that decode a whole table at
+    once (integer operations, no call per entry). Each field restates one
+    predicate of :class:`ArchPaging` for every 64-bit value (tested so), so
+    a loop that uses them decodes exactly what the predicates would:
+
+    - ``pte_none(v) == not v & none_mask``
+    - ``pte_present(v) == bool(v & present)``
+    - a present entry with ``v & pfn_check_mask == pfn_check_value`` has
+      ``pte_pfn(v) == (v & pfn_mask) >> page_shift``; others need
+      :meth:`ArchPaging.pte_pfn` (an x86 PROT_NONE entry's inverted PFN, an
+      arm64 output address above 50 bits)
+    - present: ``pte_special(v) == bool(v & special)``, and likewise
+      ``soft_dirty`` and ``uffd_wp`` (0 when the configuration lacks them)
+    - neither none nor present: ``pte_swp_soft_dirty()``,
+      ``pte_swp_uffd_wp()``, ``pte_swp_exclusive()`` are the bits
+      ``swp_soft_dirty``, ``swp_uffd_wp``, ``swp_exclusive``; the swap type
+      is ``(v >> swp_type_shift) & swp_type_mask`` and the offset
+      ``((v ^ swp_offset_invert) >> swp_offset_shift) & swp_offset_mask``
+      (x86 stores it inverted)
+    """
+
+    page_shift: int
+    none_mask: int
+    present: int
+    pfn_mask: int
+    pfn_check_mask: int
+    pfn_check_value: int
+    special: int
+    soft_dirty: int
+    uffd_wp: int
+    swp_soft_dirty: int
+    swp_uffd_wp: int
+    swp_exclusive: int
+    swp_type_shift: int
+    swp_type_mask: int
+    swp_offset_shift: int
+    swp_offset_mask: int
+    swp_offset_invert: int
 
 
 class ArchPaging(Protocol):
@@ -251,6 +295,11 @@ class ArchPaging(Protocol):
     def pte_exec(self, v: int) -> bool: ...
     def pte_global(self, v: int) -> bool: ...
 
+    @property
+    def entry_layout(self) -> EntryLayout:
+        """The predicates below as masks and shifts, for table-at-a-time loops."""
+        ...
+
     # -- swap entries (``asm/pgtable_64.h`` on x86) --------------------------
 
     def decode_swap(self, v: int) -> SwapEntry | None:
@@ -260,6 +309,8 @@ class ArchPaging(Protocol):
     def pte_swp_soft_dirty(self, v: int) -> bool: ...
     def pte_swp_uffd_wp(self, v: int) -> bool: ...
     def pte_swp_exclusive(self, v: int) -> bool: ...
+    def pmd_swp_soft_dirty(self, v: int) -> bool: ...
+    def pmd_swp_uffd_wp(self, v: int) -> bool: ...
 
     def swp_entry_to_pte(
         self,

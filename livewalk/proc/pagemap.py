@@ -13,8 +13,10 @@ On Linux 6.1 the exclusive bit follows 6.1's rules instead
 and for hugetlb without the ``hugetlb_pmd_shared()`` test.
 
 :func:`pagemap_read` returns exactly the 64-bit entries that reading
-``/proc/PID/pagemap`` at offset ``start / 4096 * 8`` gives, one per 4 KiB
-page. :func:`pagemap_runs` gives the same entries coalesced into runs of
+``/proc/PID/pagemap`` at offset ``start / PAGE_SIZE * 8`` gives, one per
+page (4 KiB on x86_64; 4, 16 or 64 KiB on arm64). The entries are decoded
+through the arch seam (:class:`~livewalk.arch.ArchPaging` and its
+:class:`~livewalk.arch.EntryLayout`), so x86_64 and arm64 tables alike. :func:`pagemap_runs` gives the same entries coalesced into runs of
 similar pages (:mod:`livewalk.proc.pagemap_format` prints them). The entry
 bits are in :mod:`livewalk.proc.pagemap_entry`, the ``struct page`` state in
 :mod:`livewalk.proc.pagemap_page`.
@@ -32,26 +34,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX, PageTableLevel
-from livewalk.arch.x86.pgtable import as_x86, pmd_present, pte_none, pte_present
-from livewalk.arch.x86.pgtable_64 import SWP_OFFSET_SHIFT, SWP_TYPE_BITS
-from livewalk.arch.x86.pgtable_types import (
-    _PAGE_KNL_ERRATUM_MASK,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_SOFT_DIRTY,
-    _PAGE_SPECIAL,
-    _PAGE_SWP_SOFT_DIRTY,
-    _PAGE_SWP_UFFD_WP,
-    _PAGE_UFFD_WP,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PTRS_PER_TABLE,
-)
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
-from livewalk.mm.huge_memory import pmd_is_huge
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
     PGWALK_RDLOCK,
@@ -86,14 +72,6 @@ __all__ = (
     "runs_from_entries",
 )
 
-# x86 swap-format entries hold the type in the top SWP_TYPE_BITS and the
-# inverted offset below it, from bit SWP_OFFSET_SHIFT - SWP_TYPE_BITS
-# (arch/x86/include/asm/pgtable_64.h): decoded inline in the loops below.
-_SWP_TYPE_SHIFT = 64 - SWP_TYPE_BITS
-_SWP_OFFSET_FIRST_BIT = SWP_OFFSET_SHIFT - SWP_TYPE_BITS
-_SWP_OFFSET_MASK = (1 << (64 - SWP_OFFSET_SHIFT)) - 1
-
-
 # -- sinks: where the callbacks put entries ---------------------------------
 
 
@@ -104,11 +82,12 @@ class _ArraySink:
     entries costs nothing and the array never grows.
     """
 
-    __slots__ = ("out", "pos")
+    __slots__ = ("out", "pos", "table")
 
-    def __init__(self, npages: int = 0) -> None:
+    def __init__(self, npages: int = 0, table: int = 512) -> None:
         self.out = array("Q", (0,)) * npages if npages > 0 else array("Q")
         self.pos = 0 if npages > 0 else -1  # -1: append mode
+        self.table = table  # PTRS_PER_PTE
 
     def _put(self, a: array) -> None:
         pos = self.pos
@@ -129,8 +108,8 @@ class _ArraySink:
                 if value == 0:
                     self.pos = pos + n  # already zero
                     return
-                if n == PTRS_PER_TABLE:  # a PMD's hole: no new array
-                    self.out[pos : pos + n] = _const_entries(value)
+                if n == self.table:  # a PMD's hole: no new array
+                    self.out[pos : pos + n] = _const_entries(value, n)
                     self.pos = pos + n
                     return
             self._put(array("Q", (value,)) * n)
@@ -154,32 +133,33 @@ class _ArraySink:
 _CONST: dict[int, array] = {}
 
 
-def _const_entries(value: int) -> array:
+def _const_entries(value: int, n: int) -> array:
     """
-    A table's worth of *value* entries (the hole entries of a VMA: 0 or
-    ``PM_SOFT_DIRTY``), made once; never handed out, only copied from.
+    A table's worth (*n*) of *value* entries (the hole entries of a VMA: 0
+    or ``PM_SOFT_DIRTY``), made once; never handed out, only copied from.
     """
     c = _CONST.get(value)
-    if c is None:
+    if c is None or len(c) != n:
         if len(_CONST) > 16:
             _CONST.clear()
-        c = _CONST[value] = array("Q", (value,)) * PTRS_PER_TABLE
+        c = _CONST[value] = array("Q", (value,)) * n
     return c
 
 
 class _RunSink:
-    __slots__ = ("runs", "_start", "_flags", "_frame", "_step", "_n")
+    __slots__ = ("runs", "_start", "_flags", "_frame", "_step", "_n", "_shift")
 
-    def __init__(self, start: int) -> None:
+    def __init__(self, start: int, page_shift: int = 12) -> None:
         self.runs: list[PagemapRun] = []
+        self._shift = page_shift
         self._start = start
         self._n = 0
         self._flags = self._frame = self._step = 0
 
     def _close(self) -> None:
         if self._n:
-            end = self._start + (self._n << PAGE_SHIFT)
-            self.runs.append(PagemapRun(self._start, end, self._flags, self._frame, self._step))
+            end = self._start + (self._n << self._shift)
+            self.runs.append(PagemapRun(self._start, end, self._flags, self._frame, self._step, self._shift))
             self._start = end
             self._n = 0
 
@@ -237,19 +217,26 @@ class _Pagemap:
         self.sink = sink
         self.show_pfn = show_pfn
         self.pages = page_state
-        # The table fast paths below decode x86 entries a table at a time.
-        paging = as_x86(backend.paging, "pagemap")
+        paging: ArchPaging = backend.paging
         self.paging = paging
-        self.pte_pfn_mask = paging.physical_mask & ~(PAGE_SIZE - 1) & ULONG_MAX
-        self.swp_pfn_mask = (1 << (paging.max_physmem_bits - PAGE_SHIFT)) - 1
-        self.sd_bit = _PAGE_SOFT_DIRTY if paging.soft_dirty else 0
-        self.swp_sd_bit = _PAGE_SWP_SOFT_DIRTY if paging.soft_dirty else 0
-        self.uffd_bit = _PAGE_UFFD_WP if paging.uffd_wp else 0
-        self.swp_uffd_bit = _PAGE_SWP_UFFD_WP if paging.uffd_wp else 0
+        # The table loops below decode a table at a time with the
+        # architecture's masks (EntryLayout restates its predicates).
+        self.lay = lay = paging.entry_layout
+        self.page_shift = lay.page_shift
+        self.ptrs_per_pte = paging.ptrs_per(PageTableLevel.PTE)
+        self.pte_pfn_mask = lay.pfn_mask
+        # SWP_PFN_MASK: softleaf_to_pfn() of migration, device, hwpoison entries
+        self.swp_pfn_mask = (1 << (paging.max_physmem_bits - lay.page_shift)) - 1
+        self.sd_bit = lay.soft_dirty
+        self.swp_sd_bit = lay.swp_soft_dirty
+        self.uffd_bit = lay.uffd_wp
+        self.swp_uffd_bit = lay.swp_uffd_wp
         st = paging.swap_types
         self.pfn_types = _pfn_types(st)
         self.marker_type = st.pte_marker
-        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY
+        # VM_SOFTDIRTY is VM_NONE without CONFIG_MEM_SOFT_DIRTY, which needs
+        # the architecture's soft-dirty bit (none on arm64)
+        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY if paging.soft_dirty else 0
         # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry
         # with a page but a migration entry, present or not (device and
         # hwpoison entries too); hugetlb ignores PMD sharing.
@@ -299,14 +286,12 @@ class _Pagemap:
     def vma_sd(self, vma: VMA) -> int:
         return PM_SOFT_DIRTY if vma.vm_flags & self.vm_softdirty else 0
 
-    def swp_frame_page(self, v: int) -> tuple[int, int, int | None]:
-        """(type, frame without flags, pfn of the page or None) of a swap-format entry."""
-        typ = v >> _SWP_TYPE_SHIFT
-        off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
-        if typ in self.pfn_types:
-            pfn = off & self.swp_pfn_mask
-            return typ, off, pfn
-        return typ, off, None
+    def swp_type_offset(self, v: int) -> tuple[int, int]:
+        """``swp_type()`` and ``swp_offset()`` of a swap-format entry (``softleaf_from_pte()``)."""
+        lay = self.lay
+        typ = (v >> lay.swp_type_shift) & lay.swp_type_mask
+        off = ((v ^ lay.swp_offset_invert) >> lay.swp_offset_shift) & lay.swp_offset_mask
+        return typ, off
 
 
 _PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
@@ -355,48 +340,50 @@ def pagemap_pte_hole(addr: int, end: int, depth: int, walk: MMWalk) -> int:
     """
     pm: _Pagemap = walk.private
     sink = pm.sink
+    shift = pm.page_shift
     while addr < end:
         vma = pm.find_vma(addr)
         hole_end = min(end, vma.vm_start) if vma is not None else end
         if addr < hole_end:
-            sink.fill(0, (hole_end - addr) >> PAGE_SHIFT)
+            sink.fill(0, (hole_end - addr) >> shift)
             addr = hole_end
         if vma is None:
             break
         stop = min(end, vma.vm_end)
         if addr < stop:
-            sink.fill(pm.vma_sd(vma), (stop - addr) >> PAGE_SHIFT)
+            sink.fill(pm.vma_sd(vma), (stop - addr) >> shift)
             addr = stop
     return 0
 
 
 def _pagemap_pmd_range_thp(pm: _Pagemap, v: int, addr: int, end: int, vma: VMA) -> None:
-    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
+    paging = pm.paging
+    idx = (addr >> pm.page_shift) & (paging.ptrs_per(PageTableLevel.PMD) - 1)
     flags = pm.vma_sd(vma)
     frame = 0
     step = 0
     pfn: int | None = None
-    n = (end - addr) >> PAGE_SHIFT
-    if pmd_present(v):
-        pfn = pm.paging.pmd_pfn(v)
+    n = (end - addr) >> pm.page_shift
+    if paging.pmd_present(v):
+        pfn = paging.pmd_pfn(v)
         flags |= PM_PRESENT
-        if v & pm.sd_bit:
+        if paging.pmd_soft_dirty(v):
             flags |= PM_SOFT_DIRTY
-        if v & pm.uffd_bit:
+        if paging.pmd_uffd_wp(v):
             flags |= PM_UFFD_WP
         if pm.show_pfn:
             frame = pfn + idx
             step = 1
-    elif not pte_none(v):  # a migration or device-private PMD
-        typ, off, _ = pm.swp_frame_page(v)
+    elif not paging.pmd_none(v):  # a migration or device-private PMD
+        typ, off = pm.swp_type_offset(v)
         if pm.show_pfn:
             o = off & pm.swp_pfn_mask if typ in pm.pfn_types else off
             frame = typ | ((o + idx) << MAX_SWAPFILES_SHIFT)
             step = 1 << MAX_SWAPFILES_SHIFT
         flags |= PM_SWAP
-        if v & pm.swp_sd_bit:
+        if paging.pmd_swp_soft_dirty(v):
             flags |= PM_SOFT_DIRTY
-        if v & pm.swp_uffd_bit:
+        if paging.pmd_swp_uffd_wp(v):
             flags |= PM_UFFD_WP
         # as in Linux 7.2: softleaf_to_page() without a softleaf_has_pfn() check
         pfn = off & pm.swp_pfn_mask
@@ -425,10 +412,13 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     vma = walk.vma_info
     assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
     v = pmd.value
-    if pmd_is_huge(v):
+    paging = pm.paging
+    # pmd_trans_huge_lock(): pmd_is_huge(), a leaf or a migration or
+    # device-private entry (include/linux/huge_mm.h)
+    if not paging.pmd_none(v) and (not paging.pmd_present(v) or paging.pmd_trans_huge(v)):
         _pagemap_pmd_range_thp(pm, v, addr, end, vma)
         return 0
-    if pm.paging.pmd_bad(v):
+    if paging.pmd_bad(v):
         # The kernel clears a bad PMD in pte_offset_map_lock() and retries
         # (ACTION_AGAIN), then sees a none PMD: a hole. Read-only, we report
         # that hole without clearing anything.
@@ -444,8 +434,9 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
         # pte_offset_map_lock() failed: retry, as in Linux 7.2.
         walk.action = PageWalkAction.ACTION_AGAIN
         return 0
-    i0 = (addr >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1)
-    n = (end - addr) >> PAGE_SHIFT
+    shift = pm.page_shift
+    i0 = (addr >> shift) & (pm.ptrs_per_pte - 1)
+    n = (end - addr) >> shift
     pm.sink.values(_pte_entries(pm, table, i0, n, addr, vma))
     return 0
 
@@ -453,13 +444,26 @@ def pagemap_pmd_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
 def _pte_entries(
     pm: _Pagemap, table: Sequence[int], i0: int, n: int, addr: int, vma: VMA
 ) -> Sequence[int]:
-    """``pte_to_pagemap_entry`` over ``table[i0:i0+n]`` (raw values)."""
+    """
+    ``pte_to_pagemap_entry`` over ``table[i0:i0+n]`` (raw values), decoded
+    with the architecture's :class:`~livewalk.arch.EntryLayout`. The A/D
+    bits ``ptep_get()`` folds over an arm64 contiguous block are not read.
+    """
     vma_sd = pm.vma_sd(vma)
     if pm.bits_shift is not None and n >= _CHUNK:
         got = _uniform_ptes(pm, table, i0, n, vma_sd)
         if got is not None:
             return got
     show_pfn = pm.show_pfn
+    lay = pm.lay
+    shift = lay.page_shift
+    none_mask = lay.none_mask
+    present_bits = lay.present
+    special = lay.special
+    ck_mask, ck_val = lay.pfn_check_mask, lay.pfn_check_value
+    pte_pfn = pm.paging.pte_pfn
+    swp_ts, swp_tm = lay.swp_type_shift, lay.swp_type_mask
+    swp_os, swp_om, swp_inv = lay.swp_offset_shift, lay.swp_offset_mask, lay.swp_offset_invert
     pfn_mask = pm.pte_pfn_mask
     sd_bit, uffd_bit = pm.sd_bit, pm.uffd_bit
     swp_sd_bit, swp_uffd_bit = pm.swp_sd_bit, pm.swp_uffd_bit
@@ -478,8 +482,9 @@ def _pte_entries(
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
     sd_uffd = sd_bit | uffd_bit
-    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
-    rel = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_SPECIAL | sd_uffd
+    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not
+    # count), and those that keep the PFN in place
+    rel = present_bits | special | sd_uffd | ck_mask
     out = array("Q", (vma_sd,)) * n
     vals: list[int] = []
     k0 = 0
@@ -513,8 +518,13 @@ def _pte_entries(
             # within a few vmemmap blocks of small folios (the common case):
             # decoded with comprehensions.
             v0 = chunk[0]
-            if v0 & _PAGE_PRESENT and not v0 & _PAGE_SPECIAL and len({v & rel for v in chunk}) == 1:
-                pfns = [(v & pfn_mask) >> PAGE_SHIFT for v in chunk]
+            if (
+                v0 & present_bits
+                and (v0 & ck_mask) == ck_val
+                and not v0 & special
+                and len({v & rel for v in chunk}) == 1
+            ):
+                pfns = [(v & pfn_mask) >> shift for v in chunk]
                 lob = min(pfns) >> bits_shift
                 hib = max(pfns) >> bits_shift
                 if hib - lob <= 3 and max(pfns) <= highest:
@@ -535,17 +545,17 @@ def _pte_entries(
                             vals = [f0 | b for b in bs]
                         continue
         for v in chunk:
-            if not v & ~_PAGE_KNL_ERRATUM_MASK:  # pte_none()
+            if not v & none_mask:  # pte_none()
                 append(vma_sd)
                 continue
             pfn: int | None = None
             frame = 0
             swap_excl = False
-            if v & (_PAGE_PRESENT | _PAGE_PROTNONE):  # pte_present()
-                if v & _PAGE_PRESENT:
-                    p = (v & pfn_mask) >> PAGE_SHIFT
-                else:
-                    p = ((v ^ ULONG_MAX) & pfn_mask) >> PAGE_SHIFT
+            if v & present_bits:  # pte_present()
+                if (v & ck_mask) == ck_val:
+                    p = (v & pfn_mask) >> shift
+                else:  # x86 PROT_NONE (inverted), arm64 PA bits above 49
+                    p = pte_pfn(v)
                 if show_pfn:
                     frame = p
                 flags = present_sd
@@ -554,10 +564,10 @@ def _pte_entries(
                         flags |= PM_SOFT_DIRTY
                     if v & uffd_bit:
                         flags |= PM_UFFD_WP
-                # vm_normal_page(): x86 has pte_special, so a special PTE (zero
-                # page, PFNMAP, special mixedmap) has no page, and neither has a
-                # PFN beyond highest_memmap_pfn.
-                if not v & _PAGE_SPECIAL and p <= highest:
+                # vm_normal_page(): x86 and arm64 have pte_special, so a
+                # special PTE (zero page, PFNMAP, special mixedmap) has no
+                # page, and neither has a PFN beyond highest_memmap_pfn.
+                if not v & special and p <= highest:
                     if bits_shift is not None:
                         bi = p >> bits_shift
                         if bi != cur_bi:
@@ -574,8 +584,8 @@ def _pte_entries(
                     flags |= PM_SOFT_DIRTY
                 if v & swp_uffd_bit:
                     flags |= PM_UFFD_WP
-                typ = v >> _SWP_TYPE_SHIFT
-                off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+                typ = (v >> swp_ts) & swp_tm
+                off = ((v ^ swp_inv) >> swp_os) & swp_om
                 if typ in pfn_types:
                     pfn = off & swp_pfn_mask
                     swap_excl = typ in excl_swap_types
@@ -597,7 +607,7 @@ def _pte_entries(
                     if (flags & PM_PRESENT or swap_excl) and info.mapcount == 1:
                         flags |= PM_MMAP_EXCLUSIVE
                 else:
-                    pm.page_unreadable(PageTableLevel.PTE, addr + ((k0 + len(vals)) << PAGE_SHIFT), pfn)
+                    pm.page_unreadable(PageTableLevel.PTE, addr + ((k0 + len(vals)) << shift), pfn)
             append((frame & PM_PFRAME_MASK) | flags)
     if vals:
         out[k0 : k0 + len(vals)] = array("Q", vals)
@@ -638,10 +648,19 @@ def _uniform_ptes(
     and or-ed at once (no bits cross between slots: the flag bits above the
     PFN are masked off before the shift).
     """
+    lay = pm.lay
+    present, special = lay.present, lay.special
+    ck_mask, ck_val = lay.pfn_check_mask, lay.pfn_check_value
     v0 = table[i0]
     v1 = table[i0 + n - 1]
     # the first and the last slot: a sparse or mixed table fails here, cheaply
-    if not v0 & _PAGE_PRESENT or v0 & _PAGE_SPECIAL or not v1 & _PAGE_PRESENT or v1 & _PAGE_SPECIAL:
+    if (
+        not v0 & present
+        or v0 & special
+        or (v0 & ck_mask) != ck_val
+        or not v1 & present
+        or v1 & special
+    ):
         return None
     try:
         raw = memoryview(table).cast("B")[i0 * 8 : (i0 + n) * 8]  # type: ignore[arg-type]
@@ -652,11 +671,12 @@ def _uniform_ptes(
     rep = _rep(n)
     x = int.from_bytes(raw, "little")
     pfn_mask = pm.pte_pfn_mask
-    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not count)
-    rel = _PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_SPECIAL | pm.sd_bit | pm.uffd_bit
+    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not
+    # count), and those that keep the PFN in place
+    rel = present | special | pm.sd_bit | pm.uffd_bit | ck_mask
     if x & (rel * rep) != (v0 & rel) * rep:
         return None  # not all with the same flags
-    pfns = (x & (pfn_mask * rep)) >> PAGE_SHIFT
+    pfns = (x & (pfn_mask * rep)) >> lay.page_shift
     pa = array("Q", pfns.to_bytes(8 * n, "little"))
     hi = max(pa)
     if hi > pm.highest_memmap_pfn:
@@ -695,13 +715,15 @@ def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMW
     pm.walk = walk
     vma = walk.vma_info
     assert vma is not None  # pmd_entry and hugetlb_entry run inside a VMA
+    paging = pm.paging
     flags = pm.vma_sd(vma)
     frame = 0
     step = 0
     v = pte.value
-    n = (end - addr) >> PAGE_SHIFT
-    if pte_present(v):
-        pfn = pm.paging.pte_pfn(v)
+    shift = pm.page_shift
+    n = (end - addr) >> shift
+    if paging.pte_present(v):
+        pfn = paging.pte_pfn(v)
         info = pm.pages.page_info(pfn)
         if info is not None:
             if not info.anon:
@@ -717,18 +739,17 @@ def pagemap_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMW
                     flags |= PM_MMAP_EXCLUSIVE
         else:
             pm.page_unreadable(pte.level, addr, pfn)
-        if v & pm.uffd_bit:
+        if paging.pte_uffd_wp(v):  # huge_pte_uffd_wp()
             flags |= PM_UFFD_WP
         flags |= PM_PRESENT
         if pm.show_pfn:
-            frame = pfn + ((addr & (~hmask & ULONG_MAX)) >> PAGE_SHIFT)
+            frame = pfn + ((addr & (~hmask & ULONG_MAX)) >> shift)
             step = 1
-    elif not pte_none(v) and pm.paging.uffd_wp:  # pte_swp_uffd_wp_any()
-        if v & _PAGE_SWP_UFFD_WP:
+    elif not paging.pte_none(v) and paging.uffd_wp:  # pte_swp_uffd_wp_any()
+        if paging.pte_swp_uffd_wp(v):
             flags |= PM_UFFD_WP
         else:
-            typ = v >> _SWP_TYPE_SHIFT
-            off = ((~v) >> _SWP_OFFSET_FIRST_BIT) & _SWP_OFFSET_MASK
+            typ, off = pm.swp_type_offset(v)
             if typ == pm.marker_type and off & PTE_MARKER_UFFD_WP:
                 flags |= PM_UFFD_WP
     pm.sink.seq(flags, frame, n, step)
@@ -758,8 +779,9 @@ def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple
     do not use LAM.
     """
     task_size = backend.mm_task_size(mm)
-    start_vaddr = (start >> PAGE_SHIFT) << PAGE_SHIFT
-    end_vaddr = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) << PAGE_SHIFT
+    shift = backend.paging.page_shift
+    start_vaddr = (start >> shift) << shift
+    end_vaddr = ((end + (1 << shift) - 1) >> shift) << shift
     if end_vaddr > task_size:
         end_vaddr = task_size
     if start_vaddr > task_size:
@@ -777,7 +799,6 @@ def _run_walk(
     page_state: PagemapPageState | None,
     walks: list[MMWalk] | None = None,
 ) -> None:
-    as_x86(backend.paging, "pagemap")
     if page_state is None:
         if not isinstance(backend, DrgnBackend):
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
@@ -800,7 +821,7 @@ def pagemap_read(
 ) -> array:
     """
     The ``/proc/PID/pagemap`` entries of the pages of [*start*, *end*): what
-    reading ``(end - start) / 4096 * 8`` bytes at offset ``start / 4096 * 8``
+    reading ``(end - start) / PAGE_SIZE * 8`` bytes at offset ``start / PAGE_SIZE * 8``
     returns in Linux 7.2 (``pagemap_read``), including the clamp at
     ``mm->task_size`` (fewer entries, or none, past the top of user space)
     and zeros for addresses outside any VMA.
@@ -827,7 +848,8 @@ def pagemap_read(
     if backend is None:
         backend = backend_for_mm(mm)
     s, e = _clamp(mm, backend, start, end)
-    sink = _ArraySink((e - s) >> PAGE_SHIFT if s < e else 0)
+    paging = backend.paging
+    sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
     if s < e:
         _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
     return sink.finish()
@@ -853,14 +875,14 @@ def pagemap_runs(
     if backend is None:
         backend = backend_for_mm(mm)
     s, e = _clamp(mm, backend, start, end)
-    sink = _RunSink(s)
+    sink = _RunSink(s, backend.paging.page_shift)
     if s < e:
         _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
     return sink.finish()
 
-def runs_from_entries(start: int, entries: Iterable[int]) -> list[PagemapRun]:
-    """Coalesce raw entries (page *i* at ``start + i * 4096``) into runs."""
-    sink = _RunSink(start)
+def runs_from_entries(start: int, entries: Iterable[int], page_shift: int = 12) -> list[PagemapRun]:
+    """Coalesce raw entries (page *i* at ``start + (i << page_shift)``) into runs."""
+    sink = _RunSink(start, page_shift)
     sink.values(list(entries))
     return sink.finish()
 

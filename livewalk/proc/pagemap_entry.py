@@ -7,7 +7,8 @@ The 64-bit entry of ``/proc/PID/pagemap`` (the ``PM_*`` bits of Linux 7.2
 ``fs/proc/task_mmu.c``) and :class:`PagemapRun`, a run of pages whose
 entries differ only by a steadily advancing frame.
 
-Entry layout (Linux 7.2): bits 0-54 the PFN, or for a swap-format entry the
+One entry per ``PAGE_SIZE`` page (4 KiB on x86_64; 4, 16 or 64 KiB on
+arm64). Entry layout (Linux 7.2): bits 0-54 the PFN, or for a swap-format entry the
 swap type (bits 0-4) and offset (bits 5-54); bit 55 soft-dirty, 56 exclusively
 mapped, 57 uffd-wp, 58 guard region, 61 file page or shared anonymous, 62
 swapped (any non-present swap-format entry), 63 present.
@@ -21,8 +22,6 @@ True
 from __future__ import annotations
 
 from typing import NamedTuple
-
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT
 
 __all__ = (
     "PM_FILE",
@@ -73,14 +72,15 @@ def pagemap_flag_names(flags: int) -> list[str]:
 class PagemapRun(NamedTuple):
     """
     A run of pages whose entries differ only by a steadily advancing frame:
-    page ``i`` of the run (address ``start + i * 4096``) has the entry
-    ``flags | ((frame + i * step) & PM_PFRAME_MASK)``.
+    page ``i`` of the run (address ``start + (i << page_shift)``) has the
+    entry ``flags | ((frame + i * step) & PM_PFRAME_MASK)``.
 
     :ivar start: first address
     :ivar end: first address after the run
     :ivar flags: the flag bits (55-63)
     :ivar frame: frame field (bits 0-54) of the first page
     :ivar step: frame increment per page (0; 1 for PFNs; 32 for swap offsets)
+    :ivar page_shift: the target's ``PAGE_SHIFT``
     """
 
     start: int
@@ -88,11 +88,12 @@ class PagemapRun(NamedTuple):
     flags: int
     frame: int
     step: int
+    page_shift: int = 12
 
     @property
     def npages(self) -> int:
         """Pages in the run."""
-        return (self.end - self.start) >> PAGE_SHIFT
+        return (self.end - self.start) >> self.page_shift
 
     def entry(self, i: int) -> int:
         """The raw entry of page *i* of the run."""

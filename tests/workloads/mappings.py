@@ -134,7 +134,7 @@ MADV_NOHUGEPAGE = 15
 MADV_PAGEOUT = 21
 MADV_GUARD_INSTALL = 102
 PR_SET_PDEATHSIG = 1
-SYS_userfaultfd = 323  # x86_64
+SYS_userfaultfd = 282 if os.uname().machine == "aarch64" else 323  # arm64, x86_64
 UFFD_USER_MODE_ONLY = 1
 UFFD_API = 0xAA
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13

@@ -47,7 +47,7 @@ from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
 from livewalk.arch.arm64.pgtable_hwdef import (
     CONT_PMD_SHIFT_CONFIG,
     CONT_PTE_SHIFT_CONFIG,
@@ -610,6 +610,45 @@ class Arm64Paging:
         """Valid and not ``PTE_NG`` (nG is ``PTE_PRESENT_INVALID`` on an invalid entry)."""
         return bool(v & PTE_VALID) and not v & PTE_NG
 
+    @property
+    def entry_layout(self) -> EntryLayout:
+        """
+        The arm64 PTE as masks. Present is ``PTE_VALID`` or
+        ``PTE_PRESENT_INVALID`` (a swap entry keeps both clear); the output
+        address is read in place unless high PA bits sit elsewhere (bits
+        [9:8] with LPA2, [15:12] with 64K and 52-bit PAs); no soft-dirty.
+
+        >>> lay = Arm64Paging().entry_layout
+        >>> hex(lay.present), hex(lay.pfn_check_mask), lay.soft_dirty
+        ('0x801', '0x300', 0)
+        """
+        check = 0
+        if self.pa_bits_52:
+            if self.page_shift == 16:
+                check = _64K_ADDR_HIGH
+            elif self._lpa2:
+                check = _LPA2_ADDR_HIGH
+        uffd = self.uffd_wp
+        return EntryLayout(
+            page_shift=self.page_shift,
+            none_mask=ULONG_MAX,
+            present=PTE_VALID | PTE_PRESENT_INVALID,
+            pfn_mask=self._addr_low,
+            pfn_check_mask=check,
+            pfn_check_value=0,
+            special=PTE_SPECIAL,
+            soft_dirty=0,
+            uffd_wp=PTE_UFFD_WP if uffd else 0,
+            swp_soft_dirty=0,
+            swp_uffd_wp=PTE_SWP_UFFD_WP if uffd else 0,
+            swp_exclusive=PTE_SWP_EXCLUSIVE,
+            swp_type_shift=SWP_TYPE_SHIFT,
+            swp_type_mask=(1 << SWP_TYPE_BITS) - 1,
+            swp_offset_shift=SWP_OFFSET_SHIFT,
+            swp_offset_mask=(1 << SWP_OFFSET_BITS) - 1,
+            swp_offset_invert=0,
+        )
+
     # -- swap entries ---------------------------------------------------------
 
     def decode_swap(self, v: int) -> SwapEntry | None:
@@ -641,6 +680,14 @@ class Arm64Paging:
 
     def pte_swp_exclusive(self, v: int) -> bool:
         return bool(v & PTE_SWP_EXCLUSIVE)
+
+    def pmd_swp_soft_dirty(self, v: int) -> bool:
+        """No soft-dirty on arm64 (the generic stub)."""
+        return False
+
+    def pmd_swp_uffd_wp(self, v: int) -> bool:
+        """``pmd_swp_uffd_wp()``: ``pte_swp_uffd_wp(pmd_pte(pmd))``."""
+        return self.uffd_wp and bool(v & PTE_SWP_UFFD_WP)
 
     def swp_entry_to_pte(
         self,

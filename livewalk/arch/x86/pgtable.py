@@ -26,9 +26,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
 from livewalk.arch.x86.pgprot import vm_get_page_prot
 from livewalk.arch.x86.pgtable_64 import (
+    SWP_OFFSET_SHIFT,
+    SWP_TYPE_BITS,
     __swp_offset,
     __swp_type,
     swp_entry_to_pte,
@@ -536,6 +538,37 @@ class X86Paging:
         """``_PAGE_GLOBAL`` (bit 8, which is PROTNONE when PRESENT is clear)."""
         return bool(v & _PAGE_GLOBAL) and bool(v & _PAGE_PRESENT)
 
+    @property
+    def entry_layout(self) -> EntryLayout:
+        """
+        The x86_64 PTE as masks: present is ``_PAGE_PRESENT`` or
+        ``_PAGE_PROTNONE``, the PFN is read in place only with
+        ``_PAGE_PRESENT`` (a PROT_NONE entry's is inverted, L1TF), the swap
+        offset is stored inverted below the type in the top 5 bits.
+
+        >>> hex(X86Paging().entry_layout.swp_offset_shift)
+        '0x9'
+        """
+        return EntryLayout(
+            page_shift=PAGE_SHIFT,
+            none_mask=~_PAGE_KNL_ERRATUM_MASK & ULONG_MAX,
+            present=_PAGE_PRESENT | _PAGE_PROTNONE,
+            pfn_mask=self.physical_mask & PAGE_MASK & ULONG_MAX,
+            pfn_check_mask=_PAGE_PRESENT,
+            pfn_check_value=_PAGE_PRESENT,
+            special=_PAGE_SPECIAL,
+            soft_dirty=_PAGE_SOFT_DIRTY if self.soft_dirty else 0,
+            uffd_wp=_PAGE_UFFD_WP if self.uffd_wp else 0,
+            swp_soft_dirty=_PAGE_SWP_SOFT_DIRTY if self.soft_dirty else 0,
+            swp_uffd_wp=_PAGE_SWP_UFFD_WP if self.uffd_wp else 0,
+            swp_exclusive=_PAGE_SWP_EXCLUSIVE,
+            swp_type_shift=64 - SWP_TYPE_BITS,
+            swp_type_mask=(1 << SWP_TYPE_BITS) - 1,
+            swp_offset_shift=SWP_OFFSET_SHIFT - SWP_TYPE_BITS,
+            swp_offset_mask=(1 << (64 - SWP_OFFSET_SHIFT)) - 1,
+            swp_offset_invert=ULONG_MAX,
+        )
+
     # -- swap entries (pgtable_64.h) -------------------------------------------
 
     def decode_swap(self, v: int) -> SwapEntry | None:
@@ -549,6 +582,14 @@ class X86Paging:
 
     def pte_swp_exclusive(self, v: int) -> bool:
         return bool(v & _PAGE_SWP_EXCLUSIVE)
+
+    def pmd_swp_soft_dirty(self, v: int) -> bool:
+        """``pmd_swp_soft_dirty()``: the PTE's bit (``_PAGE_SWP_SOFT_DIRTY``)."""
+        return self.soft_dirty and bool(v & _PAGE_SWP_SOFT_DIRTY)
+
+    def pmd_swp_uffd_wp(self, v: int) -> bool:
+        """``pmd_swp_uffd_wp()``: the PTE's bit (``_PAGE_SWP_UFFD_WP``)."""
+        return self.uffd_wp and bool(v & _PAGE_SWP_UFFD_WP)
 
     def swp_entry_to_pte(
         self,

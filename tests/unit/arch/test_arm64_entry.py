@@ -13,7 +13,7 @@ import doctest
 import pytest
 
 from livewalk.arch import PageTableLevel as L
-from livewalk.arch.arm64 import pgtable, pgtable_hwdef, pgtable_prot
+from livewalk.arch.arm64 import entry_flags, pgtable, pgtable_hwdef, pgtable_prot
 from livewalk.arch.arm64.pgtable import Arm64Paging, contpte_ptep_get, swp_entry_to_pte
 from livewalk.arch.arm64.pgtable_hwdef import (
     PMD_TYPE_SECT,
@@ -53,7 +53,7 @@ ANON = 0x0703 | PTE_USER | PTE_NG | PTE_PXN | PTE_UXN | PTE_WRITE | PTE_DIRTY
 ANON_L = ANON & ~0x300
 
 
-@pytest.mark.parametrize("mod", [pgtable, pgtable_hwdef, pgtable_prot])
+@pytest.mark.parametrize("mod", [pgtable, pgtable_hwdef, pgtable_prot, entry_flags])
 def test_doctests(mod: object) -> None:
     res = doctest.testmod(mod)  # type: ignore[arg-type]
     assert res.failed == 0 and res.attempted > 0
@@ -283,3 +283,18 @@ def test_ptes_get_is_contpte_ptep_get_of_each_entry() -> None:
             count = rng.randrange(1, ptrs - start + 1)
             want = [contpte_ptep_get(vals, i, n) for i in range(start, start + count)]
             assert list(paging.ptes_get(vals, start, count)) == want
+
+
+def test_entry_flag_names_for_vtop() -> None:
+    from livewalk.arch.arm64.entry_flags import decode_entry_flags
+
+    # without LPA2 bits [9:8] are shareability; a 4K PMD block; device memory
+    blk = 0x0060000040000F01 | 3 << 2
+    assert decode_entry_flags(blk, L.PMD, NOLPA2) == ["BLOCK", "SHD", "AF", "NG", "PXN", "UXN", "MT_DEVICE_nGnRnE"]
+    assert "PA[51:50]" in decode_entry_flags(blk, L.PMD, LPA2)
+    # a clean writable page (DBM: RDONLY still set) is not dirty; the hardware clearing RDONLY makes it so
+    clean = ANON_L & ~PTE_DIRTY | PTE_RDONLY
+    assert "DIRTY" not in decode_entry_flags(clean, L.PTE, LPA2)
+    assert "DIRTY" in decode_entry_flags(clean & ~PTE_RDONLY, L.PTE, LPA2)
+    assert decode_entry_flags(swp_entry_to_pte(2, 7, uffd_wp=True), L.PTE, LPA2) == [
+        "NOT_PRESENT(swap format)", "SWP_UFFD_WP", "type=2", "offset=0x7"]
