@@ -40,7 +40,7 @@ import dataclasses
 import struct
 from typing import Any
 
-from drgn import FaultError, Object, Program, cast, offsetof, sizeof
+from drgn import FaultError, Object, Program, TypeKind, cast, offsetof, sizeof
 from drgn.helpers.linux.mm import compound_head, virt_to_pfn
 
 from livewalk.arch import ULONG_MAX
@@ -107,6 +107,40 @@ def _enum_value(prog: Program, name: str, default: int | None = None) -> int | N
         return int(prog[name].value_())
     except (KeyError, LookupError):
         return default
+
+
+def _vmemmap_from_sections(prog: Program) -> int | None:
+    """
+    ``vmemmap`` (the ``struct page`` of PFN 0) as the kernel itself recorded
+    it: ``sparse_init()`` stores in each present ``mem_section`` its memory
+    map minus the section's first PFN, which with ``SPARSEMEM_VMEMMAP`` is
+    ``vmemmap`` whatever the architecture's layout (arm64 computes it from
+    ``VA_BITS_MIN`` and ``memstart_addr``, x86_64 has ``vmemmap_base``).
+    ``None`` if no present section with a memory map can be read.
+    """
+    try:
+        last_bit = int(prog["SECTION_MAP_LAST_BIT"])
+        has_mem_map = 1 << int(prog["SECTION_HAS_MEM_MAP_BIT"])
+        sections = prog["mem_section"]
+        # SPARSEMEM_EXTREME: roots of one page each, allocated as needed
+        per_root = int(prog["PAGE_SIZE"]) // sizeof(prog.type("struct mem_section"))
+    except (KeyError, LookupError, ValueError):
+        return None
+    mask = ULONG_MAX & ~((1 << last_bit) - 1)
+    try:
+        for r in range(64):
+            root = sections[r]
+            if root.type_.kind == TypeKind.ARRAY:
+                per_root = root.type_.length or 0
+            elif not root:
+                continue
+            for i in range(per_root):
+                v = int(root[i].section_mem_map)
+                if v & has_mem_map:
+                    return v & mask
+    except FaultError:
+        return None
+    return None
 
 
 def _symbol_address(prog: Program, name: str) -> int | None:
@@ -224,13 +258,16 @@ class KernelState:
             and self.page_size & (self.page_size - 1) == 0
         )
 
-        # vmemmap (SPARSEMEM_VMEMMAP, always on x86_64).
+        # vmemmap (SPARSEMEM_VMEMMAP: x86_64 and arm64 always have it).
         try:
             self.vmemmap_base = int(prog["vmemmap_base"].value_())
         except KeyError:
-            from drgn.helpers.linux.mm import pfn_to_page
+            vmemmap = _vmemmap_from_sections(prog)
+            if vmemmap is None:
+                from drgn.helpers.linux.mm import pfn_to_page
 
-            self.vmemmap_base = int(pfn_to_page(prog, 0).value_())
+                vmemmap = int(pfn_to_page(prog, 0).value_())
+            self.vmemmap_base = vmemmap
 
         # vm_normal_page() inputs.
         self.zero_page_pfn = self._ulong("zero_page_pfn", "zero_pfn")
