@@ -258,16 +258,18 @@ class KernelState:
             and self.page_size & (self.page_size - 1) == 0
         )
 
-        # vmemmap (SPARSEMEM_VMEMMAP: x86_64 and arm64 always have it).
-        try:
-            self.vmemmap_base = int(prog["vmemmap_base"].value_())
-        except KeyError:
-            vmemmap = _vmemmap_from_sections(prog)
-            if vmemmap is None:
+        # vmemmap (SPARSEMEM_VMEMMAP: x86_64 and arm64 always have it), as
+        # the kernel recorded it in its memory sections; else x86_64's
+        # vmemmap_base, else drgn's
+        vmemmap = _vmemmap_from_sections(prog)
+        if vmemmap is None:
+            try:
+                vmemmap = int(prog["vmemmap_base"].value_())
+            except KeyError:
                 from drgn.helpers.linux.mm import pfn_to_page
 
                 vmemmap = int(pfn_to_page(prog, 0).value_())
-            self.vmemmap_base = vmemmap
+        self.vmemmap_base: int = vmemmap
 
         # vm_normal_page() inputs.
         self.zero_page_pfn = self._ulong("zero_page_pfn", "zero_pfn")
