@@ -363,3 +363,21 @@ class _EmulatedEntry(Entry):
 
     def table(self) -> Sequence[int] | None:
         return self._child
+
+
+class _TablePTE(Entry):
+    """
+    A PTE the walker's PTE loop hands to ``pte_entry``: its :attr:`kaddr` is
+    worked out from the address the entry maps (``_addr``) and the kernel
+    address of its table (``_table``) when first read, so that the loop
+    stores one existing integer per PTE instead of making a new one. To a
+    callback it is an :class:`Entry` like any other.
+    """
+
+    __slots__ = ("_addr", "_table")
+
+    @property  # type: ignore[override]
+    def kaddr(self) -> int:
+        """Kernel virtual address of the slot: ``__va(table) + 8 * pte_index(addr)``."""
+        p = self._ctx.paging
+        return self._table + 8 * ((self._addr >> p.page_shift) & (p.ptrs_per(_PTE) - 1))  # type: ignore[no-any-return]

@@ -112,6 +112,7 @@ import enum
 import errno
 import sys
 import sysconfig
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import count as count_from
 from itertools import repeat
@@ -120,7 +121,7 @@ from typing import Any, NamedTuple
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
-from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
+from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry, _TablePTE
 from livewalk.mm.overlay import (
     Slot,
     WalkOverlay,
@@ -657,39 +658,57 @@ def _pte_entry_fast(
     the next PTE instead of being freed and allocated again: a callback sees
     the same values as with a new object, and one that keeps its entry
     (in a list, an attribute, a closure) keeps it unchanged.
+
+    Per PTE the loop makes no integer it can do without: the raw values
+    come out of the table as one list (``tolist()`` of the ``'Q'`` view, in
+    C), each ``next`` is the following PTE's ``addr``, and the entry's
+    ``kaddr`` is worked out from its ``addr`` when read (``_TablePTE``).
     """
     new = object.__new__
+    cls = _TablePTE
     level = _PTE
     n = len(vals)
-    addrs = range(addr, addr + n * page_size, page_size)
-    kaddrs = range(kaddr, kaddr + 8 * n, 8)
-    pte = new(Entry)
+    nexts = range(addr + page_size, addr + (n + 1) * page_size, page_size)
+    if isinstance(vals, (memoryview, array)):
+        vals = vals.tolist()
+    table = kaddr - 8 * ((addr >> walk.paging.page_shift) & (walk.paging.ptrs_per(level) - 1))
+    pte = new(cls)
     pte.level = level
     pte._ctx = walk
+    pte._table = table
     # The count of a fresh Entry that only this frame holds, taken by the
     # very check below on the first PTE (how a count reads depends on the
     # interpreter and on where it is taken: 3.14 borrows references).
     # Without reuse free stays -1, which no id() equals: a new Entry per PTE.
     free = 0 if _REUSE_ENTRIES else -1
     refs = sys.getrefcount if _REUSE_ENTRIES else id
-    for v, a, k in zip(vals, addrs, kaddrs):
-        held = refs(pte)
-        if held != free:
-            if not free:
-                free = held
-            else:
-                pte = new(Entry)
+    zero = _ZERO
+    a = addr
+    for v, nx in zip(vals, nexts):
+        if refs(pte) != free:
+            if free:
+                pte = new(cls)
                 pte.level = level
                 pte._ctx = walk
+                pte._table = table
+            else:
+                free = refs(pte)
         pte.value = v
-        pte.kaddr = k
-        ret = pte_entry(pte, a, a + page_size, walk)
-        if ret.__class__ is not int or ret:
-            if ret is not None:
-                err = _cbret(ret, "pte_entry")
-                if err:
-                    return err
+        pte._addr = a
+        ret = pte_entry(pte, a, nx, walk)
+        # 0 (the small-int singleton) and None go on at once; anything
+        # else is judged by _cbret (False goes on, a bad type raises)
+        if ret is not zero and ret is not None:
+            err = _cbret(ret, "pte_entry")
+            if err:
+                return err
+        a = nx
     return 0
+
+
+#: The ``0`` callbacks return (CPython keeps one object for each small
+#: integer: an identity test is the cheapest way to see it).
+_ZERO = 0
 
 
 def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) -> int:
