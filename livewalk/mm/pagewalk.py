@@ -286,8 +286,18 @@ class _Ops:
     walk_lock: Any
 
     def __init__(self, ops: Any) -> None:
-        for name in _CALLBACKS:
-            setattr(self, name, getattr(ops, name, None))
+        # one line per member of _CALLBACKS (spelled out: made once per walk)
+        self.pgd_entry = getattr(ops, "pgd_entry", None)
+        self.p4d_entry = getattr(ops, "p4d_entry", None)
+        self.pud_entry = getattr(ops, "pud_entry", None)
+        self.pmd_entry = getattr(ops, "pmd_entry", None)
+        self.pte_entry = getattr(ops, "pte_entry", None)
+        self.pte_hole = getattr(ops, "pte_hole", None)
+        self.hugetlb_entry = getattr(ops, "hugetlb_entry", None)
+        self.test_walk = getattr(ops, "test_walk", None)
+        self.pre_vma = getattr(ops, "pre_vma", None)
+        self.post_vma = getattr(ops, "post_vma", None)
+        self.install_pte = getattr(ops, "install_pte", None)
         self.walk_lock = getattr(ops, "walk_lock", PGWALK_RDLOCK)
 
 
@@ -347,6 +357,7 @@ class MMWalk(EntryContext):
         "_f",
         "_kernel_pte",
         "_task_size",
+        "_mm_pgd",
     )
 
     def __init__(
@@ -377,6 +388,12 @@ class MMWalk(EntryContext):
         self._f: KernelFeatures = backend.features
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
+        self._mm_pgd: int | None = None
+
+    @property
+    def mm_pgd(self) -> int | None:
+        """``mm->pgd`` as this walk read it (once, for its first VMA), or ``None`` if it read none."""
+        return self._mm_pgd
 
     @property
     def again_capped(self) -> int:
@@ -987,7 +1004,15 @@ def _top_table(walk: MMWalk) -> tuple[_Table, int]:
     """
     paging = walk.paging
     page_mask = ~(paging.page_size - 1)
-    pgd = int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
+    pgd = walk.pgd
+    if pgd is None:
+        # mm->pgd, read once per walk: it is set when the mm is made and
+        # stays until it is freed, which no walk outlives (the kernel's
+        # walker holds the mm)
+        pgd = walk._mm_pgd
+        if pgd is None:
+            pgd = walk._mm_pgd = walk.backend.mm_pgd(walk.mm)
+    pgd = int(pgd) & ULONG_MAX
     base = pgd & page_mask
     first = (pgd - base) >> 3
     try:
@@ -1199,6 +1224,8 @@ def process_vma_walk_lock(vma: Any, walk_lock: Any, features: KernelFeatures | N
 def _check_lock(walk_lock: Any, features: KernelFeatures | None) -> None:
     if features is not None and not features.walk_lock:
         return  # as in Linux 6.1: no enum page_walk_lock, mmap_assert_locked() only
+    if walk_lock is PGWALK_RDLOCK:
+        return  # the default, valid everywhere (skips the enum lookup)
     try:
         mode = PageWalkLock(walk_lock)
     except ValueError:
@@ -1263,7 +1290,8 @@ def walk_page_range_mm_unsafe(
 
 
 def _walk_page_range_mm(
-    mm: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None
+    mm: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None,
+    backend: Any = None,
 ) -> int:
     """The body of ``walk_page_range()`` (``walk_page_range_mm_unsafe()`` in 7.2)."""
     start &= ULONG_MAX
@@ -1272,7 +1300,8 @@ def _walk_page_range_mm(
         return -errno.EINVAL
     if mm is None:
         return -errno.EINVAL
-    backend = backend_for_mm(mm)
+    if backend is None:
+        backend = backend_for_mm(mm)
     walk = MMWalk(ops, mm, backend, private=private)
     if walks is not None:
         walks.append(walk)
@@ -1342,13 +1371,13 @@ def walk_page_range(
         (``-EINVAL`` for an empty range, no mm, or ``install_pte``)
     :raises NotInKernelError: ``install_pte`` on a kernel without it
     """
-    f = _features_of(mm)
-    if f is not None:
-        if not _check_ops(ops, f):
+    backend = None if mm is None else backend_for_mm(mm)
+    if backend is not None:
+        if not _check_ops(ops, backend.features):
             return -errno.EINVAL
     elif not check_ops_safe(ops):
         return -errno.EINVAL
-    return _walk_page_range_mm(mm, start, end, ops, private, walks)
+    return _walk_page_range_mm(mm, start, end, ops, private, walks, backend)
 
 
 def _resolve_vma(vma: Any, backend: Any = None) -> tuple[VMA, Any]:
@@ -1510,7 +1539,9 @@ def walk_page_mapping(
                 walks.append(walk)
         else:
             walk._set_vma(vma)
-            walk.mm = mm
+            if mm is not walk.mm:
+                walk.mm = mm
+                walk._mm_pgd = None  # read again for this mm
         err = walk_page_test(vma.vm_start, vma.vm_end, walk)
         if err > 0:
             err = 0

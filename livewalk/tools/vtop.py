@@ -493,10 +493,17 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     backend = backend_for_mm(mm)
     paging: ArchPaging = as_x86(backend.paging, "vtop")
     _check_user_addr(backend, mm, addr)
-    pgd = backend.mm_pgd(mm)
-    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
+    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0)
     st = _State(result, backend)
-    ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st, walks=walks)
+    own: list[MMWalk] = []
+    try:
+        ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st, walks=own)
+    finally:
+        if walks is not None:
+            walks += own
+    # mm->pgd as the walk read it (a walk that entered no VMA read none)
+    pgd = own[0].mm_pgd if own else None
+    result.pgd = pgd = backend.mm_pgd(mm) if pgd is None else pgd
     _check_ret(ret, "walk_page_range")
     # The VMA the walk's own find_vma() found (test_walk runs for every VMA
     # entered, PFN maps included); None: the address is in no VMA.
