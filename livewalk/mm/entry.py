@@ -50,13 +50,14 @@ class EntryContext:
     :ivar table_reads: number of page-table pages read from the backend
     """
 
-    __slots__ = ("paging", "backend", "table_reads", "_tables")
+    __slots__ = ("paging", "backend", "table_reads", "_tables", "_ptrs")
 
     def __init__(self, paging: ArchPaging, backend: Any = None) -> None:
         self.paging = paging
         self.backend = backend
         self.table_reads = 0
         self._tables: dict[int, Sequence[int]] = {}
+        self._ptrs = paging.ptrs_per(_PTE)  # entries in a table page
 
     def read_table(self, paddr: int) -> Sequence[int]:
         """
@@ -72,7 +73,7 @@ class EntryContext:
                 raise TableReadError(paddr, f"no backend to read table {paddr:#x}")
             t = self.backend.read_table(paddr)
             self.table_reads += 1
-            n = self.paging.ptrs_per(_PTE)
+            n = self._ptrs
             if len(t) != n:
                 raise TableReadError(paddr, f"table at {paddr:#x} has {len(t)} entries, not {n}")
             self._tables[paddr] = t

@@ -301,6 +301,42 @@ class _Ops:
         self.walk_lock = getattr(ops, "walk_lock", PGWALK_RDLOCK)
 
 
+class _Geometry:
+    """
+    What the level loops need of a paging, by level (``int(level)``),
+    worked out once per :class:`~livewalk.arch.ArchPaging` object (they are
+    immutable): each call of ``level_shift()``, ``ptrs_per()`` or
+    ``folded()`` is a Python call, several per level of every walk.
+    """
+
+    __slots__ = ("shift", "mask", "folded", "at_boot", "depth", "page_shift", "ptrs_pte")
+
+    def __init__(self, paging: ArchPaging) -> None:
+        levels = tuple(PageTableLevel)
+        self.shift = tuple(paging.level_shift(lv) for lv in levels)
+        self.mask = tuple(paging.ptrs_per(lv) - 1 for lv in levels)
+        self.folded = tuple(paging.folded(lv) for lv in levels)
+        self.at_boot = tuple(paging.folded_at_boot(lv) for lv in levels)
+        self.depth = tuple(real_depth(d, paging) for d in range(4))
+        self.page_shift = paging.page_shift
+        self.ptrs_pte = paging.ptrs_per(_PTE)
+
+
+_GEOMETRY: dict[int, tuple[ArchPaging, _Geometry]] = {}
+
+
+def _geometry(paging: ArchPaging) -> _Geometry:
+    """The :class:`_Geometry` of *paging* (kept by ``id()``, with the paging itself)."""
+    hit = _GEOMETRY.get(id(paging))
+    if hit is not None and hit[0] is paging:
+        return hit[1]
+    g = _Geometry(paging)
+    if len(_GEOMETRY) >= 64:
+        _GEOMETRY.clear()
+    _GEOMETRY[id(paging)] = (paging, g)
+    return g
+
+
 class PTEOut:
     """What ``install_pte(addr, next, ptep, walk)`` fills in: set ``ptep.value``."""
 
@@ -358,6 +394,7 @@ class MMWalk(EntryContext):
         "_kernel_pte",
         "_task_size",
         "_mm_pgd",
+        "_g",
     )
 
     def __init__(
@@ -389,6 +426,7 @@ class MMWalk(EntryContext):
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
         self._mm_pgd: int | None = None
+        self._g = _geometry(self.paging)
 
     @property
     def mm_pgd(self) -> int | None:
@@ -536,7 +574,11 @@ def _level_ranges(start: int, end: int, shift: int, folded: bool) -> Iterable[tu
     mm/pagewalk.c, a folded level's loop runs once, its ``p?d_addr_end()``
     being *end* (``asm-generic/pgtable-nop*d.h``).
     """
-    return ((start, end),) if folded else _ranges(start, end, 1 << shift)
+    if folded or not (start ^ (end - 1)) >> shift:
+        # one pass: folded, or [start, end) inside one slot (the common
+        # case of a small walk), where p?d_addr_end() is end
+        return ((start, end),)
+    return _ranges(start, end, 1 << shift)
 
 
 def _lower_table(
@@ -551,10 +593,10 @@ def _lower_table(
 
     :raises TableReadError: that table is unreadable (or a loop)
     """
-    paging = walk.paging
-    if paging.folded(level):
+    g = walk._g
+    if g.folded[level]:
         return ptable, True
-    if paging.folded_at_boot(level):
+    if g.at_boot[level]:
         return ptable, False
     return walk.table(parent, pv), False
 
@@ -619,9 +661,10 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
     pte_entry = o.pte_entry
     install_pte = o.install_pte
     paging = walk.paging
-    shift = paging.page_shift
+    g = walk._g
+    shift = g.page_shift
     page_size = 1 << shift
-    ptrs = paging.ptrs_per(_PTE)
+    ptrs = g.ptrs_pte
     i = (addr >> shift) & (ptrs - 1)
     # as in Linux 7.2: stop once addr >= end - PAGE_SIZE (unsigned), and
     # (read-only) never past the end of the table
@@ -688,7 +731,8 @@ def _pte_entry_fast(
     nexts = range(addr + page_size, addr + (n + 1) * page_size, page_size)
     if isinstance(vals, (memoryview, array)):
         vals = vals.tolist()
-    table = kaddr - 8 * ((addr >> walk.paging.page_shift) & (walk.paging.ptrs_per(level) - 1))
+    g = walk._g
+    table = kaddr - 8 * ((addr >> g.page_shift) & (g.ptrs_pte - 1))
     pte = new(cls)
     pte.level = level
     pte._ctx = walk
@@ -741,7 +785,7 @@ def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) ->
         try:
             table = walk.table(pmd, pmdval)
         except TableReadError as e:
-            return _unreadable_below(walk, pmd, e.paddr, addr, end, real_depth(3, walk.paging))
+            return _unreadable_below(walk, pmd, e.paddr, addr, end, walk._g.depth[3])
         return walk_pte_range_inner(table, addr, end, walk)
     if walk.no_vma:
         if walk._kernel_pte is None:
@@ -783,7 +827,7 @@ def walk_pmd_range(
     except TableReadError as e:
         if not recheck:
             # no ACTION_AGAIN path upwards (6.1): a hole below the PUD
-            return _unreadable_below(walk, pud, e.paddr, start, end, real_depth(2, paging))
+            return _unreadable_below(walk, pud, e.paddr, start, end, walk._g.depth[2])
         record_unreadable(walk, pud, e.paddr)
         walk.action = ACTION_AGAIN
         return 0
@@ -793,8 +837,9 @@ def walk_pmd_range(
     pmd_entry = o.pmd_entry
     has_handler = o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(3, paging)
-    shift, index_mask = _offset(paging, _PMD)
+    g = walk._g
+    depth = g.depth[3]
+    shift, index_mask = g.shift[_PMD], g.mask[_PMD]
     pmd, i = pud, pud_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -860,7 +905,7 @@ def walk_pud_range(
     try:
         table, folded = _lower_table(walk, _PUD, p4d, p4dval, p4dp)
     except TableReadError as e:
-        return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
+        return _unreadable_below(walk, p4d, e.paddr, start, end, walk._g.depth[1])
     o = walk._o
     f = walk._f
     at_again = f.walk_action_at_again
@@ -868,8 +913,9 @@ def walk_pud_range(
     pud_entry = o.pud_entry
     has_handler = o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(2, paging)
-    shift, index_mask = _offset(paging, _PUD)
+    g = walk._g
+    depth = g.depth[2]
+    shift, index_mask = g.shift[_PUD], g.mask[_PUD]
     pud, i = p4d, p4d_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -958,16 +1004,16 @@ def walk_p4d_range(
     (``p4d_offset()``); one folded at boot (arm64 ``pgd_to_folded_p4d()``)
     is the PGD's page.
     """
-    paging = walk.paging
     try:
         table, folded = _lower_table(walk, _P4D, pgd, pgdval, pgdp)
     except TableReadError as e:
-        return _unreadable_below(walk, pgd, e.paddr, start, end, real_depth(0, paging))
+        return _unreadable_below(walk, pgd, e.paddr, start, end, walk._g.depth[0])
     o = walk._o
     has_handler = o.pud_entry is not None or o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(1, paging)
-    shift, index_mask = _offset(paging, _P4D)
+    g = walk._g
+    depth = g.depth[1]
+    shift, index_mask = g.shift[_P4D], g.mask[_P4D]
     p4d, i = pgd, pgd_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -1026,7 +1072,6 @@ def _top_table(walk: MMWalk) -> tuple[_Table, int]:
 
 def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
     """``walk_pgd_range()``: from ``walk.pgd`` if set, else ``mm->pgd``."""
-    paging = walk.paging
     o = walk._o
     has_handler = (
         o.p4d_entry is not None
@@ -1036,9 +1081,11 @@ def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
     )
     has_install = o.install_pte is not None
     table, first = _top_table(walk)
-    for addr, next_ in _ranges(start, end, 1 << paging.pgdir_shift):
-        pgd = _slot(_PGD, addr, paging)
-        i = first + _index(_PGD, addr, paging)
+    g = walk._g
+    shift, index_mask = g.shift[_PGD], g.mask[_PGD]
+    for addr, next_ in _level_ranges(start, end, shift, False):
+        pgd = (_PGD, addr >> shift << shift)
+        i = first + ((addr >> shift) & index_mask)
         v = walk.overlay.get(pgd, table.vals[i])
         if _pgd_none_or_clear_bad(walk, pgd, v):
             err, new = _none_entry(walk, pgd, addr, next_, 0)
