@@ -377,8 +377,11 @@ class _TablePTE(Entry):
 
     __slots__ = ("_addr", "_table")
 
-    @property  # type: ignore[override]
-    def kaddr(self) -> int:
+    _addr: int
+    _table: int
+
+    @property
+    def kaddr(self) -> int:  # type: ignore[override]
         """Kernel virtual address of the slot: ``__va(table) + 8 * pte_index(addr)``."""
         p = self._ctx.paging
-        return self._table + 8 * ((self._addr >> p.page_shift) & (p.ptrs_per(_PTE) - 1))  # type: ignore[no-any-return]
+        return self._table + 8 * ((self._addr >> p.page_shift) & (p.ptrs_per(_PTE) - 1))
