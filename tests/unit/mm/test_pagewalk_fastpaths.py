@@ -103,7 +103,7 @@ def test_pte_entry_returns() -> None:
     for ret, want, calls in ((None, 0, 512), (False, 0, 512), (0, 0, 512), (True, 1, 1), (-22, -22, 1)):
         n = [0]
 
-        def pte_entry(pte: Entry, addr: int, next: int, walk: Any, ret: Any = ret) -> Any:  # noqa: A002
+        def pte_entry(pte: Entry, addr: int, next: int, walk: Any, ret: Any = ret, n: list[int] = n) -> Any:  # noqa: A002
             n[0] += 1
             return ret
 
