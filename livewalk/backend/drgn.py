@@ -329,6 +329,15 @@ class DrgnBackend:
             prog.cache[_CACHE_KEY] = backend
         return backend  # type: ignore[no-any-return]
 
+    @property
+    def live(self) -> bool:
+        """
+        The target can change while it is read (drgn's ``IS_LIVE``: the
+        running kernel, a QEMU guest over QMP); false for a vmcore. A
+        guest that is stopped still counts as live: drgn cannot tell.
+        """
+        return self._live
+
     def _struct_tag(self, obj: Object) -> tuple[str | None, bool]:
         """:func:`~livewalk.task.struct_tag` of *obj*, worked out once per Object."""
         hit = self._tags.get(id(obj))
