@@ -46,6 +46,12 @@ sparse ``MAP_NORESERVE`` memory with one page written every 16 MiB;
    and ``pagemap_read`` of 2 MiB, each divided by one 4 KiB physical read
    timed in the same run (``RATIO *_over_phys_read``: the call's cost in
    reads' worth).
+8. ``--compare DIR``: before and after side by side on the same target:
+   fresh host processes, alternately with the livewalk of checkout *DIR*
+   ("before") and of this one ("after"), each measuring the small
+   questions of 7., ``pagemap_read`` of the sample blocks of 2. and of
+   every VMA (``RATIO compare_*_before_over_after``; run before this
+   process attaches, as 6.).
 
 Output lines: ``TIME <name> <seconds>``, ``RATIO <name> <value>``,
 ``MEM <name> <bytes>``, ``RATE <name> <per second>``, ``COUNT <name> <n>``,
@@ -70,8 +76,11 @@ from dataclasses import dataclass
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)  # livewalk of this checkout (also in the guest's /src)
+# livewalk of this checkout (also in the guest's /src), or of the checkout
+# named by LIVEWALK_BENCH_FROM (the --compare side processes)
+_FROM = os.environ.get("LIVEWALK_BENCH_FROM") or REPO
+if _FROM not in sys.path:
+    sys.path.insert(0, _FROM)
 
 PAGE = 4096
 PM_PRESENT = 1 << 63
@@ -279,6 +288,101 @@ def ttfr_side(qmp: str, vmlinux_dir: str, pid: int, start: int, end: int, t0: fl
     }
 
 
+# -- before and after, side by side (--compare) ---------------------------------
+
+
+def compare_side(qmp: str, vmlinux_dir: str, pid: int, s4k: int, e4k: int, block: int, blocks: int,
+                 quick: bool) -> dict[str, Any]:
+    """
+    In a fresh host process, with the livewalk ``sys.path`` gives: per call,
+    a physical read, vtop of one address, pagemap of 2 MiB; then the sample
+    blocks (as in 2.) and every VMA, each pagemap_read per range.
+    """
+    import drgn
+
+    prog = drgn.Program()
+    prog.set_qemu_qmp(qmp)
+    prog.debug_info_options.kernel_directories = (vmlinux_dir,)
+    try:
+        prog.load_default_debug_info()
+    except drgn.MissingDebugInfoError:
+        pass
+    return compare_figures(prog, pid, s4k, e4k, block, blocks, quick)
+
+
+def compare_figures(prog: Any, pid: int, s4k: int, e4k: int, block: int, blocks: int,
+                    quick: bool) -> dict[str, Any]:
+    """The figures of :func:`compare_side` on an attached *prog*."""
+    import livewalk
+    from livewalk.backend.drgn import DrgnBackend
+    from livewalk.proc.pagemap import pagemap_read
+    from livewalk.task import resolve_mm
+    from livewalk.tools.vtop import vtop
+
+    mm = resolve_mm(prog, pid)
+    backend = DrgnBackend.for_program(prog)
+    table = backend.pgd_phys(backend.mm_pgd(mm))
+    n = 200 if quick else 1000
+
+    def per_call(fn: Callable[[], Any], calls: int) -> float:
+        fn()
+        best = math.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best = min(best, (time.perf_counter() - t) / calls)
+        return best
+
+    addr = s4k + 0x123000 + 0x456
+    pm_start = s4k + (2 << 20) if e4k - s4k >= (4 << 20) else s4k
+    vmas = [(v.vm_start, v.vm_end) for v in backend.vmas(mm)]
+    sample = [b for bl in _sample_blocks(vmas, block, blocks) for b in bl]
+    out: dict[str, Any] = {
+        "livewalk": os.path.dirname(os.path.dirname(os.path.abspath(livewalk.__file__))),
+        "phys_read_4k": per_call(lambda: prog.read(table, PAGE, True), 5 * n),
+        "vtop_one_address": per_call(lambda: vtop(mm, addr), n),
+        "pagemap_2mib": per_call(lambda: pagemap_read(mm, pm_start, pm_start + (2 << 20)), n),
+    }
+    out["sample_blocks"] = _best(lambda: [pagemap_read(mm, s, e) for s, e in sample], 3)[0]
+    out["all_vmas"] = _best(lambda: [pagemap_read(mm, s, e) for s, e in vmas], 3)[0]
+    out["sample_pages"] = sum((e - s) // PAGE for s, e in sample)
+    return out
+
+
+def compare_checkouts(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], other: str,
+                      block: int, blocks: int, quick: bool, rounds: int = 2) -> None:
+    """8. The figures of :func:`compare_side`, "before" (*other*) and "after"
+    (this checkout) alternately, best of *rounds* each."""
+    s4k, e4k = regions[0]
+    best: dict[str, dict[str, float]] = {"before": {}, "after": {}}
+    for _ in range(rounds):
+        for which, path in (("before", other), ("after", REPO)):
+            env = dict(os.environ, LIVEWALK_BENCH_FROM=path)
+            p = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--compare-side", g.qmp_socket,
+                 os.path.dirname(g.vmlinux), str(pid), str(s4k), str(e4k), str(block), str(blocks),
+                 "1" if quick else "0"],
+                capture_output=True, text=True, timeout=1800, env=env,
+            )
+            if p.returncode != 0:
+                raise RuntimeError(f"compare side ({which}, {path}) failed: {p.stderr[-3000:]}")
+            got = json.loads(p.stdout.strip().splitlines()[-1])
+            res.line(f"# compare {which}: livewalk from {got.pop('livewalk')}")
+            for k, v in got.items():
+                best[which][k] = min(best[which].get(k, math.inf), v)
+    for k in ("phys_read_4k", "vtop_one_address", "pagemap_2mib", "sample_blocks", "all_vmas"):
+        b, a = best["before"][k], best["after"][k]
+        res.time(f"compare_{k}_before", b)
+        res.time(f"compare_{k}_after", a)
+        res.ratio(f"compare_{k}_before_over_after", b / a, "same target, same run")
+    for which in ("before", "after"):
+        r = best[which]
+        for k in ("vtop_one_address", "pagemap_2mib"):
+            res.ratio(f"compare_{k}_over_phys_read_{which}", r[k] / r["phys_read_4k"],
+                      "per call, in 4 KiB physical reads' worth")
+
+
 # -- host side -------------------------------------------------------------------
 
 
@@ -397,7 +501,7 @@ def run_bench_walker(res: Results, levels: int, quick: bool) -> None:
 
 def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: int | None = None,
         block: int | None = None, blocks: int | None = None, repeat: int | None = None,
-        res: Results | None = None) -> Results:
+        res: Results | None = None, compare: str | None = None) -> Results:
     """
     The whole benchmark on a booted :class:`vm.Guest` *g*. Returns the
     :class:`Results` (also printed as it goes).
@@ -431,7 +535,7 @@ def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: i
     pid = int(ready["pid"])
     regions = [tuple(ready["regions"][k]) for k in BENCH_REGIONS]
     try:
-        _run_on_target(g, res, pid, regions, quick, block, blocks, repeat, size_mb, sparse_mb)
+        _run_on_target(g, res, pid, regions, quick, block, blocks, repeat, size_mb, sparse_mb, compare)
     finally:
         g.run(f"kill {pid}", timeout=60)
         g.run(f"rm -f {path}", timeout=60)
@@ -442,12 +546,15 @@ def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: i
 
 
 def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], quick: bool,
-                   block: int, blocks: int, repeat: int, size_mb: int, sparse_mb: int) -> None:
+                   block: int, blocks: int, repeat: int, size_mb: int, sparse_mb: int,
+                   compare: str | None = None) -> None:
     """Every figure of the module docstring on the benchmark process *pid*,
     in an order that lets each step attach when it needs to."""
     res.count("bench_populated_pages_expected", (size_mb << 20) // PAGE)
     res.count("bench_sparse_pages_expected", (sparse_mb << 20) // (16 << 20))
     time_to_first_result(g, res, pid, regions, quick)  # 6., before this process attaches
+    if compare:
+        compare_checkouts(g, res, pid, regions, compare, block, blocks, quick)  # 8., same
     mm, vmas = attach_target(g, res, pid)
     host = livewalk_host(res, mm, vmas, regions, repeat)  # 1.
     follow_phys_vs_livewalk(res, mm, vmas, host, block, blocks, repeat)  # 2.
@@ -727,13 +834,21 @@ def main() -> int:
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--guest-side", nargs=2, metavar=("PID", "RANGES"), help=argparse.SUPPRESS)
+    ap.add_argument("--compare", metavar="DIR",
+                    help="also measure the small questions with the livewalk of checkout DIR (before)")
     ap.add_argument("--ttfr-side", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--compare-side", nargs=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.guest_side:
         pid = int(args.guest_side[0])
         ranges = [tuple(int(x) for x in r.split(":")) for r in args.guest_side[1].split(",")]
         print(json.dumps(guest_side(pid, ranges, args.repeat or 2)))  # type: ignore[arg-type]
+        return 0
+    if args.compare_side:
+        qmp, vdir, *nums = args.compare_side
+        pid_, s_, e_, bl_, bls_, q_ = (int(x) for x in nums)
+        print(json.dumps(compare_side(qmp, vdir, pid_, s_, e_, bl_, bls_, bool(q_))))
         return 0
     if args.ttfr_side:
         qmp, vdir, pid_s, s, e, t0 = args.ttfr_side
@@ -750,7 +865,8 @@ def main() -> int:
     with Guest(levels=args.levels) as g:
         res.time("vm_boot", time.monotonic() - t)
         run(g, quick=args.quick, size_mb=args.size_mb, sparse_mb=args.sparse_mb, block=args.block,
-            blocks=args.blocks, repeat=args.repeat, res=res)
+            blocks=args.blocks, repeat=args.repeat, res=res,
+            compare=os.path.abspath(args.compare) if args.compare else None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res.as_dict(), f, indent=1, sort_keys=True)

@@ -55,6 +55,9 @@ __all__ = (
 
 _CACHE_KEY = "livewalk.backend.drgn"
 
+#: How many Objects' struct tags :meth:`DrgnBackend._struct_tag` keeps.
+_TAGS_KEPT = 64
+
 _ENTRY_TYPES = {
     PageTableLevel.PTE: "pte_t *",
     PageTableLevel.PMD: "pmd_t *",
@@ -308,6 +311,11 @@ class DrgnBackend:
         self._mm_offsets: dict[str, int] = {}
         self._maple: _MapleLayout | bool | None = None
         self._vma_ptr_type: drgn.Type | None = None
+        # (tag, is_pointer) of the last Objects passed in, by id(), each
+        # kept with its answer (so that its id() is not reused meanwhile;
+        # an Object's type never changes). drgn's Type objects hash and
+        # compare by identity, a new one per .type_: no key.
+        self._tags: dict[int, tuple[Object, tuple[str | None, bool]]] = {}
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -320,6 +328,31 @@ class DrgnBackend:
             backend = cls(prog)
             prog.cache[_CACHE_KEY] = backend
         return backend  # type: ignore[no-any-return]
+
+    @property
+    def live(self) -> bool:
+        """
+        The target can change while it is read (drgn's ``IS_LIVE``: the
+        running kernel, a QEMU guest over QMP); false for a vmcore. A
+        guest that is stopped still counts as live: drgn cannot tell.
+        """
+        return self._live
+
+    def _struct_tag(self, obj: Object) -> tuple[str | None, bool]:
+        """:func:`~livewalk.task.struct_tag` of *obj*, worked out once per Object."""
+        hit = self._tags.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        tag = struct_tag(obj)
+        if len(self._tags) >= _TAGS_KEPT:
+            self._tags.clear()
+        self._tags[id(obj)] = (obj, tag)
+        return tag
+
+    def _expect(self, obj: Any, tag: str) -> None:
+        """:func:`_expect_struct`, with the type's tag looked up once per type."""
+        if not isinstance(obj, Object) or self._struct_tag(obj)[0] != tag:
+            _expect_struct(obj, tag)
 
     # -- configuration ---------------------------------------------------
 
@@ -457,6 +490,14 @@ class DrgnBackend:
             swap_types=self._read_swap_types(),
         )
 
+    def _pti_config(self) -> bool | None:
+        """
+        ``CONFIG_MITIGATION_PAGE_TABLE_ISOLATION``, named
+        ``CONFIG_PAGE_TABLE_ISOLATION`` before Linux 6.9: either set in the
+        embedded configuration; ``None`` without one.
+        """
+        return self.config("MITIGATION_PAGE_TABLE_ISOLATION") or self.config("PAGE_TABLE_ISOLATION")
+
     def _read_x86_paging(self) -> X86Paging:
         prog = self.prog
         l5 = _lookup_int(prog, "__pgtable_l5_enabled")
@@ -472,7 +513,7 @@ class DrgnBackend:
         if physical_mask is None:
             physical_mask = (1 << 52) - 1
         uffd = self._uffd_wp()
-        pti = self.config("MITIGATION_PAGE_TABLE_ISOLATION")
+        pti = self._pti_config()
         if pti is None:
             pti = _has_symbol(prog, "pti_init")
         return X86Paging(
@@ -503,7 +544,7 @@ class DrgnBackend:
 
     def mm_pgd(self, mm: Object) -> int:
         """``mm->pgd`` as an integer, read fresh (one physical read)."""
-        _expect_struct(mm, "mm_struct")
+        self._expect(mm, "mm_struct")
         return self._read_mm_ulong(mm, "pgd")
 
     def pgd_phys(self, pgd: IntegerLike) -> int:
@@ -596,7 +637,7 @@ class DrgnBackend:
 
         :raises TypeError: if *vma* is not a ``struct vm_area_struct *``
         """
-        _expect_struct(vma, "vm_area_struct")
+        self._expect(vma, "vm_area_struct")
         v = self._read_struct(vma)
         flags = v.vm_flags.value_()
         return VMA(
@@ -665,7 +706,7 @@ class DrgnBackend:
         off = self._mm_offsets.get(member)
         if off is None:
             off = self._mm_offsets[member] = drgn.offsetof(self.prog.type("struct mm_struct"), member)
-        if mm.type_.kind == drgn.TypeKind.POINTER:
+        if self._struct_tag(mm)[1]:
             kaddr = mm.value_() + off
         else:  # a struct mm_struct (lvalue)
             kaddr = mm.address_ + off
@@ -718,7 +759,7 @@ class DrgnBackend:
         key = mm.value_()
         cached = self._vma_cache.get(key)
         if cached is None:
-            _expect_struct(mm, "mm_struct")
+            self._expect(mm, "mm_struct")
         elif not self._live:
             return cached
         stamp = self.mm_stamp(mm)

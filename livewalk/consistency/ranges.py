@@ -430,10 +430,24 @@ def _clip(s: int, e: int, start: int, end: int) -> tuple[int, int] | None:
     return (s, e) if s < e else None
 
 
+def _static(backend: PageTableBackend) -> bool:
+    """
+    The target cannot change while it is read: a drgn program of a vmcore
+    (:attr:`DrgnBackend.live <livewalk.backend.drgn.DrgnBackend.live>`
+    false). Its tables are not read again: they would read the same.
+    """
+    from livewalk.backend.drgn import DrgnBackend
+
+    return isinstance(backend, DrgnBackend) and not backend.live
+
+
 def _check_tables(
-    walk: MMWalk, start: int, end: int, chk: _Check[Any], backend: PageTableBackend
+    walk: MMWalk, start: int, end: int, chk: _Check[Any], backend: PageTableBackend, static: bool = False
 ) -> None:
-    """Read again every table *walk* used; record verdicts and torn ranges."""
+    """
+    Read again every table *walk* used (not for a *static* target, which
+    keeps what was read); record verdicts and torn ranges.
+    """
     geometry = _geometry(walk)
     paging = walk.paging
     shifts = _shifts(paging)
@@ -450,8 +464,11 @@ def _check_tables(
         key = (int(level), base if shift >= 0 else -paddr)
         name = f"{level.name} table {paddr:#x}"
         try:
-            new = backend.read_table(paddr)
-            chk.table_reads += 1
+            if static:
+                new = old
+            else:
+                new = backend.read_table(paddr)
+                chk.table_reads += 1
         except TableReadError:
             chk.tables[key] = (span[0], span[1], True)
             chk.torn.append(TornRange(span[0], span[1], TABLE_CHANGED, f"{name} freed"))
@@ -564,10 +581,11 @@ def _check(
         read_error(e)
     for w in walks:
         _missing(w, start, end, chk)
+    static = _static(backend)
     try:
         for w in walks:
             chk.table_reads += w.table_reads
-            _check_tables(w, start, end, chk, backend)
+            _check_tables(w, start, end, chk, backend, static)
         stamp1 = backend.mm_stamp(mm)
         chk.vmas = _vma_list(backend, mm, start, end)
     except transient as e:

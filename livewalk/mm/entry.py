@@ -50,13 +50,14 @@ class EntryContext:
     :ivar table_reads: number of page-table pages read from the backend
     """
 
-    __slots__ = ("paging", "backend", "table_reads", "_tables")
+    __slots__ = ("paging", "backend", "table_reads", "_tables", "_ptrs")
 
     def __init__(self, paging: ArchPaging, backend: Any = None) -> None:
         self.paging = paging
         self.backend = backend
         self.table_reads = 0
         self._tables: dict[int, Sequence[int]] = {}
+        self._ptrs = paging.ptrs_per(_PTE)  # entries in a table page
 
     def read_table(self, paddr: int) -> Sequence[int]:
         """
@@ -72,7 +73,7 @@ class EntryContext:
                 raise TableReadError(paddr, f"no backend to read table {paddr:#x}")
             t = self.backend.read_table(paddr)
             self.table_reads += 1
-            n = self.paging.ptrs_per(_PTE)
+            n = self._ptrs
             if len(t) != n:
                 raise TableReadError(paddr, f"table at {paddr:#x} has {len(t)} entries, not {n}")
             self._tables[paddr] = t
@@ -363,3 +364,24 @@ class _EmulatedEntry(Entry):
 
     def table(self) -> Sequence[int] | None:
         return self._child
+
+
+class _TablePTE(Entry):
+    """
+    A PTE the walker's PTE loop hands to ``pte_entry``: its :attr:`kaddr` is
+    worked out from the address the entry maps (``_addr``) and the kernel
+    address of its table (``_table``) when first read, so that the loop
+    stores one existing integer per PTE instead of making a new one. To a
+    callback it is an :class:`Entry` like any other.
+    """
+
+    __slots__ = ("_addr", "_table")
+
+    _addr: int
+    _table: int
+
+    @property
+    def kaddr(self) -> int:  # type: ignore[override]
+        """Kernel virtual address of the slot: ``__va(table) + 8 * pte_index(addr)``."""
+        p = self._ctx.paging
+        return self._table + 8 * ((self._addr >> p.page_shift) & (p.ptrs_per(_PTE) - 1))

@@ -112,6 +112,7 @@ import enum
 import errno
 import sys
 import sysconfig
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import count as count_from
 from itertools import repeat
@@ -120,7 +121,7 @@ from typing import Any, NamedTuple
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
-from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry
+from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry, _TablePTE
 from livewalk.mm.overlay import (
     Slot,
     WalkOverlay,
@@ -285,9 +286,55 @@ class _Ops:
     walk_lock: Any
 
     def __init__(self, ops: Any) -> None:
-        for name in _CALLBACKS:
-            setattr(self, name, getattr(ops, name, None))
+        # one line per member of _CALLBACKS (spelled out: made once per walk)
+        self.pgd_entry = getattr(ops, "pgd_entry", None)
+        self.p4d_entry = getattr(ops, "p4d_entry", None)
+        self.pud_entry = getattr(ops, "pud_entry", None)
+        self.pmd_entry = getattr(ops, "pmd_entry", None)
+        self.pte_entry = getattr(ops, "pte_entry", None)
+        self.pte_hole = getattr(ops, "pte_hole", None)
+        self.hugetlb_entry = getattr(ops, "hugetlb_entry", None)
+        self.test_walk = getattr(ops, "test_walk", None)
+        self.pre_vma = getattr(ops, "pre_vma", None)
+        self.post_vma = getattr(ops, "post_vma", None)
+        self.install_pte = getattr(ops, "install_pte", None)
         self.walk_lock = getattr(ops, "walk_lock", PGWALK_RDLOCK)
+
+
+class _Geometry:
+    """
+    What the level loops need of a paging, by level (``int(level)``),
+    worked out once per :class:`~livewalk.arch.ArchPaging` object (they are
+    immutable): each call of ``level_shift()``, ``ptrs_per()`` or
+    ``folded()`` is a Python call, several per level of every walk.
+    """
+
+    __slots__ = ("shift", "mask", "folded", "at_boot", "depth", "page_shift", "ptrs_pte")
+
+    def __init__(self, paging: ArchPaging) -> None:
+        levels = tuple(PageTableLevel)
+        self.shift = tuple(paging.level_shift(lv) for lv in levels)
+        self.mask = tuple(paging.ptrs_per(lv) - 1 for lv in levels)
+        self.folded = tuple(paging.folded(lv) for lv in levels)
+        self.at_boot = tuple(paging.folded_at_boot(lv) for lv in levels)
+        self.depth = tuple(real_depth(d, paging) for d in range(4))
+        self.page_shift = paging.page_shift
+        self.ptrs_pte = paging.ptrs_per(_PTE)
+
+
+_GEOMETRY: dict[int, tuple[ArchPaging, _Geometry]] = {}
+
+
+def _geometry(paging: ArchPaging) -> _Geometry:
+    """The :class:`_Geometry` of *paging* (kept by ``id()``, with the paging itself)."""
+    hit = _GEOMETRY.get(id(paging))
+    if hit is not None and hit[0] is paging:
+        return hit[1]
+    g = _Geometry(paging)
+    if len(_GEOMETRY) >= 64:
+        _GEOMETRY.clear()
+    _GEOMETRY[id(paging)] = (paging, g)
+    return g
 
 
 class PTEOut:
@@ -346,6 +393,8 @@ class MMWalk(EntryContext):
         "_f",
         "_kernel_pte",
         "_task_size",
+        "_mm_pgd",
+        "_g",
     )
 
     def __init__(
@@ -376,6 +425,13 @@ class MMWalk(EntryContext):
         self._f: KernelFeatures = backend.features
         self._kernel_pte: bool | None = None
         self._task_size = self.paging.task_size_max
+        self._mm_pgd: int | None = None
+        self._g = _geometry(self.paging)
+
+    @property
+    def mm_pgd(self) -> int | None:
+        """``mm->pgd`` as this walk read it (once, for its first VMA), or ``None`` if it read none."""
+        return self._mm_pgd
 
     @property
     def again_capped(self) -> int:
@@ -518,7 +574,11 @@ def _level_ranges(start: int, end: int, shift: int, folded: bool) -> Iterable[tu
     mm/pagewalk.c, a folded level's loop runs once, its ``p?d_addr_end()``
     being *end* (``asm-generic/pgtable-nop*d.h``).
     """
-    return ((start, end),) if folded else _ranges(start, end, 1 << shift)
+    if folded or not (start ^ (end - 1)) >> shift:
+        # one pass: folded, or [start, end) inside one slot (the common
+        # case of a small walk), where p?d_addr_end() is end
+        return ((start, end),)
+    return _ranges(start, end, 1 << shift)
 
 
 def _lower_table(
@@ -533,10 +593,10 @@ def _lower_table(
 
     :raises TableReadError: that table is unreadable (or a loop)
     """
-    paging = walk.paging
-    if paging.folded(level):
+    g = walk._g
+    if g.folded[level]:
         return ptable, True
-    if paging.folded_at_boot(level):
+    if g.at_boot[level]:
         return ptable, False
     return walk.table(parent, pv), False
 
@@ -601,9 +661,10 @@ def walk_pte_range_inner(table: _Table, addr: int, end: int, walk: MMWalk) -> in
     pte_entry = o.pte_entry
     install_pte = o.install_pte
     paging = walk.paging
-    shift = paging.page_shift
+    g = walk._g
+    shift = g.page_shift
     page_size = 1 << shift
-    ptrs = paging.ptrs_per(_PTE)
+    ptrs = g.ptrs_pte
     i = (addr >> shift) & (ptrs - 1)
     # as in Linux 7.2: stop once addr >= end - PAGE_SIZE (unsigned), and
     # (read-only) never past the end of the table
@@ -657,39 +718,58 @@ def _pte_entry_fast(
     the next PTE instead of being freed and allocated again: a callback sees
     the same values as with a new object, and one that keeps its entry
     (in a list, an attribute, a closure) keeps it unchanged.
+
+    Per PTE the loop makes no integer it can do without: the raw values
+    come out of the table as one list (``tolist()`` of the ``'Q'`` view, in
+    C), each ``next`` is the following PTE's ``addr``, and the entry's
+    ``kaddr`` is worked out from its ``addr`` when read (``_TablePTE``).
     """
     new = object.__new__
+    cls = _TablePTE
     level = _PTE
     n = len(vals)
-    addrs = range(addr, addr + n * page_size, page_size)
-    kaddrs = range(kaddr, kaddr + 8 * n, 8)
-    pte = new(Entry)
+    nexts = range(addr + page_size, addr + (n + 1) * page_size, page_size)
+    if isinstance(vals, (memoryview, array)):
+        vals = vals.tolist()
+    g = walk._g
+    table = kaddr - 8 * ((addr >> g.page_shift) & (g.ptrs_pte - 1))
+    pte = new(cls)
     pte.level = level
     pte._ctx = walk
+    pte._table = table
     # The count of a fresh Entry that only this frame holds, taken by the
     # very check below on the first PTE (how a count reads depends on the
     # interpreter and on where it is taken: 3.14 borrows references).
     # Without reuse free stays -1, which no id() equals: a new Entry per PTE.
     free = 0 if _REUSE_ENTRIES else -1
     refs = sys.getrefcount if _REUSE_ENTRIES else id
-    for v, a, k in zip(vals, addrs, kaddrs):
-        held = refs(pte)
-        if held != free:
-            if not free:
-                free = held
-            else:
-                pte = new(Entry)
+    zero = _ZERO
+    a = addr
+    for v, nx in zip(vals, nexts):
+        if refs(pte) != free:
+            if free:
+                pte = new(cls)
                 pte.level = level
                 pte._ctx = walk
+                pte._table = table
+            else:
+                free = refs(pte)
         pte.value = v
-        pte.kaddr = k
-        ret = pte_entry(pte, a, a + page_size, walk)
-        if ret.__class__ is not int or ret:
-            if ret is not None:
-                err = _cbret(ret, "pte_entry")
-                if err:
-                    return err
+        pte._addr = a
+        ret = pte_entry(pte, a, nx, walk)
+        # 0 (the small-int singleton) and None go on at once; anything
+        # else is judged by _cbret (False goes on, a bad type raises)
+        if ret is not zero and ret is not None:
+            err = _cbret(ret, "pte_entry")
+            if err:
+                return err
+        a = nx
     return 0
+
+
+#: The ``0`` callbacks return (CPython keeps one object for each small
+#: integer: an identity test is the cheapest way to see it).
+_ZERO = 0
 
 
 def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) -> int:
@@ -705,7 +785,7 @@ def walk_pte_range(pmd: Slot, pmdval: int, addr: int, end: int, walk: MMWalk) ->
         try:
             table = walk.table(pmd, pmdval)
         except TableReadError as e:
-            return _unreadable_below(walk, pmd, e.paddr, addr, end, real_depth(3, walk.paging))
+            return _unreadable_below(walk, pmd, e.paddr, addr, end, walk._g.depth[3])
         return walk_pte_range_inner(table, addr, end, walk)
     if walk.no_vma:
         if walk._kernel_pte is None:
@@ -747,7 +827,7 @@ def walk_pmd_range(
     except TableReadError as e:
         if not recheck:
             # no ACTION_AGAIN path upwards (6.1): a hole below the PUD
-            return _unreadable_below(walk, pud, e.paddr, start, end, real_depth(2, paging))
+            return _unreadable_below(walk, pud, e.paddr, start, end, walk._g.depth[2])
         record_unreadable(walk, pud, e.paddr)
         walk.action = ACTION_AGAIN
         return 0
@@ -757,8 +837,9 @@ def walk_pmd_range(
     pmd_entry = o.pmd_entry
     has_handler = o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(3, paging)
-    shift, index_mask = _offset(paging, _PMD)
+    g = walk._g
+    depth = g.depth[3]
+    shift, index_mask = g.shift[_PMD], g.mask[_PMD]
     pmd, i = pud, pud_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -824,7 +905,7 @@ def walk_pud_range(
     try:
         table, folded = _lower_table(walk, _PUD, p4d, p4dval, p4dp)
     except TableReadError as e:
-        return _unreadable_below(walk, p4d, e.paddr, start, end, real_depth(1, paging))
+        return _unreadable_below(walk, p4d, e.paddr, start, end, walk._g.depth[1])
     o = walk._o
     f = walk._f
     at_again = f.walk_action_at_again
@@ -832,8 +913,9 @@ def walk_pud_range(
     pud_entry = o.pud_entry
     has_handler = o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(2, paging)
-    shift, index_mask = _offset(paging, _PUD)
+    g = walk._g
+    depth = g.depth[2]
+    shift, index_mask = g.shift[_PUD], g.mask[_PUD]
     pud, i = p4d, p4d_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -922,16 +1004,16 @@ def walk_p4d_range(
     (``p4d_offset()``); one folded at boot (arm64 ``pgd_to_folded_p4d()``)
     is the PGD's page.
     """
-    paging = walk.paging
     try:
         table, folded = _lower_table(walk, _P4D, pgd, pgdval, pgdp)
     except TableReadError as e:
-        return _unreadable_below(walk, pgd, e.paddr, start, end, real_depth(0, paging))
+        return _unreadable_below(walk, pgd, e.paddr, start, end, walk._g.depth[0])
     o = walk._o
     has_handler = o.pud_entry is not None or o.pmd_entry is not None or o.pte_entry is not None
     has_install = o.install_pte is not None
-    depth = real_depth(1, paging)
-    shift, index_mask = _offset(paging, _P4D)
+    g = walk._g
+    depth = g.depth[1]
+    shift, index_mask = g.shift[_P4D], g.mask[_P4D]
     p4d, i = pgd, pgd_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -968,7 +1050,15 @@ def _top_table(walk: MMWalk) -> tuple[_Table, int]:
     """
     paging = walk.paging
     page_mask = ~(paging.page_size - 1)
-    pgd = int(walk.pgd if walk.pgd is not None else walk.backend.mm_pgd(walk.mm)) & ULONG_MAX
+    pgd = walk.pgd
+    if pgd is None:
+        # mm->pgd, read once per walk: it is set when the mm is made and
+        # stays until it is freed, which no walk outlives (the kernel's
+        # walker holds the mm)
+        pgd = walk._mm_pgd
+        if pgd is None:
+            pgd = walk._mm_pgd = walk.backend.mm_pgd(walk.mm)
+    pgd = int(pgd) & ULONG_MAX
     base = pgd & page_mask
     first = (pgd - base) >> 3
     try:
@@ -982,7 +1072,6 @@ def _top_table(walk: MMWalk) -> tuple[_Table, int]:
 
 def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
     """``walk_pgd_range()``: from ``walk.pgd`` if set, else ``mm->pgd``."""
-    paging = walk.paging
     o = walk._o
     has_handler = (
         o.p4d_entry is not None
@@ -992,9 +1081,11 @@ def walk_pgd_range(start: int, end: int, walk: MMWalk) -> int:
     )
     has_install = o.install_pte is not None
     table, first = _top_table(walk)
-    for addr, next_ in _ranges(start, end, 1 << paging.pgdir_shift):
-        pgd = _slot(_PGD, addr, paging)
-        i = first + _index(_PGD, addr, paging)
+    g = walk._g
+    shift, index_mask = g.shift[_PGD], g.mask[_PGD]
+    for addr, next_ in _level_ranges(start, end, shift, False):
+        pgd = (_PGD, addr >> shift << shift)
+        i = first + ((addr >> shift) & index_mask)
         v = walk.overlay.get(pgd, table.vals[i])
         if _pgd_none_or_clear_bad(walk, pgd, v):
             err, new = _none_entry(walk, pgd, addr, next_, 0)
@@ -1180,6 +1271,8 @@ def process_vma_walk_lock(vma: Any, walk_lock: Any, features: KernelFeatures | N
 def _check_lock(walk_lock: Any, features: KernelFeatures | None) -> None:
     if features is not None and not features.walk_lock:
         return  # as in Linux 6.1: no enum page_walk_lock, mmap_assert_locked() only
+    if walk_lock is PGWALK_RDLOCK:
+        return  # the default, valid everywhere (skips the enum lookup)
     try:
         mode = PageWalkLock(walk_lock)
     except ValueError:
@@ -1244,7 +1337,8 @@ def walk_page_range_mm_unsafe(
 
 
 def _walk_page_range_mm(
-    mm: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None
+    mm: Any, start: int, end: int, ops: Any, private: Any, walks: list[MMWalk] | None,
+    backend: Any = None,
 ) -> int:
     """The body of ``walk_page_range()`` (``walk_page_range_mm_unsafe()`` in 7.2)."""
     start &= ULONG_MAX
@@ -1253,7 +1347,8 @@ def _walk_page_range_mm(
         return -errno.EINVAL
     if mm is None:
         return -errno.EINVAL
-    backend = backend_for_mm(mm)
+    if backend is None:
+        backend = backend_for_mm(mm)
     walk = MMWalk(ops, mm, backend, private=private)
     if walks is not None:
         walks.append(walk)
@@ -1323,13 +1418,13 @@ def walk_page_range(
         (``-EINVAL`` for an empty range, no mm, or ``install_pte``)
     :raises NotInKernelError: ``install_pte`` on a kernel without it
     """
-    f = _features_of(mm)
-    if f is not None:
-        if not _check_ops(ops, f):
+    backend = None if mm is None else backend_for_mm(mm)
+    if backend is not None:
+        if not _check_ops(ops, backend.features):
             return -errno.EINVAL
     elif not check_ops_safe(ops):
         return -errno.EINVAL
-    return _walk_page_range_mm(mm, start, end, ops, private, walks)
+    return _walk_page_range_mm(mm, start, end, ops, private, walks, backend)
 
 
 def _resolve_vma(vma: Any, backend: Any = None) -> tuple[VMA, Any]:
@@ -1491,7 +1586,9 @@ def walk_page_mapping(
                 walks.append(walk)
         else:
             walk._set_vma(vma)
-            walk.mm = mm
+            if mm is not walk.mm:
+                walk.mm = mm
+                walk._mm_pgd = None  # read again for this mm
         err = walk_page_test(vma.vm_start, vma.vm_end, walk)
         if err > 0:
             err = 0

@@ -41,12 +41,19 @@ from livewalk.arch.x86.pgtable import X86Paging, as_x86
 from livewalk.arch.x86.pgtable_types import PAGE_SIZE
 from livewalk.backend import PageTableBackend, backend_for_mm
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
-from livewalk.errors import AddressError
+from livewalk.errors import AddressError, WalkFailedError
 from livewalk.mm.entry import Entry
-from livewalk.mm.pagewalk import MMWalk
+from livewalk.mm.pagewalk import (
+    MMWalk,
+    walk_kernel_page_table_range,
+    walk_page_range,
+    walk_page_range_debug,
+    walk_page_range_novma,
+)
 from livewalk.mm.swapops import SwapEntry
 from livewalk.mm.vma import VMA
 from livewalk.proc.maps import get_vma_name, vma_perms
+from livewalk.task import to_mm
 
 __all__ = (
     "VtopResult",
@@ -336,8 +343,6 @@ def _ops(collect_hugetlb: bool) -> Any:
 
 
 def _check_ret(ret: Any, what: str) -> None:
-    from livewalk.errors import WalkFailedError
-
     if isinstance(ret, int) and ret < 0:
         raise WalkFailedError(f"{what} failed with error {ret}")
 
@@ -486,17 +491,21 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     :raises AddressError: if *addr* is not below the mm's ``task_size``
     :raises KernelThreadError: for a task without an mm
     """
-    from livewalk.mm.pagewalk import walk_page_range, walk_page_range_debug, walk_page_range_novma
-    from livewalk.task import to_mm
-
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
     paging: ArchPaging = as_x86(backend.paging, "vtop")
     _check_user_addr(backend, mm, addr)
-    pgd = backend.mm_pgd(mm)
-    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=pgd)
+    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0)
     st = _State(result, backend)
-    ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st, walks=walks)
+    own: list[MMWalk] = []
+    try:
+        ret = walk_page_range(mm, addr, addr + 1, _ops(True), private=st, walks=own)
+    finally:
+        if walks is not None:
+            walks += own
+    # mm->pgd as the walk read it (a walk that entered no VMA read none)
+    pgd = own[0].mm_pgd if own else None
+    result.pgd = pgd = backend.mm_pgd(mm) if pgd is None else pgd
     _check_ret(ret, "walk_page_range")
     # The VMA the walk's own find_vma() found (test_walk runs for every VMA
     # entered, PFN maps included); None: the address is in no VMA.
@@ -539,8 +548,6 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
 
 
 def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> VtopResult:
-    from livewalk.mm.pagewalk import walk_kernel_page_table_range, walk_page_range_novma
-
     paging: ArchPaging = as_x86(backend.paging, "vtop")
     if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
@@ -603,8 +610,6 @@ def vtop_consistent(mm: Any, addr: int, *, retries: int = DEFAULT_RETRIES) -> Vt
     >>> r.consistency.level                                      # doctest: +SKIP
     'walk'
     """
-    from livewalk.task import to_mm
-
     mm = to_mm(mm)
     return _judged(mm, addr, lambda walks: vtop(mm, addr, walks=walks), retries)
 

@@ -264,3 +264,39 @@ def test_injected_change_is_always_caught_fuzz() -> None:
         b.inject_after_read(table, lambda m=mm, a=addr, v=new: m.set_pte(a, v))
         r = read_consistent(mm, BASE, BASE + 18 * MB2, _reader(mm), _splice, retries=0)
         assert [(t.start, t.end) for t in r.consistency.torn] == [(BASE + i * MB2, BASE + (i + 1) * MB2)]
+
+
+# -- a target that cannot change: its tables are not read again ---------------
+
+
+def test_static_target_tables_not_read_again() -> None:
+    import sys
+
+    from livewalk.consistency import ranges
+
+    sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/backend")
+    from fakekernel import LiveBackend, fake_kernel
+
+    prog, _ = fake_kernel()  # a program that is not IS_LIVE: a vmcore's
+    from livewalk.backend.drgn import DrgnBackend
+
+    assert ranges._static(DrgnBackend(prog)) is True
+    assert ranges._static(LiveBackend(prog, [])) is False
+    mm = SyntheticMM()
+    mm.add_vma(0x40_0000, 0x80_0000)
+    mm.fill_pte_table(0x40_0000, [mk_pte(0x100 + i, DEFAULT_PTE_FLAGS) for i in range(512)])
+    assert ranges._static(mm.livewalk_backend) is False  # synthetic targets change under tests
+    walks: list[MMWalk] = []
+    assert walk_page_range(mm, 0x40_0000, 0x60_0000, MMWalkOps(pte_entry=lambda *a: 0), walks=walks) == 0
+
+    class Refuses:
+        def read_table(self, paddr: int) -> Any:
+            raise AssertionError("a static target's table read again")
+
+    chk: Any = ranges._Check()
+    ranges._check_tables(walks[0], 0x40_0000, 0x60_0000, chk, Refuses(), static=True)  # type: ignore[arg-type]
+    assert chk.tables and not any(t[2] for t in chk.tables.values()) and not chk.torn
+    assert chk.table_reads == 0
+    live: Any = ranges._Check()
+    ranges._check_tables(walks[0], 0x40_0000, 0x60_0000, live, mm.livewalk_backend)
+    assert live.tables == chk.tables and live.table_reads == len(chk.tables)

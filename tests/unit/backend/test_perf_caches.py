@@ -215,3 +215,89 @@ def test_vma_snapshot_reads_physically_and_fresh() -> None:
     struct.pack_into("<QQQQQQ", mem, 0, 0x400000, 0x402000, 0x71, 0x10, 0xFFFF_FFFF_8100_0000, 0)
     snap = backend.vma_snapshot(vma)
     assert (snap.vm_end, snap.vm_flags, snap.anonymous) == (0x402000, 0x71, False)
+
+
+# -- what a walk reads once, and what it reads again on the next call ------------
+
+
+def _pfns(mm: SyntheticMM, start: int, end: int) -> list[int]:
+    out: list[int] = []
+
+    def pte_entry(pte: Entry, addr: int, next: int, walk: Any) -> int:  # noqa: A002
+        out.append(pte.pfn if pte.present else -1)
+        return 0
+
+    assert walk_page_range(mm, start, end, MMWalkOps(pte_entry=pte_entry)) == 0
+    return out
+
+
+def test_mm_pgd_once_per_walk_and_fresh_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    mm = _mm()
+    mm.add_vma(_BASE + (4 << 20), _BASE + (6 << 20))
+    other = mm.livewalk_backend.new_mm()
+    other.add_vma(_BASE, _BASE + (4 << 20))
+    other.map_4k(_BASE, pfn=0x7777)
+    backend = mm.livewalk_backend
+    reads: list[int] = []
+    mm_pgd = backend.mm_pgd
+    monkeypatch.setattr(backend, "mm_pgd", lambda m: reads.append(1) or mm_pgd(m))
+    walks: list[Any] = []
+    ops = MMWalkOps(pte_entry=lambda pte, addr, next, walk: 0)
+    assert walk_page_range(mm, _BASE, _BASE + (6 << 20), ops, walks=walks) == 0
+    assert len(reads) == 1  # two VMAs, one read of mm->pgd
+    assert walks[0].mm_pgd == mm.pgd
+    assert _pfns(mm, _BASE, _BASE + 0x2000) == [0x1000, 0x1001]
+    r = vtop(mm, _BASE + 0x1000)
+    assert (r.pfn, r.pgd) == (0x1001, mm.pgd)
+    # between two calls the mm's page tables are replaced (the mm_struct
+    # freed and made again at the same address, or the test's stand-in)
+    mm.pgd_paddr = other.pgd_paddr
+    assert _pfns(mm, _BASE, _BASE + 0x2000) == [0x7777, -1]
+    r = vtop(mm, _BASE)
+    assert (r.pfn, r.pgd) == (0x7777, other.pgd)
+    # an address in no VMA: vtop reads mm->pgd itself for its VMA-less walk
+    r = vtop(mm, _BASE + (8 << 20))
+    assert r.state == "no_vma" and r.pgd == other.pgd
+
+
+def test_struct_tags_kept_per_object_never_per_address() -> None:
+    prog, mem = fake_kernel()
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = LiveBackend(prog, [])
+    struct.pack_into("<Q", mem, 0, 0xFFFF_8880_0200_0000)
+    assert backend.mm_pgd(mm) == 0xFFFF_8880_0200_0000
+    # the same address as another type is refused, every time
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            backend.mm_pgd(Object(prog, "unsigned long", MM_ADDR))
+    # many Objects come and go: the kept ones are released, answers stay right
+    for i in range(300):
+        assert backend.mm_pgd(Object(prog, "struct mm_struct *", MM_ADDR)) == 0xFFFF_8880_0200_0000
+        if i % 50 == 0:
+            with pytest.raises(TypeError):
+                backend.mm_pgd(Object(prog, "unsigned int", 7))
+    assert len(backend._tags) <= 64
+
+
+@pytest.mark.parametrize(
+    ("kconfig", "pti"),
+    [
+        ({"CONFIG_MITIGATION_PAGE_TABLE_ISOLATION": "y"}, True),  # Linux 6.9 on
+        ({"CONFIG_PAGE_TABLE_ISOLATION": "y"}, True),  # before 6.9
+        ({"CONFIG_X86_64": "y"}, False),  # configured without it
+    ],
+)
+def test_pti_config_either_name(kconfig: dict[str, str], pti: bool) -> None:
+    prog, _ = fake_kernel()
+    backend = LiveBackend(prog, [])
+    backend._kconfig = kconfig
+    assert backend._pti_config() is pti
+    assert backend._read_x86_paging().pti is pti
+
+
+def test_pti_without_config_from_the_symbol() -> None:
+    prog, _ = fake_kernel()
+    backend = LiveBackend(prog, [])
+    backend._kconfig = {}
+    assert backend._pti_config() is None
+    assert backend._read_x86_paging().pti is False  # no pti_init in the fake kernel
