@@ -307,14 +307,20 @@ class _Search:
         )
         self.hits: list[PfnHit] = []
 
-    def scan_table(self, table: Sequence[int], base: int) -> None:
+    def scan_table(self, table: Sequence[int], base: int, addr: int, next: int) -> None:
+        """
+        The slots of PTE table *table* (mapping from *base*) that map
+        [*addr*, *next*): ``pmd_entry`` runs once per VMA in a PMD's range,
+        and each call owns its VMA's slots only.
+        """
         # array('Q') and memoryview('Q') are both buffers: search their bytes.
         raw = memoryview(table).cast("B").tobytes()  # type: ignore[arg-type]
         p = self.paging
+        lo, hi = (addr - base) >> p.page_shift, (next - base) >> p.page_shift
         seen: set[int] = set()
         for pat in self.patterns:
-            pos = raw.find(pat)
-            while pos >= 0:
+            pos = raw.find(pat, 8 * lo)
+            while 0 <= pos < 8 * hi:
                 if pos % 8 == 2 and pos // 8 not in seen:
                     i = pos // 8
                     seen.add(i)
@@ -360,7 +366,7 @@ def _ops() -> Any:
 
     def pud_entry(pud: Any, addr: int, next: int, walk: Any) -> int:
         if pud.leaf or (not pud.present and not pud.none):
-            walk.private.leaf(pud, addr, 1 << 30)
+            walk.private.leaf(pud, addr, 1 << walk.private.paging.level_shift(PageTableLevel.PUD))
             walk.action = PageWalkAction.ACTION_CONTINUE
         return 0
 
@@ -377,10 +383,11 @@ def _ops() -> Any:
             walk.action = PageWalkAction.ACTION_CONTINUE
             return 0
         if table is not None:
-            s.scan_table(table, addr & ~((1 << 21) - 1))
+            pmd_size = 1 << s.paging.level_shift(PageTableLevel.PMD)
+            s.scan_table(table, addr & ~(pmd_size - 1), addr, next)
         elif pmd.leaf or not (pmd.present or pmd.none):
             # a THP, or a PMD migration or device entry
-            s.leaf(pmd, addr, 1 << 21)
+            s.leaf(pmd, addr, 1 << s.paging.level_shift(PageTableLevel.PMD))
         # Never split or descend: the PTE table was read whole above.
         walk.action = PageWalkAction.ACTION_CONTINUE
         return 0

@@ -192,6 +192,20 @@ def test_find_pfn_every_level(mm: SyntheticMM) -> None:
 
 
 @pytest.mark.parametrize("levels", [4, 5])
+def test_find_pfn_once_with_many_vmas_in_one_pte_table(levels: int) -> None:
+    """pmd_entry runs once per VMA of a PMD's range (shared libraries put
+    dozens in one): each call searches its VMA's slots, so a page mapped once
+    is found once."""
+    m = SyntheticMM(levels=levels)
+    for i in range(8):
+        m.add_vma(BASE + i * 0x2000, BASE + (i + 1) * 0x2000)
+    m.map_4k(BASE + 0x5000, pfn=0x1234)
+    m.map_4k(BASE + 0xF000, pfn=0x1234)
+    hits = find_pfn_in_mm(m, 0x1234)
+    assert [h.vaddr - BASE for h in hits] == [0x5000, 0xF000]
+
+
+@pytest.mark.parametrize("levels", [4, 5])
 def test_find_pfn_migration_and_device_entries(levels: int) -> None:
     m = SyntheticMM(levels=levels)
     m.add_vma(BASE, BASE + 0x800000)
