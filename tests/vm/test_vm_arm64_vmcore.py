@@ -375,6 +375,25 @@ def test_arm64_kdump_record_verified(arm64_kdump: dict[str, Any]) -> None:
 
 @pytest.mark.livewalk_vm_arm64
 @pytest.mark.parametrize("level", KDUMP_LEVELS)
+def test_arm64_kdump_geometry(arm64_kdump: dict[str, Any], level: str) -> None:
+    """The dump carries the kernel's own VMCOREINFO (VA_BITS 52, biased
+    PHYS_OFFSET), not the 48-bit one makedumpfile was handed, and livewalk
+    reads the 4-level geometry from it."""
+    from livewalk.arch.arm64.pgtable import Arm64Paging
+    from livewalk.backend.drgn import DrgnBackend
+    from livewalk.program import open_program
+
+    kd = arm64_kdump
+    prog = open_program(core=kd["dumps"][level], symbols=[kd["symbols"]], default_symbols=False)
+    info = prog["VMCOREINFO"].string_().decode()
+    assert "\nNUMBER(VA_BITS)=52\n" in info, info
+    p = DrgnBackend.for_program(prog).paging
+    assert isinstance(p, Arm64Paging)
+    assert (p.va_bits, p.vabits_actual, p.levels) == (52, 48, 4)
+
+
+@pytest.mark.livewalk_vm_arm64
+@pytest.mark.parametrize("level", KDUMP_LEVELS)
 def test_arm64_kdump_pagemap(arm64_kdump: dict[str, Any], level: str) -> None:
     """``livewalk -c DUMP pagemap --format raw``: the pre-panic kernel's entries, all 64 bits."""
     kd = arm64_kdump
