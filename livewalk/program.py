@@ -306,6 +306,46 @@ def _release(prog: Program) -> str:
         return "(unknown release)"
 
 
+#: ELF ``e_machine`` -> the kernel's name of the architecture (``uname -m``
+#: of arm64 is aarch64; the kernel tree calls it arm64).
+_ELF_MACHINES = {3: "i386", 21: "ppc64", 22: "s390x", 40: "arm", 62: "x86_64", 183: "arm64", 243: "riscv64"}
+
+
+def _elf_machine(path: str) -> str | None:
+    """The architecture of ELF file *path* (None if it is not ELF or unknown)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            ehdr = f.read(20)
+    except OSError:
+        return None
+    if len(ehdr) < 20 or ehdr[:4] != b"\x7fELF" or ehdr[5] not in (1, 2):
+        return None
+    machine, = struct.unpack_from("<H" if ehdr[5] == 1 else ">H", ehdr, 18)
+    return _ELF_MACHINES.get(machine)
+
+
+def _other_arch(prog: Program, files: list[str], dirs: list[str]) -> str:
+    """
+    `` (PATH is an x86_64 vmlinux, the kernel is arm64)`` when a given
+    vmlinux (a file, or a directory's ``vmlinux``) is of another
+    architecture than the core or guest; else ``""``. A vmlinux of the
+    wrong architecture is the usual mistake when dumps of two machines sit
+    side by side.
+    """
+    if prog.platform is None:
+        return ""
+    kernel = {"X86_64": "x86_64", "AARCH64": "arm64"}.get(prog.platform.arch.name)
+    if kernel is None:
+        return ""
+    for path in files + [os.path.join(d, "vmlinux") for d in dirs]:
+        machine = _elf_machine(path)
+        if machine is not None and machine != kernel:
+            return f" ({path} is an {machine} vmlinux, the kernel is {kernel})"
+    return ""
+
+
 def _load_vmlinux(prog: Program, dirs: list[str], files: list[str], default: bool) -> None:
     import drgn
 
@@ -348,7 +388,7 @@ def _load_vmlinux(prog: Program, dirs: list[str], files: list[str], default: boo
         given = ", ".join(files + dirs)
         raise DebugInfoError(
             f"no matching debugging information for kernel {release}{build_id}: "
-            f"{given} does not contain a vmlinux with this build ID"
+            f"{given} does not contain a vmlinux with this build ID{_other_arch(prog, files, dirs)}"
         )
     raise DebugInfoError(
         f"no debugging information for kernel {release}{build_id}: install its vmlinux "

@@ -24,6 +24,15 @@ The guest must have been booted with a crash kernel reservation
    minute instead of hanging;
 5. stops the guest and returns the host paths of the dumps and the record.
 
+The same works in the arm64 guest (``Guest(arch="arm64", levels=4,
+extra_cmdline=CRASHKERNEL)``: ``kexec -p`` loads the uncompressed ``Image``
+Debian ships as ``vmlinuz``) with 4 levels only. makedumpfile 1.7.8 knows
+arm64's 4K pages with 39- or 48-bit VAs, so the capture kernel hands it a
+VMCOREINFO describing the 52-bit kernel that runs 4 levels as a 48-bit one
+(``vm/guest_init.sh``); with 5 levels (LPA2) it refuses the kernel ("PAGE
+SIZE 0x1000 and VA Bits 52 not supported": no 5-level walk, no LPA2
+descriptors) and :func:`kdump` raises :class:`KdumpError` with its log.
+
 >>> from livewalk.vm import Guest
 >>> from livewalk.vm.qemu import CRASHKERNEL
 >>> with Guest(levels=4, extra_cmdline=CRASHKERNEL) as g:      # doctest: +SKIP
