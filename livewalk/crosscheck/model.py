@@ -8,7 +8,8 @@ What the BPF tracer (``bpf/walktrace.c``) records, decoded: one
 ordered :class:`KernelStep` list of its callback calls.
 
 The binary layouts here mirror the C structs of ``bpf/walktrace.c``
-(``walk_start_ev``, ``walk_end_ev``, ``callback_ev``) on x86_64.
+(``walk_start_ev``, ``walk_end_ev``, ``callback_ev``): little-endian, 64-bit
+(x86-64 and arm64).
 
 >>> SLOTS[3], SLOT_INDEX["pte_hole"]
 ('pmd_entry', 5)

@@ -235,7 +235,7 @@ def crosscheck(
         if helper.skipped:
             out.write(f"crosscheck: helper regions not built: "
                       f"{'; '.join(f'{k}: {v}' for k, v in helper.skipped.items())}\n")
-    ctx = TriggerContext(pid, helper, task_size, online_nodes(), features)
+    ctx = TriggerContext(pid, helper, task_size, online_nodes(), base.paging.page_size, features)
     results: list[TriggerResult] = []
     corrupt = [corrupt_step]
     try:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from livewalk.crosscheck.helper import syscall_number
 from livewalk.crosscheck.model import (
     ENTRY_POINTS,
     MAX_OPS_WORDS,
@@ -283,12 +284,17 @@ class Tracer:
         if off < 0:
             return 0
         total = 0
+        try:
+            nr_bpf = syscall_number("bpf")
+        except OSError:
+            return 0
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
         for fn in list(self.bpf.funcs.values()):
             buf = ctypes.create_string_buffer(size)
             # union bpf_attr, BPF_OBJ_GET_INFO_BY_FD: bpf_fd, info_len, info
             attr = ctypes.create_string_buffer(struct.pack("<IIQ", fn.fd, size, ctypes.addressof(buf)), 16)
-            if libc.syscall(321, 15, attr, 16) == 0:  # __NR_bpf, BPF_OBJ_GET_INFO_BY_FD
+            if libc.syscall(ctypes.c_long(nr_bpf), 15, attr, 16) == 0:  # BPF_OBJ_GET_INFO_BY_FD
                 total += int.from_bytes(buf.raw[off : off + 8], "little")
         return total
 
