@@ -133,7 +133,7 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class KernelStep:
     """
     One callback call the kernel made during a walk.

@@ -8,7 +8,10 @@ P4D at boot).
 
 The guest is this module's own (the marker's configuration, booted with two
 NUMA nodes: ``migrate_pages(2)`` walks only when a page would move to another
-node). The target is the mappings workload (tests/workloads/mappings.py). A
+node), with 2 GiB of RAM: arm64's ptdump walks the linear map page by page
+(``rodata=full``), one ``pte_entry`` per 4 KiB of RAM, and the crosscheck
+traces and replays each of them (the ring buffer is grown to hold them when
+the first run of a trigger lost records). The target is the mappings workload (tests/workloads/mappings.py). A
 trigger the kernel cannot run must say why, found by probing the kernel.
 """
 
@@ -40,7 +43,7 @@ VERDICT = re.compile(r"^crosscheck: (\d+) walks, (\d+) callbacks, (\d+) mismatch
 def livewalk_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
     """The marker's arm64 configuration, with two NUMA nodes."""
     key: GuestKey = request.param
-    g = Guest(arch=key.arch, levels=key.levels, kernel=key.series, numa_nodes=2)
+    g = Guest(arch=key.arch, levels=key.levels, kernel=key.series, numa_nodes=2, memory="2G")
     try:
         g.start()
         yield g
