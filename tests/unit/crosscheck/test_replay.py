@@ -290,3 +290,16 @@ def test_snapshot_and_replay_of_a_pgd_smaller_than_a_page():
     assert pte_table in tables
     res, _ = _replay(mm, kw)
     assert res.divergence is None, res.divergence.report()
+
+
+def test_ring_buffer_grown_to_hold_every_record():
+    from livewalk.crosscheck.tracer import RECORD_BYTES, RINGBUF_MAX_BYTES, Tracer
+
+    # arm64's ptdump of 2 GiB of linear map: 524288 pte_entry records and a few more
+    n = 524288 + 300
+    for page in (1 << 12, 1 << 14, 1 << 16):
+        pages = Tracer.ringbuf_pages_for(n, page)
+        assert pages & (pages - 1) == 0
+        assert pages * page >= n * RECORD_BYTES > pages * page // 2
+    assert Tracer.ringbuf_pages_for(10**9, 1 << 12) == RINGBUF_MAX_BYTES >> 12
+    assert Tracer.ringbuf_pages_for(1, 1 << 12) == 1
