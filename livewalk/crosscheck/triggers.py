@@ -286,7 +286,7 @@ def _no_check_wx(f: KernelFeatures) -> str | None:
 CHECK_WX = "/sys/kernel/debug/check_wx_pages"
 
 TRIGGERS: tuple[Trigger, ...] = (
-    Trigger("pagemap", "target", "static", "fs/proc/task_mmu.c pagemap_read: walk_page_range per 2 MiB, pagemap_ops",
+    Trigger("pagemap", "target", "static", "fs/proc/task_mmu.c pagemap_read: walk_page_range per PMD, pagemap_ops",
             _pagemap, ops=("pagemap_ops",)),
     Trigger("smaps", "target", "static", "task_mmu.c smap_gather_stats: walk_page_vma, smaps_*walk*ops",
             lambda ctx: _read_file(f"/proc/{ctx.target_pid}/smaps"),
