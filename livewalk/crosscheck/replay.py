@@ -380,6 +380,32 @@ class ReplayBackend:
         return dataclasses.replace(v, vm_start=start, vm_end=end)
 
 
+def _probed_value(walk: Any, entry: Any) -> int:
+    """
+    The value a probe on a ``pte_entry`` callback reads through its
+    ``pte_t *``: the slot's raw value. The callback itself reads it with
+    ``ptep_get()``, as livewalk's entry carries it: on arm64 with CONTPTE
+    the access and dirty bits of the entry's contiguous block are folded
+    into it. Where the two differ by that fold alone, the raw value is
+    compared (the fold is :meth:`~livewalk.arch.ArchPaging.ptes_get`'s).
+    """
+    v: int = entry.value
+    if entry.kaddr is None:
+        return v
+    paging = walk.paging
+    pa = paging.pa(entry.kaddr)
+    page = pa & ~(paging.page_size - 1)
+    try:
+        t = walk.read_table(page)
+    except TableReadError:
+        return v
+    i = (pa - page) >> 3
+    raw = int(t[i])
+    if raw != v and paging.ptes_get(t, i, 1)[0] == v:
+        return raw
+    return v
+
+
 @dataclasses.dataclass
 class ReplayResult:
     """
@@ -411,7 +437,7 @@ class _Replayer:
             next=next_,
             arg=arg,
             ptr=(entry.kaddr or 0) if entry is not None else 0,
-            value=entry.value if entry is not None else 0,
+            value=0 if entry is None else _probed_value(walk, entry) if slot == "pte_entry" else entry.value,
             action_in=int(walk.action),
             vma_start=vi.vm_start if vi is not None else 0,
         )

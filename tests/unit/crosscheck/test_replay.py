@@ -303,3 +303,31 @@ def test_ring_buffer_grown_to_hold_every_record():
         assert pages * page >= n * RECORD_BYTES > pages * page // 2
     assert Tracer.ringbuf_pages_for(10**9, 1 << 12) == RINGBUF_MAX_BYTES >> 12
     assert Tracer.ringbuf_pages_for(1, 1 << 12) == 1
+
+
+def test_contpte_block_compares_the_raw_slot_the_probe_reads():
+    # arm64 CONTPTE: the pte_entry callback reads ptep_get(), which folds
+    # the block's dirty bit into every entry; the BPF probe reads the raw
+    # slot. A clean entry of a block with one dirty entry matches raw.
+    from livewalk.arch.arm64.pgtable_hwdef import PTE_CONT, PTE_RDONLY
+    from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY
+
+    mm = SyntheticMM(paging=PAGINGS["arm64-4k-l5"])
+    page, n = mm.paging.page_size, mm.paging.cont_ptes
+    start, end = 0x400000, 0x400000 + n * page
+    mm.add_vma(start, 0x600000)
+    clean = (mm.default_flags & ~PTE_DIRTY) | PTE_RDONLY | PTE_CONT
+    for k in range(n):
+        mm.map_4k(start + k * page, pfn=0x1230 + k, flags=clean | (PTE_DIRTY if k == 3 else 0))
+    raw = [mm.lookup(PTE, a) for a in range(start, end, page)]
+    assert not raw[0] & PTE_DIRTY and mm.paging.ptes_get(raw, 0, 1)[0] & PTE_DIRTY
+    kw = _walk("walk_page_range", (0, start, end), ("pte_entry",), [
+        KernelStep("pte_entry", a, a + page, ptr=mm.kaddr_of(PTE, a), value=v, vma_start=start)
+        for a, v in zip(range(start, end, page), raw)
+    ])
+    res, _ = _replay(mm, kw)
+    assert res.divergence is None, res.divergence.report()
+    kw.steps[5].value |= PTE_DIRTY  # not what the slot holds
+    res, _ = _replay(mm, kw)
+    assert res.divergence is not None and res.divergence.index == 5
+    assert res.divergence.fields == ("entry value",)
