@@ -19,20 +19,21 @@ command per input line, answering one JSON line each::
     touch REGION
     exit
 
-Standard library only (ctypes for the system calls).
+Standard library only (ctypes for the system calls). Page-size generic:
+regions are sized in base pages, or in PMD-sized pages for the kinds that
+map whole PMDs (THP, hugetlb), with the sizes of the running kernel.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import sys
 import tempfile
 
-PAGE = 4096
-PMD_SIZE = 2 << 20
 BASE = 0x300000000000  # 48 TiB: away from the workload's 32 TiB base and from mmap_base
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
@@ -44,8 +45,43 @@ MADV = {
 }  # fmt: skip
 MPOL_BIND = 2
 MPOL_MF_MOVE = 1 << 1
-SYS_MBIND = 237
-SYS_MINCORE = 27
+
+#: The system calls that glibc does not wrap, by ``os.uname().machine``: the
+#: x86-64 table (``arch/x86/entry/syscalls/syscall_64.tbl``) and the generic
+#: one arm64 uses (``include/uapi/asm-generic/unistd.h``).
+SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
+    "x86_64": {"mbind": 237, "migrate_pages": 256, "bpf": 321},
+    "aarch64": {"mbind": 235, "migrate_pages": 238, "bpf": 280},
+}
+
+
+def syscall_number(name: str) -> int:
+    """
+    The number of system call *name* on this machine.
+
+    :raises OSError: ``ENOSYS`` on a machine not in :data:`SYSCALL_NUMBERS`
+    """
+    machine = os.uname().machine
+    try:
+        return SYSCALL_NUMBERS[machine][name]
+    except KeyError:
+        raise OSError(errno.ENOSYS, f"no number for system call {name} on {machine}") from None
+
+
+def page_sizes() -> tuple[int, int]:
+    """
+    ``(PAGE_SIZE, HPAGE_PMD_SIZE)`` of the running kernel: the THP size it
+    reports, else what one PTE table maps (8-byte entries).
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size") as f:
+            return page, int(f.read())
+    except (OSError, ValueError):
+        return page, page * (page // 8)
+
+
+PAGE, PMD_SIZE = page_sizes()
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -54,22 +90,27 @@ _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.mlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 _libc.munlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
 _libc.syscall.restype = ctypes.c_long
 
-#: name -> (pages, kind); one VMA each, 2 MiB aligned, with a gap after.
+#: Region kinds mapped by PMD-sized pages: their sizes are in PMDs.
+PMD_KINDS = frozenset(("thp", "hugetlb"))
+
+#: name -> (size, kind); size in pages (in PMDs for :data:`PMD_KINDS`); one
+#: VMA each, PMD aligned, with a PMD-sized gap after.
 REGIONS: tuple[tuple[str, int, str], ...] = (
     ("anon", 64, "anon"),            # 48 of 64 pages written
-    ("thp", 1024, "thp"),            # 4 MiB, MADV_HUGEPAGE, written: two PMD-mapped THPs
+    ("thp", 2, "thp"),               # MADV_HUGEPAGE, written: two PMD-mapped THPs
     ("file", 32, "file"),            # MAP_PRIVATE of a file, read
     ("shmem", 32, "shmem"),          # MAP_SHARED|MAP_ANONYMOUS, written
-    ("hugetlb", 512, "hugetlb"),     # MAP_HUGETLB 2 MiB page, written (if available)
+    ("hugetlb", 1, "hugetlb"),       # MAP_HUGETLB page of the default size, written (if available)
     ("protnone", 16, "protnone"),    # written then PROT_NONE
-    ("cold", 1024, "anon"),          # MADV_COLD; 4 MiB, 3/4 written
+    ("cold", 1024, "anon"),          # MADV_COLD; 3/4 written
     ("pageout", 1024, "anon"),       # MADV_PAGEOUT
-    ("pageout_thp", 512, "thp"),     # a THP for MADV_PAGEOUT
+    ("pageout_thp", 1, "thp"),       # a THP for MADV_PAGEOUT
     ("swapped", 64, "anon"),         # paged out at start, for MADV_WILLNEED
     ("lazy", 1024, "anon"),          # MADV_FREE
-    ("guard", 1024, "guard"),        # guard install/remove; pages 512-767 written
+    ("guard", 1024, "guard"),        # guard install/remove; its third quarter written
     ("lock", 1024, "anon"),          # mlock/munlock
     ("policy", 1024, "anon"),        # mbind / migrate_pages
 )  # fmt: skip
@@ -102,7 +143,8 @@ def build(tmpdir: str) -> tuple[dict[str, list[int]], dict[str, str], list[str]]
     files: list[str] = []
     addr = BASE
     rw = PROT_READ | PROT_WRITE
-    for seed, (name, pages, kind) in enumerate(REGIONS):
+    for seed, (name, size, kind) in enumerate(REGIONS):
+        pages = size * (PMD_SIZE // PAGE) if kind in PMD_KINDS else size
         length = pages * PAGE
         addr = (addr + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
         try:
@@ -110,7 +152,7 @@ def build(tmpdir: str) -> tuple[dict[str, list[int]], dict[str, str], list[str]]
                 _mmap(addr, length, rw, MAP_PRIVATE | MAP_ANONYMOUS)
                 _libc.madvise(addr, length, MADV["NOHUGEPAGE"])
                 if kind == "guard":
-                    _write(addr + 512 * PAGE, 256, seed)
+                    _write(addr + pages // 2 * PAGE, pages // 4, seed)
                 else:
                     _write(addr, pages if name in ("swapped", "protnone") else pages * 3 // 4, seed)
                 if kind == "protnone":
@@ -153,14 +195,14 @@ def run(cmd: list[str], regions: dict[str, list[int]]) -> dict[str, object]:
         r = _libc.madvise(start, end - start, MADV[cmd[2]])
     elif op == "mincore":
         vec = ctypes.create_string_buffer((end - start) // PAGE)
-        r = _libc.syscall(SYS_MINCORE, ctypes.c_ulong(start), ctypes.c_ulong(end - start), vec)
+        r = _libc.mincore(start, end - start, vec)
     elif op == "mlock":
         r = _libc.mlock(start, end - start)
     elif op == "munlock":
         r = _libc.munlock(start, end - start)
     elif op == "mbind":
         mask = ctypes.c_ulong(1 << int(cmd[2]))
-        r = _libc.syscall(SYS_MBIND, ctypes.c_ulong(start), ctypes.c_ulong(end - start),
+        r = _libc.syscall(ctypes.c_long(syscall_number("mbind")), ctypes.c_ulong(start), ctypes.c_ulong(end - start),
                           ctypes.c_int(MPOL_BIND), ctypes.byref(mask), ctypes.c_ulong(64),
                           ctypes.c_uint(MPOL_MF_MOVE))
     elif op == "touch":
@@ -184,7 +226,7 @@ def main() -> int:
                 break
             try:
                 out = run(cmd, regions)
-            except (KeyError, ValueError, IndexError) as e:
+            except (KeyError, ValueError, IndexError, OSError) as e:
                 out = {"error": str(e)}
             print(json.dumps(out), flush=True)
     finally:

@@ -8,7 +8,8 @@ What the BPF tracer (``bpf/walktrace.c``) records, decoded: one
 ordered :class:`KernelStep` list of its callback calls.
 
 The binary layouts here mirror the C structs of ``bpf/walktrace.c``
-(``walk_start_ev``, ``walk_end_ev``, ``callback_ev``) on x86_64.
+(``walk_start_ev``, ``walk_end_ev``, ``callback_ev``): little-endian, 64-bit
+(x86-64 and arm64).
 
 >>> SLOTS[3], SLOT_INDEX["pte_hole"]
 ('pmd_entry', 5)
@@ -132,7 +133,7 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class KernelStep:
     """
     One callback call the kernel made during a walk.

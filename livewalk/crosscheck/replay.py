@@ -76,13 +76,20 @@ __all__ = (
     "list_vmas",
     "replay_walk",
     "snapshot_tables",
+    "table_levels",
 )
 
 #: What a replay callback returns once the replay has diverged: stops the
 #: walk (the kernel's later decisions no longer apply).
 ABORT = -errno.ECANCELED
 
-_LEVEL_OF_SLOT = {"pgd_entry": 4, "p4d_entry": 3, "pud_entry": 2, "pmd_entry": 1, "pte_entry": 0}
+_PGD, _P4D, _PUD, _PMD, _PTE = (PageTableLevel.PGD, PageTableLevel.P4D, PageTableLevel.PUD,
+                                PageTableLevel.PMD, PageTableLevel.PTE)
+
+_LEVEL_OF_SLOT = {"pgd_entry": _PGD, "p4d_entry": _P4D, "pud_entry": _PUD, "pmd_entry": _PMD, "pte_entry": _PTE}
+
+#: ``pte_hole``'s depth -> the level of the slot it reports
+_LEVEL_OF_DEPTH = {0: _PGD, 1: _P4D, 2: _PUD, 3: _PMD}
 
 
 class ReplayMM:
@@ -106,49 +113,69 @@ def list_vmas(base: Any, mm: Any) -> list[VMA]:
     return list(base.vmas(mm))
 
 
-def _table_below(paging: ArchPaging, level: int, v: int) -> bool:
-    """An entry of a *level* table (4 PGD ... 1 PMD) points to a lower table."""
-    if level == 1:
+def _table_below(paging: ArchPaging, level: PageTableLevel, v: int) -> bool:
+    """An entry of a *level* table points to a table of the level below."""
+    if level == _PMD:
         return paging.pmd_present(v) and not paging.pmd_leaf(v)
-    if level == 2:
+    if level == _PUD:
         return paging.pud_present(v) and not paging.pud_leaf(v)
-    if level == 3:
+    if level == _P4D:
         return paging.p4d_present(v)
-    # a folded PGD is always "present": its value is the P4D entry
+    # with the P4D folded at build time the PGD's value is the P4D entry
+    # (and pgd_present() is constant true)
     return paging.pgd_present(v) and paging.p4d_present(v)
+
+
+def table_levels(paging: ArchPaging) -> list[PageTableLevel]:
+    """
+    The levels that have tables of their own at run time, top down: those
+    not folded at build time, less the PGD when a level below it is folded
+    into the PGD's page at boot (arm64 without LPA2: that level's table *is*
+    the top page).
+    """
+    out = [lv for lv in (_PGD, _P4D, _PUD, _PMD, _PTE) if lv == _PGD or not paging.folded(lv)]
+    if any(paging.folded_at_boot(lv) for lv in out):
+        out.remove(_PGD)
+    return out
 
 
 def snapshot_tables(base: Any, pgd_kaddr: int, *, user_only: bool = True) -> dict[int, tuple[int, ...]]:
     """
     Read every page-table page reachable from the top-level table at
-    *pgd_kaddr* (for a user mm only its lower half, the user address space)
-    and return them by physical address.
+    *pgd_kaddr* (for a user mm only its user address space, below
+    ``TASK_SIZE_MAX``) and return them by physical address. A top-level
+    table smaller than a page (arm64's ``pgd_cache`` objects) is read in
+    its page, from its own first slot.
     """
     paging = base.paging
     tables: dict[int, tuple[int, ...]] = {}
-    top = base.pgd_phys(pgd_kaddr) & ~(paging.page_size - 1)
-    # level numbers: 4 PGD, 3 P4D, 2 PUD, 1 PMD, 0 PTE (the table's level)
-    stack = [(top, 4)]
+    levels = table_levels(paging)
+    below = dict(zip(levels, levels[1:]))
+    pgd_paddr = int(base.pgd_phys(pgd_kaddr))
+    top = pgd_paddr & ~(paging.page_size - 1)
+    top_level = levels[0]
+    top_slots = paging.ptrs_per(top_level)
+    if user_only:
+        top_slots = min(top_slots, ((paging.task_size_max - 1) >> paging.level_shift(top_level)) + 1)
+    # the folded-at-boot level indexes the page from its start (pgd_to_folded_p4d())
+    first = (pgd_paddr - top) >> 3 if top_level == _PGD else 0
+    stack = [(top, top_level, first, top_slots)]
     while stack:
-        paddr, level = stack.pop()
-        if paddr in tables:
-            continue
-        try:
-            t = tuple(base.read_table(paddr))
-        except TableReadError:
-            continue
-        tables[paddr] = t
-        if level == 0:
-            continue
-        n = 256 if (level == 4 and user_only) else 512
-        for i in range(n):
-            v = t[i]
-            if not _table_below(paging, level, v):
+        paddr, level, lo, n = stack.pop()
+        if paddr not in tables:
+            try:
+                tables[paddr] = tuple(base.read_table(paddr))
+            except TableReadError:
                 continue
-            nxt = level - 1
-            if level == 4 and paging.folded(PageTableLevel.P4D):
-                nxt = 2
-            stack.append((paging.table_paddr(v), nxt))
+        nxt = below.get(level)
+        if nxt is None:
+            continue
+        t = tables[paddr]
+        for i in range(lo, lo + n):
+            if _table_below(paging, level, t[i]):
+                child = paging.table_paddr(t[i])
+                if child not in tables:
+                    stack.append((child, nxt, 0, paging.ptrs_per(nxt)))
     return tables
 
 
@@ -162,12 +189,13 @@ def kernel_overlay(walk: KernelWalk, pgd_phys: Callable[[int], int], paging: Any
     """
     ov: dict[int, int] = {}
     # the latest pointer step per level: (addr, next, kaddr, value)
-    last: dict[int, tuple[int, int, int, int]] = {}
-    level_shift: dict[int, int] = {int(lvl): paging.level_shift(lvl) for lvl in PageTableLevel}
+    last: dict[PageTableLevel, tuple[int, int, int, int]] = {}
+    page_mask = ~(paging.page_size - 1)
+    levels = table_levels(paging)
+    above = dict(zip(levels[1:], levels))
 
-    def slot_in(table_paddr: int, level: int, addr: int) -> int:
-        lvl = PageTableLevel(level)
-        return table_paddr + 8 * ((addr >> level_shift[lvl]) & (paging.ptrs_per(lvl) - 1))
+    def slot_in(table_paddr: int, level: PageTableLevel, addr: int) -> int:
+        return table_paddr + 8 * ((addr >> paging.level_shift(level)) & (paging.ptrs_per(level) - 1))
 
     top = pgd_phys(walk.pgd) if walk.pgd else None
     for s in walk.steps:
@@ -177,31 +205,37 @@ def kernel_overlay(walk: KernelWalk, pgd_phys: Callable[[int], int], paging: Any
             if lvl is not None:
                 last[lvl] = (s.addr, s.next, s.ptr, s.value)
         elif s.slot == "install_pte":
-            pmd = last.get(1)
+            pmd = last.get(_PMD)
             if pmd is not None and pmd[0] <= s.addr < pmd[1]:
                 v = pmd[3]
-                if _table_below(paging, 1, v):
-                    ov[slot_in(paging.table_paddr(v), 0, s.addr)] = 0
+                if _table_below(paging, _PMD, v):
+                    ov[slot_in(paging.table_paddr(v), _PTE, s.addr)] = 0
         elif s.slot == "pte_hole" and 0 <= s.arg <= 3:
-            level = {0: 4, 1: 3, 2: 2, 3: 1}[s.arg]
-            if s.arg == 0 and paging.folded(PageTableLevel.P4D):
-                level = 4
+            # the table level that holds the reported slot: a level folded at
+            # build time has its slot in the table of the level above
+            level = _LEVEL_OF_DEPTH[s.arg]
+            if level not in levels:
+                level = min((lv for lv in levels if lv > level), default=levels[0])
             table: int | None = None
-            if level == 4:
-                table = top
+            if level == levels[0]:
+                if top is not None:
+                    table = top if level == _PGD else top & page_mask
             else:
-                parent = level + 1
-                # a folded p4d_entry carries the PGD slot (parent 3 either way)
+                parent = above[level]
+                # the parent's entry: its own callback's, or that of a level
+                # folded between the two (which is handed the parent's slot)
                 p = last.get(parent)
+                if p is None:
+                    p = next((last[lv] for lv in last if level < lv < parent), None)
                 if p is not None and p[0] <= s.addr < p[1]:
                     v = p[3]
                     if _table_below(paging, parent, v):
                         table = paging.table_paddr(v)
                 if table is None:
                     sib = last.get(level)
-                    up = level_shift[level + 1] if level + 1 in level_shift else 64
+                    up = paging.level_shift(parent)
                     if sib is not None and (sib[0] >> up) == (s.addr >> up):
-                        table = pgd_phys(sib[2]) & ~(paging.page_size - 1)
+                        table = pgd_phys(sib[2]) & page_mask
             if table is not None:
                 ov.setdefault(slot_in(table, level, s.addr), 0)
     return ov
@@ -242,7 +276,8 @@ class ReplayBackend:
     def set_overlay(self, overlay: dict[int, int]) -> None:
         self._patches = {}
         for pa, v in overlay.items():
-            self._patches.setdefault(pa & ~0xFFF, {})[(pa & 0xFFF) >> 3] = v
+            page = pa & ~(self.paging.page_size - 1)
+            self._patches.setdefault(page, {})[(pa - page) >> 3] = v
 
     # What the trace does not change comes from the real backend.
 
@@ -345,6 +380,32 @@ class ReplayBackend:
         return dataclasses.replace(v, vm_start=start, vm_end=end)
 
 
+def _probed_value(walk: Any, entry: Any) -> int:
+    """
+    The value a probe on a ``pte_entry`` callback reads through its
+    ``pte_t *``: the slot's raw value. The callback itself reads it with
+    ``ptep_get()``, as livewalk's entry carries it: on arm64 with CONTPTE
+    the access and dirty bits of the entry's contiguous block are folded
+    into it. Where the two differ by that fold alone, the raw value is
+    compared (the fold is :meth:`~livewalk.arch.ArchPaging.ptes_get`'s).
+    """
+    v: int = entry.value
+    if entry.kaddr is None:
+        return v
+    paging = walk.paging
+    pa = paging.pa(entry.kaddr)
+    page = pa & ~(paging.page_size - 1)
+    try:
+        t = walk.read_table(page)
+    except TableReadError:
+        return v
+    i = (pa - page) >> 3
+    raw = int(t[i])
+    if raw != v and paging.ptes_get(t, i, 1)[0] == v:
+        return raw
+    return v
+
+
 @dataclasses.dataclass
 class ReplayResult:
     """
@@ -376,7 +437,7 @@ class _Replayer:
             next=next_,
             arg=arg,
             ptr=(entry.kaddr or 0) if entry is not None else 0,
-            value=entry.value if entry is not None else 0,
+            value=0 if entry is None else _probed_value(walk, entry) if slot == "pte_entry" else entry.value,
             action_in=int(walk.action),
             vma_start=vi.vm_start if vi is not None else 0,
         )

@@ -181,6 +181,27 @@ def _run_trigger(
     return res
 
 
+def _run_guarded(
+    prog: Any,
+    base: Any,
+    tracer: Tracer,
+    trig: Trigger,
+    ctx: TriggerContext,
+    corrupt: list[int | None],
+    verbose: TextIO | None,
+) -> TriggerResult:
+    """:func:`_run_trigger`, with any error reported as the trigger's problem."""
+    try:
+        return _run_trigger(prog, base, tracer, trig, ctx, corrupt, verbose)
+    except LivewalkError as e:
+        r = TriggerResult(trig.name, mode=trig.mode)
+        r.problems.append(str(e))
+    except Exception as e:  # report, and go on with the other triggers
+        r = TriggerResult(trig.name, mode=trig.mode)
+        r.problems.append(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
+    return r
+
+
 def _report(d: Divergence, w: KernelWalk, index: int, corrupted: int | None) -> str:
     head = f"walk {index} {w.describe()}: "
     text = d.report(head)
@@ -235,20 +256,23 @@ def crosscheck(
         if helper.skipped:
             out.write(f"crosscheck: helper regions not built: "
                       f"{'; '.join(f'{k}: {v}' for k, v in helper.skipped.items())}\n")
-    ctx = TriggerContext(pid, helper, task_size, online_nodes(), features)
+    ctx = TriggerContext(pid, helper, task_size, online_nodes(), base.paging.page_size, features)
     results: list[TriggerResult] = []
     corrupt = [corrupt_step]
     try:
         for trig in chosen:
             t1 = time.monotonic()
-            try:
-                r = _run_trigger(prog, base, tracer, trig, ctx, corrupt, out if verbose else None)
-            except LivewalkError as e:
-                r = TriggerResult(trig.name, mode=trig.mode)
-                r.problems.append(str(e))
-            except Exception as e:  # report, and go on with the other triggers
-                r = TriggerResult(trig.name, mode=trig.mode)
-                r.problems.append(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
+            r = _run_guarded(prog, base, tracer, trig, ctx, corrupt, out if verbose else None)
+            pages = Tracer.ringbuf_pages_for(tracer.received + r.lost, base.paging.page_size)
+            if r.lost and pages > tracer.ringbuf_pages:
+                # more records than the ring buffer holds while they are
+                # drained: run the trigger again with one that holds them all
+                if verbose:
+                    out.write(f"  ({trig.name}: {r.lost} records lost with {tracer.ringbuf_pages} ring-buffer "
+                              f"pages: again with {pages})\n")
+                tracer.close()
+                tracer = Tracer(prog, features, ringbuf_pages=pages)
+                r = _run_guarded(prog, base, tracer, trig, ctx, corrupt, out if verbose else None)
             results.append(r)
             out.write(r.line() + "\n")
             if verbose:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from livewalk.crosscheck.helper import syscall_number
 from livewalk.crosscheck.model import (
     ENTRY_POINTS,
     MAX_OPS_WORDS,
@@ -41,8 +42,16 @@ from livewalk.kernel import KernelFeatures
 
 __all__ = ("Tracer", "TracerError", "bpf_source_path")
 
-#: Ring buffer size in pages (32 MiB); records are drained while a trigger runs.
+#: Ring buffer size in pages (32 MiB with 4K pages); records are drained
+#: while a trigger runs.
 RINGBUF_PAGES = 8192
+
+#: The most the ring buffer is grown to (:meth:`Tracer.ringbuf_pages_for`), in bytes.
+RINGBUF_MAX_BYTES = 1 << 30
+
+#: Bytes a record takes in the ring buffer, at most: a ``callback_ev`` and
+#: the ring buffer's 8-byte header.
+RECORD_BYTES = 104
 
 
 class TracerError(LivewalkError):
@@ -133,6 +142,9 @@ class Tracer:
             raise TracerError(f"cannot read the BPF program {src}: {e.strerror}") from e
         self.prog = prog
         self.features = features
+        self.ringbuf_pages = ringbuf_pages
+        #: records received by the last :meth:`trace`
+        self.received = 0
         self.layout = features.walk_ops_callbacks
         self.slots = frozenset(name for name, _ in self.layout)
         self.missing_callbacks = [s for s in SLOTS if s not in self.slots]
@@ -164,6 +176,23 @@ class Tracer:
         self._records: list[bytes] = []
         self.bpf["events"].open_ring_buffer(self._on_event)
         self._info_layout: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        """Detach every probe and free the BPF program and its maps."""
+        self.bpf.cleanup()
+
+    @staticmethod
+    def ringbuf_pages_for(records: int, page_size: int) -> int:
+        """
+        Ring-buffer pages (a power of two) that hold *records* records
+        without draining, up to :data:`RINGBUF_MAX_BYTES`: what a trigger
+        that lost records needs to run again without loss (arm64's ptdump
+        walks the linear map page by page with ``rodata=full``: a million
+        ``pte_entry`` calls with 4 GiB of RAM).
+        """
+        need = -(-records * RECORD_BYTES // page_size)
+        pages = 1 << max(0, need - 1).bit_length()
+        return min(pages, RINGBUF_MAX_BYTES // page_size)
 
     # -- symbols --------------------------------------------------------------
 
@@ -283,12 +312,17 @@ class Tracer:
         if off < 0:
             return 0
         total = 0
+        try:
+            nr_bpf = syscall_number("bpf")
+        except OSError:
+            return 0
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
         for fn in list(self.bpf.funcs.values()):
             buf = ctypes.create_string_buffer(size)
             # union bpf_attr, BPF_OBJ_GET_INFO_BY_FD: bpf_fd, info_len, info
             attr = ctypes.create_string_buffer(struct.pack("<IIQ", fn.fd, size, ctypes.addressof(buf)), 16)
-            if libc.syscall(321, 15, attr, 16) == 0:  # __NR_bpf, BPF_OBJ_GET_INFO_BY_FD
+            if libc.syscall(ctypes.c_long(nr_bpf), 15, attr, 16) == 0:  # BPF_OBJ_GET_INFO_BY_FD
                 total += int.from_bytes(buf.raw[off : off + 8], "little")
         return total
 
@@ -329,6 +363,7 @@ class Tracer:
         lost = self.lost() - lost0
         if error:
             raise error[0]
-        records = [decode_event(r, self.layout) for r in self._records]
+        self.received = len(self._records)
+        asm = assemble(decode_event(r, self.layout) for r in self._records)
         self._records = []
-        return assemble(records), lost, (result[0] if result else None)
+        return asm, lost, (result[0] if result else None)

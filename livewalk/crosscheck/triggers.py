@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from livewalk.crosscheck.helper import syscall_number
 from livewalk.errors import LivewalkError
 from livewalk.kernel import KernelFeatures
 
@@ -45,14 +46,14 @@ __all__ = (
     "trigger_names",
 )
 
-PAGE = 4096
 PAGEMAP_SCAN = 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg), 96 bytes
+#: Room for ``struct page_region`` results of one PAGEMAP_SCAN call
+PM_SCAN_VEC_LEN = 1 << 12
 #: ``PAGE_IS_*`` categories up to ``PAGE_IS_SOFT_DIRTY`` (Linux 6.7), and
 #: ``PAGE_IS_GUARD`` (Linux 6.14): a ``#define``, so the kernel is asked (it
 #: refuses unknown categories with ``EINVAL`` before it walks)
 PM_SCAN_CATEGORIES = 0xFF
 PAGE_IS_GUARD = 1 << 8
-SYS_MIGRATE_PAGES = 256
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -104,6 +105,7 @@ class TriggerContext:
     helper: Helper | None
     task_size: int
     numa_nodes: list[int]
+    page_size: int
     features: KernelFeatures = dataclasses.field(default_factory=KernelFeatures.for_version)
     crosscheck_pid: int = dataclasses.field(default_factory=os.getpid)
 
@@ -157,19 +159,20 @@ def target_ranges(pid: int, task_size: int) -> list[tuple[int, int]]:
 
 
 def _pagemap(ctx: TriggerContext) -> str:
+    page = ctx.page_size
     ranges = target_ranges(ctx.target_pid, ctx.task_size)
     reads = []
     for s, e in ranges:  # each VMA with two pages either side: gap holes too
-        reads.append((max(0, s - 2 * PAGE), min(ctx.task_size, e + 2 * PAGE)))
+        reads.append((max(0, s - 2 * page), min(ctx.task_size, e + 2 * page)))
     if ranges:  # and 16 MiB of address space below the first VMA
         lo = ranges[0][0]
-        reads.append((max(0, lo - (16 << 20)) & ~(PAGE - 1), lo))
+        reads.append((max(0, lo - (16 << 20)) & ~(page - 1), lo))
     fd = os.open(f"/proc/{ctx.target_pid}/pagemap", os.O_RDONLY)
     try:
         for s, e in reads:
-            n = (e - s) // PAGE
+            n = (e - s) // page
             if n:
-                os.pread(fd, n * 8, (s // PAGE) * 8)
+                os.pread(fd, n * 8, (s // page) * 8)
     finally:
         os.close(fd)
     return f"{len(reads)} reads"
@@ -185,7 +188,7 @@ def _pagemap_scan(ctx: TriggerContext) -> str:
     ranges = target_ranges(ctx.target_pid, ctx.task_size)
     if not ranges:
         return "no VMAs"
-    nvec = 4096
+    nvec = PM_SCAN_VEC_LEN
     vec = (ctypes.c_uint64 * (3 * nvec))()
     fd = os.open(f"/proc/{ctx.target_pid}/pagemap", os.O_RDONLY)
     try:
@@ -240,7 +243,11 @@ def _migrate_pages(ctx: TriggerContext) -> str:
     a, b = ctx.numa_nodes[0], ctx.numa_nodes[1]
     old = ctypes.c_ulong(1 << a)
     new = ctypes.c_ulong(1 << b)
-    r = _libc.syscall(SYS_MIGRATE_PAGES, ctypes.c_int(ctx.helper.pid), ctypes.c_ulong(64),
+    try:
+        nr = syscall_number("migrate_pages")
+    except OSError as e:
+        raise LivewalkError(str(e)) from e
+    r = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(ctx.helper.pid), ctypes.c_ulong(64),
                       ctypes.byref(old), ctypes.byref(new))
     if r < 0:
         raise LivewalkError(f"migrate_pages failed: {os.strerror(ctypes.get_errno())}")
@@ -279,7 +286,7 @@ def _no_check_wx(f: KernelFeatures) -> str | None:
 CHECK_WX = "/sys/kernel/debug/check_wx_pages"
 
 TRIGGERS: tuple[Trigger, ...] = (
-    Trigger("pagemap", "target", "static", "fs/proc/task_mmu.c pagemap_read: walk_page_range per 2 MiB, pagemap_ops",
+    Trigger("pagemap", "target", "static", "fs/proc/task_mmu.c pagemap_read: walk_page_range per PMD, pagemap_ops",
             _pagemap, ops=("pagemap_ops",)),
     Trigger("smaps", "target", "static", "task_mmu.c smap_gather_stats: walk_page_vma, smaps_*walk*ops",
             lambda ctx: _read_file(f"/proc/{ctx.target_pid}/smaps"),

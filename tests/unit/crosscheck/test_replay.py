@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from livewalk.arch import PageTableLevel
-from livewalk.arch.x86.pgtable_64 import swp_entry_to_pte
+from livewalk.arch import ArchPaging, PageTableLevel
+from livewalk.arch.arm64.pgtable import Arm64Paging
+from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.crosscheck.compare import ReplayCall, diff_step
 from livewalk.crosscheck.model import (
@@ -36,6 +37,7 @@ from livewalk.crosscheck.replay import (
     list_vmas,
     replay_walk,
     snapshot_tables,
+    table_levels,
 )
 
 PMD = PageTableLevel.PMD
@@ -70,27 +72,44 @@ def _replay(mm: SyntheticMM, kw: KernelWalk, *, overlay: bool = False, corrupt: 
     return replay_walk(kw, rb, rmm, corrupt_step=corrupt), rb
 
 
-@pytest.fixture(params=[4, 5])
+#: The paging configurations replayed: x86-64 with 4 and 5 levels; arm64
+#: with 4K pages and 52-bit VAs (5 levels with LPA2, folded to 4 at boot
+#: without), 4K/48-bit, 16K/52-bit (4 levels, 3 at boot without LPA2), and
+#: 64K/52-bit (3 levels).
+PAGINGS: dict[str, ArchPaging] = {
+    "x86-l4": X86Paging(levels=4),
+    "x86-l5": X86Paging(levels=5),
+    "arm64-4k-l5": Arm64Paging(phys_offset=0),
+    "arm64-4k-l4-at-boot": Arm64Paging(vabits_actual=48, phys_offset=0),
+    "arm64-4k-48": Arm64Paging(va_bits=48, pa_bits_52=False, phys_offset=0),
+    "arm64-16k-l4": Arm64Paging(page_shift=14, phys_offset=0),
+    "arm64-16k-l3-at-boot": Arm64Paging(page_shift=14, vabits_actual=47, phys_offset=0),
+    "arm64-64k-l3": Arm64Paging(page_shift=16, phys_offset=0),
+}
+
+
+@pytest.fixture(params=list(PAGINGS))
 def layout(request):
-    """One VMA [0x400000, 0x600000) with one present 4 KiB page at 0x400000."""
-    mm = SyntheticMM(levels=request.param)
+    """One VMA [0x400000, 0x600000) with one present page at 0x400000."""
+    mm = SyntheticMM(paging=PAGINGS[request.param])
     mm.add_vma(0x400000, 0x600000)
     mm.map_4k(0x400000, pfn=0x1234)
     return mm
 
 
 def _pagemap_like(mm: SyntheticMM) -> KernelWalk:
-    # walk_page_range(mm, 0x3ff000, 0x601000) with pmd_entry + pte_hole:
+    # walk_page_range(mm, 0x400000 - PAGE_SIZE, 0x600000 + PAGE_SIZE) with pmd_entry + pte_hole:
     # walk_page_range_mm_unsafe: gap before the VMA -> pte_hole(-1), vma NULL;
     # the VMA: PGD/P4D/PUD present (no callbacks at those levels), the PMD is
     # a table -> pmd_entry; no pte_entry, so no descent; after the last VMA
     # -> pte_hole(-1).
-    return _walk("walk_page_range", (0xFF1100000000AA00, 0x3FF000, 0x601000),
+    page = mm.paging.page_size
+    return _walk("walk_page_range", (0xFF1100000000AA00, 0x400000 - page, 0x600000 + page),
                  ("pmd_entry", "pte_hole"), [
-                     KernelStep("pte_hole", 0x3FF000, 0x400000, arg=-1),
+                     KernelStep("pte_hole", 0x400000 - page, 0x400000, arg=-1),
                      KernelStep("pmd_entry", 0x400000, 0x600000, ptr=mm.kaddr_of(PMD, 0x400000),
                                 value=mm.lookup(PMD, 0x400000), vma_start=0x400000),
-                     KernelStep("pte_hole", 0x600000, 0x601000, arg=-1),
+                     KernelStep("pte_hole", 0x600000, 0x600000 + page, arg=-1),
                  ])
 
 
@@ -149,28 +168,32 @@ def test_missing_kernel_step_is_reported(layout):
 
 
 def test_guard_install_overlay(layout):
-    # guard install over [0x400000, 0x402000) through
+    # guard install over the first two pages of the VMA through
     # walk_page_range_vma_unsafe: pud_entry, pmd_entry, then the PTE loop:
-    # 0x400000 is populated -> pte_entry; 0x401000 is none -> install_pte.
+    # 0x400000 is populated -> pte_entry; the next page is none -> install_pte.
     mm = layout
-    marker = swp_entry_to_pte(31, 4)  # PTE marker, PTE_MARKER_GUARD
-    kw = _walk("walk_page_range_vma_unsafe", (0, 0x400000, 0x402000),
+    page = mm.paging.page_size
+    a1, end = 0x400000 + page, 0x400000 + 2 * page
+    mm.map_marker(a1)  # PTE marker, PTE_MARKER_GUARD: what the kernel installs
+    marker = mm.lookup(PTE, a1)
+    mm.set_pte(a1, 0)
+    kw = _walk("walk_page_range_vma_unsafe", (0, 0x400000, end),
                ("pud_entry", "pmd_entry", "pte_entry", "install_pte"), [
-                   KernelStep("pud_entry", 0x400000, 0x402000, ptr=mm.kaddr_of(PUD, 0x400000),
+                   KernelStep("pud_entry", 0x400000, end, ptr=mm.kaddr_of(PUD, 0x400000),
                               value=mm.lookup(PUD, 0x400000), vma_start=0x400000),
-                   KernelStep("pmd_entry", 0x400000, 0x402000, ptr=mm.kaddr_of(PMD, 0x400000),
+                   KernelStep("pmd_entry", 0x400000, end, ptr=mm.kaddr_of(PMD, 0x400000),
                               value=mm.lookup(PMD, 0x400000), vma_start=0x400000),
-                   KernelStep("pte_entry", 0x400000, 0x401000, ptr=mm.kaddr_of(PTE, 0x400000),
+                   KernelStep("pte_entry", 0x400000, a1, ptr=mm.kaddr_of(PTE, 0x400000),
                               value=mm.lookup(PTE, 0x400000), vma_start=0x400000),
-                   KernelStep("install_pte", 0x401000, 0x402000, value=marker, vma_start=0x400000),
+                   KernelStep("install_pte", a1, end, value=marker, vma_start=0x400000),
                ], vma=(0x400000, 0x600000))
     # after the trigger the marker is in the page table
-    mm.set_pte(0x401000, marker)
+    mm.set_pte(a1, marker)
     res, _ = _replay(mm, kw)  # the state after the trigger: pte_entry instead of install_pte
     assert res.divergence is not None and res.divergence.index == 3
     res, rb = _replay(mm, kw, overlay=True)  # served as the kernel saw it
     assert res.divergence is None, res.divergence.report()
-    assert [pa for pa, _, _ in rb.changed] == [mm.backend.pgd_phys(mm.kaddr_of(PTE, 0x401000))]
+    assert [pa for pa, _, _ in rb.changed] == [mm.backend.pgd_phys(mm.kaddr_of(PTE, a1))]
 
 
 def test_records_roundtrip_and_loss_detection():
@@ -206,16 +229,20 @@ def test_diff_step_fields():
 def test_snapshot_reads_every_user_table(layout):
     mm = layout
     base = mm.backend
-    # a second page under another PMD table and PUD: a second chain below the PGD
-    mm.map_4k(0x7F0000001000, pfn=0x99)
+    # a page near the top of the smallest user space: other tables below the top one
+    far = 0x7F0000000000
+    mm.map_4k(far, pfn=0x99)
     tables = snapshot_tables(base, mm.pgd)
-    chain = [PMD, PTE] if mm.paging.levels == 4 else [PageTableLevel.P4D, PUD, PMD, PTE]
+    levels = table_levels(mm.paging)
+    assert len(levels) == mm.paging.levels
     want = {mm.backend.pgd_phys(mm.pgd)}
-    for addr in (0x400000, 0x7F0000001000):
-        for lvl in ([PUD] if mm.paging.levels == 4 else []) + chain:
+    for addr in (0x400000, far):
+        for lvl in levels[1:]:
             want.add(mm.table_paddr(lvl, addr))
     assert set(tables) == want
-    assert tables[mm.table_paddr(PTE, 0x400000)][0] == mm.lookup(PTE, 0x400000)
+    assert len(want) > len(levels)  # two chains of tables
+    i = (0x400000 >> mm.paging.page_shift) & (mm.paging.ptrs_per(PTE) - 1)
+    assert tables[mm.table_paddr(PTE, 0x400000)][i] == mm.lookup(PTE, 0x400000)
 
 
 def test_overlay_marks_reported_holes_none(layout):
@@ -230,7 +257,8 @@ def test_overlay_marks_reported_holes_none(layout):
         KernelStep("pte_hole", 0x800000, 0xA00000, arg=3),
     ])
     ov = kernel_overlay(kw, base.pgd_phys, base.paging)
-    pmd_slot = mm.table_paddr(PMD, 0x800000) + 8 * ((0x800000 >> 21) & 511)
+    pmd_slot = mm.table_paddr(PMD, 0x800000) + 8 * (
+        (0x800000 >> mm.paging.level_shift(PMD)) & (mm.paging.ptrs_per(PMD) - 1))
     assert ov[pmd_slot] == 0
     assert ov[base.pgd_phys(mm.kaddr_of(PUD, 0x400000))] == pud_v
 
@@ -244,3 +272,62 @@ def test_cli_parses_crosscheck():
 
     with pytest.raises(UsageError, match="nonesuch"):
         build_parser().parse_args(["crosscheck", "--pid", "42", "--trigger", "nonesuch"])
+
+
+def test_snapshot_and_replay_of_a_pgd_smaller_than_a_page():
+    # arm64 with 4K pages and 52-bit VAs: the PGD is 16 slots, a pgd_cache
+    # object somewhere in its page; the snapshot starts at its first slot
+    mm = SyntheticMM(paging=PAGINGS["arm64-4k-l5"])
+    mm.add_vma(0x400000, 0x600000)
+    mm.map_4k(0x400000, pfn=0x1234)
+    pte_table, kw = mm.table_paddr(PTE, 0x400000), _pagemap_like(mm)
+    n = mm.paging.ptrs_per(PageTableLevel.PGD)
+    t = mm.backend._mem[mm.pgd_paddr]
+    t[3 * n : 4 * n] = t[0:n]
+    t[0:n] = type(t)("Q", [0] * n)
+    mm.pgd_paddr += 3 * n * 8
+    tables = snapshot_tables(mm.backend, mm.pgd)
+    assert pte_table in tables
+    res, _ = _replay(mm, kw)
+    assert res.divergence is None, res.divergence.report()
+
+
+def test_ring_buffer_grown_to_hold_every_record():
+    from livewalk.crosscheck.tracer import RECORD_BYTES, RINGBUF_MAX_BYTES, Tracer
+
+    # arm64's ptdump of 2 GiB of linear map: 524288 pte_entry records and a few more
+    n = 524288 + 300
+    for page in (1 << 12, 1 << 14, 1 << 16):
+        pages = Tracer.ringbuf_pages_for(n, page)
+        assert pages & (pages - 1) == 0
+        assert pages * page >= n * RECORD_BYTES > pages * page // 2
+    assert Tracer.ringbuf_pages_for(10**9, 1 << 12) == RINGBUF_MAX_BYTES >> 12
+    assert Tracer.ringbuf_pages_for(1, 1 << 12) == 1
+
+
+def test_contpte_block_compares_the_raw_slot_the_probe_reads():
+    # arm64 CONTPTE: the pte_entry callback reads ptep_get(), which folds
+    # the block's dirty bit into every entry; the BPF probe reads the raw
+    # slot. A clean entry of a block with one dirty entry matches raw.
+    from livewalk.arch.arm64.pgtable_hwdef import PTE_CONT, PTE_RDONLY
+    from livewalk.arch.arm64.pgtable_prot import PTE_DIRTY
+
+    mm = SyntheticMM(paging=PAGINGS["arm64-4k-l5"])
+    page, n = mm.paging.page_size, mm.paging.cont_ptes
+    start, end = 0x400000, 0x400000 + n * page
+    mm.add_vma(start, 0x600000)
+    clean = (mm.default_flags & ~PTE_DIRTY) | PTE_RDONLY | PTE_CONT
+    for k in range(n):
+        mm.map_4k(start + k * page, pfn=0x1230 + k, flags=clean | (PTE_DIRTY if k == 3 else 0))
+    raw = [mm.lookup(PTE, a) for a in range(start, end, page)]
+    assert not raw[0] & PTE_DIRTY and mm.paging.ptes_get(raw, 0, 1)[0] & PTE_DIRTY
+    kw = _walk("walk_page_range", (0, start, end), ("pte_entry",), [
+        KernelStep("pte_entry", a, a + page, ptr=mm.kaddr_of(PTE, a), value=v, vma_start=start)
+        for a, v in zip(range(start, end, page), raw)
+    ])
+    res, _ = _replay(mm, kw)
+    assert res.divergence is None, res.divergence.report()
+    kw.steps[5].value |= PTE_DIRTY  # not what the slot holds
+    res, _ = _replay(mm, kw)
+    assert res.divergence is not None and res.divergence.index == 5
+    assert res.divergence.fields == ("entry value",)
