@@ -96,9 +96,7 @@ def run_main(argv: list[str]) -> int:
         help=f"kernel series of the --arch (default {DEFAULT_SERIES}: the newest 7.x): {_series_help()}; "
         "its image is built on first use",
     )  # fmt: skip
-    ap.add_argument(
-        "--kernel-image", metavar="BZIMAGE", help="boot this kernel of your own (with --vmlinux)"
-    )
+    ap.add_argument("--kernel-image", metavar="BZIMAGE", help="boot this kernel of your own (with --vmlinux)")
     ap.add_argument("--vmlinux", metavar="VMLINUX", help="the debug vmlinux of --kernel-image")
     ap.add_argument(
         "--modules", metavar="DIR",
@@ -113,12 +111,8 @@ def run_main(argv: list[str]) -> int:
         help="paging levels (default: the kernel's most, 5, or 4 for arm64's 16k; arm64: fewer is "
         "-cpu max,lpa2=off: 4 levels with 4K pages, 3 with 16K)",
     )  # fmt: skip
-    ap.add_argument(
-        "--keep", action="store_true", help="keep the run directory (console log, disks)"
-    )
-    ap.add_argument(
-        "--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)"
-    )
+    ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, disks)")
+    ap.add_argument("--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)")
     ap.add_argument("--timeout", type=float, default=3600, help="command timeout in seconds")
     ap.add_argument("--memory", default="4G", help="guest memory (default 4G)")
     ap.add_argument("--smp", type=int, default=2, help="vCPUs (default 2)")

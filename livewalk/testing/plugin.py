@@ -19,7 +19,9 @@ Fixtures:
   kernel: 4 or 3 levels); a kernel series is taken for the architectures
   that have it, and with none of them it is a usage error. Unnamed, the
   kernel is the default one; with ``LIVEWALK_KERNEL_MATRIX=full`` (``bash
-  scripts/test --matrix``) arm64 tests also run on the ``16k`` kernel.
+  scripts/test --matrix``) arm64 tests also run on the ``16k`` kernel. A
+  test of some kernels only (``only_kernels=("16k",)``) runs on those the
+  session runs, and is skipped, saying why, when it runs none.
 - ``livewalk_vm_pool``: the session's :class:`~livewalk.testing.GuestPool`
   (for fixtures of one's own, e.g. a guest per paging mode).
 
@@ -94,8 +96,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(paging=(5, 4), kernels=('default',), arches=('x86_64',)): run the test on the "
-        "livewalk test VM, once per paging mode, kernel series and architecture",
+        f"{MARKER}(paging=(5, 4), kernels=('default',), arches=('x86_64',), only_kernels=None): run the "
+        "test on the livewalk test VM, once per paging mode, kernel series and architecture (only_kernels: "
+        "of the session's kernels, only these; skipped when it runs none of them)",
     )
     for arch in ARCHES:
         config.addinivalue_line("markers", f"{MARKER}_{arch}: a test on the {arch} test VM (set by the plugin)")
@@ -139,6 +142,7 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
 
     paging = marker.kwargs.get("paging") if marker is not None else None
     kernels = marker.kwargs.get("kernels") if marker is not None else None
+    only = marker.kwargs.get("only_kernels") if marker is not None else None
     arches = marker.kwargs.get("arches") if marker is not None else None
     if paging is None:
         paging = [int(v) for v in _split(config.getoption("livewalk_paging") or config.getini("livewalk_paging"))]
@@ -161,6 +165,8 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
         else:
             opt = config.getoption("livewalk_kernel")
             mine = _arch_kernels(arch, _split(opt) if opt else None)
+        if only is not None:  # a test of those kernels, when the session runs them
+            mine = [k for k in mine if k in only]
         for k in mine:
             key = GuestKey(kernel=k, arch=arch, kernel_image=image, vmlinux=vmlinux, modules=modules)
             if image is None and key.series in KERNEL_SERIES:
@@ -172,6 +178,8 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
             has = KERNEL_SERIES[key.series].levels if key.series in KERNEL_SERIES else (5, 4)
             keys += [GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux,
                               modules=modules) for lv in paging if int(lv) in has]  # fmt: skip
+    if not keys and only is not None:
+        return []
     if not keys:
         raise pytest.UsageError(f"livewalk: no kernel of {', '.join(arches)} runs with paging levels "
                                 f"{', '.join(map(str, paging))}")  # fmt: skip
@@ -188,6 +196,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # would be a collection error of each module, with a traceback).
         metafunc.config.stash.setdefault(_USAGE_ERROR, str(e))
         keys = []
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    only = marker.kwargs.get("only_kernels") if marker is not None else None
+    if not keys and only is not None:
+        why = (f"kernel {', '.join(only)} not selected (LIVEWALK_KERNEL_MATRIX=full, or --livewalk-kernel "
+               f"{','.join(only)})")  # fmt: skip
+        skip = pytest.param(None, marks=pytest.mark.skip(reason=why), id=f"{'-'.join(only)}-not-selected")
+        metafunc.parametrize("livewalk_guest", [skip], indirect=True)
+        return
     metafunc.parametrize("livewalk_guest", keys, ids=[k.id for k in keys], indirect=True)
 
 

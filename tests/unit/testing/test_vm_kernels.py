@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from livewalk.vm.guest import Guest
-from livewalk.vm.image import KERNEL_SERIES, ImageError, ImageSpec, arch_series, check_series
+from livewalk.vm.image import KERNEL_SERIES, ImageError, ImageSpec, arch_series
 from livewalk.vm.initramfs import INITRAMFS_INIT, load_order, make_initramfs
 from livewalk.vm.qemu import QemuSpec, firstboot_args, machine_args, qemu_args
 
@@ -34,7 +34,9 @@ def test_series_per_arch() -> None:
     assert ImageSpec("arm64").flavour == "cloud-arm64" and not ImageSpec("arm64").kernel.initramfs
 
 
-@pytest.mark.parametrize(("arch", "series"), [("arm64", "6.1"), ("arm64", "6.12"), ("x86_64", "16k"), ("arm64", "8")])
+@pytest.mark.parametrize(
+    ("arch", "series"), [("arm64", "6.1"), ("arm64", "6.12"), ("x86_64", "16k"), ("arm64", "8")]
+)
 def test_wrong_series_is_one_line(arch: str, series: str) -> None:
     with pytest.raises(ImageError) as e:
         ImageSpec(arch, series)
@@ -67,17 +69,30 @@ def test_initrd_on_the_command_lines() -> None:
     spec = QemuSpec(levels=4, memory="4G", smp=2, accel="tcg", kernel=Path("vmlinuz"), root=Path("root.img"),
                     run_dir=Path("/tmp/lwvm-x"), arch="arm64", series="16k", initrd=Path("initrd.img"))  # fmt: skip
     args = qemu_args(spec)
-    assert args[args.index("-initrd") + 1] == "initrd.img" and "lpa2=off" not in args[args.index("-cpu") + 1]
+    assert (
+        args[args.index("-initrd") + 1] == "initrd.img"
+        and "lpa2=off" not in args[args.index("-cpu") + 1]
+    )
     assert "-initrd" not in qemu_args(QemuSpec(**{**spec.__dict__, "initrd": None}))
-    fb = firstboot_args("arm64", Path("vmlinuz"), Path("root.img"), Path("c.log"), initrd=Path("i.img"))
+    fb = firstboot_args(
+        "arm64", Path("vmlinuz"), Path("root.img"), Path("c.log"), initrd=Path("i.img")
+    )
     assert fb[fb.index("-initrd") + 1] == "i.img"
-    assert "-initrd" not in firstboot_args("arm64", Path("vmlinuz"), Path("root.img"), Path("c.log"))
+    assert "-initrd" not in firstboot_args(
+        "arm64", Path("vmlinuz"), Path("root.img"), Path("c.log")
+    )
 
 
 def test_load_order() -> None:
     deps = {"n.ko.xz": ["c.ko.xz", "k.ko.xz"], "c.ko.xz": ["k.ko.xz"], "k.ko.xz": [], "e.ko.xz": ["j.ko.xz"],
             "j.ko.xz": []}  # fmt: skip
-    assert load_order(deps, ["n.ko.xz", "e.ko.xz"]) == ["k.ko.xz", "c.ko.xz", "n.ko.xz", "j.ko.xz", "e.ko.xz"]
+    assert load_order(deps, ["n.ko.xz", "e.ko.xz"]) == [
+        "k.ko.xz",
+        "c.ko.xz",
+        "n.ko.xz",
+        "j.ko.xz",
+        "e.ko.xz",
+    ]
 
 
 def _cpio(data: bytes) -> dict[str, tuple[int, bytes, int, int]]:
@@ -85,15 +100,15 @@ def _cpio(data: bytes) -> dict[str, tuple[int, bytes, int, int]]:
     out = {}
     off = 0
     while True:
-        assert data[off:off + 6] == b"070701"
-        f = [int(data[off + 6 + 8 * i:off + 14 + 8 * i], 16) for i in range(13)]
+        assert data[off : off + 6] == b"070701"
+        f = [int(data[off + 6 + 8 * i : off + 14 + 8 * i], 16) for i in range(13)]
         namesize, filesize = f[11], f[6]
         name_at = off + 110
-        name = data[name_at:name_at + namesize - 1].decode()
+        name = data[name_at : name_at + namesize - 1].decode()
         body = (name_at + namesize + 3) & ~3
         if name == "TRAILER!!!":
             return out
-        out[name] = (f[1], data[body:body + filesize], f[9], f[10])
+        out[name] = (f[1], data[body : body + filesize], f[9], f[10])
         off = (body + filesize + 3) & ~3
 
 
@@ -121,7 +136,9 @@ def test_make_initramfs(tmp_path: Path) -> None:
     assert files["lib/modules/load-order"][1] == b"nvme-core.ko\nnvme.ko\njbd2.ko\next4.ko\n"
     assert "lib/modules/vfat.ko" not in files
     # what the init calls is all in the archive
-    assert all(f"bin/{a}" in files for a in ("mount", "insmod", "switch_root", "sleep", "cat", "umount"))
+    assert all(
+        f"bin/{a}" in files for a in ("mount", "insmod", "switch_root", "sleep", "cat", "umount")
+    )
 
 
 @pytest.mark.parametrize(("cmd", "args", "msg"), [
@@ -167,21 +184,39 @@ def _ids(result: pytest.RunResult) -> set[str]:
     return {ln for ln in result.outlines if ln.startswith("test_project.py::")}
 
 
-def test_plugin_default_keeps_4k(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_default_keeps_4k(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LIVEWALK_KERNEL_MATRIX", raising=False)
     assert _ids(_collect(pytester)) == {"test_project.py::test_on_vm[l5]", "test_project.py::test_on_arm64[arm64-l5]",
                                         "test_project.py::test_on_arm64[arm64-l4]"}  # fmt: skip
 
 
-def test_plugin_full_matrix_adds_16k(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_full_matrix_adds_16k(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LIVEWALK_KERNEL_MATRIX", "full")
     ids = _ids(_collect(pytester))
-    assert {f"test_project.py::test_on_arm64[arm64-{i}]" for i in ("l5", "l4", "16k-l4", "16k-l3")} <= ids
-    assert "test_project.py::test_on_vm[l5]" in ids and not any("16k" in i for i in ids if "test_on_vm" in i)
+    assert {
+        f"test_project.py::test_on_arm64[arm64-{i}]" for i in ("l5", "l4", "16k-l4", "16k-l3")
+    } <= ids
+    assert "test_project.py::test_on_vm[l5]" in ids and not any(
+        "16k" in i for i in ids if "test_on_vm" in i
+    )
 
 
 def test_plugin_16k_on_the_command_line(pytester: pytest.Pytester) -> None:
-    ids = _ids(_collect(pytester, "--livewalk-arch", "arm64", "--livewalk-kernel", "16k", "--livewalk-paging", "4,3"))
+    ids = _ids(
+        _collect(
+            pytester,
+            "--livewalk-arch",
+            "arm64",
+            "--livewalk-kernel",
+            "16k",
+            "--livewalk-paging",
+            "4,3",
+        )
+    )
     assert ids == {"test_project.py::test_on_vm[arm64-16k-l4]", "test_project.py::test_on_vm[arm64-16k-l3]",
                    "test_project.py::test_on_arm64[arm64-16k-l4]", "test_project.py::test_on_arm64[arm64-16k-l3]"}  # fmt: skip
 
@@ -191,8 +226,40 @@ def test_plugin_16k_on_the_command_line(pytester: pytest.Pytester) -> None:
     (["--livewalk-arch", "arm64", "--livewalk-kernel", "6.1"], "livewalk: --livewalk-kernel 6.1 names no arm64 kernel"),
     (["--livewalk-paging", "3"], "livewalk: no kernel of x86_64 runs with paging levels 3"),
 ])  # fmt: skip
-def test_plugin_wrong_combination_is_a_usage_error(pytester: pytest.Pytester, args: list[str], msg: str) -> None:
+def test_plugin_wrong_combination_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], msg: str
+) -> None:
     result = _collect(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [ln for ln in result.errlines if ln.startswith("ERROR: livewalk:")]
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: {msg}"), result.errlines
+
+
+ONLY_16K = """
+import pytest
+
+@pytest.mark.livewalk_vm(arches=("arm64",), paging=(4, 3), only_kernels=("16k",))
+def test_16k_only(livewalk_guest):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("env", "args", "ids"), [
+    ("", [], {"test_only.py::test_16k_only[16k-not-selected]"}),
+    ("full", [], {"test_only.py::test_16k_only[arm64-16k-l4]", "test_only.py::test_16k_only[arm64-16k-l3]"}),
+    ("", ["--livewalk-kernel", "16k"], {"test_only.py::test_16k_only[arm64-16k-l4]",
+                                        "test_only.py::test_16k_only[arm64-16k-l3]"}),
+])  # fmt: skip
+def test_plugin_only_kernels(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: str,
+                             args: list[str], ids: set[str]) -> None:  # fmt: skip
+    monkeypatch.setenv("LIVEWALK_KERNEL_MATRIX", env)
+    pytester.makepyfile(test_only=ONLY_16K)
+    plugin = [] if plugin_installed() else ["-p", PLUGIN]
+    result = pytester.runpytest(*plugin, "--collect-only", "-q", *args)
+    assert {ln for ln in result.outlines if ln.startswith("test_only.py::")} == ids
+    if not env and not args:
+        result = pytester.runpytest(*plugin, "-rs", "-q")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(
+            ["*kernel 16k not selected (LIVEWALK_KERNEL_MATRIX=full, or --livewalk-kernel 16k)*"]
+        )
