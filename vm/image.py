@@ -7,7 +7,8 @@ kernel in it), holding python3-drgn, python3-bpfcc, python3-pytest and the
 tools the guest uses; it is cached as a tarball. Each image adds one kernel
 series' pieces to it, unpacked from the Debian packages with ``dpkg-deb -x``
 (never installed through apt): the newest ``linux-image-<rel>-cloud-amd64``
-of the series in its suite (7.x: sid, 6.12.y: trixie, 6.1.y: bookworm), its
+of the series in its suite (7.x: sid, 6.12.y: trixie, 6.1.y: bookworm; on
+arm64 ``-cloud-arm64`` of 7.x and ``-arm64-16k``, series ``16k``), its
 ``/lib/modules/<rel>`` with ``modules.dep`` from ``depmod -b``, its headers
 (for bcc, with the ``-common`` headers they depend on) and its debug
 ``vmlinux`` (from the cloud -dbg package only). So every guest runs the same
@@ -21,6 +22,8 @@ outside the repository, in ``${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}``::
         root.img         ext4 root file system (booted with snapshot=on)
         vmlinuz          the kernel QEMU boots
         vmlinux          debug vmlinux for drgn on the host
+        initrd.img       the initramfs, for a kernel whose root disk needs
+                         modules (arm64 16k, see vm/initramfs.py)
         manifest.json    arch, series, resolved versions, release, build time
     current-<arch>-<series> -> images/<key>
     current -> images/<key>   (the default kernel, for older readers)
