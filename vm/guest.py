@@ -104,11 +104,11 @@ def _env_float(name: str, default: float) -> float:
 class Guest:
     """A booted test VM.
 
-    :param levels: the page-table levels: 5 (the default; x86-64: LA57
-        under ``-cpu max``; arm64: 52-bit VA with FEAT_LPA2) or 4 (x86-64:
-        ``no5lvl``; arm64: ``-cpu max,lpa2=off``, 48-bit VA); the arm64
-        ``"16k"`` kernel has 4 (52-bit VA with FEAT_LPA2) or 3 (``lpa2=off``,
-        47-bit VA).
+    :param levels: the page-table levels, by default the kernel's most: 5
+        (x86-64: LA57 under ``-cpu max``; arm64: 52-bit VA with FEAT_LPA2)
+        or 4 (x86-64: ``no5lvl``; arm64: ``-cpu max,lpa2=off``, 48-bit VA);
+        the arm64 ``"16k"`` kernel has 4 (52-bit VA with FEAT_LPA2) or 3
+        (``lpa2=off``, 47-bit VA).
     :param memory: guest RAM, a QEMU size ("4G").
     :param smp: number of vCPUs.
     :param src: the tree shown read-only at /src (default: :func:`default_src`).
@@ -140,7 +140,7 @@ class Guest:
 
     def __init__(
         self,
-        levels: int = 5,
+        levels: int | None = None,
         memory: str = "4G",
         smp: int = 2,
         *,
@@ -165,6 +165,8 @@ class Guest:
             check_series(arch, kernel)
         except ImageError as e:
             raise ValueError(str(e)) from None
+        if levels is None:  # the kernel's most: 5, or 4 for arm64's 16k
+            levels = KERNEL_SERIES[kernel].levels[0]
         if levels not in KERNEL_SERIES[kernel].levels:
             known = " or ".join(map(str, KERNEL_SERIES[kernel].levels))
             raise ValueError(f"levels must be {known} with {arch} kernel {kernel}, not {levels!r}")

@@ -48,6 +48,7 @@ def test_wrong_series_is_one_line(arch: str, series: str) -> None:
 
 
 def test_guest_levels_per_kernel() -> None:
+    assert Guest(arch="arm64", kernel="16k").levels == 4 and Guest().levels == 5
     Guest(arch="arm64", kernel="16k", levels=4)
     Guest(arch="arm64", kernel="16k", levels=3)
     with pytest.raises(ValueError, match="levels must be 4 or 3 with arm64 kernel 16k, not 5"):
