@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ("build_parser", "main", "run_command")
 
 PROG = "livewalk"
-PAGE_SHIFT = 12
 
 _EPILOG = """\
 target selection (any command):
@@ -119,7 +118,7 @@ def build_parser(*, with_target: bool = True, prog: str = PROG) -> argparse.Argu
         "The /proc/PID/pagemap entries of a process (Linux 7.2 fs/proc/task_mmu.c\n"
         "pagemap_read), computed by walking its page tables.\n\n"
         "--format raw writes exactly the bytes that reading /proc/PID/pagemap at\n"
-        "offset START/4096*8 would give, 8 per page, for each --range in the order\n"
+        "offset START/PAGE_SIZE*8 would give, 8 per page, for each --range in the order\n"
         "given (the pages that contain [START, END)). Without --range: every VMA in\n"
         "address order, so raw output is the concatenation of each VMA's entries\n"
         "(the gaps between VMAs are left out).\n"
@@ -309,6 +308,7 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--format raw writes binary data: redirect standard output to a file or pipe")
     task, mm = _mm(prog, args.pid)
     task_size = _task_size(mm)
+    page_shift = backend_for_mm(mm).paging.page_shift  # the target's, 12 to 16
     if args.ranges:
         ranges = []
         for start, end in args.ranges:
@@ -318,10 +318,10 @@ def cmd_pagemap(prog: Any, args: argparse.Namespace, out: TextIO) -> int:
                     f"({task_size:#x}) of PID {args.pid}"
                 )
             # The pages that contain [start, end), as a read at
-            # start / 4096 * 8 of (pages * 8) bytes would return.
-            first = start >> PAGE_SHIFT
-            last = (end - 1) >> PAGE_SHIFT
-            ranges.append((first << PAGE_SHIFT, (last + 1) << PAGE_SHIFT))
+            # start / PAGE_SIZE * 8 of (pages * 8) bytes would return.
+            first = start >> page_shift
+            last = (end - 1) >> page_shift
+            ranges.append((first << page_shift, (last + 1) << page_shift))
     else:
         ranges = _vma_ranges(mm)
     total = sum(e - s for s, e in ranges)

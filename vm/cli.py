@@ -13,7 +13,16 @@ from pathlib import Path
 
 from .errors import BootError, GuestError
 from .guest import Guest, default_src
-from .image import ARCHES, DEFAULT_SERIES, KERNEL_SERIES, ImageError, arch_name, ensure_image
+from .image import (
+    ARCHES,
+    DEFAULT_SERIES,
+    KERNEL_SERIES,
+    ImageError,
+    arch_name,
+    arch_series,
+    check_series,
+    ensure_image,
+)
 
 __all__ = ["build_main", "run_main"]
 
@@ -27,8 +36,8 @@ def build_main(argv: list[str]) -> int:
     ap.add_argument("--quiet", action="store_true", help="hide mmdebstrap's output")
     ap.add_argument(
         "--kernel", metavar="SERIES[,SERIES]", default=DEFAULT_SERIES,
-        help=f"kernel series: {', '.join(KERNEL_SERIES)}, several comma-separated, or 'all' "
-        f"(default {DEFAULT_SERIES}); the images share one sid userspace",
+        help=f"kernel series of the --arch, several comma-separated, or 'all' (default {DEFAULT_SERIES}): "
+        f"{_series_help()}; the images of an architecture share one sid userspace",
     )  # fmt: skip
     ap.add_argument(
         "--arch", default="x86_64", type=arch_name, choices=tuple(ARCHES),
@@ -36,8 +45,8 @@ def build_main(argv: list[str]) -> int:
     )  # fmt: skip
     args = ap.parse_args(argv)
     try:
-        series = _series(args.kernel, allow_all=True)
-    except ValueError as e:
+        series = _series(args.kernel, args.arch, allow_all=True)
+    except ImageError as e:
         ap.error(str(e))
     for s in series:
         t = time.monotonic()
@@ -58,13 +67,18 @@ def build_main(argv: list[str]) -> int:
     return 0
 
 
-def _series(value: str, allow_all: bool = False) -> list[str]:
+def _series_help() -> str:
+    return "; ".join(f"{a}: {', '.join(arch_series(a))}" for a in ARCHES)
+
+
+def _series(value: str, arch: str, allow_all: bool = False) -> list[str]:
+    """The kernel series *value* names for *arch* (raise :class:`ImageError`
+    if one is not *arch*'s)."""
     if allow_all and value == "all":
-        return list(KERNEL_SERIES)
+        return list(arch_series(arch))
     names = [v.strip() for v in value.split(",") if v.strip()]
     for n in names:
-        if n not in KERNEL_SERIES:
-            raise ValueError(f"unknown kernel series {n!r} (known: {', '.join(KERNEL_SERIES)})")
+        check_series(arch, n)
     return names
 
 
@@ -72,14 +86,15 @@ def run_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="vm/run",
         usage="vm/run [--arch x86_64|arm64] [--kernel SERIES | --kernel-image BZIMAGE --vmlinux VMLINUX "
-        "[--modules DIR]] [--levels 4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
+        "[--modules DIR]] [--levels 3|4|5] [--keep] [--out DIR] [--timeout S] -- COMMAND [ARGS...]",
         description="Boot the livewalk test VM (building the image on first use), run "
         "COMMAND as root in /src (this working tree, read-only), stream its output, "
         "copy the guest's /out back, shut down and exit with COMMAND's status.",
     )
     ap.add_argument(
-        "--kernel", choices=tuple(KERNEL_SERIES), default=DEFAULT_SERIES,
-        help=f"kernel series (default {DEFAULT_SERIES}: the newest 7.x); its image is built on first use",
+        "--kernel", metavar="SERIES", default=DEFAULT_SERIES,
+        help=f"kernel series of the --arch (default {DEFAULT_SERIES}: the newest 7.x): {_series_help()}; "
+        "its image is built on first use",
     )  # fmt: skip
     ap.add_argument("--kernel-image", metavar="BZIMAGE", help="boot this kernel of your own (with --vmlinux)")
     ap.add_argument("--vmlinux", metavar="VMLINUX", help="the debug vmlinux of --kernel-image")
@@ -92,8 +107,9 @@ def run_main(argv: list[str]) -> int:
         help="guest architecture (default x86_64; arm64 runs under TCG, its image is built on first use)",
     )  # fmt: skip
     ap.add_argument(
-        "--levels", type=int, choices=(4, 5), default=5,
-        help="paging levels (default 5; arm64: 4 is -cpu max,lpa2=off)",
+        "--levels", type=int, choices=(3, 4, 5), default=None,
+        help="paging levels (default: the kernel's most, 5, or 4 for arm64's 16k; arm64: fewer is "
+        "-cpu max,lpa2=off: 4 levels with 4K pages, 3 with 16K)",
     )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, disks)")
     ap.add_argument("--out", metavar="DIR", help="host directory for /out (default: out/run-<time>)")
@@ -107,6 +123,16 @@ def run_main(argv: list[str]) -> int:
         ap.print_usage(sys.stderr)
         print("vm/run: error: no command given", file=sys.stderr)
         return 2
+    try:
+        check_series(args.arch, args.kernel)
+    except ImageError as e:
+        ap.error(str(e))
+    levels = KERNEL_SERIES[args.kernel].levels
+    if args.levels is None:
+        args.levels = levels[0]
+    elif args.levels not in levels:
+        ap.error(f"{args.arch} kernel {args.kernel} runs with {' or '.join(map(str, levels))} levels, "
+                 f"not {args.levels}")  # fmt: skip
     if (args.kernel_image is None) != (args.vmlinux is None):
         ap.error("--kernel-image and --vmlinux go together")
     if args.modules is not None and args.kernel_image is None:

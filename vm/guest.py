@@ -56,7 +56,9 @@ from .image import (
     DEFAULT_SERIES,
     KERNEL_SERIES,
     Image,
+    ImageError,
     arch_name,
+    check_series,
     ensure_image,
     kernel_release,
     make_modules_image,
@@ -102,9 +104,11 @@ def _env_float(name: str, default: float) -> float:
 class Guest:
     """A booted test VM.
 
-    :param levels: the page-table levels: 5 (the default; x86-64: LA57
-        under ``-cpu max``; arm64: 52-bit VA with FEAT_LPA2) or 4 (x86-64:
-        ``no5lvl``; arm64: ``-cpu max,lpa2=off``, 48-bit VA).
+    :param levels: the page-table levels, by default the kernel's most: 5
+        (x86-64: LA57 under ``-cpu max``; arm64: 52-bit VA with FEAT_LPA2)
+        or 4 (x86-64: ``no5lvl``; arm64: ``-cpu max,lpa2=off``, 48-bit VA);
+        the arm64 ``"16k"`` kernel has 4 (52-bit VA with FEAT_LPA2) or 3
+        (``lpa2=off``, 47-bit VA).
     :param memory: guest RAM, a QEMU size ("4G").
     :param smp: number of vCPUs.
     :param src: the tree shown read-only at /src (default: :func:`default_src`).
@@ -116,9 +120,9 @@ class Guest:
     :param attempts: boot attempts before giving up with :class:`BootError`.
     :param extra_cmdline: appended to the kernel command line.
     :param numa_nodes: more than 1 splits RAM and vCPUs over that many NUMA nodes.
-    :param kernel: the kernel series to boot (``"7"``, the default; ``"6.12"``;
-        ``"6.1"``): the image of that series (built on first use, see
-        :mod:`.image`).
+    :param kernel: the kernel series to boot (``"7"``, the default; x86-64:
+        ``"6.12"``, ``"6.1"``; arm64: ``"16k"``, 16K pages): the image of
+        that series (built on first use, see :mod:`.image`).
     :param kernel_image: boot this bzImage instead of the image's kernel, on
         the image's userspace. It needs NVMe and ext4 built in (the root
         disk), and ``qemu_fw_cfg``, virtio-pci, virtio-blk and virtio-console
@@ -136,7 +140,7 @@ class Guest:
 
     def __init__(
         self,
-        levels: int = 5,
+        levels: int | None = None,
         memory: str = "4G",
         smp: int = 2,
         *,
@@ -157,10 +161,15 @@ class Guest:
         arch = arch_name(arch)
         if arch not in ARCHES:
             raise ValueError(f"arch must be one of {', '.join(ARCHES)}, not {arch!r}")
-        if levels not in (4, 5):
-            raise ValueError(f"levels must be 4 or 5, not {levels!r}")
-        if kernel not in KERNEL_SERIES:
-            raise ValueError(f"kernel must be one of {', '.join(KERNEL_SERIES)}, not {kernel!r}")
+        try:
+            check_series(arch, kernel)
+        except ImageError as e:
+            raise ValueError(str(e)) from None
+        if levels is None:  # the kernel's most: 5, or 4 for arm64's 16k
+            levels = KERNEL_SERIES[kernel].levels[0]
+        if levels not in KERNEL_SERIES[kernel].levels:
+            known = " or ".join(map(str, KERNEL_SERIES[kernel].levels))
+            raise ValueError(f"levels must be {known} with {arch} kernel {kernel}, not {levels!r}")
         if (kernel_image is None) != (vmlinux is None):
             raise ValueError("kernel_image and vmlinux go together")
         if modules is not None and kernel_image is None:
@@ -320,6 +329,8 @@ class Guest:
             extra_cmdline=self.extra_cmdline,
             modules=self.run_dir / "mods.img" if self.modules is not None else None,
             arch=self.arch,
+            series=self.kernel,
+            initrd=None if self.kernel_image else self.image.initrd,
         )
 
     def _make_modules_disk(self) -> None:

@@ -7,7 +7,8 @@ kernel in it), holding python3-drgn, python3-bpfcc, python3-pytest and the
 tools the guest uses; it is cached as a tarball. Each image adds one kernel
 series' pieces to it, unpacked from the Debian packages with ``dpkg-deb -x``
 (never installed through apt): the newest ``linux-image-<rel>-cloud-amd64``
-of the series in its suite (7.x: sid, 6.12.y: trixie, 6.1.y: bookworm), its
+of the series in its suite (7.x: sid, 6.12.y: trixie, 6.1.y: bookworm; on
+arm64 ``-cloud-arm64`` of 7.x and ``-arm64-16k``, series ``16k``), its
 ``/lib/modules/<rel>`` with ``modules.dep`` from ``depmod -b``, its headers
 (for bcc, with the ``-common`` headers they depend on) and its debug
 ``vmlinux`` (from the cloud -dbg package only). So every guest runs the same
@@ -21,6 +22,8 @@ outside the repository, in ``${LIVEWALK_VM_CACHE:-/var/cache/livewalk-vm}``::
         root.img         ext4 root file system (booted with snapshot=on)
         vmlinuz          the kernel QEMU boots
         vmlinux          debug vmlinux for drgn on the host
+        initrd.img       the initramfs, for a kernel whose root disk needs
+                         modules (arm64 16k, see vm/initramfs.py)
         manifest.json    arch, series, resolved versions, release, build time
     current-<arch>-<series> -> images/<key>
     current -> images/<key>   (the default kernel, for older readers)
@@ -52,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .initramfs import BUSYBOX_PACKAGE, INITRAMFS_INIT, make_initramfs
+
 __all__ = (
     "ARCHES",
     "ARCH_ALIASES",
@@ -64,7 +69,9 @@ __all__ = (
     "ImageSpec",
     "KernelSeries",
     "arch_name",
+    "arch_series",
     "cache_dir",
+    "check_series",
     "current_image",
     "ensure_host_packages",
     "ensure_image",
@@ -85,16 +92,36 @@ SECURITY_MIRROR = os.environ.get("LIVEWALK_VM_SECURITY_MIRROR", "http://security
 class KernelSeries:
     """A kernel series the images can carry, and where Debian ships it.
 
-    :ivar name: the series as users name it (``"6.1"``, ``"6.12"``, ``"7"``):
-        the release string starts with it followed by ``.``, ``-`` or ``+``
+    :ivar name: the series as users name it (``"6.1"``, ``"6.12"``, ``"7"``,
+        ``"16k"``)
     :ivar suite: the Debian suite whose newest kernel of the series is taken
     :ivar updates: also look in ``<suite>-updates`` and ``<suite>-security``
         (a stable suite's newer kernels land there between point releases)
+    :ivar arches: the guest architectures Debian builds the series for here
+    :ivar version: what the release string starts with, followed by ``.``,
+        ``-`` or ``+`` (the name, unless the name says something else)
+    :ivar flavour: the Debian flavour, if not the architecture's own
+        (:attr:`Arch.flavour`)
+    :ivar levels: the page-table levels a guest can run it with, the most
+        first (x86-64: LA57 or not; arm64: FEAT_LPA2 or not)
+    :ivar initramfs: whether its root disk's driver and file system are
+        modules, so that it boots through an initramfs that loads them (see
+        :mod:`.initramfs`)
     """
 
     name: str
     suite: str
     updates: bool = False
+    arches: tuple[str, ...] = ("x86_64",)
+    version: str = ""
+    flavour: str = ""
+    levels: tuple[int, ...] = (5, 4)
+    initramfs: bool = False
+
+    @property
+    def release_prefix(self) -> str:
+        """What the series' release strings start with (``"7"`` for ``"16k"``)."""
+        return self.version or self.name
 
     def sources(self) -> str:
         """The ``sources.list`` of the series' private apt state."""
@@ -104,13 +131,18 @@ class KernelSeries:
         return "".join(ln + "\n" for ln in lines)
 
 
-#: The kernel series, by name.
+#: The kernel series, by name. arm64 has the cloud kernel (4K pages, 52-bit
+#: VA: 5 levels with LPA2, 4 without) and ``16k``, the generic arm64 kernel
+#: built with 16K pages (52-bit VA: 4 levels with LPA2, 47-bit and 3 levels
+#: without); Debian builds no arm64 kernel with 64K pages.
 KERNEL_SERIES = {
     s.name: s
     for s in (
         KernelSeries("6.1", "bookworm", updates=True),
         KernelSeries("6.12", "trixie", updates=True),
-        KernelSeries("7", SUITE),
+        KernelSeries("7", SUITE, arches=("x86_64", "arm64")),
+        KernelSeries("16k", SUITE, arches=("arm64",), version="7", flavour="arm64-16k", levels=(4, 3),
+                     initramfs=True),
     )
 }
 #: The series booted when none is named.
@@ -168,6 +200,30 @@ def arch_name(name: str) -> str:
     return ARCH_ALIASES.get(name, name)
 
 
+def arch_series(arch: str) -> tuple[str, ...]:
+    """The kernel series Debian builds for *arch* (see :data:`KERNEL_SERIES`).
+
+    >>> arch_series("arm64")
+    ('7', '16k')
+    """
+    return tuple(n for n, s in KERNEL_SERIES.items() if arch_name(arch) in s.arches)
+
+
+def check_series(arch: str, series: str) -> None:
+    """Raise :class:`ImageError`, in one line, unless *series* is a kernel
+    series of *arch*.
+
+    >>> check_series("arm64", "6.1")
+    Traceback (most recent call last):
+    ...
+    livewalk.vm.image.ImageError: no arm64 kernel series '6.1' (arm64: 7, 16k; x86_64: 6.1, 6.12, 7)
+    """
+    arch = arch_name(arch)
+    if series not in arch_series(arch):
+        known = "; ".join(f"{a}: {', '.join(arch_series(a))}" for a in sorted(ARCHES, key=lambda a: a != arch))
+        raise ImageError(f"no {arch} kernel series {series!r} ({known})")
+
+
 @functools.cache
 def _host_deb_arch() -> str:
     try:
@@ -187,8 +243,7 @@ class ImageSpec:
         object.__setattr__(self, "arch", arch_name(self.arch))
         if self.arch not in ARCHES:
             raise ImageError(f"unknown architecture {self.arch!r} (known: {', '.join(ARCHES)})")
-        if self.series not in KERNEL_SERIES:
-            raise ImageError(f"unknown kernel series {self.series!r} (known: {', '.join(KERNEL_SERIES)})")
+        check_series(self.arch, self.series)
 
     @property
     def name(self) -> str:
@@ -208,7 +263,7 @@ class ImageSpec:
 
     @property
     def flavour(self) -> str:
-        return self.arch_info.flavour
+        return self.kernel.flavour or self.arch_info.flavour
 
     @property
     def is_default(self) -> bool:
@@ -347,6 +402,12 @@ class Image:
         return self.path / "vmlinux"
 
     @property
+    def initrd(self) -> Path | None:
+        """The initramfs the kernel boots with, if it needs one (see
+        :attr:`KernelSeries.initramfs`)."""
+        return self.path / "initrd.img" if self.manifest.get("initrd") else None
+
+    @property
     def release(self) -> str:
         return str(self.manifest["release"])
 
@@ -361,7 +422,8 @@ class Image:
         return ImageSpec(str(self.manifest.get("arch", "x86_64")), str(self.manifest.get("series", DEFAULT_SERIES)))
 
     def valid(self) -> bool:
-        return all(p.is_file() and p.stat().st_size > 0 for p in (self.root, self.vmlinuz, self.vmlinux))
+        files = (self.root, self.vmlinuz, self.vmlinux, *((self.initrd,) if self.initrd else ()))
+        return all(p.is_file() and p.stat().st_size > 0 for p in files)
 
 
 def cache_dir() -> Path:
@@ -551,8 +613,8 @@ def resolve_kernel(spec: ImageSpec) -> dict[str, str]:
     ``linux-headers-*`` dependencies), name to version.
     """
     apt = _kernel_apt(spec)
-    series = spec.series
-    _log(f"resolving kernel {series} ({spec.flavour}) in {MIRROR} {spec.kernel.suite}")
+    series = spec.kernel.release_prefix
+    _log(f"resolving kernel {spec.series} ({spec.flavour}) in {MIRROR} {spec.kernel.suite}")
     apt.update()
     names = _out(["apt-cache", *apt.opts(), "pkgnames", f"linux-image-{series}"]).split()
     # "6.1" must not take "6.12...": the series is followed by ".", "-" or "+".
@@ -594,6 +656,12 @@ def resolve_kernel(spec: ImageSpec) -> dict[str, str]:
                 raise ImageError(f"{pkg} (a part of kernel {rel}) not found")
             versions.setdefault(pkg, v)
             todo += [d for d in _depends(info) if own.match(d) and d not in versions and not d.endswith("-dbg")]
+        if spec.kernel.initramfs:
+            # The initramfs's shell and module loader (see vm/initramfs.py).
+            v = apt.candidate(BUSYBOX_PACKAGE)
+            if v is None:
+                raise ImageError(f"{BUSYBOX_PACKAGE} (for the initramfs of kernel {rel}) not found")
+            versions[BUSYBOX_PACKAGE] = v
         return versions
     raise ImageError(
         f"no linux-image-{series}.*-{spec.flavour} with headers and -dbg found in {MIRROR} {spec.kernel.suite}"
@@ -616,6 +684,8 @@ def _key(spec: ImageSpec, userspace: str, kernel: dict[str, str]) -> str:
             "init": STUB_INIT, **kernel}  # fmt: skip
     if spec.arch_info.foreign:
         blob["firstboot"] = FIRSTBOOT_INIT
+    if spec.kernel.initramfs:
+        blob["initramfs"] = INITRAMFS_INIT
     return _hash(blob)
 
 
@@ -845,6 +915,9 @@ def _build(
         if not (moddir / "modules.dep").stat().st_size:
             raise ImageError(f"depmod made no modules.dep for {rel}")
         _log(f"kernel {rel} unpacked, depmod done in {time.monotonic() - t:.1f} s")
+        if spec.kernel.initramfs:
+            loaded = make_initramfs(rootfs, rel, work / "initrd.img")
+            _log(f"initramfs made: busybox and {' '.join(loaded) or 'no modules'}")
 
         t = time.monotonic()
         (deb,) = list(debs.glob(f"{dbg}_*.deb"))
@@ -911,6 +984,7 @@ def _build(
             "userspace": ukey,
             "mirror": MIRROR,
             "release": rel,
+            "initrd": spec.kernel.initramfs,
             "versions": {**kversions, **uversions},
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -982,7 +1056,8 @@ def _first_boot(spec: ImageSpec, work: Path, attempt: int, timeout: float) -> tu
     console = work / f"firstboot.{attempt}.log"
     t = time.monotonic()
     _log(f"first boot of the {spec.arch} image: installing its packages in the guest (attempt {attempt})")
-    args = firstboot_args(spec.arch, work / "vmlinuz", root, console)
+    initrd = work / "initrd.img" if spec.kernel.initramfs else None
+    args = firstboot_args(spec.arch, work / "vmlinuz", root, console, initrd=initrd)
     with open(work / "firstboot-qemu.log", "ab") as qlog:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
                                 preexec_fn=pdeathsig)  # fmt: skip

@@ -126,32 +126,41 @@ class QemuSpec:
     modules: Path | None = None
     #: the guest architecture (a name of :data:`.image.ARCHES`)
     arch: str = "x86_64"
+    #: the kernel series (a name of :data:`.image.KERNEL_SERIES`): arm64's
+    #: ``levels`` mean LPA2 or not by its page size
+    series: str = "7"
+    #: the initramfs to boot with (a kernel whose root disk needs modules)
+    initrd: Path | None = None
 
 
-def machine_args(arch: str, levels: int, accel: str) -> list[str]:
+def machine_args(arch: str, levels: int, accel: str, series: str = "7") -> list[str]:
     """The emulator, machine, accelerator and CPU of a guest of *arch* with
-    *levels*-level paging.
+    *levels*-level paging, running kernel *series*.
 
-    arm64: ``-cpu max`` has FEAT_LPA2 (the kernel picks 52-bit VA, 5 levels
-    with 4K pages) unless ``lpa2=off`` (48-bit, 4 levels); ``pauth-impdef``
-    swaps the architected pointer-authentication hash, which TCG computes
-    slowly, for QEMU's own (the guest sees no difference).
+    arm64: ``-cpu max`` has FEAT_LPA2 (the kernel picks 52-bit VA: 5 levels
+    with 4K pages, 4 with 16K) unless ``lpa2=off`` (48-bit VA and 4 levels
+    with 4K pages, 47-bit and 3 with 16K), so *levels* below the series'
+    most mean ``lpa2=off``; ``pauth-impdef`` swaps the architected
+    pointer-authentication hash, which TCG computes slowly, for QEMU's own
+    (the guest sees no difference).
     """
-    from .image import ARCHES
+    from .image import ARCHES, KERNEL_SERIES
 
     a = ARCHES[arch]
     if arch == "arm64":
-        cpu = "max,pauth-impdef=on" + (",lpa2=off" if levels == 4 else "")
+        lpa2 = levels >= max(KERNEL_SERIES[series].levels)
+        cpu = "max,pauth-impdef=on" + ("" if lpa2 else ",lpa2=off")
         return [a.qemu, "-machine", "virt", "-accel", "tcg,thread=single", "-cpu", cpu]
     if accel == "kvm":
         return [a.qemu, "-machine", "q35", "-accel", "kvm", "-cpu", "host"]
     return [a.qemu, "-machine", "q35", "-accel", "tcg,thread=single", "-cpu", "max"]
 
 
-def firstboot_args(arch: str, kernel: Path, root: Path, console: Path) -> list[str]:
+def firstboot_args(arch: str, kernel: Path, root: Path, console: Path, initrd: Path | None = None) -> list[str]:
     """The QEMU command line of an image's first boot (see
     :func:`.image._configure_in_guest`): its root disk writable, the image's
-    first-boot script as init, and nothing else."""
+    first-boot script as init (through *initrd* if the kernel needs one),
+    and nothing else."""
     from .image import ARCHES
 
     cmdline = f"console={ARCHES[arch].console} root=/dev/nvme0n1 rw init=/usr/sbin/livewalk-firstboot panic=-1"
@@ -160,7 +169,7 @@ def firstboot_args(arch: str, kernel: Path, root: Path, console: Path) -> list[s
         "-smp", "1", "-m", "2G",
         "-display", "none", "-nic", "none", "-monitor", "none", "-no-reboot",
         "-serial", f"file:{console}",
-        "-kernel", str(kernel), "-append", cmdline,
+        "-kernel", str(kernel), *(["-initrd", str(initrd)] if initrd is not None else []), "-append", cmdline,
         "-drive", f"file={root},if=none,id=root,format=raw",
         "-device", "nvme,drive=root,serial=lwroot",
     ]  # fmt: skip
@@ -186,7 +195,7 @@ def kernel_cmdline(spec: QemuSpec) -> str:
 def qemu_args(spec: QemuSpec) -> list[str]:
     """The whole QEMU command line for *spec*."""
     d = spec.run_dir
-    qemu, *machine = machine_args(spec.arch, spec.levels, spec.accel)
+    qemu, *machine = machine_args(spec.arch, spec.levels, spec.accel, spec.series)
     return [
         qemu,
         "-name", f"livewalk-vm-{spec.levels}",
@@ -205,6 +214,7 @@ def qemu_args(spec: QemuSpec) -> list[str]:
         "-qmp", f"unix:{d / 'qmp-dump.sock'},server=on,wait=off",
         "-device", "vmcoreinfo",
         "-kernel", str(spec.kernel),
+        *(["-initrd", str(spec.initrd)] if spec.initrd is not None else []),
         "-append", kernel_cmdline(spec),
         "-drive", f"file={spec.root},if=none,id=root,format=raw,snapshot=on",
         "-device", "nvme,drive=root,serial=lwroot",

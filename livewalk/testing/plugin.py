@@ -15,6 +15,13 @@ Fixtures:
   ``--livewalk-paging``, kernel of ``--livewalk-kernel`` and architecture of
   ``--livewalk-arch``, or of its ``livewalk_vm`` marker:
   ``@pytest.mark.livewalk_vm(paging=(5, 4), kernels=("default",), arches=("arm64",))``.
+  Each kernel runs in the paging modes of those it has (arm64's ``16k``
+  kernel: 4 or 3 levels); a kernel series is taken for the architectures
+  that have it, and with none of them it is a usage error. Unnamed, the
+  kernel is the default one; with ``LIVEWALK_KERNEL_MATRIX=full`` (``bash
+  scripts/test --matrix``) arm64 tests also run on the ``16k`` kernel. A
+  test of some kernels only (``only_kernels=("16k",)``) runs on those the
+  session runs, and is skipped, saying why, when it runs none.
 - ``livewalk_vm_pool``: the session's :class:`~livewalk.testing.GuestPool`
   (for fixtures of one's own, e.g. a guest per paging mode).
 
@@ -26,6 +33,7 @@ Nothing here imports drgn or boots anything until a test asks for a guest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,8 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("livewalk", "livewalk test VM")
     group.addoption(
         "--livewalk-kernel", metavar="SERIES[,SERIES]", default=None,
-        help="kernel series to boot, comma-separated: 6.1, 6.12, 7 (default: 'default', the newest 7.x); "
-        "each series' image is built on first use",
+        help="kernel series to boot, comma-separated: x86_64: 6.1, 6.12, 7; arm64: 7, 16k (16K pages); "
+        "default: 'default', the newest 7.x; each series' image is built on first use",
     )  # fmt: skip
     group.addoption(
         "--kernel-image", metavar="BZIMAGE", default=None,
@@ -74,7 +82,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--livewalk-paging", metavar="LEVELS[,LEVELS]", default=None,
-        help="x86-64 paging levels of the guests, e.g. 5 or 5,4 (default 5)",
+        help="paging levels of the guests, e.g. 5 or 5,4 (default 5); each kernel runs in those it has "
+        "(arm64's 16k: 4 with LPA2, 3 without)",
     )  # fmt: skip
     group.addoption(
         "--livewalk-require-vm", action="store_true", default=None,
@@ -87,8 +96,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(paging=(5, 4), kernels=('default',), arches=('x86_64',)): run the test on the "
-        "livewalk test VM, once per paging mode, kernel series and architecture",
+        f"{MARKER}(paging=(5, 4), kernels=('default',), arches=('x86_64',), only_kernels=None): run the "
+        "test on the livewalk test VM, once per paging mode, kernel series and architecture (only_kernels: "
+        "of the session's kernels, only these; skipped when it runs none of them)",
     )
     for arch in ARCHES:
         config.addinivalue_line("markers", f"{MARKER}_{arch}: a test on the {arch} test VM (set by the plugin)")
@@ -98,20 +108,49 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+#: Kernels of an architecture that the full matrix (``LIVEWALK_KERNEL_MATRIX=full``)
+#: adds to the default one, for the tests that name none. x86-64's older
+#: series are the fidelity core's business (tests/vm/conftest.py).
+MATRIX_KERNELS = {"arm64": ("16k",)}
+
+
+def _full_matrix() -> bool:
+    return os.environ.get("LIVEWALK_KERNEL_MATRIX", "") == "full"
+
+
+def _arch_kernels(arch: str, named: list[str] | None) -> list[str]:
+    """The kernels of *arch* among those *named* on the command line (a
+    usage error if there are none), or the default ones."""
+    from livewalk.vm.image import KERNEL_SERIES, arch_series
+
+    if named is None:
+        return [DEFAULT_KERNEL, *(MATRIX_KERNELS.get(arch, ()) if _full_matrix() else ())]
+    known = "; ".join(f"{a}: {', '.join(arch_series(a))}" for a in ARCHES)
+    # A series livewalk does not know is kept: its tests skip, saying so.
+    mine = [k for k in named if k == DEFAULT_KERNEL or k not in KERNEL_SERIES or k in arch_series(arch)]
+    if not mine:
+        raise pytest.UsageError(
+            f"livewalk: --livewalk-kernel {','.join(named)} names no {arch} kernel, and {arch} tests are "
+            f"selected ({known})"
+        )
+    return mine
+
+
 def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
     """The guests a test runs on: its marker's, else the command line's."""
+    from livewalk.vm.image import KERNEL_SERIES, ImageError, check_series
+
     paging = marker.kwargs.get("paging") if marker is not None else None
     kernels = marker.kwargs.get("kernels") if marker is not None else None
+    only = marker.kwargs.get("only_kernels") if marker is not None else None
     arches = marker.kwargs.get("arches") if marker is not None else None
     if paging is None:
         paging = [int(v) for v in _split(config.getoption("livewalk_paging") or config.getini("livewalk_paging"))]
-    if kernels is None:
-        kernels = _split(config.getoption("livewalk_kernel") or DEFAULT_KERNEL)
     if arches is None:
         arches = _split(config.getoption("livewalk_arch") or "x86_64")
     for lv in paging:
-        if lv not in (4, 5):
-            raise pytest.UsageError(f"livewalk: paging levels must be 4 or 5, not {lv!r}")
+        if lv not in (3, 4, 5):
+            raise pytest.UsageError(f"livewalk: paging levels must be 3, 4 or 5, not {lv!r}")
     arches = [{"aarch64": "arm64", "amd64": "x86_64"}.get(a, a) for a in arches]
     for a in arches:
         if a not in ARCHES:
@@ -119,22 +158,62 @@ def _keys(config: pytest.Config, marker: pytest.Mark | None) -> list[GuestKey]:
     image = config.getoption("kernel_image")
     vmlinux = config.getoption("vmlinux")
     modules = config.getoption("kernel_modules")
-    return [
-        GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux, modules=modules)
-        for arch in arches
-        for k in kernels
-        for lv in paging
-    ]
+    keys = []
+    for arch in arches:
+        if kernels is not None:  # the marker's: a test's own choice, checked as such
+            mine = list(kernels)
+        else:
+            opt = config.getoption("livewalk_kernel")
+            mine = _arch_kernels(arch, _split(opt) if opt else None)
+        if only is not None:  # a test of those kernels, when the session runs them
+            mine = [k for k in mine if k in only]
+        for k in mine:
+            key = GuestKey(kernel=k, arch=arch, kernel_image=image, vmlinux=vmlinux, modules=modules)
+            if image is None and key.series in KERNEL_SERIES:
+                try:
+                    check_series(arch, key.series)
+                except ImageError as e:
+                    raise pytest.UsageError(f"livewalk: {e}") from None
+            # A kernel runs in the paging modes it has (arm64 16k: 4 or 3).
+            has = KERNEL_SERIES[key.series].levels if key.series in KERNEL_SERIES else (5, 4)
+            keys += [GuestKey(kernel=k, levels=int(lv), arch=arch, kernel_image=image, vmlinux=vmlinux,
+                              modules=modules) for lv in paging if int(lv) in has]  # fmt: skip
+    if not keys and only is not None:
+        return []
+    if not keys:
+        raise pytest.UsageError(f"livewalk: no kernel of {', '.join(arches)} runs with paging levels "
+                                f"{', '.join(map(str, paging))}")  # fmt: skip
+    return keys
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "livewalk_guest" not in metafunc.fixturenames:
         return
-    keys = _keys(metafunc.config, metafunc.definition.get_closest_marker(MARKER))
+    try:
+        keys = _keys(metafunc.config, metafunc.definition.get_closest_marker(MARKER))
+    except pytest.UsageError as e:
+        # Said once, as a usage error, when collection ends (raised here, it
+        # would be a collection error of each module, with a traceback).
+        metafunc.config.stash.setdefault(_USAGE_ERROR, str(e))
+        keys = []
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    only = marker.kwargs.get("only_kernels") if marker is not None else None
+    if not keys and only is not None:
+        why = (f"kernel {', '.join(only)} not selected (LIVEWALK_KERNEL_MATRIX=full, or --livewalk-kernel "
+               f"{','.join(only)})")  # fmt: skip
+        skip = pytest.param(None, marks=pytest.mark.skip(reason=why), id=f"{'-'.join(only)}-not-selected")
+        metafunc.parametrize("livewalk_guest", [skip], indirect=True)
+        return
     metafunc.parametrize("livewalk_guest", keys, ids=[k.id for k in keys], indirect=True)
 
 
+#: The first usage error met while parametrizing the tests.
+_USAGE_ERROR = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _USAGE_ERROR in config.stash:
+        raise pytest.UsageError(config.stash[_USAGE_ERROR])
     # Tests on the VM can be selected or left out with -m livewalk_vm, and
     # those of one architecture with -m livewalk_vm_<arch>.
     for item in items:

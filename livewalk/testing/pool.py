@@ -39,9 +39,11 @@ class GuestKey:
     """Which guest a test runs on.
 
     :ivar kernel: a kernel series of :data:`livewalk.vm.image.KERNEL_SERIES`
-        (``"6.1"``, ``"6.12"``, ``"7"``) or ``"default"`` (the newest 7.x)
-    :ivar levels: 5 or 4 (page-table levels: x86-64 with or without LA57,
-        arm64 with or without FEAT_LPA2)
+        (x86-64: ``"6.1"``, ``"6.12"``, ``"7"``; arm64: ``"7"``, ``"16k"``) or
+        ``"default"`` (the newest 7.x)
+    :ivar levels: the page-table levels: 5 or 4 (x86-64 with or without LA57,
+        arm64 with or without FEAT_LPA2), arm64's ``16k`` kernel 4 or 3 (with
+        or without FEAT_LPA2)
     :ivar arch: ``"x86_64"`` or ``"arm64"``
     :ivar kernel_image: a bzImage of the user's own (with ``vmlinux``, and
         ``modules``, its ``lib/modules/<rel>`` or ``INSTALL_MOD_PATH``),
@@ -65,7 +67,8 @@ class GuestKey:
     @property
     def id(self) -> str:
         """The test id part: ``l5``, ``6.12-l4`` for a named series, ``own-l5``
-        for a kernel of the user's; ``arm64-`` first for an arm64 guest."""
+        for a kernel of the user's; ``arm64-`` first for an arm64 guest
+        (``arm64-16k-l4``)."""
         lv = f"l{self.levels}"
         if self.kernel_image is not None:
             lv = f"own-{lv}"
@@ -106,10 +109,14 @@ class GuestPool:
                 raise VMUnavailable(f"no such file: {p}")
         if key.modules is not None and not os.path.isdir(key.modules):
             raise VMUnavailable(f"no such directory: {key.modules}")
-        from livewalk.vm.image import KERNEL_SERIES
+        from livewalk.vm.image import KERNEL_SERIES, ImageError, arch_series, check_series
 
         if key.series not in KERNEL_SERIES:
-            raise VMUnavailable(f"kernel series {key.kernel} is not known (known: {', '.join(KERNEL_SERIES)})")
+            raise VMUnavailable(f"kernel series {key.kernel} is not known (known: {', '.join(arch_series(key.arch))})")
+        try:
+            check_series(key.arch, key.series)
+        except ImageError as e:
+            raise VMUnavailable(str(e)) from None
 
     def guest(self, key: GuestKey) -> Guest:
         """The running guest for *key*, booting it on first use.

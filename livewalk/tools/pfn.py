@@ -156,6 +156,8 @@ class PfnReport:
     consistency: dict[int, RangeConsistency] = dataclasses.field(default_factory=dict)
     #: (pid, comm) of each mm by that PID
     users: dict[int, str] = dataclasses.field(default_factory=dict)
+    #: the target's ``PAGE_SHIFT`` (12; 14 or 16 on arm64)
+    page_shift: int = 12
 
 
 def page_flag_names(prog: Program, flags: int) -> list[str]:
@@ -527,7 +529,7 @@ def who_maps(prog: Program, pfn: int, *, retries: int = DEFAULT_RETRIES) -> PfnR
                 protnone=h.kind == "present" and not h.value & 1 and paging.pte_present(h.value),
                 torn=not cons.consistent(h.vaddr, h.vaddr + 1)))
     return PfnReport(state, mappings, mms, tasks, time.perf_counter() - start, reads, errors,
-                     consistency, names)
+                     consistency, names, int(prog["PAGE_SHIFT"]))
 
 
 def _state_lines(s: PfnState) -> list[str]:
@@ -560,7 +562,7 @@ def format_pfn(report: PfnReport) -> str:
     space searched.
     """
     s = report.state
-    lines = [f"PFN {s.pfn:x}  PHYSICAL {s.pfn << 12:x}  PAGE {s.page:x}"]
+    lines = [f"PFN {s.pfn:x}  PHYSICAL {s.pfn << report.page_shift:x}  PAGE {s.page:x}"]
     if s.not_in_dump:
         lines.append(f"  FOLIO, FLAGS, REFCOUNT, MAPCOUNT, MAPPING: (not in dump: {s.not_in_dump})")
     else:

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The arm64 test VM: Debian sid's cloud-arm64 kernel under
 ``qemu-system-aarch64`` (TCG, ``-machine virt``), with 5 levels (``-cpu
-max``: FEAT_LPA2, 52-bit VA) and 4 (``-cpu max,lpa2=off``: 48-bit VA).
+max``: FEAT_LPA2, 52-bit VA) and 4 (``-cpu max,lpa2=off``: 48-bit VA); in
+the full matrix (or ``--livewalk-kernel 16k``) also the 16K-page kernel
+with 4 levels (LPA2, 52-bit VA) and 3 (47-bit VA).
 
 The image (``vm/build --arch arm64``) is unpacked on the host and its
 packages are installed by the guest itself at its first boot (the host runs
@@ -11,7 +13,7 @@ no arm64 code). This checks what every arm64 test will rely on:
 * drgn in the guest opens ``/proc/kcore`` with the image's -dbg vmlinux and
   finds ``init_task``; drgn on the x86-64 host does the same over QMP and
   reads the same ``init_task.comm``;
-* the geometry: ``getconf PAGESIZE`` is 4096, and the kernel's
+* the geometry: ``getconf PAGESIZE`` is 4096 (16384), and the kernel's
   ``vabits_actual`` (a macro reading TCR_EL1.T1SZ in 7.2, which VMCOREINFO
   exports as ``NUMBER(TCR_EL1_T1SZ)``) is 52 with LPA2 and 48 without, the
   same in the guest and on the host, and matches the levels the agent saw;
@@ -46,10 +48,14 @@ from livewalk.vm.image import current_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",), paging=(5, 4))]
+# 3 levels: the 16k kernel without LPA2 (the 4K kernels have 5 and 4 only)
+pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",), paging=(5, 4, 3))]
 
-#: VA bits of the Debian arm64 kernel (4K pages, VA_BITS=52) by paging levels.
-VA_BITS = {5: 52, 4: 48}
+#: VA bits of the Debian arm64 kernels (VA_BITS=52) by (page size, paging
+#: levels): 4K pages (cloud-arm64) and 16K (arm64-16k, ``--kernel 16k``).
+VA_BITS = {(4096, 5): 52, (4096, 4): 48, (16384, 4): 52, (16384, 3): 47}
+#: The page size of each arm64 kernel series.
+PAGE_SIZE = {"7": 4096, "16k": 16384}
 
 GUEST_DRGN = r"""
 import json, re, time
@@ -93,7 +99,7 @@ def test_uname_is_aarch64_and_the_images_release(livewalk_guest: Guest) -> None:
     machine, release = r.stdout.split()
     assert machine == "aarch64"
     assert release == img.release == livewalk_guest.release
-    assert release.endswith("-cloud-arm64"), release
+    assert release.endswith(f"-{img.spec.flavour}"), release
 
 
 def test_drgn_in_guest_finds_init_task(livewalk_guest: Guest, in_guest: dict[str, object]) -> None:
@@ -112,9 +118,10 @@ def test_drgn_on_host_reads_the_same_init_task(livewalk_guest: Guest, in_guest: 
 
 def test_page_size_and_va_bits(livewalk_guest: Guest, in_guest: dict[str, object]) -> None:
     pytest.importorskip("drgn")
-    want = VA_BITS[livewalk_guest.levels]
+    page_size = PAGE_SIZE[livewalk_guest.kernel]
+    want = VA_BITS[page_size, livewalk_guest.levels]
     r = livewalk_guest.run("getconf PAGESIZE", check=True)
-    assert int(r.stdout) == 4096
+    assert int(r.stdout) == page_size
     assert in_guest["vabits_actual"] == want
     prog = livewalk_guest.host_program()
     assert _vabits_actual(prog["VMCOREINFO"].string_().decode()) == want
@@ -125,36 +132,41 @@ def test_page_size_and_va_bits(livewalk_guest: Guest, in_guest: dict[str, object
 
 # --- livewalk's walker on the arm64 kernel's own page tables -----------------
 
-#: A process with every arm64 leaf the walker decodes: sparse 4 KiB PTEs,
-#: PMD-mapped THPs and 64 KiB mTHPs (contiguous-PTE blocks), plus a read-only
-#: mapping never touched (no entries).
+#: A process with every arm64 leaf the walker decodes: sparse PTEs,
+#: PMD-mapped THPs (2 MiB with 4K pages, 32 MiB with 16K) and mTHPs of a
+#: contiguous-PTE block (64 KiB, 2 MiB), plus a read-only mapping never
+#: touched (no entries).
 WALK_WORKLOAD = r"""
 import mmap, time
+P = mmap.PAGESIZE
+PMD = P * P // 8
 m = mmap.mmap(-1, 64 << 20)
-for i in range(0, 64 << 20, 4096 * 3):
+for i in range(0, 64 << 20, P * 3):
     m[i] = 1
 n = mmap.mmap(-1, 8 << 20, prot=mmap.PROT_READ)
-t = mmap.mmap(-1, 16 << 20)
-t.write(b"x" * (16 << 20))
-c = mmap.mmap(-1, 4 << 20)
-c.write(b"y" * (4 << 20))
+t = mmap.mmap(-1, max(16 << 20, 4 * PMD))
+t.madvise(mmap.MADV_HUGEPAGE)
+t.write(b"x" * len(t))
+c = mmap.mmap(-1, 4 << 20 if P == 4096 else 8 << 20)
+c.write(b"y" * len(c))
 print("READY", flush=True)
 time.sleep(3600)
 """
 
 #: The kernel's /proc/PID/pagemap: {address: pfn} of every present page.
 KERNEL_PFNS = r"""
-import json, struct, sys
+import json, mmap, struct, sys
 pid = int(sys.argv[1])
+shift = mmap.PAGESIZE.bit_length() - 1
 out = {}
 with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pm:
     for line in maps:
         a, b = (int(x, 16) for x in line.split()[0].split("-"))
-        pm.seek((a >> 12) * 8)
-        data = pm.read(((b - a) >> 12) * 8)
+        pm.seek((a >> shift) * 8)
+        data = pm.read(((b - a) >> shift) * 8)
         for i, (e,) in enumerate(struct.iter_unpack("<Q", data)):
             if e >> 63:
-                out[a + (i << 12)] = e & ((1 << 55) - 1)
+                out[a + (i << shift)] = e & ((1 << 55) - 1)
 print(json.dumps(out))
 """
 
@@ -173,8 +185,10 @@ def test_walker_matches_the_kernels_pagemap(livewalk_guest: Guest) -> None:
     from livewalk.mm.pagewalk import MMWalkOps
 
     g = livewalk_guest
-    # 64 KiB mTHPs (contpte blocks) for the workload's second anonymous region
-    g.run("echo always > /sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", check=True)
+    # mTHPs of a contpte block (16 PTEs with 4K pages, 128 with 16K) for the
+    # workload's last anonymous region
+    cont_kb = {4096: 64, 16384: 2048}[PAGE_SIZE[g.kernel]]
+    g.run(f"echo always > /sys/kernel/mm/transparent_hugepage/hugepages-{cont_kb}kB/enabled", check=True)
     pid = g.spawn("exec python3 -c " + shlex.quote(WALK_WORKLOAD), ready="READY", timeout=600)
     try:
         r = g.run(f"python3 - {pid}", input=KERNEL_PFNS, timeout=600, check=True)
@@ -307,10 +321,10 @@ def test_pagemap_host_qmp_equals_the_kernels(arm64_workload: tuple[Guest, dict[s
 
 #: The kernel's pagemap of the given ranges, base64 (read in the guest).
 KERNEL_RANGES = r"""
-import base64, json, os, sys
-pid, ranges = int(sys.argv[1]), json.loads(sys.argv[2])
+import base64, json, mmap, os, sys
+pid, ranges, P = int(sys.argv[1]), json.loads(sys.argv[2]), mmap.PAGESIZE
 fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-print(base64.b64encode(b"".join(os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8) for s, e in ranges)).decode())
+print(base64.b64encode(b"".join(os.pread(fd, (e - s) // P * 8, s // P * 8) for s, e in ranges)).decode())
 """
 
 

@@ -54,6 +54,7 @@ READY_TIMEOUT = 300.0
 GUEST_CHECK = r'''
 import base64, json, os, sys, time
 import drgn
+PAGE = os.sysconf("SC_PAGE_SIZE")
 from livewalk.task import resolve_mm
 from livewalk.proc.pagemap import pagemap_read, pagemap_runs
 
@@ -71,7 +72,7 @@ def maps_of(pid):
 def kernel(pid, maps):
     fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     try:
-        return {(s, e): os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8) for s, e, _ in maps}
+        return {(s, e): os.pread(fd, (e - s) // PAGE * 8, s // PAGE * 8) for s, e, _ in maps}
     finally:
         os.close(fd)
 
@@ -119,6 +120,7 @@ main()
 DUMP_SERVER = r'''
 import base64, json, os, sys, time
 pid, tag = int(sys.argv[1]), sys.argv[2]
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def dump(path):
@@ -129,7 +131,7 @@ def dump(path):
             s, e = (int(x, 16) for x in parts[0].split("-"))
             maps.append((s, e, parts[5] if len(parts) > 5 else ""))
     fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-    k = {f"{s:x}-{e:x}": base64.b64encode(os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8)).decode()
+    k = {f"{s:x}-{e:x}": base64.b64encode(os.pread(fd, (e - s) // PAGE * 8, s // PAGE * 8)).decode()
          for s, e, _ in maps}
     os.close(fd)
     with open(path + ".tmp", "w") as f:
@@ -160,12 +162,13 @@ CLI_CHECK = r'''
 import base64, json, os, subprocess, sys
 pid = int(sys.argv[1])
 ranges = json.loads(sys.argv[2])
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def kernel():
     fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     try:
-        return b"".join(os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8) for s, e in ranges)
+        return b"".join(os.pread(fd, (e - s) // PAGE * 8, s // PAGE * 8) for s, e in ranges)
     finally:
         os.close(fd)
 
@@ -457,7 +460,7 @@ def compare(
                 bad.append(i)
         if bad:
             first = ", ".join(
-                f"{s + i * PAGE:#x}: kernel {a[i]:#018x} ours {o[i]:#018x} "
+                f"{s + i * ready.get('page_size', PAGE):#x}: kernel {a[i]:#018x} ours {o[i]:#018x} "
                 f"(differ: {flag_names(a[i] ^ o[i])})"
                 for i in bad[:4]
             )
@@ -585,13 +588,14 @@ def _host_check(g: Any, ready: dict[str, Any], side: str) -> None:
     )
     assert not problems
     # Runs over the whole address space expand to the same entries.
+    page = ready.get("page_size", PAGE)
     for s, e, _ in maps:
         want = ours[f"{s:x}-{e:x}"]
         got = [
-            r.entry((a - r.start) >> 12)
+            r.entry((a - r.start) // page)
             for r in runs
             if r.start < e and r.end > s
-            for a in range(max(r.start, s), min(r.end, e), PAGE)
+            for a in range(max(r.start, s), min(r.end, e), page)
         ]
         assert got == want, f"runs of [{s:#x}, {e:#x}) differ from pagemap_read"
 

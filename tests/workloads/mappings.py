@@ -108,8 +108,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-PAGE = 4096
-PMD_SIZE = 2 << 20
+# The running kernel's page size (4 KiB, or 16 KiB on arm64's 16k kernel)
+# and what one PMD entry maps with it (2 MiB, 32 MiB).
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PMD_SIZE = PAGE * (PAGE // 8)
 BASE = 0x200000000000  # 32 TiB: below the 47-bit limit, far from mmap_base
 GAP = PMD_SIZE
 
