@@ -51,7 +51,7 @@ from livewalk.arch.arm64.pgtable_hwdef import (
     PTE_VALID,
     pte_attrindx,
 )
-from livewalk.arch.x86.dump_pagetables import AddressMarker, PtdumpRange
+from livewalk.mm.ptdump import AddressMarker, PtdumpRange
 
 __all__ = (
     "LEVEL_NAMES",
@@ -251,7 +251,9 @@ class Arm64PgState:
             start = self.start_address
             cur = self.current_prot
             npages = ((addr - start) & ULONG_MAX) >> self.page_shift
-            rng = PtdumpRange(start, addr, cur, self.level, self.markers[self.marker_i].name)
+            rng = PtdumpRange(
+                start, addr, cur, self.level, self.markers[self.marker_i].name, present=bool(cur & PTE_VALID)
+            )
             if cur and self.check_wx:
                 # note_prot_uxn(), note_prot_wx()
                 if not cur & PTE_UXN:
