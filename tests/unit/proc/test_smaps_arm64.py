@@ -27,7 +27,6 @@ from livewalk.mm.pagewalk import walk_page_vma  # noqa: E402
 from livewalk.mm.vma import VMFlagBits  # noqa: E402
 from livewalk.proc import smaps as smaps_mod  # noqa: E402
 from livewalk.proc.smaps import SmapsVMA  # noqa: E402
-
 from tests.unit.proc.test_not_in_dump import (  # noqa: E402
     ANON,
     PG_DIRTY,
