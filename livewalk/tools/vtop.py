@@ -717,10 +717,15 @@ def format_vtop(r: VtopResult) -> str:
             flags = " ".join(decode_pte_flags(step.value, step.level, paging)) or "(none)"
         lines.append(f"  {name}: {step.kaddr:x} [{step.index:3d}] => {step.value:016x}  {flags}")
     for level in (PageTableLevel.P4D, PageTableLevel.PUD, PageTableLevel.PMD):
+        above = _LEVEL_NAMES[_LEVELS[level + 1]]
+        name = _LEVEL_NAMES[level]
         if paging.folded(level):
-            above = _LEVEL_NAMES[_LEVELS[level + 1]]
-            name = _LEVEL_NAMES[level]
             lines.append(f"  ({name} is folded: {name.lower()}_offset() returns the {above} entry)")
+        elif paging.folded_at_boot(level):
+            lines.append(
+                f"  ({name} is folded at boot: {above.lower()}_none() is false and "
+                f"{name.lower()}_offset() indexes the {above} entry's own page)"
+            )
     if r.leaf_level is not None:
         kind = "hugetlb " if r.hugetlb else ""
         lvl = _LEVEL_NAMES[r.leaf_level]
