@@ -128,3 +128,17 @@ def test_vtop_kernel_ttbr1(mm: SyntheticMM) -> None:
         _vtop_kernel(mm.backend, BASE)
     with pytest.raises(AddressError):  # below the TTBR1 range of vabits_actual
         _vtop_kernel(mm.backend, (addr - 2 * p.task_size_max) & ((1 << 64) - 1))
+
+
+def test_crash_vtop_layout_on_arm64(mm: SyntheticMM) -> None:
+    """crash's vtop layout (commands/crash.py) of an arm64 translation: arm64 flag names, the page."""
+    from livewalk.tools.crash_format import format_vtop_crash
+
+    p = mm.paging
+    mm.add_vma(BASE, BASE + 4 * p.page_size)
+    mm.map_page(BASE, pfn=0x4321)
+    r = vtop(mm, BASE + 0x10)
+    lines = format_vtop_crash(r, p, entry_paddr=p.pa)
+    text = "\n".join(lines)
+    assert f"PAGE: {0x4321 << p.page_shift:x}" in text
+    assert "(PAGE|USER|" in text and "|MT_NORMAL)" in text and "(TABLE" in text
