@@ -759,6 +759,8 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
 #: arch/arm64/kernel/cpufeature.c): the capability's number is a generated
 #: macro, not in the debug info, so it is found by its entry.
 _S1POE_DESC = b"Stage-1 Permission Overlay Extension (S1POE)"
+#: a bound on ``arm64_features[]`` (Linux 7.2 has about 120 entries)
+_MAX_ARM64_FEATURES = 1024
 
 
 def _pkeys_enabled(prog: Program) -> bool:
@@ -785,7 +787,9 @@ def _arm64_has_poe(prog: Program) -> bool:
     try:
         features = prog["arm64_features"]
         caps = prog["system_cpucaps"]
-        for cap in features:
+        # an array of unknown length, ended by an entry without a description
+        for i in range(_MAX_ARM64_FEATURES):
+            cap = features[i]
             desc = cap.desc.read_()
             if not desc:  # the terminating empty entry
                 break
