@@ -402,7 +402,7 @@ def test_vtop_kernel_equals_drgn(workloads: tuple[Guest, list[int], dict[str, An
     prog = g.host_program()
     init_mm = prog["init_mm"].address_of_()
     addrs = [prog["init_mm"].address_of_().value_(), prog.symbol("schedule").address,
-             prog["swapper_pg_dir"].address_of_().value_()]  # fmt: skip
+             prog.symbol("swapper_pg_dir").address]  # fmt: skip
     for pid in pids:
         task = find_task(prog, pid)
         addrs += [task.value_(), task.stack.value_() + 0x10, task.mm.pgd.value_(), task.mm.value_()]
