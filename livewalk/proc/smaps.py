@@ -30,9 +30,14 @@ page recorded in ``walk.errors``
 (:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`); what the entry alone
 decides (``Rss``, ``Swap``, ``Referenced`` of a young entry...) stays exact.
 
-Checked equal to the kernel's text, field for field, in the test VM (both
-paging modes, drgn on ``/proc/kcore`` and over QMP): see
-``tests/vm/test_vm_smaps.py``. What cannot be exact, and why:
+The architecture comes in through the arch seam only
+(:class:`~livewalk.arch.ArchPaging`: the entries' predicates, the page and
+PMD sizes, ``ptep_get()`` of arm64's CONTPTE blocks); ``VmFlags`` and
+``ProtectionKey`` follow the target's architecture and configuration.
+
+Checked equal to the kernel's text, field for field, in the test VMs
+(x86_64 and arm64, both paging modes each, drgn on ``/proc/kcore`` and over
+QMP): see ``tests/vm/test_vm_smaps.py`` and ``tests/vm/test_vm_arm64_smaps.py``. What cannot be exact, and why:
 
 * **The observer.** Pss and the Shared/Private split count the processes
   mapping a page *at read time*; a ``cat`` of ``/proc/PID/smaps`` maps libc
@@ -822,7 +827,7 @@ def _vma_pkey(vm_flags: int, prog: Program) -> int:
 # The driver (show_smap / smap_gather_stats)
 # ---------------------------------------------------------------------------
 def _gate_vma(prog: Program, mm: Object) -> Object | None:
-    """``get_gate_vma(mm)`` on x86_64."""
+    """``get_gate_vma(mm)`` on x86_64 (arm64 has no gate VMA: no ``gate_vma`` symbol)."""
     try:
         gate = prog["gate_vma"]
         mode_obj = prog["vsyscall_mode"]

@@ -7,8 +7,11 @@ Translate one virtual address, showing every page-table level on the way:
 the address and raw value of each entry with its decoded flags, the leaf
 size, then the physical address or the decoded swap / migration / device /
 marker entry, and the VMA. This is crash's ``vtop``, but right about
-``PROT_NONE`` (a ``PROTNONE`` entry is present, with its PFN stored inverted)
-and about non-present entries.
+``PROT_NONE`` (a ``PROTNONE`` entry is present, with its PFN stored inverted
+on x86_64; present-invalid on arm64) and about non-present entries. Both
+architectures: x86_64 (CR3's table) and arm64 (TTBR0's table for user
+addresses, TTBR1's ``swapper_pg_dir`` for kernel ones; entry flags named by
+:func:`~livewalk.arch.arm64.entry_flags.decode_entry_flags`).
 
 It is an ordinary walker user, like the kernel's own: the user translation
 is :func:`~livewalk.mm.pagewalk.walk_page_range` over ``[addr, addr + 1)`` with
