@@ -343,7 +343,8 @@ def crash_vtop(prog: Program, args: argparse.Namespace, tally: ConsistencyTally 
             vma_line = _vma_line(r.vma)
             path = _file_path(r.vma.obj) if isinstance(r.vma.obj, Object) else ""
             if path:
-                off = (r.vma.vm_pgoff << 12) + (addr & ~0xFFF) - r.vma.vm_start
+                shift = t.paging.page_shift
+                off = (r.vma.vm_pgoff << shift) + (addr & ~((1 << shift) - 1)) - r.vma.vm_start
                 file_off = f"{path}  OFFSET: {off:x}"
         out += cf.format_vtop_crash(
             r, t.paging, entry_paddr=t.entry_paddr, vma_line=vma_line, file_offset=file_off,

@@ -16,7 +16,7 @@ Linux 7.2 ``fs/proc/task_mmu.c`` prints them (``show_map_vma``,
 
 from __future__ import annotations
 
-from drgn import Object, Program
+from drgn import Architecture, Object, Program
 from drgn.helpers.linux.fs import d_path
 
 from livewalk.kernel import KernelFeatures
@@ -160,25 +160,63 @@ _NOT_IN_6_1 = frozenset(("MAYBE_GUARD", "LOCKONFAULT", "SHADOW_STACK", "DROPPABL
 _UFFD_MINOR_BIT_6_1 = 37
 
 
+#: arm64's entries of Linux 7.2 show_smap_vma_flags(), by VMA_*_BIT name
+#: (with the 7.2 bit number) and the configuration option that brings
+#: them, recognised by a function only that option builds: ``bt`` on
+#: ``VM_ARCH_1`` (it replaces ``ar``), ``mt`` and a silent ``VM_MTE_ALLOWED``,
+#: and three silent protection-key bits (``CONFIG_ARCH_PKEY_BITS`` is 3).
+_ARM64_MNEMONICS: tuple[tuple[str, int, str, str], ...] = (
+    ("ARM64_BTI", 24, "bt", "bti_enable"),  # CONFIG_ARM64_BTI
+    ("MTE", 36, "mt", "mte_sync_tags"),  # CONFIG_ARM64_MTE
+    ("MTE_ALLOWED", 37, "", "mte_sync_tags"),
+    ("PKEY_BIT0", 32, "", "cpu_enable_poe"),  # CONFIG_ARM64_POE (ARCH_HAS_PKEYS)
+    ("PKEY_BIT1", 33, "", "cpu_enable_poe"),
+    ("PKEY_BIT2", 34, "", "cpu_enable_poe"),
+)
+#: Entries of _MNEMONICS that an arm64 kernel's table lacks: soft-dirty
+#: (no CONFIG_MEM_SOFT_DIRTY on arm64) and x86's protection-key bits.
+_NOT_ON_ARM64 = frozenset(("SOFTDIRTY", "PKEY_BIT0", "PKEY_BIT1", "PKEY_BIT2", "PKEY_BIT3"))
+
+
+def _has_symbol(prog: Program, name: str) -> bool:
+    try:
+        prog.symbol(name)
+    except LookupError:
+        return False
+    return True
+
+
 def _mnemonic_table(prog: Program, six_one: bool = False) -> dict[int, str]:
     key = "livewalk_smaps_mnemonics_6_1" if six_one else "livewalk_smaps_mnemonics"
     try:
         return prog.cache[key]  # type: ignore[no-any-return]
     except KeyError:
         pass
+    arm64 = prog.platform is not None and prog.platform.arch == Architecture.AARCH64
     table: dict[int, str] = {}
     for name, default, mn in _MNEMONICS:
         if six_one:
             if name not in _NOT_IN_6_1:
                 table[_UFFD_MINOR_BIT_6_1 if name == "UFFD_MINOR" else default] = mn
             continue
+        if arm64 and name in _NOT_ON_ARM64:
+            continue
         try:
             bit = int(prog[f"VMA_{name}_BIT"].value_())
         except KeyError:
             if name == "SHADOW_STACK":
-                continue  # no CONFIG_X86_USER_SHADOW_STACK
+                continue  # no CONFIG_X86_USER_SHADOW_STACK (or CONFIG_ARM64_GCS)
             bit = default
         table[bit] = mn
+    if arm64:
+        # the arm64 entries come later in the kernel's initializer: they win
+        for name, default, mn, config_symbol in _ARM64_MNEMONICS:
+            if _has_symbol(prog, config_symbol):
+                try:
+                    bit = int(prog[f"VMA_{name}_BIT"].value_())
+                except KeyError:
+                    bit = default
+                table[bit] = mn
     prog.cache[key] = table
     return table
 

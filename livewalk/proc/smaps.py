@@ -30,9 +30,14 @@ page recorded in ``walk.errors``
 (:data:`~livewalk.mm.overlay.PAGE_UNREADABLE`); what the entry alone
 decides (``Rss``, ``Swap``, ``Referenced`` of a young entry...) stays exact.
 
-Checked equal to the kernel's text, field for field, in the test VM (both
-paging modes, drgn on ``/proc/kcore`` and over QMP): see
-``tests/vm/test_vm_smaps.py``. What cannot be exact, and why:
+The architecture comes in through the arch seam only
+(:class:`~livewalk.arch.ArchPaging`: the entries' predicates, the page and
+PMD sizes, ``ptep_get()`` of arm64's CONTPTE blocks); ``VmFlags`` and
+``ProtectionKey`` follow the target's architecture and configuration.
+
+Checked equal to the kernel's text, field for field, in the test VMs
+(x86_64 and arm64, both paging modes each, drgn on ``/proc/kcore`` and over
+QMP): see ``tests/vm/test_vm_smaps.py`` and ``tests/vm/test_vm_arm64_smaps.py``. What cannot be exact, and why:
 
 * **The observer.** Pss and the Shared/Private split count the processes
   mapping a page *at read time*; a ``cat`` of ``/proc/PID/smaps`` maps libc
@@ -63,22 +68,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from drgn import FaultError, Object, Program
+from drgn import Architecture, FaultError, Object, Program, sizeof
 
 from livewalk.arch import ArchPaging, PageTableLevel
-from livewalk.arch.x86.pgtable import as_x86, pmd_present, pte_none, pte_present
-from livewalk.arch.x86.pgtable_types import (
-    _PAGE_ACCESSED,
-    _PAGE_DIRTY_BITS,
-    _PAGE_SPECIAL,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PMD_SIZE,
-)
 from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry
-from livewalk.mm.huge_memory import pmd_is_huge, thp_eligible
+from livewalk.mm.huge_memory import thp_eligible
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.page import PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PageInfo, PageReader
 from livewalk.mm.pagewalk import MMWalk, MMWalkOps, PageWalkAction, PageWalkLock, walk_page_vma
@@ -133,6 +129,8 @@ class SmapsVMA:
     header and trailer lines print.
 
     :ivar header: the maps line (without the newline)
+    :ivar kernel_page_size: ``KernelPageSize`` in bytes (``PAGE_SIZE`` or
+        the hugetlb size; set by :func:`smaps`)
     :ivar thp_eligible: ``THPeligible`` (see :func:`~livewalk.mm.huge_memory.thp_eligible`)
     :ivar protection_key: ``ProtectionKey``, or ``None`` when the line is
         not printed (no ``X86_FEATURE_OSPKE``)
@@ -148,8 +146,8 @@ class SmapsVMA:
     vm_end: int
     vm_flags: int
     header: str
-    kernel_page_size: int = PAGE_SIZE
-    mmu_page_size: int = PAGE_SIZE
+    kernel_page_size: int = 0
+    mmu_page_size: int = 0
     resident: int = 0
     shared_clean: int = 0
     shared_dirty: int = 0
@@ -351,6 +349,22 @@ class _Stats:
         #: follow_trans_huge_pmd()): see KernelFeatures.task_mmu_page_mapcount
         self.page_mapcount_rules = False
 
+    # The target's geometry, from its paging (4K, 16K or 64K pages).
+    @property
+    def page_shift(self) -> int:
+        """``PAGE_SHIFT``."""
+        return self.paging.page_shift
+
+    @property
+    def page_size(self) -> int:
+        """``PAGE_SIZE``."""
+        return self.paging.page_size
+
+    @property
+    def pmd_size(self) -> int:
+        """``PMD_SIZE`` (``HPAGE_PMD_SIZE``): 2 MiB with 4K pages, 32 MiB with 16K."""
+        return 1 << self.paging.level_shift(PageTableLevel.PMD)
+
 
 # -- what a struct page not in the dump leaves unknown ---------------------------
 #
@@ -478,9 +492,8 @@ def _account(
     if pi is None:
         # compound_nr(page) of a PMD mapping: a PMD maps only a PMD-order
         # folio (no THP is larger: HPAGE_PMD_ORDER bounds anonymous and page
-        # cache folios on x86), at its head
-        nr = PMD_SIZE >> PAGE_SHIFT if compound else 1
-        size = nr * PAGE_SIZE
+        # cache folios), at its head
+        size = st.pmd_size if compound else st.page_size
         _credit(o, ("anonymous", None), size)
         if not dirty:
             _credit(o, ("lazyfree", None), size)
@@ -490,7 +503,7 @@ def _account(
     else:
         # compound_nr(page): 1 unless *this page* carries PG_head.
         nr = pi.nr_pages if (compound and pi.large and pi.head_pfn == pfn) else 1
-        size = nr * PAGE_SIZE
+        size = nr * st.page_size
         flags = pi.flags
         if pi.mapping & PAGE_MAPPING_ANON:
             o.anonymous += size
@@ -515,30 +528,32 @@ def _account(
     if pi is None:  # the refcount and the mapcounts are unknown
         _accumulate(st, None, size, None, dirty, None)
         return
+    page_size = st.page_size
     for i in range(nr):
         try:
             mc = r.precise_mapcount(pi, pfn + i)
         except FaultError:  # this page's struct page (of a large folio) is not in the dump
-            _unreadable(st, PageTableLevel.PTE, addr + i * PAGE_SIZE, pfn + i)
-            _accumulate(st, pi, PAGE_SIZE, None, dirty, None)
+            _unreadable(st, PageTableLevel.PTE, addr + i * page_size, pfn + i)
+            _accumulate(st, pi, page_size, None, dirty, None)
             continue
-        pss = PAGE_SIZE << PSS_SHIFT
+        pss = page_size << PSS_SHIFT
         if mc >= 2:
             pss //= mc
-        _accumulate(st, pi, PAGE_SIZE, pss, dirty, mc < 2)
+        _accumulate(st, pi, page_size, pss, dirty, mc < 2)
 
 
 # ---------------------------------------------------------------------------
 # Walk callbacks
 # ---------------------------------------------------------------------------
-def _linear_page_index(vma: VMA, addr: int) -> int:
-    return ((addr - vma.vm_start) >> PAGE_SHIFT) + vma.vm_pgoff
+def _linear_page_index(vma: VMA, addr: int, page_shift: int) -> int:
+    return ((addr - vma.vm_start) >> page_shift) + vma.vm_pgoff
 
 
 def _shmem_hole(st: _Stats, addr: int, end: int) -> None:
     vma = st.vma
+    shift = st.page_shift
     st.out.swap += st.shmem.partial_swap_usage(
-        st.shmem_mapping_addr, _linear_page_index(vma, addr), _linear_page_index(vma, end)
+        st.shmem_mapping_addr, _linear_page_index(vma, addr, shift), _linear_page_index(vma, end, shift)
     )
 
 
@@ -548,26 +563,29 @@ def _smaps_pte_hole(addr: int, end: int, depth: int, walk: MMWalk) -> int:
     return 0
 
 
-def _normal_pfn(st: _Stats, pfn: int, v: int, addr: int) -> bool:
+def _normal_pfn(st: _Stats, pfn: int, special: bool, addr: int) -> bool:
+    """``vm_normal_page()`` of an entry whose ``pte_special()``/``pmd_special()`` is *special*."""
     vma = st.vma
-    return st.r.normal_pfn(
-        pfn, bool(v & _PAGE_SPECIAL), vma.vm_flags, vma.vm_start, vma.vm_pgoff, addr, st.bits
-    )
+    return st.r.normal_pfn(pfn, special, vma.vm_flags, vma.vm_start, vma.vm_pgoff, addr, st.bits)
 
 
 def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
-    """``smaps_pte_entry()`` on a raw PTE value."""
+    """
+    ``smaps_pte_entry()`` on the value ``ptep_get()`` returns (on arm64 with
+    CONTPTE, young and dirty gathered over the entry's contiguous block).
+    """
     paging = st.paging
-    if pte_present(v):
+    if paging.pte_present(v):
         pfn = paging.pte_pfn(v)
-        if _normal_pfn(st, pfn, v, addr):
+        if _normal_pfn(st, pfn, paging.pte_special(v), addr):
             pi = _page_info(st, pfn, PageTableLevel.PTE, addr)
-            _account(st, pi, pfn, addr, False, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), True)
+            _account(st, pi, pfn, addr, False, paging.pte_young(v), paging.pte_dirty(v), True)
         return
-    if pte_none(v):
+    page_size = st.page_size
+    if paging.pte_none(v):
         # smaps_pte_hole_lookup(): the shmem per-page lookup.
         if has_hole_op:
-            _shmem_hole(st, addr, addr + PAGE_SIZE)
+            _shmem_hole(st, addr, addr + page_size)
         return
     ent = paging.decode_swap(v)
     if ent is None:
@@ -575,12 +593,12 @@ def _smaps_pte_entry(st: _Stats, v: int, addr: int, has_hole_op: bool) -> None:
     kind = ent.kind
     if kind.name == "SWAP":
         o = st.out
-        o.swap += PAGE_SIZE
+        o.swap += page_size
         mc = st.swap.swapcount(ent.type, ent.offset)
         if mc >= 2:
-            o.swap_pss += (PAGE_SIZE << PSS_SHIFT) // mc
+            o.swap_pss += (page_size << PSS_SHIFT) // mc
         else:
-            o.swap_pss += PAGE_SIZE << PSS_SHIFT
+            o.swap_pss += page_size << PSS_SHIFT
     elif kind.has_pfn:
         epfn = ent.pfn
         assert epfn is not None
@@ -596,15 +614,17 @@ def _smaps_thp(st: _Stats, pfn: int, v: int, addr: int, present: bool, migration
     """
     pi = _page_info(st, pfn, PageTableLevel.PMD, addr)
     o = st.out
+    pmd_size = st.pmd_size
     if pi is None:
-        _credit(o, ("anonymous_thp", "shmem_thp", "file_thp", None), PMD_SIZE)
+        _credit(o, ("anonymous_thp", "shmem_thp", "file_thp", None), pmd_size)
     elif pi.mapping & PAGE_MAPPING_ANON:
-        o.anonymous_thp += PMD_SIZE
+        o.anonymous_thp += pmd_size
     elif pi.flags >> st.pg_swapbacked & 1:
-        o.shmem_thp += PMD_SIZE
+        o.shmem_thp += pmd_size
     elif not st.r.zone_device(pi):
-        o.file_thp += PMD_SIZE
-    _account(st, pi, pfn, addr, True, bool(v & _PAGE_ACCESSED), bool(v & _PAGE_DIRTY_BITS), present, migration)
+        o.file_thp += pmd_size
+    paging = st.paging
+    _account(st, pi, pfn, addr, True, paging.pmd_young(v), paging.pmd_dirty(v), present, migration)
 
 
 def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
@@ -613,11 +633,13 @@ def _smaps_pmd_entry(st: _Stats, v: int, addr: int) -> None:
         _smaps_pmd_entry_6_1(st, v, addr)
         return
     present = False
-    if pmd_present(v):
-        pfn: int | None = st.paging.pmd_pfn(v)
+    paging = st.paging
+    if paging.pmd_present(v):
+        pfn: int | None = paging.pmd_pfn(v)
         assert pfn is not None
-        # vm_normal_page_pmd(): x86 has pmd_special (ARCH_SUPPORTS_PMD_PFNMAP).
-        if not _normal_pfn(st, pfn, v, addr):
+        # vm_normal_page_pmd(): x86_64 and arm64 have pmd_special
+        # (ARCH_SUPPORTS_PMD_PFNMAP).
+        if not _normal_pfn(st, pfn, paging.pmd_special(v), addr):
             return
         present = True
     else:
@@ -638,12 +660,12 @@ def _smaps_pmd_entry_6_1(st: _Stats, v: int, addr: int) -> None:
     """
     paging = st.paging
     migration = False
-    if pmd_present(v):
+    if paging.pmd_present(v):
         head = paging.pmd_pfn(v)
         assert head is not None
         if st.r.ks.is_huge_zero_pfn(head) or paging.pmd_protnone(v):
             return
-        pfn = head + ((addr & (PMD_SIZE - 1)) >> PAGE_SHIFT)
+        pfn = head + ((addr & (st.pmd_size - 1)) >> st.page_shift)
     else:
         ent = paging.decode_swap(v)
         if ent is None or not ent.kind.is_migration or ent.pfn is None:
@@ -657,8 +679,11 @@ def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
     """``smaps_pte_range()``: the smaps ``pmd_entry``."""
     st: _Stats = walk.private
     st.walk = walk
+    paging = st.paging
     v = int(pmd.value)
-    if pmd_is_huge(v):  # pmd_trans_huge_lock()
+    # pmd_trans_huge_lock(): pmd_is_huge() (include/linux/huge_mm.h), a leaf
+    # or a non-none, non-present (migration or device-private) entry
+    if not paging.pmd_none(v) and (not paging.pmd_present(v) or paging.pmd_trans_huge(v)):
         _smaps_pmd_entry(st, v, addr)
         return 0
     try:
@@ -672,14 +697,16 @@ def _smaps_pte_range(pmd: Entry, addr: int, end: int, walk: MMWalk) -> int:
         walk.action = PageWalkAction.ACTION_AGAIN
         return 0
     has_hole_op = st.shmem_mapping_addr != 0
-    i = (addr >> PAGE_SHIFT) & 511
+    shift = st.page_shift
+    page_size = 1 << shift
+    i = (addr >> shift) & (paging.ptrs_per(PageTableLevel.PTE) - 1)
+    # ptep_get() of each entry: on arm64 with CONTPTE, a contiguous block's
+    # young and dirty bits are gathered into each of its entries
     a = addr
-    while a != end:
-        val = table[i]
+    for val in paging.ptes_get(table, i, (end - addr) >> shift):
         if val or has_hole_op:
             _smaps_pte_entry(st, val, a, has_hole_op)
-        i += 1
-        a += PAGE_SIZE
+        a += page_size
     return 0
 
 
@@ -691,11 +718,12 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
     v = int(pte.value)
     pfn: int | None = None
     present = False
-    if pte_present(v):
-        pfn = st.paging.pte_pfn(v)
+    paging = st.paging
+    if paging.pte_present(v):
+        pfn = paging.pte_pfn(v)
         present = True
         # Linux 6.1 takes the page with vm_normal_page()
-        if st.page_mapcount_rules and not _normal_pfn(st, pfn, v, addr):
+        if st.page_mapcount_rules and not _normal_pfn(st, pfn, paging.pte_special(v), addr):
             return 0
     else:
         ent = st.paging.decode_swap(v)
@@ -732,8 +760,22 @@ def _smaps_hugetlb_range(pte: Entry, hmask: int, addr: int, end: int, walk: MMWa
 # ---------------------------------------------------------------------------
 # ProtectionKey
 # ---------------------------------------------------------------------------
+#: ``arm64_features[]``' description of ``ARM64_HAS_S1POE`` (Linux 7.2
+#: arch/arm64/kernel/cpufeature.c): the capability's number is a generated
+#: macro, not in the debug info, so it is found by its entry.
+_S1POE_DESC = b"Stage-1 Permission Overlay Extension (S1POE)"
+#: a bound on ``arm64_features[]`` (Linux 7.2 has about 120 entries)
+_MAX_ARM64_FEATURES = 1024
+
+
 def _pkeys_enabled(prog: Program) -> bool:
-    """``arch_pkeys_enabled()``: ``boot_cpu_has(X86_FEATURE_OSPKE)`` (word 16, bit 4)."""
+    """
+    ``arch_pkeys_enabled()``: on x86_64 ``boot_cpu_has(X86_FEATURE_OSPKE)``
+    (word 16, bit 4); on arm64 ``system_supports_poe()``, the
+    ``ARM64_HAS_S1POE`` bit of ``system_cpucaps`` (``CONFIG_ARM64_POE``).
+    """
+    if prog.platform is not None and prog.platform.arch == Architecture.AARCH64:
+        return _arm64_has_poe(prog)
     try:
         caps = prog["boot_cpu_data"].x86_capability
         return bool(int(caps[16].value_()) >> 4 & 1)
@@ -741,16 +783,51 @@ def _pkeys_enabled(prog: Program) -> bool:
         return False
 
 
-def _vma_pkey(vm_flags: int) -> int:
-    # vma_pkey(): VM_PKEY_BIT0..3 (bits 32-35) on x86.
-    return vm_flags >> 32 & 0xF
+def _arm64_has_poe(prog: Program) -> bool:
+    try:
+        return bool(prog.cache["livewalk_arm64_poe"])
+    except KeyError:
+        pass
+    found = False
+    try:
+        features = prog["arm64_features"]
+        caps = prog["system_cpucaps"]
+        # an array of unknown length, ended by an entry without a description
+        for i in range(_MAX_ARM64_FEATURES):
+            cap = features[i]
+            desc = cap.desc.read_()
+            if not desc:  # the terminating empty entry
+                break
+            if desc.string_() == _S1POE_DESC:
+                n = int(cap.capability.value_())
+                bits_per_word = 8 * sizeof(caps[0])
+                found = bool(int(caps[n // bits_per_word].value_()) >> (n % bits_per_word) & 1)
+                break
+    except (KeyError, LookupError, FaultError):  # no CONFIG_ARM64_POE
+        found = False
+    prog.cache["livewalk_arm64_poe"] = found
+    return found
+
+
+#: ``VM_PKEY_SHIFT``: ``VMA_HIGH_ARCH_0_BIT`` (Linux 7.2 include/linux/mm.h).
+_VM_PKEY_SHIFT = 32
+
+
+def _vma_pkey(vm_flags: int, prog: Program) -> int:
+    """
+    ``vma_pkey()``: the ``VM_PKEY_BIT*`` bits from ``VM_PKEY_SHIFT``
+    (``VMA_HIGH_ARCH_0_BIT``): four on x86_64, three on arm64
+    (``CONFIG_ARCH_PKEY_BITS``).
+    """
+    nbits = 3 if prog.platform is not None and prog.platform.arch == Architecture.AARCH64 else 4
+    return vm_flags >> _VM_PKEY_SHIFT & ((1 << nbits) - 1)
 
 
 # ---------------------------------------------------------------------------
 # The driver (show_smap / smap_gather_stats)
 # ---------------------------------------------------------------------------
 def _gate_vma(prog: Program, mm: Object) -> Object | None:
-    """``get_gate_vma(mm)`` on x86_64."""
+    """``get_gate_vma(mm)`` on x86_64 (arm64 has no gate VMA: no ``gate_vma`` symbol)."""
     try:
         gate = prog["gate_vma"]
         mode_obj = prog["vsyscall_mode"]
@@ -773,11 +850,11 @@ def _gate_vma(prog: Program, mm: Object) -> Object | None:
     return gate.address_of_()
 
 
-def _kernel_page_size(vma_obj: Object, vma: VMA) -> int:
-    """``vma_kernel_pagesize()`` from the backend's snapshot of the VMA."""
+def _kernel_page_size(vma_obj: Object, vma: VMA, page_size: int) -> int:
+    """``vma_kernel_pagesize()`` from the backend's snapshot of the VMA (*page_size*: ``PAGE_SIZE``)."""
     if int(vma_obj.vm_ops.value_()) and int(vma_obj.vm_ops.pagesize.value_()) and vma.hugetlb_shift:
         return 1 << vma.hugetlb_shift
-    return PAGE_SIZE
+    return page_size
 
 
 def _smaps_ops(shmem: bool, vma_lock: bool) -> MMWalkOps:
@@ -826,7 +903,7 @@ def smaps(
     :return: the VMAs' sums and lines
     """
     backend = backend_for_mm(mm)
-    as_x86(backend.paging, "smaps")
+    paging = backend.paging
     prog: Program = mm.prog_
     r = reader or PageReader(prog)
     swap = SwapTables(prog)
@@ -839,8 +916,8 @@ def smaps(
     out: list[SmapsVMA] = []
     for vma in vmas:
         vma_obj = vma.obj
-        res = _new_entry(prog, vma_obj, vma, bits, pkeys, features)
-        st = _Stats(res, r, swap, shmem, vma, bits, backend.paging)
+        res = _new_entry(prog, vma_obj, vma, bits, pkeys, features, paging.page_size)
+        st = _Stats(res, r, swap, shmem, vma, bits, paging)
         st.page_mapcount_rules = features.task_mmu_page_mapcount
         ops = _smaps_ops(False, vma_lock)
         vm_file = vma_obj.vm_file.read_()
@@ -871,14 +948,20 @@ def smaps(
             vm_flags=int(g.vm_flags.value_()),
             obj=gate,
         )
-        out.append(_new_entry(prog, gate, gvma, bits, pkeys, features))
+        out.append(_new_entry(prog, gate, gvma, bits, pkeys, features, paging.page_size))
     return out
 
 
 def _new_entry(
-    prog: Program, vma_obj: Object, vma: VMA, bits: VMFlagBits, pkeys: bool, features: KernelFeatures
+    prog: Program,
+    vma_obj: Object,
+    vma: VMA,
+    bits: VMFlagBits,
+    pkeys: bool,
+    features: KernelFeatures,
+    page_size: int,
 ) -> SmapsVMA:
-    kps = _kernel_page_size(vma_obj, vma)
+    kps = _kernel_page_size(vma_obj, vma, page_size)
     return SmapsVMA(
         vm_start=vma.vm_start,
         vm_end=vma.vm_end,
@@ -887,7 +970,7 @@ def _new_entry(
         kernel_page_size=kps,
         mmu_page_size=kps,
         thp_eligible=thp_eligible(vma_obj, vma, bits, features),
-        protection_key=_vma_pkey(vma.vm_flags) if pkeys else None,
+        protection_key=_vma_pkey(vma.vm_flags, prog) if pkeys else None,
         vm_flags_text=vm_flags_mnemonics(prog, vma.vm_flags, features),
         show_ksm=features.smaps_ksm,
         thp_eligible_padded=not features.thp_hugepage_vma_check,

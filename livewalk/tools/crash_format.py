@@ -28,6 +28,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 
 from livewalk.arch import ArchPaging, PageTableLevel
+from livewalk.arch.arm64.entry_flags import decode_entry_flags
+from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -123,6 +125,8 @@ def crash_pte_flags(value: int, paging: ArchPaging, level: int = PageTableLevel.
     """
     if value == 0:
         return "(no mapping)"
+    if isinstance(paging, Arm64Paging):  # crash has no arm64 names: livewalk's (vtop's)
+        return "(" + "|".join(decode_entry_flags(value, PageTableLevel(level), paging)) + ")"
     present = bool(value & _PAGE_PRESENT)
     names = ["PRESENT"] if present else []
     names += [name for bit, name in _CRASH_FLAGS if value & bit]
@@ -146,11 +150,6 @@ def crash_pte_flags(value: int, paging: ArchPaging, level: int = PageTableLevel.
     if pkey:
         names.append(f"PKEY={pkey}")
     return "(" + "|".join(names) + ")"
-
-
-def _entry_is_mapped(value: int) -> bool:
-    # crash's page_present: PRESENT or PROTNONE (a PROT_NONE page is mapped).
-    return bool(value & (_PAGE_PRESENT | _PAGE_PROTNONE))
 
 
 def swap_location(swap: SwapEntry, swap_name: SwapNamer | None = None) -> str:
@@ -195,7 +194,7 @@ def format_pte(
     """
     pte = f"{value:x}"
     len1 = max(len(pte), len("PTE"))
-    if value and not _entry_is_mapped(value):
+    if value and not paging.pte_present(value):
         swap = paging.decode_swap(value)
         if swap is None:
             return [f"{mkstring('PTE', len1, 'center')}  ENTRY",
@@ -215,7 +214,7 @@ def format_pte(
             f"{mkstring(num, len3, 'center-rjust')}",
         ]
     phys = f"{paging.table_paddr(value) if level == PageTableLevel.PTE else _leaf_paddr(value, level, paging):x}"
-    if value & _PAGE_PROTNONE and not value & _PAGE_PRESENT:
+    if paging.pte_protnone(value):
         phys = f"{paging.pte_pfn(value) << paging.page_shift:x}"
     len2 = max(len(phys), len("PHYSICAL"))
     return [

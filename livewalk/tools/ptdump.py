@@ -47,9 +47,7 @@ from livewalk.arch.arm64 import ptdump as arm64_ptdump
 from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.dump_pagetables import (
     LEVEL_NAMES,
-    AddressMarker,
     PgState,
-    PtdumpRange,
     format_prot,
     ptdump_markers,
     ptdump_ranges,
@@ -67,6 +65,7 @@ from livewalk.mm.pagewalk import (
     walk_kernel_page_table_range,
     walk_page_range_novma,
 )
+from livewalk.mm.ptdump import AddressMarker, PtdumpRange
 
 __all__ = (
     "PtdumpResult",

@@ -6,7 +6,8 @@ Verify against the running kernel
 ``livewalk verify --pid PID`` (on the running kernel, as root): compute a
 process's pagemap and smaps with livewalk and compare them with what the
 kernel itself reports in ``/proc/PID/pagemap`` and ``/proc/PID/smaps``, page
-for page and field for field.
+for page and field for field, on x86_64 and arm64 alike (the page size is
+the target's).
 
 A live process is not frozen while it is read, and reading ``/proc`` from
 this very process maps and unmaps pages that others share (libc, the python
@@ -27,7 +28,7 @@ from typing import TextIO
 
 from drgn import Object, Program
 
-from livewalk.arch.x86.pgtable_types import PAGE_SIZE
+from livewalk.backend import backend_for_mm
 from livewalk.errors import LivewalkError
 
 __all__ = ("VerifyResult", "verify_pagemap", "verify_smaps")
@@ -65,14 +66,14 @@ def _proc_maps(pid: int) -> list[tuple[int, int]]:
         raise LivewalkError(f"cannot read /proc/{pid}/maps: {e.strerror}") from None
 
 
-def _kernel_pagemap(pid: int, ranges: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+def _kernel_pagemap(pid: int, ranges: list[tuple[int, int]], page_size: int) -> dict[tuple[int, int], bytes]:
     try:
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     except OSError as e:
         raise LivewalkError(f"cannot open /proc/{pid}/pagemap: {e.strerror}") from None
     try:
         return {
-            (s, e): os.pread(fd, (e - s) // PAGE_SIZE * 8, s // PAGE_SIZE * 8) for s, e in ranges
+            (s, e): os.pread(fd, (e - s) // page_size * 8, s // page_size * 8) for s, e in ranges
         }
     finally:
         os.close(fd)
@@ -86,10 +87,11 @@ def verify_pagemap(mm: Object, pid: int) -> VerifyResult:
     from livewalk.proc.pagemap import pagemap_read
 
     res = VerifyResult("pagemap")
+    page_size = backend_for_mm(mm).paging.page_size
     ranges = _proc_maps(pid)
-    before = _kernel_pagemap(pid, ranges)
+    before = _kernel_pagemap(pid, ranges, page_size)
     ours = {r: pagemap_read(mm, r[0], r[1]).tobytes() for r in ranges}
-    after = _kernel_pagemap(pid, ranges)
+    after = _kernel_pagemap(pid, ranges, page_size)
     for r in ranges:
         a, b, o = before[r], after[r], ours[r]
         res.vmas += 1
@@ -101,7 +103,7 @@ def verify_pagemap(mm: Object, pid: int) -> VerifyResult:
             if ka != kb:
                 res.moving += 1
             if lo != ka and lo != kb:
-                addr = r[0] + i // 8 * PAGE_SIZE
+                addr = r[0] + i // 8 * page_size
                 res.mismatches.append(
                     f"pagemap {addr:#x}: kernel {int.from_bytes(ka or b'', 'little'):#018x} "
                     f"livewalk {int.from_bytes(lo or b'', 'little'):#018x}"

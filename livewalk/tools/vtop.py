@@ -7,8 +7,11 @@ Translate one virtual address, showing every page-table level on the way:
 the address and raw value of each entry with its decoded flags, the leaf
 size, then the physical address or the decoded swap / migration / device /
 marker entry, and the VMA. This is crash's ``vtop``, but right about
-``PROT_NONE`` (a ``PROTNONE`` entry is present, with its PFN stored inverted)
-and about non-present entries.
+``PROT_NONE`` (a ``PROTNONE`` entry is present, with its PFN stored inverted
+on x86_64; present-invalid on arm64) and about non-present entries. Both
+architectures: x86_64 (CR3's table) and arm64 (TTBR0's table for user
+addresses, TTBR1's ``swapper_pg_dir`` for kernel ones; entry flags named by
+:func:`~livewalk.arch.arm64.entry_flags.decode_entry_flags`).
 
 It is an ordinary walker user, like the kernel's own: the user translation
 is :func:`~livewalk.mm.pagewalk.walk_page_range` over ``[addr, addr + 1)`` with
@@ -37,8 +40,9 @@ from typing import Any
 from drgn import FaultError, Object
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
-from livewalk.arch.x86.pgtable import X86Paging, as_x86
-from livewalk.arch.x86.pgtable_types import PAGE_SIZE
+from livewalk.arch.arm64.entry_flags import decode_entry_flags
+from livewalk.arch.arm64.pgtable import Arm64Paging
+from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import PageTableBackend, backend_for_mm
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
 from livewalk.errors import AddressError, WalkFailedError
@@ -76,13 +80,6 @@ _LEVEL_NAMES = {
     PageTableLevel.PTE: "PTE",
 }
 
-_LEVEL_SHIFT = {
-    PageTableLevel.P4D: 39,
-    PageTableLevel.PUD: 30,
-    PageTableLevel.PMD: 21,
-    PageTableLevel.PTE: 12,
-}
-
 # an entry's level (an int or a PageTableLevel) -> the PageTableLevel, without
 # an enum call per entry
 _LEVELS = {int(level): level for level in PageTableLevel}
@@ -101,8 +98,10 @@ vm_flags_string = vma_perms
 
 def decode_pte_flags(value: int, level: int, paging: ArchPaging | None = None) -> list[str]:
     """
-    Name the flag bits of a raw x86_64 entry (``arch/x86/include/asm/
-    pgtable_types.h``). Bit 7 is ``PSE`` at PMD/PUD level and ``PAT`` in a
+    Name the flag bits of a raw entry of *paging*'s architecture: an arm64
+    descriptor's with :func:`~livewalk.arch.arm64.entry_flags.decode_entry_flags`,
+    else (x86_64, or no *paging*) those of ``arch/x86/include/asm/
+    pgtable_types.h``. Bit 7 is ``PSE`` at PMD/PUD level and ``PAT`` in a
     PTE; bit 12 is ``PAT_LARGE`` in a PMD/PUD leaf. A non-present entry with
     bit 8 set is ``PROTNONE`` (``PROT_NONE`` or a NUMA hinting fault). Swap
     entries (not present, not ``PROTNONE``) have their own layout: their soft
@@ -114,6 +113,8 @@ def decode_pte_flags(value: int, level: int, paging: ArchPaging | None = None) -
     >>> decode_pte_flags(0x80000001234560a5 & ~1 | 0x100, PageTableLevel.PTE)
     ['PROTNONE', 'USER', 'ACCESSED', 'PAT', 'NX']
     """
+    if isinstance(paging, Arm64Paging):
+        return decode_entry_flags(value, _LEVELS[level], paging)
     uffd_wp = paging.uffd_wp if paging is not None else True
     soft_dirty = paging.soft_dirty if paging is not None else True
     present = bool(value & 1)
@@ -208,6 +209,8 @@ class VtopResult:
     :ivar consistency: the verdict of :func:`vtop_consistent` (``None``
         from a plain :func:`vtop`): whether the entries shown changed while
         they were read
+    :ivar paging: the target's paging (how the entries are decoded;
+        ``None``: x86_64 with :attr:`levels` levels)
     """
 
     addr: int
@@ -228,6 +231,7 @@ class VtopResult:
     comm: str = ""
     errors: list[str] = dataclasses.field(default_factory=list)
     consistency: RangeConsistency | None = None
+    paging: ArchPaging | None = dataclasses.field(default=None, repr=False, compare=False)
     _vma_name: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -255,8 +259,8 @@ class _State:
 
     def add(self, entry: Entry) -> None:
         level = _LEVELS[entry.level]
-        if level == PageTableLevel.P4D and self.paging.levels == 4:
-            # p4d_offset() returns the PGD slot itself: nothing new to show.
+        if self.paging.folded(level):
+            # p?d_offset() returns the slot of the level above: nothing new to show.
             return
         for step in self.result.steps:
             if step.level == level:
@@ -268,15 +272,12 @@ class _State:
 
 
 def _index(paging: ArchPaging, level: PageTableLevel, addr: int) -> int:
-    if level == PageTableLevel.PGD:
-        return (addr >> paging.pgdir_shift) & 511
-    return (addr >> _LEVEL_SHIFT[level]) & 511
+    """``p?d_index()``: the slot of *addr* in its *level* table."""
+    return (addr >> paging.level_shift(level)) & (paging.ptrs_per(level) - 1)
 
 
 def _level_size(paging: ArchPaging, level: PageTableLevel) -> int:
-    if level == PageTableLevel.PGD:
-        return 1 << paging.pgdir_shift
-    return 1 << _LEVEL_SHIFT[level]
+    return 1 << paging.level_shift(level)
 
 
 @functools.cache
@@ -357,8 +358,8 @@ def _fill_hole(st: _State) -> None:
     if depth < 0:
         return
     level = _DEPTH_LEVEL[depth]
-    if level == PageTableLevel.P4D and st.paging.levels == 4:
-        level = PageTableLevel.PGD
+    while st.paging.folded(level):  # the none entry is the slot of the level above
+        level = _LEVELS[level + 1]
     r.leaf_level = level
     r.leaf_size = _level_size(st.paging, level)
     r.state = "none"
@@ -410,8 +411,12 @@ def _finish(st: _State) -> VtopResult:
         return r
     level = _LEVELS[leaf.level]
     if r.hugetlb:
-        # hugetlb_entry gets a pte_t * whatever the size: name the level by it.
-        level = PageTableLevel.PUD if r.leaf_size >= 1 << 30 else PageTableLevel.PMD
+        # hugetlb_entry gets a pte_t * whatever the size: name the level by
+        # it (arm64's contiguous sizes: CONT_PTES PTEs or CONT_PMDS PMDs)
+        try:
+            level = st.paging.hugetlb_level(r.leaf_size.bit_length() - 1)[0]
+        except ValueError:
+            pass
     r.leaf_level = level
     if not r.leaf_size:
         r.leaf_size = _level_size(st.paging, level)
@@ -428,7 +433,7 @@ def _finish(st: _State) -> VtopResult:
     if leaf.present:
         r.state = "protnone" if leaf.protnone else "present"
         r.pfn = int(leaf.pfn)
-        r.phys = (r.pfn << 12) + (r.addr & (r.leaf_size - 1))
+        r.phys = (r.pfn << st.paging.page_shift) + (r.addr & (r.leaf_size - 1))
         return r
     swap = leaf.swap
     r.swap = swap
@@ -462,7 +467,7 @@ def _vma_name(vma: VMA | None) -> str:
 def _check_user_addr(backend: PageTableBackend, mm: Any, addr: int) -> None:
     if not 0 <= addr <= ULONG_MAX:
         raise AddressError(f"address {addr:#x} is not a 64-bit address")
-    task_size = backend.paging.task_size_max + PAGE_SIZE
+    task_size = backend.paging.task_size_max + backend.paging.page_size
     try:
         task_size = backend.mm_task_size(mm)
     except Exception:
@@ -475,6 +480,15 @@ def _check_user_addr(backend: PageTableBackend, mm: Any, addr: int) -> None:
 
 
 def _canonical(paging: ArchPaging, addr: int) -> bool:
+    """
+    *addr* is a canonical kernel address: on x86_64 bits 63 down to bit
+    47 (56 with LA57) are equal; on arm64 it is in the TTBR1 range, bits 63
+    down to ``vabits_actual`` are ones (``task_size_max`` is ``1 <<
+    vabits_actual``).
+    """
+    if isinstance(paging, Arm64Paging):
+        bits = paging.task_size_max.bit_length() - 1
+        return addr >> bits == ULONG_MAX >> bits
     bits = 57 if paging.levels == 5 else 48
     top = addr >> (bits - 1)
     return top == 0 or top == (ULONG_MAX >> (bits - 1))
@@ -493,9 +507,9 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     """
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
-    paging: ArchPaging = as_x86(backend.paging, "vtop")
+    paging: ArchPaging = backend.paging
     _check_user_addr(backend, mm, addr)
-    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0)
+    result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0, paging=paging)
     st = _State(result, backend)
     own: list[MMWalk] = []
     try:
@@ -548,7 +562,7 @@ def vtop_kernel(prog: Any, addr: int) -> VtopResult:
 
 
 def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> VtopResult:
-    paging: ArchPaging = as_x86(backend.paging, "vtop")
+    paging: ArchPaging = backend.paging
     if not 0 <= addr <= ULONG_MAX or not addr >> 63:
         raise AddressError(
             f"address {addr:#x} is not a kernel address: use --pid PID for user addresses"
@@ -559,7 +573,7 @@ def _vtop_kernel(backend: Any, addr: int, walks: list[MMWalk] | None = None) -> 
         )
     init_mm = backend.init_mm()
     pgd = backend.mm_pgd(init_mm)
-    result = VtopResult(addr=addr, kernel=True, levels=paging.levels, pgd=pgd)
+    result = VtopResult(addr=addr, kernel=True, levels=paging.levels, pgd=pgd, paging=paging)
     st = _State(result, backend)
     # the kernel's walk of its own tables: walk_page_range_novma(&init_mm)
     # before 6.12.105, walk_kernel_page_table_range() since
@@ -649,15 +663,34 @@ def _swap_str(swap: SwapEntry | None, paging: ArchPaging) -> str:
     return ", ".join(parts)
 
 
+def _paging(r: VtopResult) -> ArchPaging:
+    """The paging that decodes *r*'s entries (x86_64 for a result made without one)."""
+    return r.paging if r.paging is not None else X86Paging(levels=r.levels)
+
+
+def _paging_note(r: VtopResult, paging: ArchPaging) -> str:
+    """
+    The paging mode and the top table: x86_64's CR3 table, or on arm64 the
+    table of TTBR0 (user, ``mm->pgd``) or TTBR1 (kernel, ``swapper_pg_dir``).
+    """
+    if not isinstance(paging, Arm64Paging):
+        if r.levels == 5:
+            return f"5-level paging, PGD table at {r.pgd:x}"
+        return f"4-level paging, P4D folded into PGD, PGD table at {r.pgd:x}"
+    note = f"{paging.levels}-level paging, {paging.page_size >> 10}K pages"
+    if paging.levels < paging.config_levels:
+        note += f" ({paging.config_levels} levels built, folded at boot)"
+    table = "TTBR1 (swapper_pg_dir)" if r.kernel else "TTBR0"
+    return f"{note}, {table} PGD table at {r.pgd:x}"
+
+
 def format_vtop(r: VtopResult) -> str:
     """
     Format a :class:`VtopResult` for people, in the spirit of crash's
     ``vtop``: the translation, then one line per level (``LEVEL: entry
     address => value  flags``), then the page and the VMA.
     """
-    from livewalk.arch.x86.pgtable import X86Paging
-
-    paging = X86Paging(levels=r.levels)
+    paging = _paging(r)
     lines = []
     if r.phys is not None:
         phys = f"{r.phys:x}"
@@ -678,10 +711,7 @@ def format_vtop(r: VtopResult) -> str:
     who = "kernel (init_mm)" if r.kernel else (
         f"PID {r.pid}" + (f" ({r.comm})" if r.comm else "") if r.pid is not None else "user mm"
     )
-    paging_note = (
-        "5-level paging" if r.levels == 5 else "4-level paging, P4D folded into PGD"
-    )
-    lines.append(f"{who}, {paging_note}, PGD table at {r.pgd:x}")
+    lines.append(f"{who}, {_paging_note(r, paging)}")
     for step in r.steps:
         name = _LEVEL_NAMES[step.level]
         if step.none:
@@ -689,13 +719,27 @@ def format_vtop(r: VtopResult) -> str:
         else:
             flags = " ".join(decode_pte_flags(step.value, step.level, paging)) or "(none)"
         lines.append(f"  {name}: {step.kaddr:x} [{step.index:3d}] => {step.value:016x}  {flags}")
-    if r.levels == 4:
-        lines.append("  (P4D is folded: p4d_offset() returns the PGD entry)")
+    for level in (PageTableLevel.P4D, PageTableLevel.PUD, PageTableLevel.PMD):
+        above = _LEVEL_NAMES[_LEVELS[level + 1]]
+        name = _LEVEL_NAMES[level]
+        if paging.folded(level):
+            lines.append(f"  ({name} is folded: {name.lower()}_offset() returns the {above} entry)")
+        elif paging.folded_at_boot(level):
+            lines.append(
+                f"  ({name} is folded at boot: {above.lower()}_none() is false and "
+                f"{name.lower()}_offset() indexes the {above} entry's own page)"
+            )
     if r.leaf_level is not None:
         kind = "hugetlb " if r.hugetlb else ""
         lvl = _LEVEL_NAMES[r.leaf_level]
         if r.state in ("present", "protnone") and r.phys is not None:
-            extra = " PROTNONE (PROT_NONE or NUMA hinting; PFN stored inverted)" if r.state == "protnone" else ""
+            extra = ""
+            if r.state == "protnone":
+                extra = (
+                    " PRESENT_INVALID (PROT_NONE or NUMA hinting)"
+                    if isinstance(paging, Arm64Paging)
+                    else " PROTNONE (PROT_NONE or NUMA hinting; PFN stored inverted)"
+                )
             lines.append(f"  PAGE: {r.phys - (r.addr & (r.leaf_size - 1)):x}  pfn {r.pfn:#x}  {_size_str(r.leaf_size)} {kind}{lvl} leaf{extra}")
         elif r.state in ("none", "no_vma"):
             span = f"{_size_str(r.leaf_size)} span" if r.leaf_size else ""
@@ -727,6 +771,7 @@ def format_vtop(r: VtopResult) -> str:
 
 def vtop_json(r: VtopResult) -> dict[str, Any]:
     """A JSON-ready ``dict`` of a :class:`VtopResult` (numbers as integers)."""
+    paging = _paging(r)
     swap = None
     if r.swap is not None:
         s = r.swap
@@ -753,7 +798,7 @@ def vtop_json(r: VtopResult) -> dict[str, Any]:
         "kernel": r.kernel,
         "pid": r.pid,
         "levels": r.levels,
-        "p4d_folded": r.levels == 4,
+        "p4d_folded": paging.folded(PageTableLevel.P4D),
         "pgd": r.pgd,
         "steps": [
             {
@@ -762,7 +807,7 @@ def vtop_json(r: VtopResult) -> dict[str, Any]:
                 "index": s.index,
                 "value": s.value,
                 "none": s.none,
-                "flags": [] if s.none else decode_pte_flags(s.value, s.level, X86Paging(levels=r.levels)),
+                "flags": [] if s.none else decode_pte_flags(s.value, s.level, paging),
             }
             for s in r.steps
         ],

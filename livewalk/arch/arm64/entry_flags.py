@@ -27,6 +27,7 @@ dirty, or writable with ``PTE_RDONLY`` cleared by the hardware (DBM).
 from __future__ import annotations
 
 from livewalk.arch import PageTableLevel
+from livewalk.arch.arm64.memory import MEMORY_TYPE_NAMES
 from livewalk.arch.arm64.pgtable import (
     SWP_OFFSET_BITS,
     SWP_OFFSET_SHIFT,
@@ -62,13 +63,7 @@ from livewalk.arch.arm64.pgtable_prot import (
     PTE_WRITE,
 )
 
-__all__ = (
-    "MEMORY_TYPES",
-    "decode_entry_flags",
-)
-
-#: MAIR indexes by name (``asm/memory.h``).
-MEMORY_TYPES = ("MT_NORMAL", "MT_NORMAL_TAGGED", "MT_NORMAL_NC", "MT_DEVICE_nGnRnE", "MT_DEVICE_nGnRE")
+__all__ = ("decode_entry_flags",)
 
 # table descriptors: APTable[1:0] in bits 62:61 (hwdef's PMD_TABLE_AP)
 _PMD_TABLE_AP_SHIFT = 61
@@ -137,5 +132,5 @@ def decode_entry_flags(value: int, level: PageTableLevel, paging: Arm64Paging) -
     if value & PTE_GP:
         names.append("GP")
     idx = (value & PTE_ATTRINDX_MASK) >> 2
-    names.append(MEMORY_TYPES[idx] if idx < len(MEMORY_TYPES) else f"MAIR[{idx}]")
+    names.append(MEMORY_TYPE_NAMES.get(idx, f"MAIR[{idx}]"))
     return names

@@ -23,6 +23,7 @@ has no soft-dirty bit.
 
 from __future__ import annotations
 
+from livewalk.arch.arm64.memory import MT_NORMAL
 from livewalk.arch.arm64.pgtable_hwdef import (
     PTE_AF,
     PTE_DBM,
@@ -38,7 +39,6 @@ from livewalk.arch.arm64.pgtable_hwdef import (
 )
 
 __all__ = (
-    "MT_NORMAL",
     "PAGE_EXECONLY",
     "PAGE_NONE",
     "PAGE_READONLY",
@@ -55,9 +55,6 @@ __all__ = (
     "protection_map",
     "vm_get_page_prot",
 )
-
-#: MAIR index of normal memory (``asm/memory.h``).
-MT_NORMAL = 0
 
 PTE_WRITE = PTE_DBM
 PTE_SWP_EXCLUSIVE = 1 << 2  # swap entries only

@@ -27,6 +27,13 @@ from collections.abc import Callable
 from drgn import Program
 
 from livewalk.arch import ULONG_MAX
+from livewalk.arch.arm64.memory import (
+    MT_NORMAL,
+    MT_NORMAL_NC,
+    MT_NORMAL_TAGGED,
+    MT_DEVICE_nGnRE,
+    MT_DEVICE_nGnRnE,
+)
 from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.arm64.pgtable_hwdef import (
     PMD_TYPE_MASK,
@@ -44,14 +51,10 @@ from livewalk.arch.arm64.pgtable_hwdef import (
     PTE_VALID,
     pte_attrindx,
 )
-from livewalk.arch.x86.dump_pagetables import AddressMarker, PtdumpRange
+from livewalk.mm.ptdump import AddressMarker, PtdumpRange
 
 __all__ = (
     "LEVEL_NAMES",
-    "MT_DEVICE_nGnRE",
-    "MT_DEVICE_nGnRnE",
-    "MT_NORMAL_NC",
-    "MT_NORMAL_TAGGED",
     "PTDUMP_MASK",
     "PTE_BITS",
     "Arm64PgState",
@@ -64,12 +67,6 @@ __all__ = (
 
 #: ``kernel_pg_levels[].name``, pgd (0) to pte (4).
 LEVEL_NAMES = ("PGD", "P4D", "PUD", "PMD", "PTE")
-
-# MAIR indexes (asm/memory.h); MT_NORMAL (0) lives in pgtable_prot
-MT_NORMAL_TAGGED = 1
-MT_NORMAL_NC = 2
-MT_DEVICE_nGnRnE = 3
-MT_DEVICE_nGnRE = 4
 
 #: ``pte_bits[]``: (mask, value, printed when it matches, printed otherwise
 #: or ``None``), in the kernel's order.
@@ -88,7 +85,7 @@ PTE_BITS: tuple[tuple[int, int, str, str | None], ...] = (
     (PTE_ATTRINDX_MASK, pte_attrindx(MT_DEVICE_nGnRnE), "DEVICE/nGnRnE", None),
     (PTE_ATTRINDX_MASK, pte_attrindx(MT_DEVICE_nGnRE), "DEVICE/nGnRE", None),
     (PTE_ATTRINDX_MASK, pte_attrindx(MT_NORMAL_NC), "MEM/NORMAL-NC", None),
-    (PTE_ATTRINDX_MASK, pte_attrindx(0), "MEM/NORMAL", None),
+    (PTE_ATTRINDX_MASK, pte_attrindx(MT_NORMAL), "MEM/NORMAL", None),
     (PTE_ATTRINDX_MASK, pte_attrindx(MT_NORMAL_TAGGED), "MEM/NORMAL-TAGGED", None),
 )
 
@@ -254,7 +251,9 @@ class Arm64PgState:
             start = self.start_address
             cur = self.current_prot
             npages = ((addr - start) & ULONG_MAX) >> self.page_shift
-            rng = PtdumpRange(start, addr, cur, self.level, self.markers[self.marker_i].name)
+            rng = PtdumpRange(
+                start, addr, cur, self.level, self.markers[self.marker_i].name, present=bool(cur & PTE_VALID)
+            )
             if cur and self.check_wx:
                 # note_prot_uxn(), note_prot_wx()
                 if not cur & PTE_UXN:

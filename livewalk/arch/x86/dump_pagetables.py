@@ -15,7 +15,6 @@ itself is :func:`livewalk.tools.ptdump.ptdump`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from drgn import Program
@@ -37,12 +36,11 @@ from livewalk.arch.x86.pgtable_types import (
     START_KERNEL_MAP,
 )
 from livewalk.backend.drgn import vmcoreinfo_number
+from livewalk.mm.ptdump import AddressMarker, PtdumpRange
 
 __all__ = (
-    "AddressMarker",
     "LEVEL_NAMES",
     "PgState",
-    "PtdumpRange",
     "format_prot",
     "ptdump_markers",
     "ptdump_ranges",
@@ -53,45 +51,6 @@ LEVEL_NAMES = ("pgd", "p4d", "pud", "pmd", "pte")
 
 #: ``VSYSCALL_ADDR`` (``-10UL << 20``)
 VSYSCALL_ADDR = 0xFFFF_FFFF_FF60_0000
-
-
-@dataclasses.dataclass(frozen=True)
-class AddressMarker:
-    """An ``addr_marker``: a named start address, optionally a line limit."""
-
-    start_address: int
-    name: str
-    max_lines: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class PtdumpRange:
-    """
-    One printed line: ``[start, end)`` with the same flags at one level.
-
-    :ivar prot: the entry flags (``val & PTE_FLAGS_MASK``), 0 for a hole
-    :ivar level: 0 = pgd ... 4 = pte
-    :ivar marker: the name of the marker the range is under
-    :ivar effective: the effective USER/RW/NX of the range, combined over
-        all levels as ``effective_prot()`` does
-    """
-
-    start: int
-    end: int
-    prot: int
-    level: int
-    marker: str
-    effective: int = 0
-
-    @property
-    def size(self) -> int:
-        """Bytes in the range."""
-        return (self.end - self.start) & ULONG_MAX
-
-    @property
-    def present(self) -> bool:
-        """The entries are present."""
-        return bool(self.prot & _PAGE_PRESENT)
 
 
 def format_prot(prot: int, level: int) -> str:
@@ -258,7 +217,13 @@ class PgState:
             return
         eff = self.effective_prot
         rng = PtdumpRange(
-            self.start_address, addr, self.current_prot, self.level, self.marker.name, eff
+            self.start_address,
+            addr,
+            self.current_prot,
+            self.level,
+            self.marker.name,
+            eff,
+            present=bool(self.current_prot & _PAGE_PRESENT),
         )
         if self.check_wx and eff & _PAGE_RW and not eff & _PAGE_NX:
             npages = ((addr - self.start_address) & ULONG_MAX) // PAGE_SIZE

@@ -23,8 +23,8 @@ from livewalk.arch.arm64.pgtable_hwdef import (
     PTE_UXN,
 )
 from livewalk.arch.arm64.ptdump import dump_prot, wx_message
-from livewalk.arch.x86.dump_pagetables import AddressMarker
 from livewalk.backend.synthetic import SyntheticMM
+from livewalk.mm.ptdump import AddressMarker
 from livewalk.tools.ptdump import ptdump, ptdump_json
 
 M64 = (1 << 64) - 1

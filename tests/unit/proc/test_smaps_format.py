@@ -120,6 +120,8 @@ def test_maps_line_padding() -> None:
 class _FakeProg:
     """A program without any VMA_*_BIT enumerators: the 7.2 defaults apply."""
 
+    platform = None  # no architecture: x86_64's table
+
     def __init__(self) -> None:
         self.cache: dict[str, Any] = {}
 

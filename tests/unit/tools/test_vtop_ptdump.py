@@ -13,9 +13,10 @@ import io
 import pytest
 
 from livewalk.arch import PageTableLevel
-from livewalk.arch.x86.dump_pagetables import AddressMarker, format_prot, ptdump_ranges
+from livewalk.arch.x86.dump_pagetables import format_prot, ptdump_ranges
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend.synthetic import SyntheticMM
+from livewalk.mm.ptdump import AddressMarker
 from livewalk.progress import Progress, format_bytes
 from livewalk.tools.ptdump import ptdump
 from livewalk.tools.vtop import _vtop_kernel, decode_pte_flags, format_vtop, vtop, vtop_json
