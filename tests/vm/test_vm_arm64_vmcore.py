@@ -237,7 +237,6 @@ def test_arm64_vmcore_pagemap(arm64_vmcore: dict[str, Any]) -> None:
     assert p2.stdout == p.stdout
 
 
-@pytest.mark.xfail(reason="smaps on arm64 lands with s5-smaps", strict=False)
 def test_arm64_vmcore_smaps(arm64_vmcore: dict[str, Any]) -> None:
     """``livewalk -c VMCORE smaps``: the kernel's smaps, line for line."""
     v = arm64_vmcore
@@ -427,7 +426,6 @@ def test_arm64_kdump_pagemap(arm64_kdump: dict[str, Any], level: str) -> None:
 
 
 @pytest.mark.livewalk_vm_arm64
-@pytest.mark.xfail(reason="smaps on arm64 lands with s5-smaps", strict=False)
 @pytest.mark.parametrize("level", KDUMP_LEVELS)
 def test_arm64_kdump_smaps(arm64_kdump: dict[str, Any], level: str) -> None:
     kd = arm64_kdump
