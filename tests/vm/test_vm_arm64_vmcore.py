@@ -20,8 +20,7 @@ files again. Then, on the x86-64 host:
 - ``pagemap --format raw`` over every VMA equals the kernel's entries in all
   64 bits (a page is a mismatch only if livewalk's entry equals neither
   kernel read);
-- ``smaps`` equals the kernel's text line for line (expected to fail until
-  arm64 smaps lands: the test is marked so);
+- ``smaps`` equals the kernel's text line for line;
 - ``ptdump`` exits 0 with arm64's markers and maps the kernel text
   (``_stext``..``_etext`` from the guest's ``/proc/kallsyms``) read-only and
   executable, and ``ptdump --check-wx`` says what the kernel's own W+X check
@@ -34,7 +33,7 @@ A real kdump of the arm64 guest (:meth:`vm.Guest.kdump`: ``crashkernel=``,
 
 - ``pagemap`` from the makedumpfile dumps (levels 31 and 0) equals the
   kernel's pre-panic record in all 64 bits, ``ptdump --check-wx`` agrees with
-  the boot check, ``smaps`` (marked like the vmcore's) equals the record;
+  the boot check, ``smaps`` equals the record;
 - with 5 levels (4K pages, 52-bit VA with LPA2) makedumpfile 1.7.8 refuses
   the kernel ("PAGE SIZE 0x1000 and VA Bits 52 not supported": its arm64
   code walks at most 4 levels and has no LPA2 descriptors); the test says so
