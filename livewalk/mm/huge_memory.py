@@ -20,7 +20,6 @@ from drgn import Object, Program, cast
 
 from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import pmd_none, pmd_present, pmd_trans_huge
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.shmem import (
     SHMEM_HUGE_ADVISE,
@@ -37,19 +36,46 @@ __all__ = (
     "MMF_DISABLE_THP",
     "S_DAX",
     "file_thp_enabled",
+    "hpage_pmd_order",
     "hugepage_vma_check",
+    "page_shift",
     "pmd_is_huge",
     "thp_eligible",
     "vma_thp_disabled",
 )
 
-#: ``HPAGE_PMD_ORDER`` and ``PUD_ORDER`` on x86_64.
-_PMD_ORDER = 9
-_PUD_ORDER = 18
-#: ``THP_ORDERS_ALL_ANON``: orders 2 to ``PMD_ORDER``.
-_ORDERS_ANON = ((1 << (_PMD_ORDER + 1)) - 1) & ~0b11
-#: ``THP_ORDERS_ALL_FILE_DEFAULT``: orders 1 to ``PMD_ORDER``.
-_ORDERS_FILE = ((1 << (_PMD_ORDER + 1)) - 1) & ~0b1
+
+def page_shift(prog: Program) -> int:
+    """
+    The target's ``PAGE_SHIFT`` (drgn's object of that name, from
+    VMCOREINFO's ``PAGESIZE``): 12 on x86_64, 12, 14 or 16 on arm64.
+
+    >>> page_shift(prog)  # doctest: +SKIP
+    14
+    """
+    return int(prog["PAGE_SHIFT"].value_())
+
+
+def hpage_pmd_order(prog: Program) -> int:
+    """
+    ``HPAGE_PMD_ORDER`` (``PMD_SHIFT - PAGE_SHIFT``): a page table of
+    8-byte entries fills one page, so 9 with 4K pages, 11 with 16K and 13
+    with 64K.
+    """
+    return page_shift(prog) - 3
+
+
+def _thp_orders(pmd_order: int) -> tuple[int, int, int]:
+    """
+    ``THP_ORDERS_ALL_ANON`` (orders 2 to ``PMD_ORDER``),
+    ``THP_ORDERS_ALL_FILE_DEFAULT`` (1 to ``PMD_ORDER``) and ``PUD_ORDER``.
+    ``PUD_ORDER`` is in ``THP_ORDERS_ALL_SPECIAL`` only with
+    ``CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD`` (x86_64, not arm64); it
+    never decides smaps' ``THPeligible``: a VMA that fits a PUD-sized page
+    fits a PMD-sized one.
+    """
+    upto = (1 << (pmd_order + 1)) - 1
+    return upto & ~0b11, upto & ~0b1, 2 * pmd_order
 
 #: ``MMF_DISABLE_THP_EXCEPT_ADVISED`` and ``MMF_DISABLE_THP_COMPLETELY``:
 #: macros in Linux 7.2 ``include/linux/mm_types.h``, absent from debug info.
@@ -109,7 +135,8 @@ def thp_eligible(
     vm_hugepage = bool(flags & bits.VM_HUGEPAGE)
     ops = int(vma_obj.vm_ops.value_())
     anonymous = ops == 0
-    orders = _ORDERS_ANON | _ORDERS_FILE | (1 << _PUD_ORDER)
+    orders_anon, orders_file, pud_order = _thp_orders(hpage_pmd_order(prog))
+    orders = orders_anon | orders_file | (1 << pud_order)
     try:
         thp_flags = int(prog["transparent_hugepage_flags"].value_())
     except KeyError:
@@ -129,11 +156,11 @@ def thp_eligible(
         orders &= mask
         if not orders:
             return 0
-        orders &= _ORDERS_ANON
+        orders &= orders_anon
     else:
         vm_file = int(vma_obj.vm_file.value_())
         special = bool(vm_file) and bool(flags & (bits.VM_PFNMAP | bits.VM_MIXEDMAP))
-        orders &= (1 << _PMD_ORDER) | (1 << _PUD_ORDER) if special else _ORDERS_FILE
+        orders &= (1 << hpage_pmd_order(prog)) | (1 << pud_order) if special else orders_file
     if not orders:
         return 0
     mm = vma_obj.vm_mm.read_()
@@ -143,7 +170,7 @@ def thp_eligible(
         return 0
     if vma_thp_disabled(mm, flags, bits):
         return 0
-    orders = _suitable_orders(vma, orders, anonymous)
+    orders = _suitable_orders(vma, orders, anonymous, page_shift(prog))
     if not orders:
         return 0
     if not anonymous:
@@ -202,10 +229,12 @@ def hugepage_vma_check(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> bool:
         return False  # VM_NO_KHUGEPAGED
     anonymous = not int(vma_obj.vm_ops.value_())
     # transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)
-    if not anonymous and ((vma.vm_start >> PAGE_SHIFT) - vma.vm_pgoff) % (PMD_SIZE >> PAGE_SHIFT):
+    shift = page_shift(prog)
+    pmd_size = 1 << (shift + hpage_pmd_order(prog))
+    if not anonymous and ((vma.vm_start >> shift) - vma.vm_pgoff) % (pmd_size >> shift):
         return False
-    haddr = (vma.vm_end - PMD_SIZE) & ULONG_MAX & ~(PMD_SIZE - 1)
-    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+    haddr = (vma.vm_end - pmd_size) & ULONG_MAX & ~(pmd_size - 1)
+    if haddr < vma.vm_start or haddr + pmd_size > vma.vm_end:
         return False
     if inode is not None and shmem_mapping(vm_file.f_mapping):
         return _shmem_is_huge_6_1(vma_obj, inode, flags, bits)
@@ -252,16 +281,16 @@ def _shmem_is_huge_6_1(vma_obj: Object, inode: Object, vm_flags: int, bits: VMFl
     if huge == SHMEM_HUGE_ALWAYS:
         return True
     if huge == SHMEM_HUGE_WITHIN_SIZE:
-        nr = PMD_SIZE >> PAGE_SHIFT
+        shift = page_shift(prog)
+        nr = 1 << hpage_pmd_order(prog)
         index = (int(vma_obj.vm_pgoff.value_()) + 1 + nr - 1) // nr * nr
-        i_size = (int(inode.i_size.value_()) + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
-        if i_size >> PAGE_SHIFT >= index:
+        if -(-int(inode.i_size.value_()) >> shift) >= index:  # round_up(i_size, PAGE_SIZE) >> PAGE_SHIFT
             return True
         huge = SHMEM_HUGE_ADVISE
     return huge == SHMEM_HUGE_ADVISE and bool(vm_flags & bits.VM_HUGEPAGE)
 
 
-def _suitable_orders(vma: VMA, orders: int, anonymous: bool) -> int:
+def _suitable_orders(vma: VMA, orders: int, anonymous: bool, shift: int) -> int:
     """
     ``thp_vma_suitable_orders()`` on the VMA's end: the highest order whose
     aligned huge page fits in the VMA (and, for files, whose file offset is
@@ -269,9 +298,9 @@ def _suitable_orders(vma: VMA, orders: int, anonymous: bool) -> int:
     """
     while orders:
         order = orders.bit_length() - 1
-        hsize = PAGE_SIZE << order
+        hsize = 1 << (shift + order)
         good = True
-        if not anonymous and ((vma.vm_start >> PAGE_SHIFT) - vma.vm_pgoff) % (hsize >> PAGE_SHIFT):
+        if not anonymous and ((vma.vm_start >> shift) - vma.vm_pgoff) % (1 << order):
             good = False
         haddr = (vma.vm_end - hsize) & ~(hsize - 1)
         if haddr < vma.vm_start or haddr + hsize > vma.vm_end:
@@ -286,7 +315,7 @@ def file_thp_enabled(vma_obj: Object) -> bool:
     """
     ``file_thp_enabled()`` (Linux 7.2 ``mm/huge_memory.c``): a regular file,
     not an anonymous inode, whose mapping allows PMD-sized folios
-    (``AS_FOLIO_ORDER_MIN`` <= 9 <= ``AS_FOLIO_ORDER_MAX`` fields of
+    (``AS_FOLIO_ORDER_MIN`` <= ``HPAGE_PMD_ORDER`` <= ``AS_FOLIO_ORDER_MAX`` fields of
     ``mapping->flags``).
 
     :param vma_obj: ``struct vm_area_struct *``
@@ -306,7 +335,7 @@ def file_thp_enabled(vma_obj: Object) -> bool:
     omin = _enum(prog, "AS_FOLIO_ORDER_MIN", 16)
     omax = _enum(prog, "AS_FOLIO_ORDER_MAX", omin + nbits)
     fmask = (1 << nbits) - 1
-    if not ((mflags >> omin) & fmask <= _PMD_ORDER <= (mflags >> omax) & fmask):
+    if not ((mflags >> omin) & fmask <= hpage_pmd_order(prog) <= (mflags >> omax) & fmask):
         return False
     return int(inode.i_mode.value_()) & _S_IFMT == _S_IFREG
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from drgn import Object, Program, cast
 
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
 from livewalk.mm.page import PageReader
 
 __all__ = (
@@ -34,13 +33,13 @@ def huge_page_shift_of_vma(vma: Object) -> int:
     """
     sb = vma.vm_file.f_inode.i_sb
     sbinfo = cast("struct hugetlbfs_sb_info *", sb.s_fs_info)
-    return PAGE_SHIFT + int(sbinfo.hstate.order.value_())
+    return int(vma.prog_["PAGE_SHIFT"].value_()) + int(sbinfo.hstate.order.value_())
 
 
 def vma_kernel_pagesize(vma: Object) -> int:
     """
     ``vma_kernel_pagesize(vma)``: ``vm_ops->pagesize(vma)`` if set (hugetlbfs:
-    the hstate's size), else ``PAGE_SIZE``. On x86 ``vma_mmu_pagesize`` is
+    the hstate's size), else ``PAGE_SIZE``. On x86 and arm64 ``vma_mmu_pagesize`` is
     the same. Other ``->pagesize`` hooks (device DAX) are not modelled.
 
     :param vma: ``struct vm_area_struct *``
@@ -56,7 +55,7 @@ def vma_kernel_pagesize(vma: Object) -> int:
                 hugetlb_fn = None
             if fn == hugetlb_fn:
                 return 1 << huge_page_shift_of_vma(vma)
-    return PAGE_SIZE
+    return int(prog["PAGE_SIZE"].value_())
 
 
 def hugetlb_pmd_shared(ptep: int | Object, prog: Program | None = None) -> bool:

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 from drgn import Object, Program, container_of, offsetof
 
-from livewalk.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE
 from livewalk.mm.page import KernelState
 
 __all__ = (
@@ -40,10 +39,6 @@ SHMEM_HUGE_ADVISE = 3
 SHMEM_HUGE_DENY = -1
 SHMEM_HUGE_FORCE = -2
 
-#: ``HPAGE_PMD_ORDER`` on x86_64.
-_PMD_ORDER = 9
-#: ``THP_ORDERS_ALL_FILE_DEFAULT``: orders 1 to ``PMD_ORDER``.
-_FILE_ORDERS = ((1 << (_PMD_ORDER + 1)) - 1) & ~1
 
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
@@ -72,6 +67,7 @@ class ShmemSwap:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
+        self._page_shift = _page_shift(prog)
         self._ranges: dict[int, list[tuple[int, int]]] = {}
 
     def value_entries(self, mapping_addr: int) -> list[tuple[int, int]]:
@@ -104,7 +100,7 @@ class ShmemSwap:
             if lst >= start:
                 total += lst - first + 1
             i += 1
-        return total << PAGE_SHIFT
+        return total << self._page_shift
 
 
 def shmem_partial_swap_usage(mapping: Object, start: int, end: int) -> int:
@@ -141,10 +137,10 @@ def shmem_swap_usage(vma: Object, cache: ShmemSwap | None = None) -> int:
     start, end = int(vma.vm_start.value_()), int(vma.vm_end.value_())
     pgoff = int(vma.vm_pgoff.value_())
     if not pgoff and end - start >= int(inode.i_size.value_()):
-        return swapped << PAGE_SHIFT
+        return swapped << _page_shift(prog)
     c = cache or ShmemSwap(prog)
     return c.partial_swap_usage(
-        int(inode.i_mapping.value_()), pgoff, pgoff + ((end - start) >> PAGE_SHIFT)
+        int(inode.i_mapping.value_()), pgoff, pgoff + ((end - start) >> _page_shift(prog))
     )
 
 
@@ -203,11 +199,12 @@ def _xa_is_sibling(ent: int) -> bool:
 
 def _orders_within_size(inode: Object, orders: int, index: int) -> int:
     """``shmem_get_orders_within_size(inode, orders, index, 0)``."""
-    i_size = (max(0, int(inode.i_size.value_())) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    # round_up(i_size, PAGE_SIZE) >> PAGE_SHIFT
+    pages = -(-max(0, int(inode.i_size.value_())) >> _page_shift(inode.prog_))
     while orders:
         order = orders.bit_length() - 1
         aligned = -(-(index + 1) // (1 << order)) * (1 << order)
-        if i_size >> PAGE_SHIFT >= aligned:
+        if pages >= aligned:
             return orders
         orders &= ~(1 << order)
     return 0
@@ -224,6 +221,9 @@ def shmem_allowable_huge_orders(vma: Object, vm_flags: int, hugepage_bit: int) -
     :return: a mask of orders
     """
     prog = vma.prog_
+    pmd_order = _hpage_pmd_order(prog)
+    # THP_ORDERS_ALL_FILE_DEFAULT: orders 1 to PMD_ORDER
+    file_orders = ((1 << (pmd_order + 1)) - 1) & ~1
     inode = vma.vm_file.f_inode
     index = int(vma.vm_pgoff.value_())
     hugepage = bool(vm_flags >> hugepage_bit & 1)
@@ -232,17 +232,17 @@ def shmem_allowable_huge_orders(vma: Object, vm_flags: int, hugepage_bit: int) -
     if int(inode.i_mode.value_()) & _S_IFMT != _S_IFREG or shmem_huge == SHMEM_HUGE_DENY:
         global_orders = 0
     elif shmem_huge == SHMEM_HUGE_FORCE:
-        global_orders = 1 << _PMD_ORDER
+        global_orders = 1 << pmd_order
     else:
         sbinfo = Object(prog, "struct shmem_sb_info *", inode.i_sb.s_fs_info.value_())
         huge = int(sbinfo.huge.value_())
         global_orders = 0
         if huge == SHMEM_HUGE_ALWAYS:
-            global_orders = _FILE_ORDERS
+            global_orders = file_orders
         if huge == SHMEM_HUGE_WITHIN_SIZE:
-            global_orders = _orders_within_size(inode, _FILE_ORDERS, index)
+            global_orders = _orders_within_size(inode, file_orders, index)
         if huge in (SHMEM_HUGE_WITHIN_SIZE, SHMEM_HUGE_ADVISE) and not global_orders and hugepage:
-            global_orders = _FILE_ORDERS
+            global_orders = file_orders
     try:
         anon_ops: int | None = prog.symbol("shmem_anon_vm_ops").address
     except LookupError:
@@ -261,4 +261,17 @@ def shmem_allowable_huge_orders(vma: Object, vm_flags: int, hugepage_bit: int) -
         mask |= int(prog["huge_shmem_orders_madvise"].value_())
     if global_orders:
         mask |= int(prog["huge_shmem_orders_inherit"].value_())
-    return _FILE_ORDERS & mask
+    return file_orders & mask
+
+
+def _page_shift(prog: Program) -> int:
+    # livewalk.mm.huge_memory imports this module: import at the call
+    from livewalk.mm.huge_memory import page_shift
+
+    return page_shift(prog)
+
+
+def _hpage_pmd_order(prog: Program) -> int:
+    from livewalk.mm.huge_memory import hpage_pmd_order
+
+    return hpage_pmd_order(prog)

@@ -370,5 +370,5 @@ def vma_header(
         inode = file_user_path(vm_file).dentry.d_inode  # file_user_inode()
         dev = int(inode.i_sb.s_dev.value_())
         ino = int(inode.i_ino.value_())
-        pgoff = int(v.vm_pgoff.value_()) << 12
+        pgoff = int(v.vm_pgoff.value_()) << int(v.prog_["PAGE_SHIFT"].value_())
     return maps_line(start, end, flags, pgoff, dev, ino, get_vma_name(vma, features), bits)

@@ -221,6 +221,7 @@ def test_folio_predicates() -> None:
 
 def test_shmem_partial_swap_usage_overlap() -> None:
     r = ShmemSwap.__new__(ShmemSwap)
+    r._page_shift = 12
     # value entries: index 0; index 5; a multi-index (order 3) entry at 8..15
     r._ranges = {1: [(0, 0), (5, 5), (8, 15)]}
     assert r.partial_swap_usage(1, 0, 16) == 10 * 4096
