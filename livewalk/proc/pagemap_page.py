@@ -175,6 +175,12 @@ class DrgnPageState:
             raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
         except FaultError:
             return  # pfn_bits_block() reads them one by one
+        if _all_small_anon_exclusive(raw, ks) is not None:
+            # every page of the span at once (the usual anonymous memory)
+            per_block = [PM_MMAP_EXCLUSIVE] * (1 << (self.bits_shift or 0))
+            for bl in missing:
+                have[bl] = per_block
+            return
         for bl in missing:
             off = (bl - a) * PAGE_SIZE
             have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
