@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol
 
 from drgn import FaultError, Program
 
-from livewalk.arch.x86.pgtable_types import PAGE_SIZE
+from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.page import PAGE_MAPPING_ANON, KernelState, PageReader
 from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE
 
@@ -66,6 +66,10 @@ class PagemapPageState(Protocol):
         ...
 
 
+#: Bytes of the vmemmap read and decoded at once (a read unit of this
+#: module, whatever the target's page size).
+_BLOCK = 4096
+
 _U64S = struct.Struct("<Q")
 _S32S = struct.Struct("<i")
 
@@ -81,6 +85,9 @@ class DrgnPageState:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self.ks = ks = KernelState.for_program(prog)
+        # PAGE_SIZE of the target (4, 16 or 64 KiB on arm64): a page-table
+        # page is one page
+        self.table_size = DrgnBackend.for_program(prog).paging.page_size
         self._reader: PageReader | None = None  # made on first use (see reader)
         self._cache: dict[int, PagemapPage | None] = {}
         # Fast path for small folios (see pfn_bits_block): whole 4 KiB
@@ -90,15 +97,15 @@ class DrgnPageState:
         size = ks.page_size
         if (
             size % 8 == 0
-            and PAGE_SIZE % size == 0
-            and (PAGE_SIZE // size) & (PAGE_SIZE // size - 1) == 0
-            and ks.vmemmap_base % PAGE_SIZE == 0
+            and _BLOCK % size == 0
+            and (_BLOCK // size) & (_BLOCK // size - 1) == 0
+            and ks.vmemmap_base % _BLOCK == 0
             and ks.off_flags % 8 == 0
             and ks.off_compound % 8 == 0
             and ks.off_mapping % 8 == 0
             and ks.off_mapcount % 4 == 0
         ):
-            self.bits_shift = (PAGE_SIZE // size).bit_length() - 1
+            self.bits_shift = (_BLOCK // size).bit_length() - 1
 
     @property
     def reader(self) -> PageReader:
@@ -151,7 +158,7 @@ class DrgnPageState:
         """
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
+            raw = self.prog.read(ks.vmemmap_base + block * _BLOCK, _BLOCK)
         except FaultError:
             bits = [-1] * (1 << (self.bits_shift or 0))
         else:
@@ -172,7 +179,7 @@ class DrgnPageState:
         a, z = missing[0], missing[-1]
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
+            raw = self.prog.read(ks.vmemmap_base + a * _BLOCK, (z - a + 1) * _BLOCK)
         except FaultError:
             return  # pfn_bits_block() reads them one by one
         if _all_small_anon_exclusive(raw, ks) is not None:
@@ -182,8 +189,8 @@ class DrgnPageState:
                 have[bl] = per_block
             return
         for bl in missing:
-            off = (bl - a) * PAGE_SIZE
-            have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
+            off = (bl - a) * _BLOCK
+            have[bl] = self._decode_block(raw[off : off + _BLOCK])
 
     def _decode_block(self, raw: bytes) -> list[int]:
         ks = self.ks
@@ -207,7 +214,8 @@ class DrgnPageState:
 
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
         try:
-            return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
+            # the ptdesc of the PMD table page holding ptep
+            return self.reader.pt_share_count(ptep & ~(self.table_size - 1)) != 0
         except FaultError:
             return False
 
