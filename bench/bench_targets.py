@@ -6,7 +6,7 @@ livewalk against what users would use instead, side by side, in one VM boot
 
 Usage::
 
-    python3 bench/bench_targets.py [--quick] [--levels 4|5] [--json FILE]
+    python3 bench/bench_targets.py [--quick] [--levels 4|5] [--arm64-levels 0|4|5] [--json FILE]
 
 It boots the test VM (building the image on first use), starts the
 benchmark workload ``tests/workloads/mappings.py --bench`` (1 GiB of
@@ -52,6 +52,12 @@ sparse ``MAP_NORESERVE`` memory with one page written every 16 MiB;
    questions of 7., ``pagemap_read`` of the sample blocks of 2. and of
    every VMA (``RATIO compare_*_before_over_after``; run before this
    process attaches, as 6.).
+
+9. ``guest_ratio``: 3. and 4. again in the arm64 guest (``--arm64-levels``,
+   booted after the x86_64 guest), printed with the suffix ``_arm64``
+   beside the x86_64 guest's figures; and 5.'s synthetic ``pte_entry``
+   rate over the arm64 tables of the synthetic backend, beside x86_64's
+   (``RATIO pte_entry_rate_over_bare_calls_arm64``).
 
 Output lines: ``TIME <name> <seconds>``, ``RATIO <name> <value>``,
 ``MEM <name> <bytes>``, ``RATE <name> <per second>``, ``COUNT <name> <n>``,
@@ -197,10 +203,12 @@ def guest_side(pid: int, ranges: list[tuple[int, int]], repeat: int) -> dict[str
     from livewalk.proc.pagemap import pagemap_read
     from livewalk.task import resolve_mm
 
+    page = os.sysconf("SC_PAGE_SIZE")  # 4, 16 or 64 KiB on arm64
+
     def kernel() -> list[bytes]:
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
         try:
-            return [os.pread(fd, (e - s) // PAGE * 8, s // PAGE * 8) for s, e in ranges]
+            return [os.pread(fd, (e - s) // page * 8, s // page * 8) for s, e in ranges]
         finally:
             os.close(fd)
 
@@ -238,7 +246,7 @@ def guest_side(pid: int, ranges: list[tuple[int, int]], repeat: int) -> dict[str
         "livewalk_cold_s": lw_cold,
         "equal": equal,
         "kernel_stable": stable,
-        "pages": [(e - s) // PAGE for s, e in ranges],
+        "pages": [(e - s) // page for s, e in ranges],
         "present": present,
         "python": platform.python_version(),
         "release": platform.release(),
@@ -482,20 +490,30 @@ def run_bench_walker(res: Results, levels: int, quick: bool) -> None:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     for ln in p.stdout.splitlines():
         res.line(f"# bench_walker: {ln}")
-    m = re.search(r"pte_entry no-op walk: ([\d.]+) ms, ([\d,]+) pte_entry calls/s", p.stdout)
+    m = re.search(r"^pte_entry no-op walk: ([\d.]+) ms, ([\d,]+) pte_entry calls/s", p.stdout, re.M)
     if p.returncode != 0 or not m:
         res.line(f"# bench_walker failed ({p.returncode}): {p.stderr[-2000:]}")
         return
     res.time("synthetic_1gib_pte_entry_walk", float(m.group(1)) / 1000, "262144 no-op pte_entry calls")
     res.rate("synthetic_pte_entry_calls_per_s", float(m.group(2).replace(",", "")))
-    m2 = re.search(r"pmd_entry-only walk:\s+([\d.]+) ms", p.stdout)
+    m2 = re.search(r"^pmd_entry-only walk:\s+([\d.]+) ms", p.stdout, re.M)
     if m2:
         res.time("synthetic_1gib_pmd_entry_walk", float(m2.group(1)) / 1000)
-    m3 = re.search(r"RATIO pte_entry_rate_over_bare_calls ([\d.]+)", p.stdout)
+    m3 = re.search(r"^RATIO pte_entry_rate_over_bare_calls ([\d.]+)", p.stdout, re.M)
     if m3:
         r = float(m3.group(1))
         res.ratio("pte_entry_rate_over_bare_calls", r, "same no-op function, same run (bench_walker)")
         res.target("pte_entry_half_of_bare_calls", r >= TARGET_PTE_OVER_BARE,
+                   f"{r:.2f} (goal >= {TARGET_PTE_OVER_BARE})")
+    # the synthetic arm64 tables (4 KiB, same levels), beside x86_64's
+    m4 = re.search(r"^arm64 pte_entry no-op walk: ([\d.]+) ms, ([\d,]+) pte_entry calls/s", p.stdout, re.M)
+    if m4:
+        res.rate("synthetic_pte_entry_calls_per_s_arm64", float(m4.group(2).replace(",", "")))
+    m5 = re.search(r"^RATIO pte_entry_rate_over_bare_calls_arm64 ([\d.]+)", p.stdout, re.M)
+    if m5:
+        r = float(m5.group(1))
+        res.ratio("pte_entry_rate_over_bare_calls_arm64", r, "arm64 tables, same run (bench_walker)")
+        res.target("pte_entry_half_of_bare_calls_arm64", r >= TARGET_PTE_OVER_BARE,
                    f"{r:.2f} (goal >= {TARGET_PTE_OVER_BARE})")
 
 
@@ -519,30 +537,85 @@ def run(g: Any, *, quick: bool = False, size_mb: int | None = None, sparse_mb: i
     res.info.update(guest_kernel=g.release, levels=g.levels, accel=g.accel)
     res.line(f"# workload: --bench --size-mb {size_mb} --sparse-mb {sparse_mb} (one page per 16 MiB)")
 
-    # -- the target process
-    path = "/tmp/livewalk-bench-ready.json"
-    g.run(f"rm -f {path}", timeout=60)
-    t = time.monotonic()
-    spawned = g.spawn(
-        f"exec python3 tests/workloads/mappings.py --bench --size-mb {size_mb} "
-        f"--sparse-mb {sparse_mb} --ready-file {path}"
-    )
-    ready = g.wait_ready_file(path, spawned, 900)
-    res.line(f"# workload ready in {time.monotonic() - t:.1f} s: pid {ready['pid']}, "
-             f"skipped {ready.get('skipped')}, notes {ready.get('notes')}")
-    if ready.get("skipped"):
-        raise RuntimeError(f"benchmark workload incomplete: {ready['skipped']}")
-    pid = int(ready["pid"])
-    regions = [tuple(ready["regions"][k]) for k in BENCH_REGIONS]
+    pid, regions = start_workload(g, res, size_mb, sparse_mb)
     try:
         _run_on_target(g, res, pid, regions, quick, block, blocks, repeat, size_mb, sparse_mb, compare)
     finally:
-        g.run(f"kill {pid}", timeout=60)
-        g.run(f"rm -f {path}", timeout=60)
+        stop_workload(g, pid)
     load = os.getloadavg()
     res.info["load_after"] = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     res.line(f"MACHINE load_after {res.info['load_after']}")
     return res
+
+
+_READY = "/tmp/livewalk-bench-ready.json"
+
+
+def start_workload(g: Any, res: Results, size_mb: int, sparse_mb: int) -> tuple[int, list[tuple[int, int]]]:
+    """The benchmark process in guest *g*: its PID and its three regions."""
+    g.run(f"rm -f {_READY}", timeout=60)
+    t = time.monotonic()
+    spawned = g.spawn(
+        f"exec python3 tests/workloads/mappings.py --bench --size-mb {size_mb} "
+        f"--sparse-mb {sparse_mb} --ready-file {_READY}"
+    )
+    ready = g.wait_ready_file(_READY, spawned, 900)
+    res.line(f"# workload ready in {time.monotonic() - t:.1f} s: pid {ready['pid']}, "
+             f"skipped {ready.get('skipped')}, notes {ready.get('notes')}")
+    if ready.get("skipped"):
+        raise RuntimeError(f"benchmark workload incomplete: {ready['skipped']}")
+    return int(ready["pid"]), [tuple(ready["regions"][k]) for k in BENCH_REGIONS]
+
+
+def stop_workload(g: Any, pid: int) -> None:
+    g.run(f"kill {pid}", timeout=60)
+    g.run(f"rm -f {_READY}", timeout=60)
+
+
+def guest_ratio(g: Any, res: Results, *, quick: bool = False, size_mb: int | None = None,
+                sparse_mb: int | None = None, repeat: int | None = None) -> float:
+    """
+    Only 3. and 4. (livewalk in the guest over ``/proc/kcore`` against the
+    kernel's own pagemap) on guest *g*, any architecture: for the arm64
+    guest, whose figures are printed beside the x86_64 guest's with the
+    suffix ``_<arch>`` (``RATIO livewalk_guest_over_kernel_pagemap_arm64``).
+    Returns that ratio.
+    """
+    size_mb = size_mb or (64 if quick else 1024)
+    sparse_mb = sparse_mb or (512 if quick else 8192)
+    repeat = repeat or (2 if quick else 3)
+    sfx = f"_{g.arch}"
+    res.line(f"MACHINE guest_kernel{sfx} {g.release}")
+    res.line(f"MACHINE guest_paging_levels{sfx} {g.levels}")
+    res.line(f"MACHINE guest_accel{sfx} {g.accel} smp={g.smp} memory={g.memory}")
+    res.line(f"# {g.arch} workload: --bench --size-mb {size_mb} --sparse-mb {sparse_mb}")
+    pid, regions = start_workload(g, res, size_mb, sparse_mb)
+    try:
+        gd = _guest_side_on(g, pid, regions, repeat)
+    finally:
+        stop_workload(g, pid)
+    k_s, lw_g = min(gd["kernel_s"]), min(gd["livewalk_s"])
+    res.time(f"kernel_pagemap{sfx}", k_s, f"pread of /proc/PID/pagemap, {sum(gd['pages'])} pages")
+    res.time(f"livewalk_guest{sfx}", lw_g, "pagemap_read over /proc/kcore, same ranges")
+    res.count(f"guest_pages{sfx}", sum(gd["pages"]))
+    res.count(f"guest_present_pages{sfx}", sum(gd["present"]))
+    res.count(f"guest_regions_equal{sfx}", sum(gd["equal"]), f"of {len(gd['equal'])} (bytes equal)")
+    res.count(f"guest_mismatch_pages{sfx}", sum(gd["mismatch_pages"]))
+    ratio = lw_g / k_s
+    res.ratio(f"livewalk_guest_over_kernel_pagemap{sfx}", ratio, f"{g.arch} guest ({g.accel})")
+    res.target(f"guest_within_3x_kernel{sfx}", ratio <= TARGET_GUEST_RATIO_E,
+               f"{ratio:.1f}x (goal {TARGET_GUEST_RATIO_E:.0f}x)")
+    return ratio
+
+
+def _guest_side_on(g: Any, pid: int, regions: list[tuple[int, int]], repeat: int) -> dict[str, Any]:
+    """:func:`guest_side` run in guest *g* (the checkout's /src), its JSON decoded."""
+    arg = ",".join(f"{s}:{e}" for s, e in regions)
+    r = g.run(f"python3 bench/bench_targets.py --guest-side {pid} {arg} --repeat {repeat}",
+              timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(f"guest side failed: {r.stderr[-4000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], quick: bool,
@@ -787,12 +860,7 @@ def guest_vs_kernel(g: Any, res: Results, pid: int, regions: list[tuple[int, int
                     host: HostFigures) -> None:
     """3. and 4. In the guest: livewalk over /proc/kcore against the kernel's
     own pagemap; and the host's figures against the guest kernel's."""
-    arg = ",".join(f"{s}:{e}" for s, e in regions)
-    r = g.run(f"python3 bench/bench_targets.py --guest-side {pid} {arg} --repeat {repeat}",
-              timeout=3600)
-    if r.returncode != 0:
-        raise RuntimeError(f"guest side failed: {r.stderr[-4000:]}")
-    gd = json.loads(r.stdout.strip().splitlines()[-1])
+    gd = _guest_side_on(g, pid, regions, repeat)
     res.line(f"MACHINE guest_python {gd['python']}")
     res.time("guest_drgn_program_from_kernel", gd["prog_s"])
     k_s = min(gd["kernel_s"])
@@ -836,6 +904,9 @@ def main() -> int:
     ap.add_argument("--guest-side", nargs=2, metavar=("PID", "RANGES"), help=argparse.SUPPRESS)
     ap.add_argument("--compare", metavar="DIR",
                     help="also measure the small questions with the livewalk of checkout DIR (before)")
+    ap.add_argument("--arm64-levels", type=int, default=5, choices=(0, 4, 5),
+                    help="also the guest/kernel pagemap ratio in the arm64 guest with these paging "
+                         "levels (its image is built on first use); 0: no arm64 guest")
     ap.add_argument("--ttfr-side", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--compare-side", nargs=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -867,6 +938,15 @@ def main() -> int:
         run(g, quick=args.quick, size_mb=args.size_mb, sparse_mb=args.sparse_mb, block=args.block,
             blocks=args.blocks, repeat=args.repeat, res=res,
             compare=os.path.abspath(args.compare) if args.compare else None)
+    if args.arm64_levels:
+        t = time.monotonic()
+        with Guest(arch="arm64", levels=args.arm64_levels) as g:
+            res.time("vm_boot_arm64", time.monotonic() - t)
+            guest_ratio(g, res, quick=args.quick, size_mb=args.size_mb, sparse_mb=args.sparse_mb,
+                        repeat=args.repeat)
+        res.line("# side by side, livewalk_guest_over_kernel_pagemap: x86_64 "
+                 f"{res.ratios['livewalk_guest_over_kernel_pagemap']:.2f}, arm64 "
+                 f"{res.ratios['livewalk_guest_over_kernel_pagemap_arm64']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res.as_dict(), f, indent=1, sort_keys=True)

@@ -626,12 +626,17 @@ def _rep(n: int) -> int:
     return rep
 
 
-def _ramp(base: int, n: int, step: int) -> array:
-    """``array('Q', range(base, base + n * step, step))`` (no slot may pass 2**64), built at once."""
+def _ramp_int(n: int) -> int:
+    """The integer whose *n* 64-bit slots (little endian) are 0, 1, ..., n - 1."""
     r = _RAMP.get(n)
     if r is None:
         r = _RAMP[n] = int.from_bytes(array("Q", range(n)).tobytes(), "little")
-    return array("Q", (base * _rep(n) + r * step).to_bytes(8 * n, "little"))
+    return r
+
+
+def _ramp(base: int, n: int, step: int) -> array:
+    """``array('Q', range(base, base + n * step, step))`` (no slot may pass 2**64), built at once."""
+    return array("Q", (base * _rep(n) + _ramp_int(n) * step).to_bytes(8 * n, "little"))
 # uniform tables may span this many vmemmap blocks
 _UNIFORM_MAX_BLOCKS = 16
 
@@ -677,12 +682,16 @@ def _uniform_ptes(
     if x & (rel * rep) != (v0 & rel) * rep:
         return None  # not all with the same flags
     pfns = (x & (pfn_mask * rep)) >> lay.page_shift
-    pa = array("Q", pfns.to_bytes(8 * n, "little"))
-    hi = max(pa)
+    lo = (v0 & pfn_mask) >> lay.page_shift
+    if pfns == lo * rep + _ramp_int(n):
+        hi = lo + n - 1  # consecutive frames, the common case: no int per slot
+    else:
+        pa = array("Q", pfns.to_bytes(8 * n, "little"))
+        lo, hi = min(pa), max(pa)
     if hi > pm.highest_memmap_pfn:
         return None
     shift = pm.bits_shift or 0
-    lob = min(pa) >> shift
+    lob = lo >> shift
     hib = hi >> shift
     if hib - lob >= _UNIFORM_MAX_BLOCKS:
         return None

@@ -20,8 +20,8 @@ from typing import NamedTuple, Protocol
 
 from drgn import FaultError, Program
 
-from livewalk.arch.x86.pgtable_types import PAGE_SIZE
-from livewalk.mm.page import PAGE_MAPPING_ANON, KernelState, PageReader
+from livewalk.backend.drgn import DrgnBackend
+from livewalk.mm.page import PAGE_MAPPING_ANON, KernelState, PageInfo, PageReader
 from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE
 
 __all__ = (
@@ -66,6 +66,10 @@ class PagemapPageState(Protocol):
         ...
 
 
+#: Bytes of the vmemmap read and decoded at once (a read unit of this
+#: module, whatever the target's page size).
+_BLOCK = 4096
+
 _U64S = struct.Struct("<Q")
 _S32S = struct.Struct("<i")
 
@@ -81,8 +85,14 @@ class DrgnPageState:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self.ks = ks = KernelState.for_program(prog)
+        # PAGE_SIZE of the target (4, 16 or 64 KiB on arm64): a page-table
+        # page is one page
+        self.table_size = DrgnBackend.for_program(prog).paging.page_size
         self._reader: PageReader | None = None  # made on first use (see reader)
         self._cache: dict[int, PagemapPage | None] = {}
+        # head PFN -> (its PageInfo, folio_test_anon, folio_maybe_mapped_shared
+        # or None on 6.1), for the pages of large folios
+        self._folios: dict[int, tuple[PageInfo, bool, bool | None]] = {}
         # Fast path for small folios (see pfn_bits_block): whole 4 KiB
         # blocks of the vmemmap decoded at once, when struct page tiles them.
         self.bits_blocks: dict[int, list[int]] = {}
@@ -90,15 +100,15 @@ class DrgnPageState:
         size = ks.page_size
         if (
             size % 8 == 0
-            and PAGE_SIZE % size == 0
-            and (PAGE_SIZE // size) & (PAGE_SIZE // size - 1) == 0
-            and ks.vmemmap_base % PAGE_SIZE == 0
+            and _BLOCK % size == 0
+            and (_BLOCK // size) & (_BLOCK // size - 1) == 0
+            and ks.vmemmap_base % _BLOCK == 0
             and ks.off_flags % 8 == 0
             and ks.off_compound % 8 == 0
             and ks.off_mapping % 8 == 0
             and ks.off_mapcount % 4 == 0
         ):
-            self.bits_shift = (PAGE_SIZE // size).bit_length() - 1
+            self.bits_shift = (_BLOCK // size).bit_length() - 1
 
     @property
     def reader(self) -> PageReader:
@@ -130,12 +140,20 @@ class DrgnPageState:
                 mapcount = 0 if mc < ks.mapcount_type_limit else mc + 1
                 info = PagemapPage(bool(mapping & PAGE_MAPPING_ANON), mapcount, mapcount > 1)
             else:
-                pi = r.info(pfn)
-                mapcount = r.precise_mapcount(pi)
-                # 6.1 has no folio_maybe_mapped_shared() and pagemap never
-                # asks it there: the page's own mapcount stands in
-                shared = mapcount > 1 if ks.compound_mapcount else r.maybe_mapped_shared(pi)
-                info = PagemapPage(r.anon(pi), mapcount, shared)
+                # A page of a large folio: the folio's state is worked out
+                # once per read, each page adds its own _mapcount.
+                head_pfn = r.page_folio_pfn(pfn) if compound & 1 else pfn
+                folio = self._folios.get(head_pfn)
+                if folio is None:
+                    pi = r.info(head_pfn)
+                    # 6.1 has no folio_maybe_mapped_shared() and pagemap
+                    # never asks it there: the page's own mapcount stands in
+                    folio_shared = None if ks.compound_mapcount else r.maybe_mapped_shared(pi)
+                    folio = self._folios[head_pfn] = (pi, r.anon(pi), folio_shared)
+                pi, anon, folio_shared = folio
+                mapcount = r.precise_mapcount(pi, pfn)
+                shared = mapcount > 1 if folio_shared is None else folio_shared
+                info = PagemapPage(anon, mapcount, shared)
         except FaultError:
             info = None
         self._cache[pfn] = info
@@ -151,7 +169,7 @@ class DrgnPageState:
         """
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + block * PAGE_SIZE, PAGE_SIZE)
+            raw = self.prog.read(ks.vmemmap_base + block * _BLOCK, _BLOCK)
         except FaultError:
             bits = [-1] * (1 << (self.bits_shift or 0))
         else:
@@ -172,42 +190,79 @@ class DrgnPageState:
         a, z = missing[0], missing[-1]
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + a * PAGE_SIZE, (z - a + 1) * PAGE_SIZE)
+            raw = self.prog.read(ks.vmemmap_base + a * _BLOCK, (z - a + 1) * _BLOCK)
         except FaultError:
             return  # pfn_bits_block() reads them one by one
+        if _all_small_anon_exclusive(raw, ks) is not None:
+            # every page of the span at once (the usual anonymous memory)
+            per_block = [PM_MMAP_EXCLUSIVE] * (1 << (self.bits_shift or 0))
+            for bl in missing:
+                have[bl] = per_block
+            return
         for bl in missing:
-            off = (bl - a) * PAGE_SIZE
-            have[bl] = self._decode_block(raw[off : off + PAGE_SIZE])
+            off = (bl - a) * _BLOCK
+            have[bl] = self._decode_block(raw[off : off + _BLOCK])
 
     def _decode_block(self, raw: bytes) -> list[int]:
         ks = self.ks
         bits = _all_small_anon_exclusive(raw, ks)
         if bits is None:
-            q = memoryview(raw).cast("Q")
-            w = ks.page_size // 8
-            head = ks.pg_head
-            bits = [
-                -1
-                if c & 1 or f >> head & 1
-                else (PM_FILE if not m & PAGE_MAPPING_ANON else 0) | (PM_MMAP_EXCLUSIVE if mc == 0 else 0)
-                for f, c, m, mc in zip(
-                    q[ks.off_flags // 8 :: w],
-                    q[ks.off_compound // 8 :: w],
-                    q[ks.off_mapping // 8 :: w],
-                    memoryview(raw).cast("i")[ks.off_mapcount // 4 :: ks.page_size // 4],
-                )
-            ]
+            bits = _small_folio_bits(raw, ks)
         return bits
 
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
         try:
-            return self.reader.pt_share_count(ptep & ~(PAGE_SIZE - 1)) != 0
+            # the ptdesc of the PMD table page holding ptep
+            return self.reader.pt_share_count(ptep & ~(self.table_size - 1)) != 0
         except FaultError:
             return False
 
 
 # byte -> bit k of it, for testing one bit of many bytes at once
 _BIT_TABLES = [bytes((i >> k) & 1 for i in range(256)) for k in range(8)]
+
+
+# byte -> 1 if it is not 0
+_NONZERO = bytes([0]) + bytes([1]) * 255
+# byte 0..4 (how many of a _mapcount's 4 bytes are not 0) -> 1 if none is
+_NONE_SET = bytes([1]) + bytes(255)
+# what _small_folio_bits() gives for code (tail + head) * 4 + anon * 2 + mapped once
+_CODE_BITS = tuple(
+    -1 if code >= 4 else (0 if code & 2 else PM_FILE) | (PM_MMAP_EXCLUSIVE if code & 1 else 0)
+    for code in range(12)
+)
+
+
+def _small_folio_bits(raw: bytes, ks: KernelState) -> list[int]:
+    """
+    For each ``struct page`` in *raw* (a whole vmemmap block): -1 for a page
+    of a large folio (``compound_info`` bit 0 or ``PG_head``), else
+    ``PM_FILE`` unless ``mapping`` has ``PAGE_MAPPING_ANON``, or-ed with
+    ``PM_MMAP_EXCLUSIVE`` if ``_mapcount`` is 0 (mapped once). Each field
+    is cut out of every page at once as a byte slice, reduced to one 0/1
+    byte per page, and the bytes are summed into a code per page as big
+    integers (no carry: a byte never passes 11), so that only the final
+    lookup runs per page.
+    """
+    size = ks.page_size
+    b0 = _BIT_TABLES[0]
+    head = ks.pg_head
+    tail = raw[ks.off_compound :: size].translate(b0)
+    n = len(tail)
+    large = int.from_bytes(tail, "little") + int.from_bytes(
+        raw[ks.off_flags + head // 8 :: size].translate(_BIT_TABLES[head % 8]), "little"
+    )
+    anon = int.from_bytes(raw[ks.off_mapping :: size].translate(b0), "little")
+    off = ks.off_mapcount
+    set_bytes = (
+        int.from_bytes(raw[off :: size].translate(_NONZERO), "little")
+        + int.from_bytes(raw[off + 1 :: size].translate(_NONZERO), "little")
+        + int.from_bytes(raw[off + 2 :: size].translate(_NONZERO), "little")
+        + int.from_bytes(raw[off + 3 :: size].translate(_NONZERO), "little")
+    )
+    once = int.from_bytes(set_bytes.to_bytes(n, "little").translate(_NONE_SET), "little")
+    codes = (large * 4 + anon * 2 + once).to_bytes(n, "little")
+    return list(map(_CODE_BITS.__getitem__, codes))
 
 
 def _all_small_anon_exclusive(raw: bytes, ks: KernelState) -> list[int] | None:

@@ -117,6 +117,7 @@ def test_bench_figures_sane(bench_run: tuple[Any, list[str]]) -> None:
     for name in ("sparse128t_real_qmp_peak", "sparse128t_synthetic_peak"):
         assert res.mem[name] > 0, name
     assert res.rates["synthetic_pte_entry_calls_per_s"] > 0
+    assert res.ratios["pte_entry_rate_over_bare_calls_arm64"] > 0  # beside x86_64's
     # The printed report has the lines users read.
     text = "\n".join(lines)
     for prefix in (
@@ -133,3 +134,35 @@ def test_bench_figures_sane(bench_run: tuple[Any, list[str]]) -> None:
         "host_100x_follow_phys", "guest_within_20x_kernel", "sparse128t_under_1s_100mb",
         "ttfr_under_2s",
     ))
+
+
+@pytest.mark.livewalk_vm(arches=("arm64",), paging=(5,))
+def test_bench_guest_ratio_arm64(livewalk_guest: Guest) -> None:
+    """
+    The guest/kernel pagemap ratio in the arm64 guest (the session's, 5
+    levels), printed beside the x86_64 guest's: the bytes equal the
+    kernel's, and the synthetic arm64 ``pte_entry`` rate is there too.
+    """
+    bt = _bench_module()
+    lines: list[str] = []
+
+    def out(s: str) -> None:
+        lines.append(s)
+        print(s, flush=True)
+
+    res = bt.Results(out=out)
+    ratio = bt.guest_ratio(livewalk_guest, res, quick=True, size_mb=QUICK_SIZE_MB,
+                           sparse_mb=QUICK_SPARSE_MB)
+    assert math.isfinite(ratio) and ratio > 0
+    c = res.counts
+    page = 4096  # the Debian cloud-arm64 kernel's granule
+    populated = QUICK_SIZE_MB * (1 << 20) // page
+    sparse = QUICK_SPARSE_MB * (1 << 20) // SPARSE_STRIDE
+    assert c["guest_pages_arm64"] == (QUICK_SIZE_MB + QUICK_SPARSE_MB) * (1 << 20) // page
+    assert c["guest_present_pages_arm64"] == populated + sparse
+    assert c["guest_regions_equal_arm64"] == 3
+    assert c["guest_mismatch_pages_arm64"] == 0
+    assert any(s.startswith("RATIO livewalk_guest_over_kernel_pagemap_arm64 ") for s in lines)
+    bt.run_bench_walker(res, 5, True)
+    assert res.ratios["pte_entry_rate_over_bare_calls_arm64"] > 0
+    assert res.rates["synthetic_pte_entry_calls_per_s_arm64"] > 0

@@ -206,3 +206,56 @@ def test_hugetlb_pmd_and_contiguous_ptes(name: str) -> None:
     assert got == [PM_PRESENT | PM_FILE | PM_MMAP_EXCLUSIVE | PM_UFFD_WP | (0x40000 + i) for i in range(4)]
     got = list(pagemap_read(mm, h2, h2 + n * page, page_state=pages))
     assert got == [PM_PRESENT | PM_MMAP_EXCLUSIVE | (0x9000 + i) for i in range(n)]
+
+
+class _ShareCounts:
+    """A PageReader's ``pt_share_count``: the table pages it was asked about."""
+
+    def __init__(self, shared: int) -> None:
+        self.shared = shared
+        self.asked: list[int] = []
+
+    def pt_share_count(self, table_kaddr: int) -> int:
+        self.asked.append(table_kaddr)
+        return 1 if table_kaddr == self.shared else 0
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_hugetlb_pmd_shared_masks_with_the_targets_page_size(name: str) -> None:
+    """
+    ``hugetlb_pmd_shared(ptep)`` looks at the ptdesc of the page-table page
+    holding *ptep*: with 16K pages a PMD table is 16 KiB, so a slot in its
+    last 4 KiB still belongs to the table that starts 16 KiB-aligned (a 4K
+    mask would name a page inside it). Exercised through pagemap with a
+    PMD-sized hugetlb page in the PMD table's last slot.
+    """
+    from livewalk.proc.pagemap_page import DrgnPageState
+
+    mm, p, _, page = _setup(name)
+    pmd_shift = p.level_shift(1)
+    last = p.ptrs_per(1) - 1
+    addr = (64 << p.level_shift(2)) + (last << pmd_shift)  # the last slot of its PMD table
+    mm.add_vma(addr, addr + (1 << pmd_shift), VM_READ | VM_WRITE | VM_SHARED, hugetlb_shift=pmd_shift)
+    mm.map_pmd(addr, 0x40000, mm.backend.bits.default)
+    table_paddr = mm.table_paddr(1, addr)
+    assert table_paddr is not None and table_paddr % page == 0
+    table = p.va(table_paddr)
+    assert 8 * last >= 4096 or page == 4096
+
+    state = DrgnPageState.__new__(DrgnPageState)
+    state.table_size = page
+    counts = _ShareCounts(shared=table)
+    state._reader = counts  # type: ignore[assignment]
+    assert state.hugetlb_pmd_shared(table + 8 * last)
+    assert counts.asked == [table]
+
+    class Pages16(Pages):
+        def hugetlb_pmd_shared(self, ptep: int) -> bool:
+            return state.hugetlb_pmd_shared(ptep)
+
+    pages = Pages16()
+    pages.pages[0x40000] = PagemapPage(anon=False, mapcount=1, maybe_shared=False)
+    got = list(pagemap_read(mm, addr, addr + 2 * page, page_state=pages))
+    # the table is shared: not exclusive, though the page is mapped once
+    assert got == [PM_PRESENT | PM_FILE | (0x40000 + i) for i in range(2)]
+    assert counts.asked[-1] == table
