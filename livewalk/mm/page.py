@@ -629,7 +629,7 @@ class PageReader:
         bits: VMFlagBits,
     ) -> bool:
         """
-        ``__vm_normal_page()`` on x86_64 (Linux 7.2 ``mm/memory.c``; the
+        ``__vm_normal_page()`` on x86_64 and arm64 (Linux 7.2 ``mm/memory.c``; the
         ``find_normal_page`` hook, used only by Xen, is not modelled): is
         the mapping of *pfn* "normal" (has a struct page to account)?
 
@@ -644,7 +644,7 @@ class PageReader:
                 if pfn > ks.highest_memmap_pfn:  # approximates !pfn_valid
                     return False
             else:
-                if pfn == vm_pgoff + ((addr - vm_start) >> 12):
+                if pfn == vm_pgoff + ((addr - vm_start) >> int(ks.prog["PAGE_SHIFT"].value_())):
                     return False
                 cow = bits.VM_SHARED | bits.VM_MAYWRITE
                 if vm_flags & cow != bits.VM_MAYWRITE:  # !is_cow_mapping
