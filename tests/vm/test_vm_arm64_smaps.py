@@ -51,7 +51,8 @@ from tests.vm.test_vm_smaps import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",), paging=(5, 4))]
+# The paging modes of the command line: 5 in CI, every one in the full matrix.
+pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",))]
 
 READY_TIMEOUT = 600.0
 
@@ -327,11 +328,13 @@ def test_smaps_covers_arm64(workloads: tuple[Guest, list[int], dict[str, Any]]) 
 
 KERNEL_PFNS = r"""
 import json, sys
+import mmap
+PAGE = mmap.PAGESIZE
 pid, addrs = int(sys.argv[1]), json.loads(sys.stdin.read())
 out = {}
 with open(f"/proc/{pid}/pagemap", "rb") as f:
     for a in addrs:
-        f.seek(a // 4096 * 8)
+        f.seek(a // PAGE * 8)
         e = int.from_bytes(f.read(8), "little")
         out[a] = e & ((1 << 55) - 1) if e >> 63 else None
 print(json.dumps(out))
@@ -362,9 +365,9 @@ def test_vtop_user_equals_the_kernels_pagemap(workloads: tuple[Guest, list[int],
             s, e = (int(x, 16) for x in line.split()[0].split("-"))
             if s >= paging.task_size_max:
                 continue
-            n = (e - s) // 4096
+            n = (e - s) // paging.page_size
             step = max(1, n // 64)
-            addrs += [s + i * 4096 + 0x123 for i in range(0, n, step)]
+            addrs += [s + i * paging.page_size + 0x123 for i in range(0, n, step)]
         r = g.run(f"python3 - {pid}", input=KERNEL_PFNS.replace("sys.stdin.read()", json.dumps(json.dumps(addrs))),
                   timeout=600, check=True)  # fmt: skip
         kernel = {int(k): v for k, v in json.loads(r.stdout.splitlines()[-1]).items()}
@@ -377,7 +380,7 @@ def test_vtop_user_equals_the_kernels_pagemap(workloads: tuple[Guest, list[int],
             k = kernel[a]
             if k is not None:
                 present += 1
-                if res.phys != (k << 12) + (a & 0xFFF):
+                if res.phys != (k << paging.page_shift) + (a & (paging.page_size - 1)):
                     bad.append(format_vtop(res) + f"\n  kernel pagemap PFN {k:#x}")
             elif res.state == "present":
                 bad.append(format_vtop(res) + "\n  kernel: not present")
