@@ -13,6 +13,9 @@ harness needs only the standard library.
 
 from __future__ import annotations
 
+import gc
+import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +28,39 @@ if TYPE_CHECKING:
     from livewalk.proc.smaps import SmapsVMA
     from livewalk.tools.vtop import VtopResult
 
-__all__ = ("attach", "mm", "pagemap", "smaps", "vtop", "walk_page_range")
+__all__ = ("QMP_FREE_TIMEOUT", "attach", "mm", "pagemap", "smaps", "vtop", "walk_page_range")
+
+#: Seconds :func:`attach` waits for the guest's QMP socket to be free.
+QMP_FREE_TIMEOUT = 20.0
+
+
+def _wait_qmp_free(qmp_socket: str, timeout: float) -> None:
+    """
+    Wait until QEMU greets a new client on *qmp_socket*. QEMU serves one QMP
+    client at a time and queues the others without a word, and drgn waits
+    for the greeting with no timeout: a Program its owner dropped but that
+    is still alive holds the socket (its livewalk backend, kept in
+    ``prog.cache``, refers back to it: a cycle only the collector frees).
+    So collect, probe with a timeout, and say so if the socket stays held.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        gc.collect()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            try:
+                s.connect(qmp_socket)
+                if b"QMP" in s.recv(4096):
+                    return
+            except TimeoutError:
+                pass
+            except OSError as e:
+                raise GuestError(f"cannot connect to the guest's QMP socket {qmp_socket}: {e}") from e
+        if time.monotonic() >= deadline:
+            raise GuestError(
+                f"the guest's QMP socket {qmp_socket} is held by another client for {timeout:.0f} s "
+                "(a drgn Program still attached?)"
+            )
 
 
 def attach(qmp_socket: str, vmlinux: str) -> Program:
@@ -37,6 +72,7 @@ def attach(qmp_socket: str, vmlinux: str) -> Program:
     """
     import drgn
 
+    _wait_qmp_free(qmp_socket, QMP_FREE_TIMEOUT)
     prog = drgn.Program()
     prog.set_qemu_qmp(qmp_socket)
     prog.debug_info_options.kernel_directories = (str(Path(vmlinux).parent),)

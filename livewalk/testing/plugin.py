@@ -21,7 +21,7 @@ Fixtures:
   kernel is the default one; with ``LIVEWALK_KERNEL_MATRIX=full`` (``bash
   scripts/test --matrix``) arm64 tests also run on the ``16k`` kernel. A
   test of some kernels only (``only_kernels=("16k",)``) runs on those the
-  session runs, and is skipped, saying why, when it runs none.
+  session runs, and is deselected when it runs none.
 - ``livewalk_vm_pool``: the session's :class:`~livewalk.testing.GuestPool`
   (for fixtures of one's own, e.g. a guest per paging mode).
 
@@ -102,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     for arch in ARCHES:
         config.addinivalue_line("markers", f"{MARKER}_{arch}: a test on the {arch} test VM (set by the plugin)")
+    config.addinivalue_line("markers", f"{MARKER}_not_selected: of kernels the session runs none of (deselected)")
 
 
 def _split(value: str) -> list[str]:
@@ -199,13 +200,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     only = marker.kwargs.get("only_kernels") if marker is not None else None
     if not keys and only is not None:
-        why = (f"kernel {', '.join(only)} not selected (LIVEWALK_KERNEL_MATRIX=full, or --livewalk-kernel "
-               f"{','.join(only)})")  # fmt: skip
-        skip = pytest.param(None, marks=pytest.mark.skip(reason=why), id=f"{'-'.join(only)}-not-selected")
-        metafunc.parametrize("livewalk_guest", [skip], indirect=True)
+        # Deselected when collection ends (a kernel the session does not run
+        # is a choice of the command line, not a skipped result).
+        param = pytest.param(None, marks=pytest.mark.livewalk_vm_not_selected, id=f"{'-'.join(only)}-not-selected")
+        metafunc.parametrize("livewalk_guest", [param], indirect=True)
         return
     metafunc.parametrize("livewalk_guest", keys, ids=[k.id for k in keys], indirect=True)
 
+
+#: The mark of a test of ``only_kernels`` the session runs none of: deselected.
+_NOT_SELECTED = f"{MARKER}_not_selected"
 
 #: The first usage error met while parametrizing the tests.
 _USAGE_ERROR = pytest.StashKey[str]()
@@ -214,6 +218,10 @@ _USAGE_ERROR = pytest.StashKey[str]()
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _USAGE_ERROR in config.stash:
         raise pytest.UsageError(config.stash[_USAGE_ERROR])
+    left_out = [i for i in items if i.get_closest_marker(_NOT_SELECTED) is not None]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [i for i in items if i.get_closest_marker(_NOT_SELECTED) is None]
     # Tests on the VM can be selected or left out with -m livewalk_vm, and
     # those of one architecture with -m livewalk_vm_<arch>.
     for item in items:
