@@ -21,10 +21,10 @@ from drgn import FaultError, Program, offsetof, sizeof
 
 __all__ = (
     "MAX_SWAPFILES_SHIFT",
-    "SWAPFILE_CLUSTER",
     "SwapTables",
     "X86_64_MAX_POSSIBLE_PHYSMEM_BITS",
     "swap_table_layout",
+    "swapfile_cluster",
     "swp_swapcount",
 )
 
@@ -32,8 +32,16 @@ __all__ = (
 #: the low 5 bits of a pagemap swap frame.
 MAX_SWAPFILES_SHIFT = 5
 
-#: ``SWAPFILE_CLUSTER``: slots per swap cluster (``HPAGE_PMD_NR`` with THP).
-SWAPFILE_CLUSTER = 512
+
+def swapfile_cluster(prog: Program) -> int:
+    """
+    ``SWAPFILE_CLUSTER``, the slots of one swap cluster: ``HPAGE_PMD_NR``
+    with ``CONFIG_THP_SWAP`` (x86_64 and arm64 Debian kernels), so 512 with
+    4K pages and 2048 with 16K.
+    """
+    from livewalk.mm.huge_memory import hpage_pmd_order
+
+    return 1 << hpage_pmd_order(prog)
 
 #: ``MAX_POSSIBLE_PHYSMEM_BITS`` on x86_64 (arch/x86/include/asm/
 #: pgtable_64_types.h): a compile-time constant absent from debug info.
@@ -71,6 +79,7 @@ class SwapTables:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
+        self.cluster = swapfile_cluster(prog)
         self._si: dict[int, tuple[int, int, int] | None] = {}
         self._tables: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
         self.count_shift, _, self.count_max = swap_table_layout()
@@ -120,8 +129,8 @@ class SwapTables:
         max_, cluster_info, _ = info
         if offset >= max_ or not cluster_info:
             return None
-        got = self._cluster(type_, cluster_info, offset // SWAPFILE_CLUSTER)
-        return None if got is None else got[0][offset % SWAPFILE_CLUSTER]
+        got = self._cluster(type_, cluster_info, offset // self.cluster)
+        return None if got is None else got[0][offset % self.cluster]
 
     def _cluster(
         self, type_: int, cluster_info: int, ci_idx: int
@@ -133,8 +142,8 @@ class SwapTables:
             table_ptr = _U64.unpack(self.prog.read(ci + self.off_table, 8))[0]
             if not table_ptr:
                 return None
-            raw = self.prog.read(table_ptr, 8 * SWAPFILE_CLUSTER)
-            got = (struct.unpack(f"<{SWAPFILE_CLUSTER}Q", raw), ci)
+            raw = self.prog.read(table_ptr, 8 * self.cluster)
+            got = (struct.unpack(f"<{self.cluster}Q", raw), ci)
             self._tables[key] = got
         return got
 
@@ -155,11 +164,11 @@ class SwapTables:
             return self.prog.read(swap_map + offset, 1)[0] & 0x3F
         if not cluster_info:
             return 0
-        got = self._cluster(type_, cluster_info, offset // SWAPFILE_CLUSTER)
+        got = self._cluster(type_, cluster_info, offset // self.cluster)
         if got is None:
             return 0
         table, ci = got
-        tb = table[offset % SWAPFILE_CLUSTER]
+        tb = table[offset % self.cluster]
         # swp_tb_is_countable(): null, shadow (bit 0) or cached folio (0b10).
         if not (tb == 0 or tb & 1 or tb & 3 == 2):
             return 0
@@ -167,7 +176,7 @@ class SwapTables:
         if count == self.count_max and self.off_extend is not None:
             ext = _U64.unpack(self.prog.read(ci + self.off_extend, 8))[0]
             if ext:
-                slot = offset % SWAPFILE_CLUSTER
+                slot = offset % self.cluster
                 count = _S32.unpack(self.prog.read(ext + 4 * slot, 4))[0]
         return max(count, 0)
 
