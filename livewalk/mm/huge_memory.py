@@ -21,6 +21,7 @@ from drgn import Object, Program, cast
 from livewalk.arch import ULONG_MAX
 from livewalk.arch.x86.pgtable import pmd_none, pmd_present, pmd_trans_huge
 from livewalk.kernel import KernelFeatures
+from livewalk.mm.huge_mm import hpage_pmd_nr, hpage_pmd_order, page_shift
 from livewalk.mm.shmem import (
     SHMEM_HUGE_ADVISE,
     SHMEM_HUGE_ALWAYS,
@@ -36,33 +37,11 @@ __all__ = (
     "MMF_DISABLE_THP",
     "S_DAX",
     "file_thp_enabled",
-    "hpage_pmd_order",
     "hugepage_vma_check",
-    "page_shift",
     "pmd_is_huge",
     "thp_eligible",
     "vma_thp_disabled",
 )
-
-
-def page_shift(prog: Program) -> int:
-    """
-    The target's ``PAGE_SHIFT`` (drgn's object of that name, from
-    VMCOREINFO's ``PAGESIZE``): 12 on x86_64, 12, 14 or 16 on arm64.
-
-    >>> page_shift(prog)  # doctest: +SKIP
-    14
-    """
-    return int(prog["PAGE_SHIFT"].value_())
-
-
-def hpage_pmd_order(prog: Program) -> int:
-    """
-    ``HPAGE_PMD_ORDER`` (``PMD_SHIFT - PAGE_SHIFT``): a page table of
-    8-byte entries fills one page, so 9 with 4K pages, 11 with 16K and 13
-    with 64K.
-    """
-    return page_shift(prog) - 3
 
 
 def _thp_orders(pmd_order: int) -> tuple[int, int, int]:
@@ -282,7 +261,7 @@ def _shmem_is_huge_6_1(vma_obj: Object, inode: Object, vm_flags: int, bits: VMFl
         return True
     if huge == SHMEM_HUGE_WITHIN_SIZE:
         shift = page_shift(prog)
-        nr = 1 << hpage_pmd_order(prog)
+        nr = hpage_pmd_nr(prog)
         index = (int(vma_obj.vm_pgoff.value_()) + 1 + nr - 1) // nr * nr
         if -(-int(inode.i_size.value_()) >> shift) >= index:  # round_up(i_size, PAGE_SIZE) >> PAGE_SHIFT
             return True

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from drgn import Object, Program, container_of, offsetof
 
+from livewalk.mm.huge_mm import hpage_pmd_order, page_shift
 from livewalk.mm.page import KernelState
 
 __all__ = (
@@ -67,7 +68,7 @@ class ShmemSwap:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
-        self._page_shift = _page_shift(prog)
+        self._page_shift = page_shift(prog)
         self._ranges: dict[int, list[tuple[int, int]]] = {}
 
     def value_entries(self, mapping_addr: int) -> list[tuple[int, int]]:
@@ -137,10 +138,10 @@ def shmem_swap_usage(vma: Object, cache: ShmemSwap | None = None) -> int:
     start, end = int(vma.vm_start.value_()), int(vma.vm_end.value_())
     pgoff = int(vma.vm_pgoff.value_())
     if not pgoff and end - start >= int(inode.i_size.value_()):
-        return swapped << _page_shift(prog)
+        return swapped << page_shift(prog)
     c = cache or ShmemSwap(prog)
     return c.partial_swap_usage(
-        int(inode.i_mapping.value_()), pgoff, pgoff + ((end - start) >> _page_shift(prog))
+        int(inode.i_mapping.value_()), pgoff, pgoff + ((end - start) >> page_shift(prog))
     )
 
 
@@ -200,7 +201,7 @@ def _xa_is_sibling(ent: int) -> bool:
 def _orders_within_size(inode: Object, orders: int, index: int) -> int:
     """``shmem_get_orders_within_size(inode, orders, index, 0)``."""
     # round_up(i_size, PAGE_SIZE) >> PAGE_SHIFT
-    pages = -(-max(0, int(inode.i_size.value_())) >> _page_shift(inode.prog_))
+    pages = -(-max(0, int(inode.i_size.value_())) >> page_shift(inode.prog_))
     while orders:
         order = orders.bit_length() - 1
         aligned = -(-(index + 1) // (1 << order)) * (1 << order)
@@ -221,7 +222,7 @@ def shmem_allowable_huge_orders(vma: Object, vm_flags: int, hugepage_bit: int) -
     :return: a mask of orders
     """
     prog = vma.prog_
-    pmd_order = _hpage_pmd_order(prog)
+    pmd_order = hpage_pmd_order(prog)
     # THP_ORDERS_ALL_FILE_DEFAULT: orders 1 to PMD_ORDER
     file_orders = ((1 << (pmd_order + 1)) - 1) & ~1
     inode = vma.vm_file.f_inode
@@ -262,16 +263,3 @@ def shmem_allowable_huge_orders(vma: Object, vm_flags: int, hugepage_bit: int) -
     if global_orders:
         mask |= int(prog["huge_shmem_orders_inherit"].value_())
     return file_orders & mask
-
-
-def _page_shift(prog: Program) -> int:
-    # livewalk.mm.huge_memory imports this module: import at the call
-    from livewalk.mm.huge_memory import page_shift
-
-    return page_shift(prog)
-
-
-def _hpage_pmd_order(prog: Program) -> int:
-    from livewalk.mm.huge_memory import hpage_pmd_order
-
-    return hpage_pmd_order(prog)

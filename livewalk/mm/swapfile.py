@@ -19,6 +19,8 @@ import struct
 
 from drgn import FaultError, Program, offsetof, sizeof
 
+from livewalk.mm.huge_mm import hpage_pmd_nr
+
 __all__ = (
     "MAX_SWAPFILES_SHIFT",
     "SwapTables",
@@ -39,9 +41,7 @@ def swapfile_cluster(prog: Program) -> int:
     with ``CONFIG_THP_SWAP`` (x86_64 and arm64 Debian kernels), so 512 with
     4K pages and 2048 with 16K.
     """
-    from livewalk.mm.huge_memory import hpage_pmd_order
-
-    return 1 << hpage_pmd_order(prog)
+    return hpage_pmd_nr(prog)
 
 #: ``MAX_POSSIBLE_PHYSMEM_BITS`` on x86_64 (arch/x86/include/asm/
 #: pgtable_64_types.h): a compile-time constant absent from debug info.
