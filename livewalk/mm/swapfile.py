@@ -23,6 +23,7 @@ from livewalk.mm.huge_mm import hpage_pmd_nr
 
 __all__ = (
     "MAX_SWAPFILES_SHIFT",
+    "SWAPFILE_CLUSTER_NO_THP_SWAP",
     "SwapTables",
     "X86_64_MAX_POSSIBLE_PHYSMEM_BITS",
     "swap_table_layout",
@@ -35,13 +36,31 @@ __all__ = (
 MAX_SWAPFILES_SHIFT = 5
 
 
+#: ``SWAPFILE_CLUSTER`` without ``CONFIG_THP_SWAP`` (``mm/swap.h``).
+SWAPFILE_CLUSTER_NO_THP_SWAP = 256
+
+
 def swapfile_cluster(prog: Program) -> int:
     """
     ``SWAPFILE_CLUSTER``, the slots of one swap cluster: ``HPAGE_PMD_NR``
-    with ``CONFIG_THP_SWAP`` (x86_64 and arm64 Debian kernels), so 512 with
-    4K pages and 2048 with 16K.
+    with ``CONFIG_THP_SWAP``, else 256. arm64 wants THP swap with 4K pages
+    only, so it is 512 on x86_64 and 4K arm64, and 256 with 16K pages (not
+    2048).
+
+    The configuration is read from the target's types, as drgn's helpers
+    probe: ``swap_info_struct.nonfull_clusters[]`` has ``SWAP_NR_ORDERS``
+    lists, ``PMD_ORDER + 1`` with ``CONFIG_THP_SWAP`` and 1 without. Before
+    Linux 6.10 (no such member) the per-cluster count tables this sizes do
+    not exist, and ``HPAGE_PMD_NR`` is returned.
+
+    >>> swapfile_cluster(prog)  # doctest: +SKIP
+    512
     """
-    return hpage_pmd_nr(prog)
+    try:
+        orders = prog.type("struct swap_info_struct").member("nonfull_clusters").type.length
+    except LookupError:
+        return hpage_pmd_nr(prog)
+    return hpage_pmd_nr(prog) if orders is not None and orders > 1 else SWAPFILE_CLUSTER_NO_THP_SWAP
 
 #: ``MAX_POSSIBLE_PHYSMEM_BITS`` on x86_64 (arch/x86/include/asm/
 #: pgtable_64_types.h): a compile-time constant absent from debug info.
