@@ -107,6 +107,7 @@ class KernelSeries:
     :ivar initramfs: whether its root disk's driver and file system are
         modules, so that it boots through an initramfs that loads them (see
         :mod:`.initramfs`)
+    :ivar page_size: the kernel's ``PAGE_SIZE``
     """
 
     name: str
@@ -117,6 +118,13 @@ class KernelSeries:
     flavour: str = ""
     levels: tuple[int, ...] = (5, 4)
     initramfs: bool = False
+    page_size: int = 4096
+
+    @property
+    def pmd_size(self) -> int:
+        """What a PMD maps: the THP and default hugetlb size (2 MiB with 4K
+        pages, 32 MiB with 16K; a table holds ``PAGE_SIZE / 8`` entries)."""
+        return self.page_size * (self.page_size // 8)
 
     @property
     def release_prefix(self) -> str:
@@ -142,7 +150,7 @@ KERNEL_SERIES = {
         KernelSeries("6.12", "trixie", updates=True),
         KernelSeries("7", SUITE, arches=("x86_64", "arm64")),
         KernelSeries("16k", SUITE, arches=("arm64",), version="7", flavour="arm64-16k", levels=(4, 3),
-                     initramfs=True),
+                     initramfs=True, page_size=16384),
     )
 }
 #: The series booted when none is named.

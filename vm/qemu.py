@@ -177,12 +177,17 @@ def firstboot_args(arch: str, kernel: Path, root: Path, console: Path, initrd: P
 
 def kernel_cmdline(spec: QemuSpec) -> str:
     """The guest kernel's command line."""
-    from .image import ARCHES
+    from .image import ARCHES, KERNEL_SERIES
 
     cmdline = [
         f"console={ARCHES[spec.arch].console}", "root=/dev/nvme0n1", "rw", "init=/usr/sbin/livewalk-init",
         "panic=-1", "hugepagesz=2M", "hugepages=64", "transparent_hugepage=madvise",
     ]  # fmt: skip
+    # 2 MiB hugetlb pages (the workloads' MAP_HUGE_2MB), and some of the PMD
+    # size where that differs: MAP_HUGETLB alone asks for it (32 MiB with 16K)
+    pmd = KERNEL_SERIES[spec.series].pmd_size if spec.series in KERNEL_SERIES else 2 << 20
+    if pmd != 2 << 20:
+        cmdline += [f"hugepagesz={pmd >> 20}M", f"hugepages={max(1, (128 << 20) // pmd)}"]
     if spec.levels == 4 and spec.arch == "x86_64":  # arm64: the CPU's (machine_args)
         cmdline.append("no5lvl")
     if spec.modules is not None:

@@ -44,6 +44,18 @@ def test_arm64_command_line(levels: int, cpu: str) -> None:
         assert dev in args
 
 
+@pytest.mark.parametrize(("series", "pools"), [("7", ["2M:64"]), ("16k", ["2M:64", "32M:4"])])
+def test_hugetlb_pools_of_the_pmd_size(series: str, pools: list[str]) -> None:
+    """2 MiB hugetlb pages always, and pages of the PMD size (the default
+    hugetlb size, what ``MAP_HUGETLB`` alone asks for) where that differs."""
+    from dataclasses import replace
+
+    words = kernel_cmdline(replace(_spec("arm64", 4), series=series)).split()
+    sizes = [w.split("=")[1] for w in words if w.startswith("hugepagesz=")]
+    counts = [w.split("=")[1] for w in words if w.startswith("hugepages=")]
+    assert [f"{s}:{n}" for s, n in zip(sizes, counts, strict=True)] == pools
+
+
 def test_arm64_first_boot() -> None:
     args = firstboot_args("arm64", Path("vmlinuz"), Path("root.img"), Path("console.log"))
     assert args[0] == "qemu-system-aarch64"
