@@ -144,10 +144,11 @@ m = mmap.mmap(-1, 64 << 20)
 for i in range(0, 64 << 20, P * 3):
     m[i] = 1
 n = mmap.mmap(-1, 8 << 20, prot=mmap.PROT_READ)
-t = mmap.mmap(-1, max(16 << 20, 4 * PMD))
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # mmap.mmap(-1, n) alone is shared memory (shmem)
+t = mmap.mmap(-1, max(16 << 20, 4 * PMD), flags=ANON)
 t.madvise(mmap.MADV_HUGEPAGE)
 t.write(b"x" * len(t))
-c = mmap.mmap(-1, 4 << 20 if P == 4096 else 8 << 20)
+c = mmap.mmap(-1, 4 << 20 if P == 4096 else 8 << 20, flags=ANON)
 c.write(b"y" * len(c))
 print("READY", flush=True)
 time.sleep(3600)

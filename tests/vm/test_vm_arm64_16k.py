@@ -18,7 +18,7 @@ this kernel too, in the full matrix):
   8`` gives.
 
 These run only when the session runs the 16k kernel (``bash scripts/test
---matrix``, or ``--livewalk-kernel 16k``); otherwise they are skipped.
+--matrix``, or ``--livewalk-kernel 16k``); otherwise they are deselected.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ VA_BITS = {4: 52, 3: 47}
 #: PTE_CONT (arch/arm64/include/asm/pgtable-hwdef.h)
 PTE_CONT = 1 << 52
 
-#: A process with every 16K leaf kind: sparse 16 KiB PTEs, PMD-mapped THPs
+#: A process with every 16K leaf kind: sparse 16 KiB PTEs (shmem), PMD-mapped THPs
 #: (32 MiB, MADV_HUGEPAGE), 2 MiB mTHPs (contiguous-PTE blocks of 128
 #: entries) and a read-only mapping never touched (no entries). Prints the
 #: regions' addresses.
@@ -63,13 +63,14 @@ sparse = mmap.mmap(-1, 16 << 20)
 for i in range(0, 16 << 20, P * 3):
     sparse[i] = 1
 untouched = mmap.mmap(-1, 8 << 20, prot=mmap.PROT_READ)
-thp = mmap.mmap(-1, 128 << 20)
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # mmap.mmap(-1, n) alone is shared memory (shmem)
+thp = mmap.mmap(-1, 128 << 20, flags=ANON)
 a = addr(thp)
 start = (a + (32 << 20) - 1) & ~((32 << 20) - 1)
 assert libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(64 << 20), MADV_HUGEPAGE) == 0
 for i in range(start - a, start - a + (64 << 20), P):
     thp[i] = 2
-cont = mmap.mmap(-1, 8 << 20)
+cont = mmap.mmap(-1, 8 << 20, flags=ANON)
 cont.write(b"y" * (8 << 20))
 print("READY " + json.dumps({"sparse": addr(sparse), "thp": start, "cont": addr(cont)}), flush=True)
 time.sleep(3600)

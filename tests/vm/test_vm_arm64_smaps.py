@@ -56,7 +56,13 @@ pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",))]
 
 READY_TIMEOUT = 600.0
 
-#: arm64's contiguous hugetlb sizes (4K granule): 64 KiB (16 PTEs), 32 MiB (16 PMDs).
+#: log2 of arm64's contiguous hugetlb sizes by page size: ``CONT_PTE_SHIFT``
+#: and ``CONT_PMD_SHIFT`` (arch/arm64/include/asm/pgtable-hwdef.h). 4K: 64 KiB
+#: (16 PTEs) and 32 MiB (16 PMDs); 16K: 2 MiB (128 PTEs) and 1 GiB (32 PMDs).
+CONT_SHIFTS = {4096: (16, 25), 16384: (21, 30)}
+
+#: Private and shared hugetlb pages of the contiguous-PTE size, and one of the
+#: contiguous-PMD size (argv: ready file, CONT_PTE_SHIFT, CONT_PMD_SHIFT).
 CONT_HUGETLB = r"""
 import ctypes, json, os, signal, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -64,15 +70,16 @@ libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 MAP_PRIVATE, MAP_SHARED, MAP_ANON, MAP_HUGETLB = 2, 1, 0x20, 0x40000
 out = {"pid": os.getpid(), "regions": {}, "skipped": {}}
-for name, shift, n, flags in (("h64k", 16, 4, MAP_PRIVATE), ("h64k_shared", 16, 2, MAP_SHARED),
-                              ("h32m", 25, 1, MAP_PRIVATE)):
+cont_pte, cont_pmd = int(sys.argv[2]), int(sys.argv[3])
+for name, shift, n, flags in (("cont_pte", cont_pte, 4, MAP_PRIVATE), ("cont_pte_shared", cont_pte, 2, MAP_SHARED),
+                              ("cont_pmd", cont_pmd, 1, MAP_PRIVATE)):
     size = 1 << shift
     p = libc.mmap(None, n * size, 3, flags | MAP_ANON | MAP_HUGETLB | (shift << 26), -1, 0)
     if p in (None, ctypes.c_void_p(-1).value):
         out["skipped"][name] = os.strerror(ctypes.get_errno())
         continue
     for i in range(n):
-        ctypes.memset(p + i * size, 0x5A, 4096)  # the first page of each: the whole huge page faults in
+        ctypes.memset(p + i * size, 0x5A, 64)  # the first bytes of each: the whole huge page faults in
     out["regions"][name] = [p, n * size]
 with open(sys.argv[1] + ".tmp", "w") as f:
     json.dump(out, f)
@@ -175,12 +182,18 @@ def workloads(livewalk_guest: Guest) -> Iterator[tuple[Guest, list[int], dict[st
     """
     g = livewalk_guest
     g._prog = None  # a fresh QMP attach for this module
-    mthp = "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
+    page = int(g.run("getconf PAGESIZE", timeout=60, check=True).stdout)
+    cont_pte, cont_pmd = CONT_SHIFTS[page]
+    # mTHPs as large as a contiguous-PTE block: 64 KiB with 4K pages, 2 MiB with 16K
+    mthp = f"/sys/kernel/mm/transparent_hugepage/hugepages-{1 << cont_pte >> 10}kB/enabled"
     before = g.run(f"cat {mthp}", timeout=60).stdout
     old = before.split("[", 1)[1].split("]", 1)[0] if "[" in before else "never"
     g.run(f"echo always > {mthp}", check=True)
-    g.run("echo 16 > /sys/kernel/mm/hugepages/hugepages-64kB/nr_hugepages; "
-          "echo 2 > /sys/kernel/mm/hugepages/hugepages-32768kB/nr_hugepages", timeout=120)  # fmt: skip
+    # Pools grown, never shrunk: with 16K pages the contiguous-PTE size is
+    # 2 MiB, the pool of the mappings workload's hugetlb pages too.
+    for shift, want in ((cont_pte, 16), (cont_pmd, 1)):
+        pool = f"/sys/kernel/mm/hugepages/hugepages-{1 << shift >> 10}kB/nr_hugepages"
+        g.run(f"[ $(cat {pool}) -ge {want} ] || echo {want} > {pool}", timeout=120)
     ready = _spawn_ready(
         g, "python3 tests/workloads/mappings.py --ready-file /tmp/lwa64-map.json", "/tmp/lwa64-map.json"
     )
@@ -190,7 +203,10 @@ def workloads(livewalk_guest: Guest) -> Iterator[tuple[Guest, list[int], dict[st
     try:
         ready["swap"] = _spawn_ready(g, "python3 /tmp/lwa64_swap.py /tmp/lwa64-swap.json", "/tmp/lwa64-swap.json")
         kill.append(ready["swap"]["pid"])
-        ready["cont"] = _spawn_ready(g, "python3 /tmp/lwa64_cont.py /tmp/lwa64-cont.json", "/tmp/lwa64-cont.json")
+        ready["cont"] = _spawn_ready(
+            g, f"python3 /tmp/lwa64_cont.py /tmp/lwa64-cont.json {cont_pte} {cont_pmd}", "/tmp/lwa64-cont.json"
+        )
+        ready["cont"]["page"] = page
         kill.append(ready["cont"]["pid"])
         pids = [int(ready["pid"])]
         if ready.get("child_pid"):
@@ -320,7 +336,8 @@ def test_smaps_covers_arm64(workloads: tuple[Guest, list[int], dict[str, Any]]) 
           f"skipped {ready['skipped']} {ready['cont']['skipped']}")  # fmt: skip
     for field in ("Rss", "Anonymous", "AnonHugePages", "Swap", "SwapPss", "Locked", "LazyFree", "Private_Hugetlb"):
         assert totals.get(field, 0) > 0, f"workload has no {field}"
-    assert 64 in sizes, sizes  # CONT_PTES hugetlb
+    cont_pte_kb = 1 << CONT_SHIFTS[ready["cont"]["page"]][0] >> 10
+    assert cont_pte_kb in sizes, sizes  # CONT_PTES hugetlb
     assert "sd" not in flags  # no CONFIG_MEM_SOFT_DIRTY on arm64
 
 
@@ -422,12 +439,13 @@ def test_vtop_kernel_equals_drgn(workloads: tuple[Guest, list[int], dict[str, An
 
 
 def test_vtop_cli_from_the_host(workloads: tuple[Guest, list[int], dict[str, Any]]) -> None:
-    """``livewalk vtop`` over QMP: arm64 flags, TTBR0, the 64 KiB contiguous hugetlb leaf."""
+    """``livewalk vtop`` over QMP: arm64 flags, TTBR0, the contiguous-PTE hugetlb leaf."""
     g, pids, ready = workloads
-    if "h64k" not in ready["cont"]["regions"]:
-        pytest.skip(f"no 64 KiB hugetlb pages: {ready['cont']['skipped']}")
-    addr = ready["cont"]["regions"]["h64k"][0] + 0x10010
+    size = 1 << CONT_SHIFTS[ready["cont"]["page"]][0]
+    assert "cont_pte" in ready["cont"]["regions"], ready["cont"]["skipped"]
+    addr = ready["cont"]["regions"]["cont_pte"][0] + size + 0x10010  # in the second huge page
+    leaf = {1 << 16: "64 KiB", 1 << 21: "2 MiB"}[size] + " hugetlb PTE leaf"
     r = _livewalk_host(g, "vtop", "--pid", str(ready["cont"]["pid"]), hex(addr))
     print(f"\n[arm64 levels={g.levels}] livewalk vtop:\n{r.stdout}")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "TTBR0" in r.stdout and "CONT" in r.stdout and "64 KiB hugetlb PTE leaf" in r.stdout, r.stdout
+    assert "TTBR0" in r.stdout and "CONT" in r.stdout and leaf in r.stdout, r.stdout

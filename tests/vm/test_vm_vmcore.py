@@ -65,6 +65,7 @@ SNAP_DIR = "/tmp/livewalk-vmcore-snap"
 READER = r"""
 import base64, json, os, sys, time
 pid, d = int(sys.argv[1]), sys.argv[2]
+P = os.sysconf("SC_PAGE_SIZE")  # the guest's page size: 4K, or 16K on arm64-16k
 
 
 def snapshot():
@@ -72,7 +73,7 @@ def snapshot():
         maps = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in f]
     fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     try:
-        pm = {f"{s:x}-{e:x}": base64.b64encode(os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8)).decode()
+        pm = {f"{s:x}-{e:x}": base64.b64encode(os.pread(fd, (e - s) // P * 8, s // P * 8)).decode()
               for s, e in maps}
     finally:
         os.close(fd)
