@@ -47,6 +47,7 @@ from livewalk.arch import PageTableLevel
 from livewalk.commands.args import add_consistency_arguments
 from livewalk.consistency import ConsistencyTally, RangeConsistency, read_consistent
 from livewalk.errors import LivewalkError, NoSuchProcessError, UsageError
+from livewalk.task import task_of
 from livewalk.tools import crash_format as cf
 
 __all__ = (
@@ -183,14 +184,12 @@ def _task(prog: Program, ctx: tuple[str, int] | None) -> Object:
         return prog.crashed_thread().object
     kind, value = ctx
     if kind == "pid":
-        task = find_task(prog, value)
-        if not task:
-            raise NoSuchProcessError(value)
-        return task
+        # task_of also finds it in a dump that lacks part of the PID tree
+        return task_of(prog, value)
     task = Object(prog, "struct task_struct *", value)
     try:
-        ok = find_task(prog, task.pid) == task
-    except FaultError:
+        ok = task_of(prog, int(task.pid)) == task
+    except (FaultError, NoSuchProcessError):
         ok = False
     if not ok:
         raise LivewalkError(f"invalid task_struct: {value:#x}")
