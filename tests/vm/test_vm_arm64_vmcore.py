@@ -250,8 +250,9 @@ def test_arm64_vmcore_smaps(arm64_vmcore: dict[str, Any]) -> None:
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
     ours = p.stdout.decode("utf-8", "surrogateescape").splitlines()
     moved = sum(a != b for a, b in zip(k1, k2))
+    headers = [i for i, x in enumerate(k1) if re.match(r"^[0-9a-f]+-", x)]
     bad = [
-        f"line {i + 1}: kernel {a!r} / {b!r}, ours {o!r}"
+        f"line {i + 1}: kernel {a!r} / {b!r}, ours {o!r} in {k1[max(h for h in headers if h <= i)]!r}"
         for i, (a, b, o) in enumerate(zip(k1, k2, ours))
         if o != a and o != b
     ]
