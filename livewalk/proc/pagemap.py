@@ -36,7 +36,7 @@ from drgn import Object
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
-from livewalk.backend.drgn import DrgnBackend
+from livewalk.backend.drgn import DrgnBackend, call_scope
 from livewalk.mm.entry import Entry
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
@@ -525,14 +525,13 @@ def _pte_entries(
                 and len({v & rel for v in chunk}) == 1
             ):
                 pfns = [(v & pfn_mask) >> shift for v in chunk]
-                lob = min(pfns) >> bits_shift
-                hib = max(pfns) >> bits_shift
-                if hib - lob <= 3 and max(pfns) <= highest:
-                    bl: list[int] = []
-                    for bi in range(lob, hib + 1):
-                        bl += bits_get(bi) or bits_block(bi)  # type: ignore[misc]
-                    base = lob << bits_shift
-                    bs = [bl[p - base] for p in pfns]
+                if max(pfns) <= highest:
+                    # the vmemmap blocks of the chunk's pages, each decoded
+                    # once per read however scattered the pages are
+                    for bi in {p >> bits_shift for p in pfns}:
+                        if bits_get(bi) is None:
+                            bits_block(bi)  # type: ignore[misc]
+                    bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
                     if -1 not in bs:
                         f0 = present_sd
                         if v0 & sd_bit:
@@ -779,6 +778,10 @@ def pagemap_walk_ops() -> MMWalkOps:
     )
 
 
+#: The ops of :func:`_run_walk`, made once.
+_OPS: MMWalkOps | None = None
+
+
 def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple[int, int]:
     """
     The [start, end) that ``pagemap_read()`` walks for a read of the pages
@@ -813,7 +816,10 @@ def _run_walk(
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
         page_state = DrgnPageState(backend.prog)
     pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
-    ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm, walks=walks)
+    global _OPS
+    if _OPS is None:
+        _OPS = pagemap_walk_ops()  # stateless: the state is in pm
+    ret = walk_page_range(mm, start, end, _OPS, pm, walks=walks)
     if ret < 0:
         raise OSError(-ret, f"pagemap walk of [{start:#x}, {end:#x}) failed")
 
@@ -856,11 +862,12 @@ def pagemap_read(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    s, e = _clamp(mm, backend, start, end)
-    paging = backend.paging
-    sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
-    if s < e:
-        _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
+    with call_scope(backend):  # the mm's members read once for the call
+        s, e = _clamp(mm, backend, start, end)
+        paging = backend.paging
+        sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
+        if s < e:
+            _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
     return sink.finish()
 
 
@@ -883,10 +890,11 @@ def pagemap_runs(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    s, e = _clamp(mm, backend, start, end)
-    sink = _RunSink(s, backend.paging.page_shift)
-    if s < e:
-        _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
+    with call_scope(backend):  # the mm's members read once for the call
+        s, e = _clamp(mm, backend, start, end)
+        sink = _RunSink(s, backend.paging.page_shift)
+        if s < e:
+            _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
     return sink.finish()
 
 def runs_from_entries(start: int, entries: Iterable[int], page_shift: int = 12) -> list[PagemapRun]:

@@ -44,6 +44,7 @@ from livewalk.arch.arm64.entry_flags import decode_entry_flags
 from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import PageTableBackend, backend_for_mm
+from livewalk.backend.drgn import call_scope
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
 from livewalk.errors import AddressError, WalkFailedError
 from livewalk.mm.entry import Entry
@@ -507,6 +508,11 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     """
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
+    with call_scope(backend):  # the mm's members read once for the call
+        return _vtop(mm, backend, addr, walks)
+
+
+def _vtop(mm: Any, backend: PageTableBackend, addr: int, walks: list[MMWalk] | None) -> VtopResult:
     paging: ArchPaging = backend.paging
     _check_user_addr(backend, mm, addr)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0, paging=paging)
