@@ -30,6 +30,7 @@ import bisect
 import collections
 import contextlib
 import dataclasses
+import operator
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -107,32 +108,38 @@ class _Layout(NamedTuple):
     length: int
     unpack: struct.Struct
     order: tuple[int, ...]
-
-
-class _CallState(threading.local):
-    """One thread's :meth:`DrgnBackend.call_scope`: how deep, and the mm heads read in it."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.heads: dict[int, _MMHead] = {}
+    #: the unpacked values in the order asked, when the kernel has them all
+    pick: Callable[[tuple[int, ...]], tuple[int, ...]] | None
 
 
 class _CallScope:
-    """The context manager of :meth:`DrgnBackend.call_scope` (re-entrant, per thread)."""
+    """
+    One :meth:`DrgnBackend.call_scope`: re-entrant; the outermost scope's
+    thread owns it (another thread's calls meanwhile read their own).
+    """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_backend", "_counted")
 
-    def __init__(self, state: _CallState) -> None:
-        self._state = state
+    def __init__(self, backend: DrgnBackend) -> None:
+        self._backend = backend
+        self._counted = False
 
     def __enter__(self) -> None:
-        self._state.depth += 1
+        b = self._backend
+        me = threading.get_ident()
+        if not b._scope_depth:
+            b._scope_owner = me
+        elif b._scope_owner != me:
+            return  # another thread's scope: this one reads fresh
+        b._scope_depth += 1
+        self._counted = True
 
     def __exit__(self, *exc: object) -> None:
-        st = self._state
-        st.depth -= 1
-        if not st.depth:
-            st.heads.clear()
+        if self._counted:
+            b = self._backend
+            b._scope_depth -= 1
+            if not b._scope_depth:
+                b._scope_heads.clear()
 
 
 def _expect_struct(obj: Any, tag: str) -> None:
@@ -369,9 +376,11 @@ class DrgnBackend:
         self._zero_pfn: int | None = None
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
-        self._layouts: dict[tuple[tuple[str, int], ...], _Layout | None] = {}
-        self._call = _CallState()
-        self._scope = _CallScope(self._call)
+        self._layouts: dict[int, _Layout | None] = {}
+        # the call scope (see call_scope): how deep, its thread, the mm heads read in it
+        self._scope_depth = 0
+        self._scope_owner = 0
+        self._scope_heads: dict[int, _MMHead] = {}
         self._mm_offsets: dict[str, int] = {}
         self._maple: _MapleLayout | bool | None = None
         self._vma_ptr_type: drgn.Type | None = None
@@ -740,7 +749,7 @@ class DrgnBackend:
         (``mm_lock_seq`` without ``CONFIG_PER_VMA_LOCK``) reads 0.
         """
         try:
-            return self._layouts[members]
+            return self._layouts[id(members)]  # module constants: their id() stays theirs
         except KeyError:
             pass
         mm_type = self.prog.type("struct mm_struct")
@@ -759,8 +768,9 @@ class DrgnBackend:
             pos = max(pos, off + size)
         where = {i: k for k, (_, _, i) in enumerate(by_offset)}
         order = tuple(where.get(i, -1) for i in range(len(members)))
-        layout = _Layout(lo, pos - lo, struct.Struct(fmt), order) if pos - lo <= _HEAD_SPAN_MAX else None
-        self._layouts[members] = layout
+        pick = operator.itemgetter(*order) if len(order) > 1 and -1 not in order else None
+        layout = _Layout(lo, pos - lo, struct.Struct(fmt), order, pick) if pos - lo <= _HEAD_SPAN_MAX else None
+        self._layouts[id(members)] = layout
         return layout
 
     def _mm_kaddr(self, mm: Object) -> int:
@@ -784,14 +794,16 @@ class DrgnBackend:
         else:
             data = self.prog.read(paddr, layout.length, True)
         values = layout.unpack.unpack(data)
+        if layout.pick is not None:
+            return layout.pick(values)
         return tuple(values[k] if k >= 0 else 0 for k in layout.order)
 
-    def _read_head(self, mm: Object) -> _MMHead:
-        """:data:`_HEAD_MEMBERS` of *mm*, read fresh (one read)."""
+    def _read_head(self, mm: Object, kaddr: int | None = None) -> _MMHead:
+        """:data:`_HEAD_MEMBERS` of *mm* (at *kaddr* if known), read fresh (one read)."""
         layout = self._layout(_HEAD_MEMBERS)
         if layout is None:
             return _MMHead(self.mm_stamp(mm), self._read_mm_ulong(mm, "pgd"), self._read_mm_ulong(mm, "task_size"))
-        v = self._read_members(self._mm_kaddr(mm), layout)
+        v = self._read_members(self._mm_kaddr(mm) if kaddr is None else kaddr, layout)
         n = len(_STAMP_MEMBERS)
         return _MMHead(v[:n], v[n], v[n + 1])
 
@@ -800,13 +812,12 @@ class DrgnBackend:
         :data:`_HEAD_MEMBERS` of *mm*: inside a :meth:`call_scope` read
         once per mm and kept until the scope ends; outside, read fresh.
         """
-        st = self._call
-        if not st.depth:
+        if not self._scope_depth or self._scope_owner != threading.get_ident():
             return self._read_head(mm)
         key = self._mm_kaddr(mm)
-        head = st.heads.get(key)
+        head = self._scope_heads.get(key)
         if head is None:
-            head = st.heads[key] = self._read_head(mm)
+            head = self._scope_heads[key] = self._read_head(mm, key)
         return head
 
     def call_scope(self) -> AbstractContextManager[None]:
@@ -818,13 +829,13 @@ class DrgnBackend:
         the call is served that copy. Nothing read in a call is kept past
         its scope: an answer is never older than the call that gave it.
         :meth:`mm_stamp` always reads fresh (it is how a caller sees a
-        change). Re-entrant; per thread (another thread's calls read their
-        own).
+        change). Re-entrant; the thread that opens the outermost scope owns
+        it (another thread's calls meanwhile read fresh).
 
         >>> with backend.call_scope():              # doctest: +SKIP
         ...     backend.mm_task_size(mm), backend.mm_pgd(mm)   # one read
         """
-        return self._scope
+        return _CallScope(self)
 
     def mm_task_size(self, mm: Object) -> int:
         """``mm->task_size``, read fresh (one physical read; shared with the call's other mm reads in a :meth:`call_scope`)."""

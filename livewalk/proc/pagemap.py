@@ -252,11 +252,13 @@ class _Pagemap:
         self.bits_blocks: dict[int, list[int]] = {}
         self.bits_block: Callable[[int], list[int]] | None = None
         self.bits_blocks_read: Callable[[int, int], None] | None = None
+        self.bits_large: Callable[[int], list[int]] | None = None
         if isinstance(page_state, DrgnPageState):
             self.bits_shift = page_state.bits_shift
             self.bits_blocks = page_state.bits_blocks
             self.bits_block = page_state.pfn_bits_block
             self.bits_blocks_read = page_state.pfn_bits_blocks
+            self.bits_large = page_state.pfn_bits_large
         # the walk, for page_unreadable() (set by the callbacks)
         self.walk: MMWalk | None = None
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
@@ -478,6 +480,7 @@ def _pte_entries(
     bits_mask = (1 << bits_shift) - 1 if bits_shift is not None else 0
     bits_get = pm.bits_blocks.get
     bits_block = pm.bits_block
+    bits_large = pm.bits_large
     cur_bi = -1
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
@@ -532,6 +535,11 @@ def _pte_entries(
                         if bits_get(bi) is None:
                             bits_block(bi)  # type: ignore[misc]
                     bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
+                    if -1 in bs and bits_large is not None:
+                        # pages of large folios: their blocks decoded whole
+                        for bi in {p >> bits_shift for p, b in zip(pfns, bs) if b == -1}:
+                            bits_large(bi)
+                        bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
                     if -1 not in bs:
                         f0 = present_sd
                         if v0 & sd_bit:
@@ -699,6 +707,8 @@ def _uniform_ptes(
     get = pm.bits_blocks.get
     for bi in range(lob, hib + 1):
         blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
+        if -1 in blk and pm.bits_large is not None:
+            blk = pm.bits_large(bi)  # pages of large folios (the table's own)
         if blk.count(PM_MMAP_EXCLUSIVE) != len(blk):
             return None
     flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE

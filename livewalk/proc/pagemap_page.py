@@ -96,6 +96,8 @@ class DrgnPageState:
         # Fast path for small folios (see pfn_bits_block): whole 4 KiB
         # blocks of the vmemmap decoded at once, when struct page tiles them.
         self.bits_blocks: dict[int, list[int]] = {}
+        # the raw blocks whose pages of large folios are still -1
+        self._large_blocks: dict[int, bytes] = {}
         self.bits_shift: int | None = None
         size = ks.page_size
         if (
@@ -218,7 +220,24 @@ class DrgnPageState:
         if bits is None:
             bits = _small_folio_bits(raw, ks)
             if -1 in bits:
-                self._large_folio_bits(raw, block, bits)
+                self._large_blocks[block] = raw  # for pfn_bits_large(), if asked
+        return bits
+
+    def pfn_bits_large(self, block: int) -> list[int]:
+        """
+        The bits of vmemmap block *block* (decoded by
+        :meth:`pfn_bits_block` first) with those of its pages of large
+        folios filled in too, as :meth:`page_info` gives them (see
+        :meth:`_large_folio_bits`): asked for when a PTE table maps such
+        pages, so that a block of some other process's large folios costs
+        nothing.
+        """
+        bits = self.bits_blocks.get(block)
+        if bits is None:
+            bits = self.pfn_bits_block(block)
+        raw = self._large_blocks.pop(block, None)
+        if raw is not None:
+            self._large_folio_bits(raw, block, bits)
         return bits
 
     def _large_folio_bits(self, raw: bytes, block: int, bits: list[int]) -> None:
