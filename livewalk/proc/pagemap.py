@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
 from livewalk.backend.drgn import DrgnBackend, call_scope
 from livewalk.mm.entry import Entry
@@ -221,7 +221,7 @@ class _Pagemap:
         self.paging = paging
         # The table loops below decode a table at a time with the
         # architecture's masks (EntryLayout restates its predicates).
-        self.lay = lay = paging.entry_layout
+        self.lay = lay = _entry_layout(paging)
         self.page_shift = lay.page_shift
         self.ptrs_per_pte = paging.ptrs_per(PageTableLevel.PTE)
         self.pte_pfn_mask = lay.pfn_mask
@@ -294,6 +294,21 @@ class _Pagemap:
         typ = (v >> lay.swp_type_shift) & lay.swp_type_mask
         off = ((v ^ lay.swp_offset_invert) >> lay.swp_offset_shift) & lay.swp_offset_mask
         return typ, off
+
+
+_LAYOUTS: dict[int, tuple[ArchPaging, EntryLayout]] = {}
+
+
+def _entry_layout(paging: ArchPaging) -> EntryLayout:
+    """``paging.entry_layout`` (made anew by each ask), worked out once per paging (they are immutable)."""
+    hit = _LAYOUTS.get(id(paging))
+    if hit is not None and hit[0] is paging:
+        return hit[1]
+    lay = paging.entry_layout
+    if len(_LAYOUTS) > 64:
+        _LAYOUTS.clear()
+    _LAYOUTS[id(paging)] = (paging, lay)
+    return lay
 
 
 _PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
