@@ -500,9 +500,15 @@ def _pte_entries(
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
     sd_uffd = sd_bit | uffd_bit
-    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not
-    # count), and those that keep the PFN in place
-    rel = present_bits | special | sd_uffd | ck_mask
+    # a present entry's flags by its soft-dirty and uffd-wp bits
+    present_flags = {
+        sd: present_sd | (PM_SOFT_DIRTY if sd & sd_bit else 0) | (PM_UFFD_WP if sd & uffd_bit else 0)
+        for sd in {0, sd_bit, uffd_bit, sd_uffd}
+    }
+    # the bits that make a present entry normal and keep its PFN in place
+    # (accessed, dirty, rw... do not count; soft-dirty and uffd-wp are read
+    # per entry)
+    rel_kind = present_bits | special | ck_mask
     out = array("Q", (vma_sd,)) * n
     vals: list[int] = []
     k0 = 0
@@ -532,15 +538,14 @@ def _pte_entries(
         vals = []
         append = vals.append
         if bits_shift is not None:
-            # A chunk of present, normal PTEs with the same flags and PFNs
-            # within a few vmemmap blocks of small folios (the common case):
-            # decoded with comprehensions.
+            # A chunk of present, normal PTEs (the common case), soft-dirty
+            # and uffd-wp as each says: decoded with comprehensions.
             v0 = chunk[0]
             if (
                 v0 & present_bits
                 and (v0 & ck_mask) == ck_val
                 and not v0 & special
-                and len({v & rel for v in chunk}) == 1
+                and len({v & rel_kind for v in chunk}) == 1
             ):
                 pfns = [(v & pfn_mask) >> shift for v in chunk]
                 if max(pfns) <= highest:
@@ -556,15 +561,10 @@ def _pte_entries(
                             bits_large(bi)
                         bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
                     if -1 not in bs:
-                        f0 = present_sd
-                        if v0 & sd_bit:
-                            f0 |= PM_SOFT_DIRTY
-                        if v0 & uffd_bit:
-                            f0 |= PM_UFFD_WP
                         if show_pfn:
-                            vals = [p | f0 | b for p, b in zip(pfns, bs)]
+                            vals = [p | present_flags[v & sd_uffd] | b for p, v, b in zip(pfns, chunk, bs)]
                         else:
-                            vals = [f0 | b for b in bs]
+                            vals = [present_flags[v & sd_uffd] | b for v, b in zip(chunk, bs)]
                         continue
         for v in chunk:
             if not v & none_mask:  # pte_none()

@@ -56,8 +56,11 @@ def test_fast_paths_equal_page_by_page() -> None:
         if not mm:
             continue
         for v in backend.vmas(mm):
-            fast = pagemap_read(mm, v.vm_start, v.vm_end)
-            slow = pagemap_read(mm, v.vm_start, v.vm_end, page_state=_PagePerPage(DrgnPageState(prog)))
-            assert fast == slow, f"PID {int(task.pid)} VMA {v.vm_start:#x}-{v.vm_end:#x}"
-            checked += len(fast)
+            for show_pfn in (True, False):
+                fast = pagemap_read(mm, v.vm_start, v.vm_end, show_pfn=show_pfn)
+                slow = pagemap_read(
+                    mm, v.vm_start, v.vm_end, show_pfn=show_pfn, page_state=_PagePerPage(DrgnPageState(prog))
+                )
+                assert fast == slow, f"PID {int(task.pid)} VMA {v.vm_start:#x}-{v.vm_end:#x} show_pfn={show_pfn}"
+                checked += len(fast)
     assert checked
