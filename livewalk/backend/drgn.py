@@ -76,6 +76,9 @@ _ENTRY_TYPES = {
 #: and the maple tree root.
 _STAMP_MEMBERS = (("mm_lock_seq.sequence", 4), ("map_count", 4), ("mm_mt.ma_root", 8))
 
+#: How many mms' :data:`_HEAD_MEMBERS` a vmcore's backend keeps.
+_HEADS_KEPT = 64
+
 #: The members of ``struct mm_struct`` every call asks for at its start:
 #: the stamp's, then ``pgd`` and ``task_size``. They lie close together
 #: (within 512 bytes on Linux 7.2), and are read in one read (see
@@ -140,6 +143,10 @@ class _CallScope:
             b._scope_depth -= 1
             if not b._scope_depth:
                 b._scope_heads.clear()
+
+
+#: The scope of a backend whose reads need none.
+_NO_SCOPE: AbstractContextManager[None] = nullcontext()
 
 
 def _expect_struct(obj: Any, tag: str) -> None:
@@ -810,14 +817,18 @@ class DrgnBackend:
     def _mm_head(self, mm: Object) -> _MMHead:
         """
         :data:`_HEAD_MEMBERS` of *mm*: inside a :meth:`call_scope` read
-        once per mm and kept until the scope ends; outside, read fresh.
+        once per mm and kept until the scope ends; outside, read fresh. A
+        vmcore does not change: read once per mm.
         """
-        if not self._scope_depth or self._scope_owner != threading.get_ident():
+        if self._live and (not self._scope_depth or self._scope_owner != threading.get_ident()):
             return self._read_head(mm)
         key = self._mm_kaddr(mm)
         head = self._scope_heads.get(key)
         if head is None:
             head = self._scope_heads[key] = self._read_head(mm, key)
+            if not self._live and len(self._scope_heads) > _HEADS_KEPT:
+                self._scope_heads.clear()
+                self._scope_heads[key] = head
         return head
 
     def call_scope(self) -> AbstractContextManager[None]:
@@ -829,12 +840,15 @@ class DrgnBackend:
         the call is served that copy. Nothing read in a call is kept past
         its scope: an answer is never older than the call that gave it.
         :meth:`mm_stamp` always reads fresh (it is how a caller sees a
-        change). Re-entrant; the thread that opens the outermost scope owns
+        change). A vmcore, which does not change, needs no scope: its mm
+        members are read once. Re-entrant; the thread that opens the outermost scope owns
         it (another thread's calls meanwhile read fresh).
 
         >>> with backend.call_scope():              # doctest: +SKIP
         ...     backend.mm_task_size(mm), backend.mm_pgd(mm)   # one read
         """
+        if not self._live:
+            return _NO_SCOPE  # a vmcore's are read once (see _mm_head)
         return _CallScope(self)
 
     def mm_task_size(self, mm: Object) -> int:
@@ -1031,9 +1045,6 @@ class DrgnBackend:
 
         root = mapping.i_mmap.rb_root.rb_node.read_()
         yield from visit(root)
-
-
-_NO_SCOPE: AbstractContextManager[None] = nullcontext()
 
 
 def call_scope(backend: object) -> AbstractContextManager[None]:

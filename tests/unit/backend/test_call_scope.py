@@ -15,7 +15,7 @@ import threading
 from drgn import Object
 from fakekernel import MM_ADDR, LiveBackend, fake_kernel
 
-from livewalk.backend.drgn import call_scope
+from livewalk.backend.drgn import DrgnBackend, call_scope
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.vma import VMA
 
@@ -104,3 +104,17 @@ def test_other_backends_have_a_scope_that_does_nothing() -> None:
     mm = SyntheticMM()
     with call_scope(mm.livewalk_backend):
         pass
+
+
+def test_a_vmcore_reads_them_once() -> None:
+    prog, mem = fake_kernel()  # not live: a vmcore does not change
+    reads = prog.cache["test_reads"]
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = DrgnBackend(prog)
+    _set(mem, pgd=_PGD_A, task_size=0x7FFF_FFFF_F000, root=0, map_count=0, seq=2)
+    before = reads["physical"]
+    with call_scope(backend):
+        assert backend.mm_pgd(mm) == _PGD_A
+    assert backend.mm_task_size(mm) == 0x7FFF_FFFF_F000
+    assert backend.mm_pgd(mm[0]) == _PGD_A
+    assert reads["physical"] - before == 1
