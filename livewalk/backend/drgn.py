@@ -86,8 +86,8 @@ _HEADS_KEPT = 64
 _HEAD_MEMBERS = (*_STAMP_MEMBERS, ("pgd", 8), ("task_size", 8))
 
 #: The longest span of ``struct mm_struct`` read at once for
-#: :data:`_HEAD_MEMBERS`; a kernel laid out wider reads the stamp and each
-#: member on its own.
+#: :data:`_HEAD_MEMBERS`; a kernel laid out wider reads the stamp, ``pgd``
+#: and ``task_size`` in three reads.
 _HEAD_SPAN_MAX = 1024
 
 
@@ -383,8 +383,9 @@ class DrgnBackend:
         self._zero_pfn: int | None = None
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
-        self._layouts: dict[int, _Layout | None] = {}
-        # the call scope (see call_scope): how deep, its thread, the mm heads read in it
+        self._layouts: dict[int, _Layout] = {}
+        # the call scope (see call_scope): how deep, its thread, and the mm
+        # heads read in it (a vmcore's: kept, see _mm_head)
         self._scope_depth = 0
         self._scope_owner = 0
         self._scope_heads: dict[int, _MMHead] = {}
@@ -623,7 +624,11 @@ class DrgnBackend:
         return memoryview(data).cast("Q")
 
     def mm_pgd(self, mm: Object) -> int:
-        """``mm->pgd`` as an integer, read fresh (one physical read)."""
+        """
+        ``mm->pgd`` as an integer, read fresh on a live target (one physical
+        read, shared by the call's other mm members inside a
+        :meth:`call_scope`).
+        """
         self._expect(mm, "mm_struct")
         return self._mm_head(mm).pgd
 
@@ -748,11 +753,10 @@ class DrgnBackend:
         data = self.prog.read(paddr, drgn.sizeof(t), True)
         return Object.from_bytes_(self.prog, t, data)
 
-    def _layout(self, members: tuple[tuple[str, int], ...]) -> _Layout | None:
+    def _layout(self, members: tuple[tuple[str, int], ...]) -> _Layout:
         """
         How to read *members* of ``struct mm_struct`` in one read (see
-        :class:`_Layout`), worked out once; ``None`` if their span is
-        longer than :data:`_HEAD_SPAN_MAX`. A member this kernel lacks
+        :class:`_Layout`), worked out once. A member this kernel lacks
         (``mm_lock_seq`` without ``CONFIG_PER_VMA_LOCK``) reads 0.
         """
         try:
@@ -771,12 +775,12 @@ class DrgnBackend:
         fmt = "<"
         pos = lo
         for off, size, _ in by_offset:
-            fmt += f"{max(off - pos, 0)}x" + ("I" if size == 4 else "Q")  # Nx: skip N bytes
-            pos = max(pos, off + size)
+            fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")  # Nx: skip N bytes
+            pos = off + size
         where = {i: k for k, (_, _, i) in enumerate(by_offset)}
         order = tuple(where.get(i, -1) for i in range(len(members)))
         pick = operator.itemgetter(*order) if len(order) > 1 and -1 not in order else None
-        layout = _Layout(lo, pos - lo, struct.Struct(fmt), order, pick) if pos - lo <= _HEAD_SPAN_MAX else None
+        layout = _Layout(lo, pos - lo, struct.Struct(fmt), order, pick)
         self._layouts[id(members)] = layout
         return layout
 
@@ -808,7 +812,7 @@ class DrgnBackend:
     def _read_head(self, mm: Object, kaddr: int | None = None) -> _MMHead:
         """:data:`_HEAD_MEMBERS` of *mm* (at *kaddr* if known), read fresh (one read)."""
         layout = self._layout(_HEAD_MEMBERS)
-        if layout is None:
+        if layout.length > _HEAD_SPAN_MAX:
             return _MMHead(self.mm_stamp(mm), self._read_mm_ulong(mm, "pgd"), self._read_mm_ulong(mm, "task_size"))
         v = self._read_members(self._mm_kaddr(mm) if kaddr is None else kaddr, layout)
         n = len(_STAMP_MEMBERS)
@@ -841,8 +845,9 @@ class DrgnBackend:
         its scope: an answer is never older than the call that gave it.
         :meth:`mm_stamp` always reads fresh (it is how a caller sees a
         change). A vmcore, which does not change, needs no scope: its mm
-        members are read once. Re-entrant; the thread that opens the outermost scope owns
-        it (another thread's calls meanwhile read fresh).
+        members are read once. Re-entrant; the thread that opens the
+        outermost scope owns it (another thread's calls meanwhile read
+        fresh).
 
         >>> with backend.call_scope():              # doctest: +SKIP
         ...     backend.mm_task_size(mm), backend.mm_pgd(mm)   # one read
@@ -852,7 +857,10 @@ class DrgnBackend:
         return _CallScope(self)
 
     def mm_task_size(self, mm: Object) -> int:
-        """``mm->task_size``, read fresh (one physical read; shared with the call's other mm reads in a :meth:`call_scope`)."""
+        """
+        ``mm->task_size``, read fresh on a live target (one physical read,
+        shared by the call's other mm members inside a :meth:`call_scope`).
+        """
         return self._mm_head(mm).task_size
 
     def _read_mm_ulong(self, mm: Object, member: str) -> int:
@@ -880,9 +888,7 @@ class DrgnBackend:
         It changes whenever the VMA tree can have changed: every mmap write
         lock and unlock bumps ``mm_lock_seq``, odd while the lock is held.
         """
-        layout = self._layout(_STAMP_MEMBERS)
-        assert layout is not None  # 16 bytes within a few hundred
-        return self._read_members(self._mm_kaddr(mm), layout)
+        return self._read_members(self._mm_kaddr(mm), self._layout(_STAMP_MEMBERS))
 
     def _kernel_pa(self, kaddr: int) -> int | None:
         """``__pa(kaddr)`` for the direct map and the kernel image (``_text`` to ``_end``), else ``None``."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import struct
 import threading
 
+import pytest
 from drgn import Object
 from fakekernel import MM_ADDR, LiveBackend, fake_kernel
 
+from livewalk.backend import drgn as drgn_backend
 from livewalk.backend.drgn import DrgnBackend, call_scope
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.vma import VMA
@@ -118,3 +120,18 @@ def test_a_vmcore_reads_them_once() -> None:
     assert backend.mm_task_size(mm) == 0x7FFF_FFFF_F000
     assert backend.mm_pgd(mm[0]) == _PGD_A
     assert reads["physical"] - before == 1
+
+
+def test_a_wide_layout_reads_each_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drgn_backend, "_HEAD_SPAN_MAX", 8)
+    prog, mem = fake_kernel()
+    reads = prog.cache["test_reads"]
+    mm = Object(prog, "struct mm_struct *", MM_ADDR)
+    backend = LiveBackend(prog, [VMA(0x400000, 0x401000, 0x3)])
+    _set(mem, pgd=_PGD_A, task_size=0x7FFF_FFFF_F000, root=0xFFFF_0000_1000, map_count=1, seq=2)
+    before = reads["physical"]
+    with backend.call_scope():
+        assert (backend.mm_pgd(mm), backend.mm_task_size(mm)) == (_PGD_A, 0x7FFF_FFFF_F000)
+        assert backend.find_vma(mm, 0).vm_start == 0x400000
+    assert reads["physical"] - before == 3 + 1  # stamp, pgd and task_size once; the VMA list checked after
+    assert backend.mm_stamp(mm) == (2, 1, 0xFFFF_0000_1000)
