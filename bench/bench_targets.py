@@ -332,16 +332,6 @@ def compare_figures(prog: Any, pid: int, s4k: int, e4k: int, block: int, blocks:
     table = backend.pgd_phys(backend.mm_pgd(mm))
     n = 200 if quick else 1000
 
-    def per_call(fn: Callable[[], Any], calls: int) -> float:
-        fn()
-        best = math.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            best = min(best, (time.perf_counter() - t) / calls)
-        return best
-
     addr = s4k + 0x123000 + 0x456
     pm_start = s4k + (2 << 20) if e4k - s4k >= (4 << 20) else s4k
     vmas = [(v.vm_start, v.vm_end) for v in backend.vmas(mm)]
@@ -419,6 +409,21 @@ def follow_phys_pages(mm: Any, start: int, end: int) -> list[int]:
         except FaultError:
             out.append(-1)
     return out
+
+
+def per_call(fn: Callable[[], Any], calls: int, repeat: int = 3) -> float:
+    """
+    Warm per-call wall time of *fn*: one untimed call, then the best of
+    *repeat* loops of *calls* calls each, divided by *calls*.
+    """
+    fn()  # warm
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best
 
 
 _last_cpu = [0.0]
@@ -793,16 +798,6 @@ def small_questions(res: Results, mm: Any, regions: list[tuple[int, int]], quick
     prog = backend.prog
     table = backend.pgd_phys(backend.mm_pgd(mm))  # a page that exists: the PGD table
     n = 200 if quick else 1000
-
-    def per_call(fn: Callable[[], Any], calls: int) -> float:
-        fn()  # warm
-        best = math.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            best = min(best, (time.perf_counter() - t) / calls)
-        return best
 
     read_s = per_call(lambda: prog.read(table, PAGE, True), 5 * n)
     s4k, e4k = regions[0]

@@ -30,9 +30,12 @@ import bisect
 import collections
 import contextlib
 import dataclasses
+import operator
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, NamedTuple
 
 import drgn
 from drgn import FaultError, IntegerLike, Object, Program
@@ -49,6 +52,7 @@ from livewalk.task import struct_tag, type_unaliased
 
 __all__ = (
     "DrgnBackend",
+    "call_scope",
     "pause_after_table_read",
     "vmcoreinfo_number",
 )
@@ -71,6 +75,78 @@ _ENTRY_TYPES = {
 #: mmap write lock and unlock, with ``CONFIG_PER_VMA_LOCK``), ``map_count``
 #: and the maple tree root.
 _STAMP_MEMBERS = (("mm_lock_seq.sequence", 4), ("map_count", 4), ("mm_mt.ma_root", 8))
+
+#: How many mms' :data:`_HEAD_MEMBERS` a vmcore's backend keeps.
+_HEADS_KEPT = 64
+
+#: The members of ``struct mm_struct`` every call asks for at its start:
+#: the stamp's, then ``pgd`` and ``task_size``. They lie close together
+#: (within 512 bytes on Linux 7.2), and are read in one read (see
+#: :meth:`DrgnBackend.call_scope`).
+_HEAD_MEMBERS = (*_STAMP_MEMBERS, ("pgd", 8), ("task_size", 8))
+
+#: The longest span of ``struct mm_struct`` read at once for
+#: :data:`_HEAD_MEMBERS`; a kernel laid out wider reads the stamp, ``pgd``
+#: and ``task_size`` in three reads.
+_HEAD_SPAN_MAX = 1024
+
+
+class _MMHead(NamedTuple):
+    """:data:`_HEAD_MEMBERS` of one mm, as read in one read."""
+
+    stamp: tuple[int, ...]
+    pgd: int
+    task_size: int
+
+
+class _Layout(NamedTuple):
+    """
+    How to read some members of ``struct mm_struct`` in one read: the
+    first one's offset, the span's length, the unpacker (the members in
+    address order) and, in the order asked, where each one is in what
+    it unpacks (-1: the kernel lacks it).
+    """
+
+    offset: int
+    length: int
+    unpack: struct.Struct
+    order: tuple[int, ...]
+    #: the unpacked values in the order asked, when the kernel has them all
+    pick: Callable[[tuple[int, ...]], tuple[int, ...]] | None
+
+
+class _CallScope:
+    """
+    One :meth:`DrgnBackend.call_scope`: re-entrant; the outermost scope's
+    thread owns it (another thread's calls meanwhile read their own).
+    """
+
+    __slots__ = ("_backend", "_counted")
+
+    def __init__(self, backend: DrgnBackend) -> None:
+        self._backend = backend
+        self._counted = False
+
+    def __enter__(self) -> None:
+        b = self._backend
+        me = threading.get_ident()
+        if not b._scope_depth:
+            b._scope_owner = me
+        elif b._scope_owner != me:
+            return  # another thread's scope: this one reads fresh
+        b._scope_depth += 1
+        self._counted = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._counted:
+            b = self._backend
+            b._scope_depth -= 1
+            if not b._scope_depth:
+                b._scope_heads.clear()
+
+
+#: The scope of a backend whose reads need none.
+_NO_SCOPE: AbstractContextManager[None] = nullcontext()
 
 
 def _expect_struct(obj: Any, tag: str) -> None:
@@ -307,7 +383,12 @@ class DrgnBackend:
         self._zero_pfn: int | None = None
         self._vma_cache: dict[int, _MMVMAs] = {}
         self._hstate_shift: dict[int, int] = {}
-        self._stamp_layout: tuple[int, int, struct.Struct, tuple[int, ...]] | None = None
+        self._layouts: dict[int, _Layout] = {}
+        # the call scope (see call_scope): how deep, its thread, and the mm
+        # heads read in it (a vmcore's: kept, see _mm_head)
+        self._scope_depth = 0
+        self._scope_owner = 0
+        self._scope_heads: dict[int, _MMHead] = {}
         self._mm_offsets: dict[str, int] = {}
         self._maple: _MapleLayout | bool | None = None
         self._vma_ptr_type: drgn.Type | None = None
@@ -543,9 +624,13 @@ class DrgnBackend:
         return memoryview(data).cast("Q")
 
     def mm_pgd(self, mm: Object) -> int:
-        """``mm->pgd`` as an integer, read fresh (one physical read)."""
+        """
+        ``mm->pgd`` as an integer, read fresh on a live target (one physical
+        read, shared by the call's other mm members inside a
+        :meth:`call_scope`).
+        """
         self._expect(mm, "mm_struct")
-        return self._read_mm_ulong(mm, "pgd")
+        return self._mm_head(mm).pgd
 
     def pgd_phys(self, pgd: IntegerLike) -> int:
         """
@@ -668,48 +753,127 @@ class DrgnBackend:
         data = self.prog.read(paddr, drgn.sizeof(t), True)
         return Object.from_bytes_(self.prog, t, data)
 
-    def _stamp_reader(self) -> tuple[int, int, struct.Struct, tuple[int, ...]]:
+    def _layout(self, members: tuple[tuple[str, int], ...]) -> _Layout:
         """
-        How to read the :data:`_STAMP_MEMBERS` this kernel has in one read:
-        ``(first offset, length, unpacker, order)``; the unpacker gives them
-        in address order, ``order`` puts them back in the stamp's.
+        How to read *members* of ``struct mm_struct`` in one read (see
+        :class:`_Layout`), worked out once. A member this kernel lacks
+        (``mm_lock_seq`` without ``CONFIG_PER_VMA_LOCK``) reads 0.
         """
-        if self._stamp_layout is None:
-            mm_type = self.prog.type("struct mm_struct")
-            found: list[tuple[int, int, int]] = []
-            for member, size in _STAMP_MEMBERS:
-                try:
-                    found.append((drgn.offsetof(mm_type, member), size, len(found)))
-                except LookupError:  # no CONFIG_PER_VMA_LOCK: no mm_lock_seq
-                    pass
-            by_offset = sorted(found)
-            lo = by_offset[0][0]
-            fmt = "<"
-            pos = lo
-            for off, size, _ in by_offset:
-                fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")  # Nx: skip N bytes
-                pos = off + size
-            order = tuple(by_offset.index(f) for f in found)
-            self._stamp_layout = (lo, pos - lo, struct.Struct(fmt), order)
-        return self._stamp_layout
+        try:
+            return self._layouts[id(members)]  # module constants: their id() stays theirs
+        except KeyError:
+            pass
+        mm_type = self.prog.type("struct mm_struct")
+        found: list[tuple[int, int, int]] = []
+        for i, (member, size) in enumerate(members):
+            try:
+                found.append((drgn.offsetof(mm_type, member), size, i))
+            except LookupError:  # no CONFIG_PER_VMA_LOCK: no mm_lock_seq
+                pass
+        by_offset = sorted(found)
+        lo = by_offset[0][0]
+        fmt = "<"
+        pos = lo
+        for off, size, _ in by_offset:
+            fmt += f"{off - pos}x" + ("I" if size == 4 else "Q")  # Nx: skip N bytes
+            pos = off + size
+        where = {i: k for k, (_, _, i) in enumerate(by_offset)}
+        order = tuple(where.get(i, -1) for i in range(len(members)))
+        pick = operator.itemgetter(*order) if len(order) > 1 and -1 not in order else None
+        layout = _Layout(lo, pos - lo, struct.Struct(fmt), order, pick)
+        self._layouts[id(members)] = layout
+        return layout
+
+    def _mm_kaddr(self, mm: Object) -> int:
+        """The address of ``*mm`` (a ``struct mm_struct *`` or a ``struct mm_struct``)."""
+        if self._struct_tag(mm)[1]:
+            return int(mm.value_())
+        return int(mm.address_)
+
+    def _read_members(self, kaddr: int, layout: _Layout) -> tuple[int, ...]:
+        """
+        The members of *layout* of the ``struct mm_struct`` at *kaddr*, read
+        fresh in one read, in the layout's order (0 for those it lacks).
+        An mm_struct is slab memory in the direct map (init_mm is in the
+        kernel image): a physical read skips drgn's page-table walk, the
+        larger part of a small read's cost over QMP.
+        """
+        kaddr += layout.offset
+        paddr = self._kernel_pa(kaddr)
+        if paddr is None:
+            data = self.prog.read(kaddr, layout.length)
+        else:
+            data = self.prog.read(paddr, layout.length, True)
+        values = layout.unpack.unpack(data)
+        if layout.pick is not None:
+            return layout.pick(values)
+        return tuple(values[k] if k >= 0 else 0 for k in layout.order)
+
+    def _read_head(self, mm: Object, kaddr: int | None = None) -> _MMHead:
+        """:data:`_HEAD_MEMBERS` of *mm* (at *kaddr* if known), read fresh (one read)."""
+        layout = self._layout(_HEAD_MEMBERS)
+        if layout.length > _HEAD_SPAN_MAX:
+            return _MMHead(self.mm_stamp(mm), self._read_mm_ulong(mm, "pgd"), self._read_mm_ulong(mm, "task_size"))
+        v = self._read_members(self._mm_kaddr(mm) if kaddr is None else kaddr, layout)
+        n = len(_STAMP_MEMBERS)
+        return _MMHead(v[:n], v[n], v[n + 1])
+
+    def _mm_head(self, mm: Object) -> _MMHead:
+        """
+        :data:`_HEAD_MEMBERS` of *mm*: inside a :meth:`call_scope` read
+        once per mm and kept until the scope ends; outside, read fresh. A
+        vmcore does not change: read once per mm.
+        """
+        if self._live and (not self._scope_depth or self._scope_owner != threading.get_ident()):
+            return self._read_head(mm)
+        key = self._mm_kaddr(mm)
+        head = self._scope_heads.get(key)
+        if head is None:
+            head = self._scope_heads[key] = self._read_head(mm, key)
+            if not self._live and len(self._scope_heads) > _HEADS_KEPT:
+                self._scope_heads.clear()
+                self._scope_heads[key] = head
+        return head
+
+    def call_scope(self) -> AbstractContextManager[None]:
+        """
+        The scope of one call (one vtop, one pagemap read): inside it,
+        ``mm_lock_seq``, ``map_count`` and the maple tree's root (checked
+        by the VMA cache), ``mm->pgd`` and ``mm->task_size`` are read once
+        per mm, in one read, when first asked for, and every later ask of
+        the call is served that copy. Nothing read in a call is kept past
+        its scope: an answer is never older than the call that gave it.
+        :meth:`mm_stamp` always reads fresh (it is how a caller sees a
+        change). A vmcore, which does not change, needs no scope: its mm
+        members are read once. Re-entrant; the thread that opens the
+        outermost scope owns it (another thread's calls meanwhile read
+        fresh).
+
+        >>> with backend.call_scope():              # doctest: +SKIP
+        ...     backend.mm_task_size(mm), backend.mm_pgd(mm)   # one read
+        """
+        if not self._live:
+            return _NO_SCOPE  # a vmcore's are read once (see _mm_head)
+        return _CallScope(self)
 
     def mm_task_size(self, mm: Object) -> int:
-        """``mm->task_size``, read fresh (one physical read)."""
-        return self._read_mm_ulong(mm, "task_size")
+        """
+        ``mm->task_size``, read fresh on a live target (one physical read,
+        shared by the call's other mm members inside a :meth:`call_scope`).
+        """
+        return self._mm_head(mm).task_size
 
     def _read_mm_ulong(self, mm: Object, member: str) -> int:
         """
         An ``unsigned long`` member of ``*mm``, read through its physical
-        address when it has one (see :meth:`mm_stamp`): drgn's virtual read
-        would walk the kernel page tables first, several reads over QMP.
+        address when it has one (see :meth:`_read_members`): drgn's
+        virtual read would walk the kernel page tables first, several reads
+        over QMP.
         """
         off = self._mm_offsets.get(member)
         if off is None:
             off = self._mm_offsets[member] = drgn.offsetof(self.prog.type("struct mm_struct"), member)
-        if self._struct_tag(mm)[1]:
-            kaddr = mm.value_() + off
-        else:  # a struct mm_struct (lvalue)
-            kaddr = mm.address_ + off
+        kaddr = self._mm_kaddr(mm) + off
         paddr = self._kernel_pa(kaddr)
         if paddr is None:
             return self.prog.read_u64(kaddr)  # type: ignore[no-any-return]
@@ -718,26 +882,13 @@ class DrgnBackend:
     def mm_stamp(self, mm: Object) -> tuple[int, ...]:
         """
         ``(mm_lock_seq, map_count, mm_mt.ma_root)`` of *mm*, read fresh in
-        one read; ``mm_lock_seq`` reads 0 on a kernel without
-        ``CONFIG_PER_VMA_LOCK`` (see :attr:`KernelFeatures.mm_lock_seq
-        <livewalk.kernel.KernelFeatures>`). It changes whenever the VMA tree
-        can have changed: every mmap write lock and unlock bumps
-        ``mm_lock_seq``, odd while the lock is held.
+        one read (also inside a :meth:`call_scope`); ``mm_lock_seq`` reads 0
+        on a kernel without ``CONFIG_PER_VMA_LOCK`` (see
+        :attr:`KernelFeatures.mm_lock_seq <livewalk.kernel.KernelFeatures>`).
+        It changes whenever the VMA tree can have changed: every mmap write
+        lock and unlock bumps ``mm_lock_seq``, odd while the lock is held.
         """
-        lo, length, unpack, order = self._stamp_reader()
-        kaddr = int(mm.value_()) + lo
-        # An mm_struct is slab memory in the direct map (init_mm is in the
-        # kernel image): a physical read skips drgn's page-table walk, the
-        # larger part of a small read's cost over QMP.
-        paddr = self._kernel_pa(kaddr)
-        if paddr is None:
-            data = self.prog.read(kaddr, length)
-        else:
-            data = self.prog.read(paddr, length, True)
-        values = unpack.unpack(data)
-        stamp = tuple(values[i] for i in order)
-        # Without mm_lock_seq the sequence slot reads 0: never "write-locked".
-        return stamp if len(stamp) == len(_STAMP_MEMBERS) else (0, *stamp)
+        return self._read_members(self._mm_kaddr(mm), self._layout(_STAMP_MEMBERS))
 
     def _kernel_pa(self, kaddr: int) -> int | None:
         """``__pa(kaddr)`` for the direct map and the kernel image (``_text`` to ``_end``), else ``None``."""
@@ -762,7 +913,8 @@ class DrgnBackend:
             self._expect(mm, "mm_struct")
         elif not self._live:
             return cached
-        stamp = self.mm_stamp(mm)
+        # the call's copy inside a call_scope (read at most once per call)
+        stamp = self._mm_head(mm).stamp
         if cached is not None and cached.stamp == stamp:
             return cached
         fresh: tuple[int, ...] | None = stamp
@@ -899,6 +1051,16 @@ class DrgnBackend:
 
         root = mapping.i_mmap.rb_root.rb_node.read_()
         yield from visit(root)
+
+
+def call_scope(backend: object) -> AbstractContextManager[None]:
+    """
+    :meth:`DrgnBackend.call_scope` of *backend*; for another backend (whose
+    reads cost nothing), a scope that does nothing.
+    """
+    if isinstance(backend, DrgnBackend):
+        return backend.call_scope()
+    return _NO_SCOPE
 
 
 def _backend_of(obj: Object) -> DrgnBackend:

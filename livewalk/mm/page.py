@@ -398,6 +398,11 @@ class PageReader:
         """Drop cached memory (for re-reading a live kernel)."""
         self._blocks.clear()
 
+    def add_block(self, addr: int, data: bytes) -> None:
+        """Keep *data*, the vmemmap block at *addr* that the caller read, as if read here."""
+        if len(data) == _VMEMMAP_BLOCK and not addr & (_VMEMMAP_BLOCK - 1):
+            self._blocks.setdefault(addr, data)
+
     # -- raw struct page bytes -------------------------------------------
     def _read(self, addr: int, size: int) -> bytes:
         """*size* bytes of the vmemmap at *addr* (within one block)."""
@@ -438,8 +443,11 @@ class PageReader:
         it stores ``head | 1`` (as all older kernels did in
         ``compound_head``).
         """
+        return self.folio_pfn_of(pfn, _U64.unpack_from(self.page_bytes(pfn), self.ks.off_compound)[0])
+
+    def folio_pfn_of(self, pfn: int, info: int) -> int:
+        """:meth:`page_folio_pfn` of page *pfn* whose ``compound_info`` is *info* (for a caller that has read it)."""
         ks = self.ks
-        info = _U64.unpack_from(self.page_bytes(pfn), ks.off_compound)[0]
         if not info & 1:
             return pfn
         if ks.compound_info_has_mask:
@@ -545,6 +553,13 @@ class PageReader:
         for a large folio. *pfn* defaults to the page of *pi*.
         """
         raw = pi.mapcount_raw if pfn is None or pfn == pi.pfn else self.mapcount_raw(pfn)
+        return self.precise_mapcount_of(pi, raw)
+
+    def precise_mapcount_of(self, pi: PageInfo, raw: int) -> int:
+        """
+        :meth:`precise_mapcount` of the page of *pi*'s folio whose
+        ``_mapcount`` (signed) is *raw*: for a caller that has read it.
+        """
         if self.ks.compound_mapcount:
             return self.page_mapcount_6_1(pi, raw)
         mc = raw + 1

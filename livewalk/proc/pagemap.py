@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
-from livewalk.backend.drgn import DrgnBackend
+from livewalk.backend.drgn import DrgnBackend, call_scope
 from livewalk.mm.entry import Entry
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
@@ -221,7 +221,7 @@ class _Pagemap:
         self.paging = paging
         # The table loops below decode a table at a time with the
         # architecture's masks (EntryLayout restates its predicates).
-        self.lay = lay = paging.entry_layout
+        self.lay = lay = _entry_layout(paging)
         self.page_shift = lay.page_shift
         self.ptrs_per_pte = paging.ptrs_per(PageTableLevel.PTE)
         self.pte_pfn_mask = lay.pfn_mask
@@ -252,11 +252,13 @@ class _Pagemap:
         self.bits_blocks: dict[int, list[int]] = {}
         self.bits_block: Callable[[int], list[int]] | None = None
         self.bits_blocks_read: Callable[[int, int], None] | None = None
+        self.bits_large: Callable[[int], list[int]] | None = None
         if isinstance(page_state, DrgnPageState):
             self.bits_shift = page_state.bits_shift
             self.bits_blocks = page_state.bits_blocks
             self.bits_block = page_state.pfn_bits_block
             self.bits_blocks_read = page_state.pfn_bits_blocks
+            self.bits_large = page_state.pfn_bits_large
         # the walk, for page_unreadable() (set by the callbacks)
         self.walk: MMWalk | None = None
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
@@ -292,6 +294,21 @@ class _Pagemap:
         typ = (v >> lay.swp_type_shift) & lay.swp_type_mask
         off = ((v ^ lay.swp_offset_invert) >> lay.swp_offset_shift) & lay.swp_offset_mask
         return typ, off
+
+
+_LAYOUTS: dict[int, tuple[ArchPaging, EntryLayout]] = {}
+
+
+def _entry_layout(paging: ArchPaging) -> EntryLayout:
+    """``paging.entry_layout`` (made anew by each ask), worked out once per paging (they are immutable)."""
+    hit = _LAYOUTS.get(id(paging))
+    if hit is not None and hit[0] is paging:
+        return hit[1]
+    lay = paging.entry_layout
+    if len(_LAYOUTS) > 64:
+        _LAYOUTS.clear()
+    _LAYOUTS[id(paging)] = (paging, lay)
+    return lay
 
 
 _PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
@@ -478,13 +495,20 @@ def _pte_entries(
     bits_mask = (1 << bits_shift) - 1 if bits_shift is not None else 0
     bits_get = pm.bits_blocks.get
     bits_block = pm.bits_block
+    bits_large = pm.bits_large
     cur_bi = -1
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
     sd_uffd = sd_bit | uffd_bit
-    # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not
-    # count), and those that keep the PFN in place
-    rel = present_bits | special | sd_uffd | ck_mask
+    # a present entry's flags by its soft-dirty and uffd-wp bits
+    present_flags = {
+        sd: present_sd | (PM_SOFT_DIRTY if sd & sd_bit else 0) | (PM_UFFD_WP if sd & uffd_bit else 0)
+        for sd in {0, sd_bit, uffd_bit, sd_uffd}
+    }
+    # the bits that make a present entry normal and keep its PFN in place
+    # (accessed, dirty, rw... do not count; soft-dirty and uffd-wp are read
+    # per entry)
+    rel_kind = present_bits | special | ck_mask
     out = array("Q", (vma_sd,)) * n
     vals: list[int] = []
     k0 = 0
@@ -514,35 +538,33 @@ def _pte_entries(
         vals = []
         append = vals.append
         if bits_shift is not None:
-            # A chunk of present, normal PTEs with the same flags and PFNs
-            # within a few vmemmap blocks of small folios (the common case):
-            # decoded with comprehensions.
+            # A chunk of present, normal PTEs (the common case), soft-dirty
+            # and uffd-wp as each says: decoded with comprehensions.
             v0 = chunk[0]
             if (
                 v0 & present_bits
                 and (v0 & ck_mask) == ck_val
                 and not v0 & special
-                and len({v & rel for v in chunk}) == 1
+                and len({v & rel_kind for v in chunk}) == 1
             ):
                 pfns = [(v & pfn_mask) >> shift for v in chunk]
-                lob = min(pfns) >> bits_shift
-                hib = max(pfns) >> bits_shift
-                if hib - lob <= 3 and max(pfns) <= highest:
-                    bl: list[int] = []
-                    for bi in range(lob, hib + 1):
-                        bl += bits_get(bi) or bits_block(bi)  # type: ignore[misc]
-                    base = lob << bits_shift
-                    bs = [bl[p - base] for p in pfns]
+                if max(pfns) <= highest:
+                    # the vmemmap blocks of the chunk's pages, each decoded
+                    # once per read however scattered the pages are
+                    for bi in {p >> bits_shift for p in pfns}:
+                        if bits_get(bi) is None:
+                            bits_block(bi)  # type: ignore[misc]
+                    bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
+                    if -1 in bs and bits_large is not None:
+                        # pages of large folios: their blocks decoded whole
+                        for bi in {p >> bits_shift for p, b in zip(pfns, bs) if b == -1}:
+                            bits_large(bi)
+                        bs = [bits_get(p >> bits_shift)[p & bits_mask] for p in pfns]  # type: ignore[index]
                     if -1 not in bs:
-                        f0 = present_sd
-                        if v0 & sd_bit:
-                            f0 |= PM_SOFT_DIRTY
-                        if v0 & uffd_bit:
-                            f0 |= PM_UFFD_WP
                         if show_pfn:
-                            vals = [p | f0 | b for p, b in zip(pfns, bs)]
+                            vals = [p | present_flags[v & sd_uffd] | b for p, v, b in zip(pfns, chunk, bs)]
                         else:
-                            vals = [f0 | b for b in bs]
+                            vals = [present_flags[v & sd_uffd] | b for v, b in zip(chunk, bs)]
                         continue
         for v in chunk:
             if not v & none_mask:  # pte_none()
@@ -700,6 +722,8 @@ def _uniform_ptes(
     get = pm.bits_blocks.get
     for bi in range(lob, hib + 1):
         blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
+        if -1 in blk and pm.bits_large is not None:
+            blk = pm.bits_large(bi)  # pages of large folios (the table's own)
         if blk.count(PM_MMAP_EXCLUSIVE) != len(blk):
             return None
     flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE
@@ -779,6 +803,10 @@ def pagemap_walk_ops() -> MMWalkOps:
     )
 
 
+#: The ops of :func:`_run_walk`, made once.
+_OPS: MMWalkOps | None = None
+
+
 def _clamp(mm: Object, backend: PageTableBackend, start: int, end: int) -> tuple[int, int]:
     """
     The [start, end) that ``pagemap_read()`` walks for a read of the pages
@@ -813,7 +841,10 @@ def _run_walk(
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
         page_state = DrgnPageState(backend.prog)
     pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
-    ret = walk_page_range(mm, start, end, pagemap_walk_ops(), pm, walks=walks)
+    global _OPS
+    if _OPS is None:
+        _OPS = pagemap_walk_ops()  # stateless: the state is in pm
+    ret = walk_page_range(mm, start, end, _OPS, pm, walks=walks)
     if ret < 0:
         raise OSError(-ret, f"pagemap walk of [{start:#x}, {end:#x}) failed")
 
@@ -856,11 +887,12 @@ def pagemap_read(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    s, e = _clamp(mm, backend, start, end)
-    paging = backend.paging
-    sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
-    if s < e:
-        _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
+    with call_scope(backend):  # the mm's members read once for the call
+        s, e = _clamp(mm, backend, start, end)
+        paging = backend.paging
+        sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
+        if s < e:
+            _run_walk(mm, s, e, sink, show_pfn, backend, page_state, walks)
     return sink.finish()
 
 
@@ -883,10 +915,11 @@ def pagemap_runs(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    s, e = _clamp(mm, backend, start, end)
-    sink = _RunSink(s, backend.paging.page_shift)
-    if s < e:
-        _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
+    with call_scope(backend):  # the mm's members read once for the call
+        s, e = _clamp(mm, backend, start, end)
+        sink = _RunSink(s, backend.paging.page_shift)
+        if s < e:
+            _run_walk(mm, s, e, sink, show_pfn, backend, page_state)
     return sink.finish()
 
 def runs_from_entries(start: int, entries: Iterable[int], page_shift: int = 12) -> list[PagemapRun]:

@@ -96,6 +96,8 @@ class DrgnPageState:
         # Fast path for small folios (see pfn_bits_block): whole 4 KiB
         # blocks of the vmemmap decoded at once, when struct page tiles them.
         self.bits_blocks: dict[int, list[int]] = {}
+        # the raw blocks whose pages of large folios are still -1
+        self._large_blocks: dict[int, bytes] = {}
         self.bits_shift: int | None = None
         size = ks.page_size
         if (
@@ -142,22 +144,31 @@ class DrgnPageState:
             else:
                 # A page of a large folio: the folio's state is worked out
                 # once per read, each page adds its own _mapcount.
-                head_pfn = r.page_folio_pfn(pfn) if compound & 1 else pfn
-                folio = self._folios.get(head_pfn)
-                if folio is None:
-                    pi = r.info(head_pfn)
-                    # 6.1 has no folio_maybe_mapped_shared() and pagemap
-                    # never asks it there: the page's own mapcount stands in
-                    folio_shared = None if ks.compound_mapcount else r.maybe_mapped_shared(pi)
-                    folio = self._folios[head_pfn] = (pi, r.anon(pi), folio_shared)
-                pi, anon, folio_shared = folio
-                mapcount = r.precise_mapcount(pi, pfn)
+                pi, anon, folio_shared = self._folio(r.folio_pfn_of(pfn, compound))
+                mapcount = r.precise_mapcount_of(pi, _S32S.unpack_from(raw, ks.off_mapcount)[0])
                 shared = mapcount > 1 if folio_shared is None else folio_shared
                 info = PagemapPage(anon, mapcount, shared)
         except FaultError:
             info = None
         self._cache[pfn] = info
         return info
+
+    def _folio(self, head_pfn: int) -> tuple[PageInfo, bool, bool | None]:
+        """
+        The state of the large folio whose head is *head_pfn*, worked out
+        once per read: its :class:`~livewalk.mm.page.PageInfo`,
+        ``folio_test_anon()`` and ``folio_maybe_mapped_shared()`` (``None``
+        on 6.1, which lacks it: the page's own mapcount stands in).
+
+        :raises FaultError: its ``struct page`` cannot be read
+        """
+        folio = self._folios.get(head_pfn)
+        if folio is None:
+            r = self.reader
+            pi = r.info(head_pfn)
+            folio_shared = None if self.ks.compound_mapcount else r.maybe_mapped_shared(pi)
+            folio = self._folios[head_pfn] = (pi, r.anon(pi), folio_shared)
+        return folio
 
     def pfn_bits_block(self, block: int) -> list[int]:
         """
@@ -173,7 +184,7 @@ class DrgnPageState:
         except FaultError:
             bits = [-1] * (1 << (self.bits_shift or 0))
         else:
-            bits = self._decode_block(raw)
+            bits = self._decode_block(raw, block)
         self.bits_blocks[block] = bits
         return bits
 
@@ -201,14 +212,69 @@ class DrgnPageState:
             return
         for bl in missing:
             off = (bl - a) * _BLOCK
-            have[bl] = self._decode_block(raw[off : off + _BLOCK])
+            have[bl] = self._decode_block(raw[off : off + _BLOCK], bl)
 
-    def _decode_block(self, raw: bytes) -> list[int]:
+    def _decode_block(self, raw: bytes, block: int) -> list[int]:
         ks = self.ks
         bits = _all_small_anon_exclusive(raw, ks)
         if bits is None:
             bits = _small_folio_bits(raw, ks)
+            if -1 in bits:
+                self._large_blocks[block] = raw  # for pfn_bits_large(), if asked
         return bits
+
+    def pfn_bits_large(self, block: int) -> list[int]:
+        """
+        The bits of vmemmap block *block* (decoded by
+        :meth:`pfn_bits_block` first) with those of its pages of large
+        folios filled in too, as :meth:`page_info` gives them (see
+        :meth:`_large_folio_bits`): asked for when a PTE table maps such
+        pages, so that a block of some other process's large folios costs
+        nothing.
+        """
+        bits = self.bits_blocks.get(block)
+        if bits is None:
+            bits = self.pfn_bits_block(block)
+        raw = self._large_blocks.pop(block, None)
+        if raw is not None:
+            self._large_folio_bits(raw, block, bits)
+        return bits
+
+    def _large_folio_bits(self, raw: bytes, block: int, bits: list[int]) -> None:
+        """
+        Fill in the pagemap bits of the pages of large folios in vmemmap
+        block *block* (read as *raw*), left -1 by :func:`_small_folio_bits`:
+        what :meth:`page_info` gives them, from the folio's state (worked
+        out once per folio) and each page's own ``_mapcount``. A page whose
+        folio cannot be read stays -1.
+        """
+        ks = self.ks
+        r = self.reader
+        # the block is the reader's too: the head is often in it
+        r.add_block(ks.vmemmap_base + block * _BLOCK, raw)
+        size = ks.page_size
+        off_compound, off_mapcount = ks.off_compound, ks.off_mapcount
+        first = block << (self.bits_shift or 0)
+        folio_pfn_of = r.folio_pfn_of
+        precise_mapcount_of = r.precise_mapcount_of
+        last_head = -1
+        pi = None
+        file_bit = 0
+        for i, b in enumerate(bits):
+            if b != -1:
+                continue
+            off = i * size
+            head = folio_pfn_of(first + i, _U64S.unpack_from(raw, off + off_compound)[0])
+            if head != last_head:  # the pages of a folio come one after the other
+                try:
+                    pi, anon, _ = self._folio(head)
+                except FaultError:
+                    continue
+                last_head = head
+                file_bit = 0 if anon else PM_FILE
+            assert pi is not None
+            mapcount = precise_mapcount_of(pi, _S32S.unpack_from(raw, off + off_mapcount)[0])
+            bits[i] = file_bit | (PM_MMAP_EXCLUSIVE if mapcount == 1 else 0)
 
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
         try:

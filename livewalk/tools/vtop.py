@@ -44,6 +44,7 @@ from livewalk.arch.arm64.entry_flags import decode_entry_flags
 from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import PageTableBackend, backend_for_mm
+from livewalk.backend.drgn import call_scope
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
 from livewalk.errors import AddressError, WalkFailedError
 from livewalk.mm.entry import Entry
@@ -258,17 +259,41 @@ class _State:
         self.walk: MMWalk | None = None  # the MMWalk, for its errors
 
     def add(self, entry: Entry) -> None:
-        level = _LEVELS[entry.level]
-        if self.paging.folded(level):
+        lv = entry.level
+        shifts = _level_shifts(self.paging)
+        if shifts[lv] is None:
             # p?d_offset() returns the slot of the level above: nothing new to show.
             return
-        for step in self.result.steps:
+        level = _LEVELS[lv]
+        steps = self.result.steps
+        for step in steps:
             if step.level == level:
                 return
         assert entry.kaddr is not None  # the walker passes entries of real tables
-        self.result.steps.append(
-            VtopStep(level, entry.kaddr, entry.value, _index(self.paging, level, self.result.addr))
-        )
+        shift, mask = shifts[lv]  # type: ignore[misc]
+        steps.append(VtopStep(level, entry.kaddr, entry.value, (self.result.addr >> shift) & mask))
+
+
+_SHIFTS: dict[int, tuple[ArchPaging, dict[int, tuple[int, int] | None]]] = {}
+
+
+def _level_shifts(paging: ArchPaging) -> dict[int, tuple[int, int] | None]:
+    """
+    By level: the shift and the index mask of :func:`_index`, or ``None``
+    for a folded level; worked out once per paging (kept by ``id()``, with
+    the paging itself: pagings are immutable).
+    """
+    hit = _SHIFTS.get(id(paging))
+    if hit is not None and hit[0] is paging:
+        return hit[1]
+    shifts: dict[int, tuple[int, int] | None] = {
+        int(lv): None if paging.folded(lv) else (paging.level_shift(lv), paging.ptrs_per(lv) - 1)
+        for lv in PageTableLevel
+    }
+    if len(_SHIFTS) >= 64:
+        _SHIFTS.clear()
+    _SHIFTS[id(paging)] = (paging, shifts)
+    return shifts
 
 
 def _index(paging: ArchPaging, level: PageTableLevel, addr: int) -> int:
@@ -507,6 +532,11 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     """
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
+    with call_scope(backend):  # the mm's members read once for the call
+        return _vtop(mm, backend, addr, walks)
+
+
+def _vtop(mm: Any, backend: PageTableBackend, addr: int, walks: list[MMWalk] | None) -> VtopResult:
     paging: ArchPaging = backend.paging
     _check_user_addr(backend, mm, addr)
     result = VtopResult(addr=addr, kernel=False, levels=paging.levels, pgd=0, paging=paging)
