@@ -28,8 +28,8 @@ returns) so that loops need no objects.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from livewalk.mm.swapops import SwapEntry, SwapTypes
@@ -39,6 +39,7 @@ __all__ = (
     "EntryLayout",
     "PageTableLevel",
     "ULONG_MAX",
+    "per_paging",
 )
 
 #: ``ULONG_MAX`` of a 64-bit kernel: the mask that makes Python integers
@@ -346,3 +347,38 @@ class ArchPaging(Protocol):
     def mk_table_entry(self, level: PageTableLevel) -> int:
         """The value ``__p?d_alloc()`` stores in a *level* slot for a new, empty table (PFN 0)."""
         ...
+
+
+_T = TypeVar("_T")
+
+
+def per_paging(build: Callable[[ArchPaging], _T]) -> Callable[[ArchPaging], _T]:
+    """
+    Decorate *build* (what a consumer works out from a paging once: shifts,
+    masks, layouts) so that its result is kept per paging object. Pagings
+    are immutable; they are told apart by identity, which costs less than
+    hashing their fields on a hot path, and each is kept with its result
+    so that its ``id()`` cannot be reused while the result is kept (at most
+    64 of them).
+
+    >>> @per_paging
+    ... def pte_shift(paging):
+    ...     return paging.level_shift(PageTableLevel.PTE)
+    >>> pte_shift(paging)  # doctest: +SKIP
+    12
+    """
+    kept: dict[int, tuple[ArchPaging, _T]] = {}
+
+    def cached(paging: ArchPaging) -> _T:
+        hit = kept.get(id(paging))
+        if hit is not None and hit[0] is paging:
+            return hit[1]
+        value = build(paging)
+        if len(kept) >= 64:
+            kept.clear()
+        kept[id(paging)] = (paging, value)
+        return value
+
+    cached.__doc__ = build.__doc__
+    cached.__name__ = build.__name__
+    return cached

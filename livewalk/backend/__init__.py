@@ -30,6 +30,7 @@ drgn ``struct mm_struct *`` Object for the drgn backend, a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from livewalk.mm.vma import VMA
@@ -213,6 +214,18 @@ class PageTableBackend(Protocol):
         """
         ...
 
+    def call_scope(self) -> AbstractContextManager[None]:
+        """
+        The scope of one user call (one vtop, one pagemap read), entered
+        around it: inside, a backend whose reads cost may read the members
+        of an mm that every call asks for (``pgd``, ``task_size``, the VMA
+        cache's stamp) once, and forget them when the scope ends. Scopes
+        nest; :meth:`mm_stamp` is always read fresh, so consistency checks
+        keep their guarantees. A backend with nothing to share returns a
+        scope that does nothing.
+        """
+        ...
+
 
 #: The contract's read-only properties, in declaration order.
 CONTRACT_PROPERTIES = (
@@ -242,6 +255,7 @@ CONTRACT_METHODS = (
     "entry_object",
     "mm_task_size",
     "mm_stamp",
+    "call_scope",
 )
 
 @runtime_checkable

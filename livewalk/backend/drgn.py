@@ -52,7 +52,6 @@ from livewalk.task import struct_tag, type_unaliased
 
 __all__ = (
     "DrgnBackend",
-    "call_scope",
     "pause_after_table_read",
     "vmcoreinfo_number",
 )
@@ -1051,16 +1050,6 @@ class DrgnBackend:
 
         root = mapping.i_mmap.rb_root.rb_node.read_()
         yield from visit(root)
-
-
-def call_scope(backend: object) -> AbstractContextManager[None]:
-    """
-    :meth:`DrgnBackend.call_scope` of *backend*; for another backend (whose
-    reads cost nothing), a scope that does nothing.
-    """
-    if isinstance(backend, DrgnBackend):
-        return backend.call_scope()
-    return _NO_SCOPE
 
 
 def _backend_of(obj: Object) -> DrgnBackend:

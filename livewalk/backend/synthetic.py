@@ -31,6 +31,7 @@ import bisect
 import dataclasses
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
@@ -274,6 +275,10 @@ class SyntheticBackend:
     def mm_stamp(self, mm: SyntheticMM) -> tuple[int, ...]:
         """``(mm_lock_seq, map_count)``: the builder bumps the count by 2 per VMA change."""
         return (mm.mm_lock_seq, len(mm._vmas))
+
+    def call_scope(self) -> AbstractContextManager[None]:
+        """Nothing to share between a call's reads: a scope that does nothing."""
+        return nullcontext()
 
     # -- helpers ----------------------------------------------------------------
 

@@ -58,6 +58,7 @@ import bisect
 import dataclasses
 import errno
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import livewalk.mm.pagewalk as pw
@@ -323,6 +324,10 @@ class ReplayBackend:
 
     def mm_stamp(self, mm: Any) -> tuple[int, ...] | None:
         return self.base.mm_stamp(mm.inner if isinstance(mm, ReplayMM) else mm)  # type: ignore[no-any-return]
+
+    def call_scope(self) -> AbstractContextManager[None]:
+        """The scope of the backend replayed over."""
+        return self.base.call_scope()  # type: ignore[no-any-return]
 
     def read_table(self, paddr: int) -> Sequence[int]:
         self.reads += 1

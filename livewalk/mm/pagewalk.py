@@ -118,7 +118,7 @@ from itertools import count as count_from
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel, per_paging
 from livewalk.backend import TableReadError, backend_for_mm
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry, _TablePTE
@@ -322,19 +322,10 @@ class _Geometry:
         self.ptrs_pte = paging.ptrs_per(_PTE)
 
 
-_GEOMETRY: dict[int, tuple[ArchPaging, _Geometry]] = {}
-
-
+@per_paging
 def _geometry(paging: ArchPaging) -> _Geometry:
-    """The :class:`_Geometry` of *paging* (kept by ``id()``, with the paging itself)."""
-    hit = _GEOMETRY.get(id(paging))
-    if hit is not None and hit[0] is paging:
-        return hit[1]
-    g = _Geometry(paging)
-    if len(_GEOMETRY) >= 64:
-        _GEOMETRY.clear()
-    _GEOMETRY[id(paging)] = (paging, g)
-    return g
+    """The :class:`_Geometry` of *paging*."""
+    return _Geometry(paging)
 
 
 class PTEOut:

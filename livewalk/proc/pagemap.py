@@ -36,7 +36,7 @@ from drgn import Object
 
 from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
-from livewalk.backend.drgn import DrgnBackend, call_scope
+from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
@@ -887,7 +887,7 @@ def pagemap_read(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    with call_scope(backend):  # the mm's members read once for the call
+    with backend.call_scope():  # the mm's members read once for the call
         s, e = _clamp(mm, backend, start, end)
         paging = backend.paging
         sink = _ArraySink((e - s) >> paging.page_shift if s < e else 0, paging.ptrs_per(PageTableLevel.PTE))
@@ -915,7 +915,7 @@ def pagemap_runs(
     """
     if backend is None:
         backend = backend_for_mm(mm)
-    with call_scope(backend):  # the mm's members read once for the call
+    with backend.call_scope():  # the mm's members read once for the call
         s, e = _clamp(mm, backend, start, end)
         sink = _RunSink(s, backend.paging.page_shift)
         if s < e:

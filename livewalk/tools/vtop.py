@@ -39,12 +39,11 @@ from typing import Any
 
 from drgn import FaultError, Object
 
-from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel, per_paging
 from livewalk.arch.arm64.entry_flags import decode_entry_flags
 from livewalk.arch.arm64.pgtable import Arm64Paging
 from livewalk.arch.x86.pgtable import X86Paging
 from livewalk.backend import PageTableBackend, backend_for_mm
-from livewalk.backend.drgn import call_scope
 from livewalk.consistency import DEFAULT_RETRIES, RangeConsistency, read_consistent
 from livewalk.errors import AddressError, WalkFailedError
 from livewalk.mm.entry import Entry
@@ -274,26 +273,16 @@ class _State:
         steps.append(VtopStep(level, entry.kaddr, entry.value, (self.result.addr >> shift) & mask))
 
 
-_SHIFTS: dict[int, tuple[ArchPaging, dict[int, tuple[int, int] | None]]] = {}
-
-
+@per_paging
 def _level_shifts(paging: ArchPaging) -> dict[int, tuple[int, int] | None]:
     """
     By level: the shift and the index mask of :func:`_index`, or ``None``
-    for a folded level; worked out once per paging (kept by ``id()``, with
-    the paging itself: pagings are immutable).
+    for a folded level; worked out once per paging.
     """
-    hit = _SHIFTS.get(id(paging))
-    if hit is not None and hit[0] is paging:
-        return hit[1]
-    shifts: dict[int, tuple[int, int] | None] = {
+    return {
         int(lv): None if paging.folded(lv) else (paging.level_shift(lv), paging.ptrs_per(lv) - 1)
         for lv in PageTableLevel
     }
-    if len(_SHIFTS) >= 64:
-        _SHIFTS.clear()
-    _SHIFTS[id(paging)] = (paging, shifts)
-    return shifts
 
 
 def _index(paging: ArchPaging, level: PageTableLevel, addr: int) -> int:
@@ -532,7 +521,7 @@ def vtop(mm: Any, addr: int, *, walks: list[MMWalk] | None = None) -> VtopResult
     """
     mm = to_mm(mm)
     backend = backend_for_mm(mm)
-    with call_scope(backend):  # the mm's members read once for the call
+    with backend.call_scope():  # the mm's members read once for the call
         return _vtop(mm, backend, addr, walks)
 
 

@@ -17,7 +17,7 @@ from drgn import Object
 from fakekernel import MM_ADDR, LiveBackend, fake_kernel
 
 from livewalk.backend import drgn as drgn_backend
-from livewalk.backend.drgn import DrgnBackend, call_scope
+from livewalk.backend.drgn import DrgnBackend
 from livewalk.backend.synthetic import SyntheticMM
 from livewalk.mm.vma import VMA
 
@@ -104,7 +104,7 @@ def test_another_thread_reads_its_own() -> None:
 
 def test_other_backends_have_a_scope_that_does_nothing() -> None:
     mm = SyntheticMM()
-    with call_scope(mm.livewalk_backend):
+    with mm.livewalk_backend.call_scope():
         pass
 
 
@@ -115,7 +115,7 @@ def test_a_vmcore_reads_them_once() -> None:
     backend = DrgnBackend(prog)
     _set(mem, pgd=_PGD_A, task_size=0x7FFF_FFFF_F000, root=0, map_count=0, seq=2)
     before = reads["physical"]
-    with call_scope(backend):
+    with backend.call_scope():
         assert backend.mm_pgd(mm) == _PGD_A
     assert backend.mm_task_size(mm) == 0x7FFF_FFFF_F000
     assert backend.mm_pgd(mm[0]) == _PGD_A
