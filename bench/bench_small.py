@@ -29,10 +29,8 @@ Output: ``CALL <name> <us per call> <phys reads> <virt reads>`` lines, then
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,33 +38,11 @@ _FROM = os.environ.get("LIVEWALK_BENCH_FROM") or os.path.dirname(os.path.dirname
 if _FROM not in sys.path:
     sys.path.insert(0, _FROM)
 
-PAGE = 4096
+# the timer, the page size and the sample of bench_targets.py, beside this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_targets import PAGE, _sample_blocks, per_call  # noqa: E402
+
 BLOCK = 512
-
-
-def per_call(fn: Callable[[], Any], calls: int, repeat: int = 5) -> float:
-    """Warm per-call wall time of *fn*: one untimed call, then the best of *repeat* loops of *calls*."""
-    fn()
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t) / calls)
-    return best
-
-
-def sample_blocks(vmas: list[tuple[int, int]], block: int, blocks: int) -> list[tuple[int, int]]:
-    """Per VMA: up to *blocks* blocks of *block* pages, evenly spaced, the first at ``vm_start``."""
-    out: list[tuple[int, int]] = []
-    for s, e in vmas:
-        npages = (e - s) // PAGE
-        if npages <= block * blocks:
-            out.append((s, e))
-            continue
-        step = npages // blocks
-        out.extend((s + i * step * PAGE, s + (i * step + block) * PAGE) for i in range(blocks))
-    return out
 
 
 def main() -> int:
@@ -102,12 +78,12 @@ def main() -> int:
     for a in args.pagemap:
         s = int(a, 16)
         cases.append((f"pagemap_2mib_{s:x}", lambda s=s: pagemap_read(mm, s, s + (2 << 20)), 100, 1))
-    sample = sample_blocks(vmas, BLOCK, args.blocks) if args.blocks else []
+    sample = [b for bl in _sample_blocks(vmas, BLOCK, args.blocks) for b in bl] if args.blocks else []
     if sample:
         cases.append(("pagemap_block", lambda: [pagemap_read(mm, s, e) for s, e in sample], 5, len(sample)))
-    times = {name: per_call(fn, n) / per for name, fn, n, per in cases}
+    times = {name: per_call(fn, n, repeat=5) / per for name, fn, n, per in cases}
     table = backend.pgd_phys(backend.mm_pgd(mm))
-    read_4k = per_call(lambda: prog.read(table, PAGE, True), 5000)
+    read_4k = per_call(lambda: prog.read(table, PAGE, True), 5000, repeat=5)
 
     # the counting pass: segments over the whole of both address spaces
     other = attach()
