@@ -620,6 +620,8 @@ def test_kdump_memmap_not_in_dump(dump: dict[str, Any], tmp_path: Any) -> None:
 def test_kdump_task_not_in_dump(dump: dict[str, Any], tmp_path: Any, what: str) -> None:
     """A dump without the workload's task_struct, mm, maple tree root or a
     VMA: every command taking its PID gives one error line naming it."""
+    from drgn import sizeof
+
     from livewalk.backend import backend_for_mm
     from livewalk.program import open_program
     from livewalk.task import find_mm
@@ -634,10 +636,18 @@ def test_kdump_task_not_in_dump(dump: dict[str, Any], tmp_path: Any, what: str) 
         "maple": lambda: int(mm.mm_mt.ma_root.value_()) & ~0xFF,
         "vma": lambda: int(backend_for_mm(mm).vmas(mm)[1].obj.value_()),
     }[what]()
-    pa = vtop_kernel(prog, addr).phys
-    assert pa is not None
+    # every page the object spans (a task_struct is larger than a page: left
+    # in the dump, its other pages would still give the mm)
+    size = {"task": "struct task_struct", "mm": "struct mm_struct", "maple": "struct maple_node",
+            "vma": "struct vm_area_struct"}[what]  # fmt: skip
+    last = addr + sizeof(prog.type(size)) - 1
+    pfns = []
+    for page in range(addr & ~0xFFF, last + 1, 0x1000):
+        pa = vtop_kernel(prog, page).phys
+        assert pa is not None
+        pfns.append(pa >> 12)
     core = str(tmp_path / f"vmcore-31-no-{what}")
-    _exclude_kdump_pages(d["core"], core, [pa >> 12])
+    _exclude_kdump_pages(d["core"], core, pfns)
     pid = str(d["pid"])
     first = _record_pages(d)[1][0][0]
     for args in (("pagemap", "--pid", pid), ("smaps", "--pid", pid), ("vtop", "--pid", pid, f"{first:x}"),
