@@ -222,7 +222,7 @@ def qemu_args(spec: QemuSpec) -> list[str]:
         *(["-initrd", str(spec.initrd)] if spec.initrd is not None else []),
         "-append", kernel_cmdline(spec),
         "-drive", f"file={spec.root},if=none,id=root,format=raw,snapshot=on",
-        "-device", "nvme,drive=root,serial=lwroot",
+        *_nvme_args(spec),
         "-drive", f"file={d / 'src.img'},if=none,id=src,format=raw,readonly=on",
         "-device", "virtio-blk-pci,drive=src,serial=lwsrc",
         "-drive", f"file={d / 'out.img'},if=none,id=out,format=raw",
@@ -232,16 +232,20 @@ def qemu_args(spec: QemuSpec) -> list[str]:
         "-device", "virtserialport,bus=vser0.0,chardev=agent,name=livewalk.agent",
         "-fw_cfg", f"name=opt/livewalk/init.sh,file={VM_DIR / 'guest_init.sh'}",
         "-fw_cfg", f"name=opt/livewalk/agent.py,file={VM_DIR / 'agent.py'}",
-        *_modules_args(spec),
     ]  # fmt: skip
 
 
-def _modules_args(spec: QemuSpec) -> list[str]:
-    """The modules disk, on an NVMe controller of its own: a kernel that
-    mounts its root from NVMe reads it before it can load any module."""
+def _nvme_args(spec: QemuSpec) -> list[str]:
+    """The NVMe disks: the root (``root=/dev/nvme0n1``) and, with a kernel of
+    one's own, its modules, which must be readable before any module is
+    loaded. Both are namespaces of one controller: the kernel probes NVMe
+    controllers asynchronously, so with a controller each the root could be
+    named ``nvme1n1`` and the read-only modules disk mounted as root."""
     if spec.modules is None:
-        return []
+        return ["-device", "nvme,drive=root,serial=lwroot"]
     return [
         "-drive", f"file={spec.modules},if=none,id=mods,format=raw,readonly=on",
-        "-device", "nvme,drive=mods,serial=lwmods",
+        "-device", "nvme,id=nvme0,serial=lwroot",
+        "-device", "nvme-ns,drive=root,bus=nvme0,nsid=1",
+        "-device", "nvme-ns,drive=mods,bus=nvme0,nsid=2",
     ]  # fmt: skip

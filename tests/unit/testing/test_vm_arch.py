@@ -44,6 +44,21 @@ def test_arm64_command_line(levels: int, cpu: str) -> None:
         assert dev in args
 
 
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_modules_disk_beside_the_root(arch: str) -> None:
+    """With a kernel of one's own, its modules disk is the second namespace
+    of the root's NVMe controller: a second controller may probe first and
+    take the name ``nvme0n1`` that ``root=`` gives."""
+    from dataclasses import replace
+
+    args = qemu_args(replace(_spec(arch, 4), modules=Path("mods.img")))
+    devices = [args[i + 1] for i, a in enumerate(args) if a == "-device"]
+    nvme = [d for d in devices if d.split(",")[0] in ("nvme", "nvme-ns")]
+    assert nvme == ["nvme,id=nvme0,serial=lwroot", "nvme-ns,drive=root,bus=nvme0,nsid=1",
+                    "nvme-ns,drive=mods,bus=nvme0,nsid=2"]  # fmt: skip
+    assert "root=/dev/nvme0n1" in kernel_cmdline(replace(_spec(arch, 4), modules=Path("mods.img"))).split()
+
+
 @pytest.mark.parametrize(("series", "pools"), [("7", ["2M:64"]), ("16k", ["2M:64", "32M:4"])])
 def test_hugetlb_pools_of_the_pmd_size(series: str, pools: list[str]) -> None:
     """2 MiB hugetlb pages always, and pages of the PMD size (the default
