@@ -95,17 +95,23 @@ for i, x in enumerate(lines):
 if not any(x.startswith("OFFSET(page.compound_head)=") for x in lines):
     lines += [x.replace("compound_info", "compound_head") for x in lines
               if x.startswith("OFFSET(page.compound_info)=")]
-# arm64: makedumpfile 1.7.8 knows 4K pages with 39- or 48-bit VAs only. A
-# kernel built for 52 (LPA2) running with 48 (TCR_EL1.T1SZ 16: a CPU without
-# LPA2) walks 4-level tables from a linear map at -2^48, so it is given as a
-# 48-bit kernel, with PHYS_OFFSET less the bias the kernel's memstart_addr
-# carries for its 52-bit PAGE_OFFSET (2^52 - 2^48). 5 levels stay unsupported.
+# arm64: makedumpfile 1.7.8 knows no 52-bit VAs with 4K or 16K pages, only
+# 39 or 48 bits with 4K and 36, 47 or 48 with 16K. A kernel built for 52
+# (LPA2) that runs with fewer, vabits_actual = 64 - TCR_EL1.T1SZ (a CPU
+# without LPA2: 48 with 4K, 47 with 16K), walks the tables of that many bits
+# from a linear map at -2^vabits_actual; it is given as a kernel of that many
+# bits, with PHYS_OFFSET less the bias the kernel's memstart_addr carries for
+# its 52-bit PAGE_OFFSET (2^52 - 2^vabits_actual: arm64_memblock_init()).
+# 52 bits in use (5 levels with 4K, 4 with 16K) stay unsupported.
 num = dict(x.split("=", 1) for x in lines if "=" in x)
-if (num.get("PAGESIZE") == "4096" and num.get("NUMBER(VA_BITS)") == "52"
-        and int(num.get("NUMBER(TCR_EL1_T1SZ)", "0"), 0) == 16 and "NUMBER(PHYS_OFFSET)" in num):
-    phys = (int(num["NUMBER(PHYS_OFFSET)"], 0) + (1 << 52) - (1 << 48)) % (1 << 64)
+known = {"4096": (39, 48), "16384": (36, 47, 48)}
+t1sz = int(num.get("NUMBER(TCR_EL1_T1SZ)", "0"), 0)
+actual = 64 - t1sz if t1sz else 0
+if (num.get("NUMBER(VA_BITS)") == "52" and actual in known.get(num.get("PAGESIZE", ""), ())
+        and "NUMBER(PHYS_OFFSET)" in num):
+    phys = (int(num["NUMBER(PHYS_OFFSET)"], 0) + (1 << 52) - (1 << actual)) % (1 << 64)
     lines = [x for x in lines if not x.startswith(("NUMBER(VA_BITS)=", "NUMBER(PHYS_OFFSET)="))]
-    lines += ["NUMBER(VA_BITS)=48", f"NUMBER(PHYS_OFFSET)={phys:#x}"]
+    lines += [f"NUMBER(VA_BITS)={actual}", f"NUMBER(PHYS_OFFSET)={phys:#x}"]
 text = "\n".join(lines)
 with open(sys.argv[2], "w") as out:
     out.write(text.rstrip("\n") + "\n")

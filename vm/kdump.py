@@ -6,7 +6,8 @@ The guest must have been booted with a crash kernel reservation
 :func:`kdump` then
 
 1. loads the capture kernel with ``kexec -p``: the guest's own ``vmlinuz``,
-   no initramfs (the cloud kernel mounts the NVMe root by itself), with
+   no initramfs (the cloud kernel mounts the NVMe root by itself; the 16K
+   kernel gets the image's, which loads NVMe and ext4), with
    ``livewalk.kdump=LEVEL,...`` on its command line; the boot script
    (``vm/guest_init.sh``) sees it and, instead of the normal boot, runs
    ``makedumpfile -c -d LEVEL /proc/vmcore /out/kdump/vmcore-LEVEL`` for each
@@ -26,12 +27,14 @@ The guest must have been booted with a crash kernel reservation
 
 The same works in the arm64 guest (``Guest(arch="arm64", levels=4,
 extra_cmdline=CRASHKERNEL)``: ``kexec -p`` loads the uncompressed ``Image``
-Debian ships as ``vmlinuz``) with 4 levels only. makedumpfile 1.7.8 knows
-arm64's 4K pages with 39- or 48-bit VAs, so the capture kernel hands it a
-VMCOREINFO describing the 52-bit kernel that runs 4 levels as a 48-bit one
-(``vm/guest_init.sh``); with 5 levels (LPA2) it refuses the kernel ("PAGE
-SIZE 0x1000 and VA Bits 52 not supported": no 5-level walk, no LPA2
-descriptors) and :func:`kdump` raises :class:`KdumpError` with its log.
+Debian ships as ``vmlinuz``) when it does not use 52-bit VAs: the 4K kernel
+at 4 levels, the 16K one (``kernel="16k"``) at 3. makedumpfile 1.7.8 knows
+no 52-bit VA with 4K or 16K pages, so the capture kernel hands it a
+VMCOREINFO describing the kernel, built for 52 bits, as one of the bits it
+runs with (48 or 47, ``vm/guest_init.sh``); with 52 in use (LPA2: 5 levels
+with 4K, 4 with 16K) it refuses the kernel ("PAGE SIZE 0x1000 and VA Bits
+52 not supported") and :func:`kdump` raises :class:`KdumpError` with its
+log.
 
 >>> from livewalk.vm import Guest
 >>> from livewalk.vm.qemu import CRASHKERNEL
@@ -61,6 +64,8 @@ __all__ = ("KdumpError", "KdumpResult", "capture_cmdline", "kdump")
 #: Where the guest writes the dumps (``vmcore-LEVEL``, ``makedumpfile-LEVEL.log``,
 #: ``capture.txt``) and, under ``record/``, the kernel's pre-panic answers.
 GUEST_DIR = "/out/kdump"
+#: Where the image's initramfs goes in the guest for ``kexec -p --initrd``.
+CAPTURE_INITRD = "/tmp/livewalk-capture-initrd.img"
 
 # Kernel parameters of the first kernel that the capture kernel must not get
 # (its memory is the 256 MiB reservation) or that it gets its own value of.
@@ -72,6 +77,7 @@ RECORDER = r"""
 import fcntl, json, os, sys, time
 pid, d = int(sys.argv[1]), sys.argv[2]
 FIFREEZE = 0xC0045877
+PAGE = os.sysconf("SC_PAGE_SIZE")  # 4K, 16K or 64K on arm64
 
 
 def read(name):
@@ -86,7 +92,7 @@ def snapshot():
         pm = b""
         for line in maps.decode().splitlines():
             s, e = (int(x, 16) for x in line.split()[0].split("-"))
-            pm += os.pread(fd, (e - s) // 4096 * 8, s // 4096 * 8)
+            pm += os.pread(fd, (e - s) // PAGE * 8, s // PAGE * 8)
     finally:
         os.close(fd)
     return {"maps": maps, "pagemap": pm, "smaps": read("smaps"), "smaps_rollup": read("smaps_rollup")}
@@ -206,7 +212,14 @@ def _load_capture_kernel(g: Guest, dump_levels: tuple[int, ...], raw_levels: tup
         )
     first = g.run("cat /proc/cmdline", timeout=60, check=True).stdout.strip()
     append = shlex.quote(capture_cmdline(first, dump_levels, raw_levels))
-    r = g.run(f'kexec -p "/boot/vmlinuz-$(uname -r)" --append={append}', timeout=300)
+    # A kernel that mounts its root through an initramfs (16K's NVMe and
+    # ext4 are modules) needs it in the capture kernel too.
+    initrd = g.image.initrd if g.image is not None and g.kernel_image is None else None
+    initrd_opt = ""
+    if initrd is not None:
+        g.copy_in(initrd, CAPTURE_INITRD)
+        initrd_opt = f" --initrd={CAPTURE_INITRD}"
+    r = g.run(f'kexec -p "/boot/vmlinuz-$(uname -r)"{initrd_opt} --append={append}', timeout=300)
     loaded = g.run("cat /sys/kernel/kexec_crash_loaded", timeout=60).stdout.strip()
     if r.returncode != 0 or loaded != "1":
         raise KdumpError(f"kexec -p failed (status {r.returncode}, loaded {loaded!r}): {r.stderr.strip()[-2000:]}")

@@ -29,17 +29,19 @@ files again. Then, on the x86-64 host:
   one ``livewalk: error:`` line, a non-zero exit and no traceback.
 
 A real kdump of the arm64 guest (:meth:`vm.Guest.kdump`: ``crashkernel=``,
-``kexec -p``, a panic, makedumpfile in the capture kernel), 4 levels only:
+``kexec -p``, a panic, makedumpfile in the capture kernel), with 4K pages at
+4 levels (48-bit VA) and, in the full matrix, 16K pages at 3 (47-bit VA):
 
-- ``pagemap`` from the makedumpfile dumps (levels 31 and 0) equals the
-  kernel's pre-panic record in all 64 bits, ``ptdump --check-wx`` agrees with
-  the boot check, ``smaps`` equals the record;
-- with 5 levels (4K pages, 52-bit VA with LPA2) makedumpfile 1.7.8 refuses
-  the kernel ("PAGE SIZE 0x1000 and VA Bits 52 not supported": its arm64
-  code walks at most 4 levels and has no LPA2 descriptors); the test says so
-  and fails if that changes. With 4 levels the capture kernel hands
-  makedumpfile a VMCOREINFO that describes the kernel as 48-bit (see
-  ``vm/guest_init.sh``); the dump keeps the kernel's own.
+- ``pagemap`` from the makedumpfile dumps (levels 31, and 0 in the full
+  matrix) equals the kernel's pre-panic record in all 64 bits, ``ptdump
+  --check-wx`` agrees with the boot check, ``smaps`` equals the record, and
+  livewalk reads the geometry the kernel ran with from the dump;
+- with 52-bit VAs in use (LPA2: 5 levels with 4K pages, 4 with 16K)
+  makedumpfile 1.7.8 refuses the kernel ("PAGE SIZE 0x1000 and VA Bits 52
+  not supported": its arm64 code has no LPA2 descriptors); the test says so
+  and fails if that changes. Otherwise the capture kernel hands makedumpfile
+  a VMCOREINFO that describes the kernel as one of the bits it runs with
+  (see ``vm/guest_init.sh``); the dump keeps the kernel's own.
 
 (``livewalk verify`` compares with the running kernel only: it has no
 vmcore mode.) The dump's size and time and each command's time (drgn attach
@@ -61,7 +63,7 @@ from typing import Any
 
 import pytest
 from livewalk.vm import Guest
-from livewalk.vm.image import current_image
+from livewalk.vm.image import KERNEL_SERIES, current_image
 from livewalk.vm.kdump import KdumpError, KdumpResult
 from livewalk.vm.qemu import CRASHKERNEL
 
@@ -333,23 +335,35 @@ def test_arm64_vmcore_bad_input(arm64_vmcore: dict[str, Any], which: str) -> Non
 KDUMP_READY = "/tmp/livewalk-arm64-kdump-workload.json"
 #: makedumpfile's dump levels: 31 (what analysts keep) in CI, and 0 (every
 #: page, about a minute under TCG) too in the full matrix.
-KDUMP_LEVELS = ("31", "0") if os.environ.get("LIVEWALK_KERNEL_MATRIX", "") == "full" else ("31",)
+_FULL = os.environ.get("LIVEWALK_KERNEL_MATRIX", "") == "full"
+KDUMP_LEVELS = ("31", "0") if _FULL else ("31",)
+#: (kernel series, paging levels) of the kdumps: 4K pages at 4 levels in CI,
+#: and 16K pages at 3 (47-bit VA) too in the full matrix. makedumpfile walks
+#: neither with the 52 bits the kernels are built for: the capture kernel
+#: describes each as a kernel of the bits it runs with (vm/guest_init.sh).
+KDUMP_KERNELS = [("7", 4), *([("16k", 3)] if _FULL else [])]
+#: (kernel series, paging levels, PAGESIZE as makedumpfile prints it) of the
+#: kernels that run 52-bit VAs (LPA2), which makedumpfile refuses.
+KDUMP_REFUSED = [("7", 5, "0x1000"), *([("16k", 4, "0x4000")] if _FULL else [])]
 
 
-def _kdump_guest(tmp: str, levels: int) -> Guest:
-    g = Guest(arch="arm64", levels=levels, extra_cmdline=CRASHKERNEL, out_dir=os.path.join(tmp, "out"))
+def _kdump_guest(tmp: str, levels: int, kernel: str = "7") -> Guest:
+    g = Guest(arch="arm64", kernel=kernel, levels=levels, extra_cmdline=CRASHKERNEL,
+              out_dir=os.path.join(tmp, "out"))  # fmt: skip
     g.start()
     return g
 
 
-@pytest.fixture(scope="module")
-def arm64_kdump() -> Iterator[dict[str, Any]]:
-    """One kdump of the mappings workload in the 4-level arm64 guest (dump levels 31 and 0)."""
+@pytest.fixture(scope="module", params=KDUMP_KERNELS, ids=[f"{k}-l{lv}" for k, lv in KDUMP_KERNELS])
+def arm64_kdump(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """One kdump of the mappings workload in an arm64 guest of
+    :data:`KDUMP_KERNELS` (dump levels 31, and 0 in the full matrix)."""
+    kernel, levels = request.param
     tmp = tempfile.mkdtemp(prefix="livewalk-arm64-kdump-")
     g: Guest | None = None
     try:
         t = time.monotonic()
-        g = _kdump_guest(tmp, 4)
+        g = _kdump_guest(tmp, levels, kernel)
         boot = g.boot_seconds
         k: KdumpResult = g.kdump(
             f"python3 tests/workloads/mappings.py --ready-file {KDUMP_READY}", ready_file=KDUMP_READY,
@@ -357,11 +371,12 @@ def arm64_kdump() -> Iterator[dict[str, Any]]:
             capture_timeout=300, dump_timeout=1200,
         )  # fmt: skip
         assert set(k.ready["skipped"]) <= unbuildable(g.release), k.ready["skipped"]
-        print(f"\n[arm64 kdump levels=4] boot {boot:.1f} s; " + ", ".join(f"{n} {s:.1f} s" for n, s in k.timings.items())
+        print(f"\n[arm64 kdump {kernel} levels={levels}] boot {boot:.1f} s; " + ", ".join(f"{n} {s:.1f} s" for n, s in k.timings.items())
               + "; sizes " + ", ".join(f"{n}: {b / (1 << 20):.1f} MiB" for n, b in k.sizes.items())
               + f"; fixture {time.monotonic() - t:.0f} s")  # fmt: skip
         yield {"k": k, "dumps": {str(lvl): str(p) for lvl, p in k.dumps.items()}, "pid": k.pid,
-               "symbols": os.path.dirname(g.vmlinux), "timings": {}}  # fmt: skip
+               "symbols": os.path.dirname(g.vmlinux), "timings": {}, "levels": levels, "kernel": kernel,
+               "page": KERNEL_SERIES[g.kernel].page_size}  # fmt: skip
     finally:
         if g is not None:
             g.stop()  # kdump() stops it; not if the workload failed first
@@ -382,8 +397,8 @@ def test_arm64_kdump_record_verified(arm64_kdump: dict[str, Any]) -> None:
 @pytest.mark.parametrize("level", KDUMP_LEVELS)
 def test_arm64_kdump_geometry(arm64_kdump: dict[str, Any], level: str) -> None:
     """The dump carries the kernel's own VMCOREINFO (VA_BITS 52, biased
-    PHYS_OFFSET), not the 48-bit one makedumpfile was handed, and livewalk
-    reads the 4-level geometry from it."""
+    PHYS_OFFSET), not the one of fewer bits makedumpfile was handed, and
+    livewalk reads from it the geometry the kernel ran with."""
     from livewalk.arch.arm64.pgtable import Arm64Paging
     from livewalk.backend.drgn import DrgnBackend
     from livewalk.program import open_program
@@ -394,7 +409,9 @@ def test_arm64_kdump_geometry(arm64_kdump: dict[str, Any], level: str) -> None:
     assert "\nNUMBER(VA_BITS)=52\n" in info, info
     p = DrgnBackend.for_program(prog).paging
     assert isinstance(p, Arm64Paging)
-    assert (p.va_bits, p.vabits_actual, p.levels) == (52, 48, 4)
+    levels = kd["levels"]
+    assert (p.va_bits, p.vabits_actual, p.levels) == (52, VABITS_ACTUAL[kd["page"], levels], levels)
+    assert p.page_size == kd["page"]
 
 
 @pytest.mark.livewalk_vm_arm64
@@ -417,15 +434,15 @@ def test_arm64_kdump_pagemap(arm64_kdump: dict[str, Any], level: str) -> None:
     starts, n = [], 0
     for s, e in vmas:
         starts.append((n, s))
-        n += (e - s) // 4096
+        n += (e - s) // kd["page"]
     bad = [i for i, (a, o) in enumerate(zip(kernel, ours)) if a != o]
 
     def where(i: int) -> str:
         first, s = max(x for x in starts if x[0] <= i)
-        return f"{s + (i - first) * 4096:#x}: kernel {kernel[i]:#018x} ours {ours[i]:#018x}"
+        return f"{s + (i - first) * kd['page']:#x}: kernel {kernel[i]:#018x} ours {ours[i]:#018x}"
 
     present = sum(1 for x in kernel if x & PM_PRESENT)
-    print(f"\n[arm64 kdump pagemap level {level}] {len(kernel)} pages in {len(vmas)} VMAs ({present} present), "
+    print(f"\n[arm64 kdump {kd['kernel']} pagemap level {level}] {len(kernel)} pages in {len(vmas)} VMAs ({present} present), "
           f"{len(bad)} mismatches; host {kd['timings'][f'pagemap-{level}']:.2f} s")  # fmt: skip
     assert present > 1000
     assert not bad, [where(i) for i in bad[:8]]
@@ -440,7 +457,7 @@ def test_arm64_kdump_smaps(arm64_kdump: dict[str, Any], level: str) -> None:
     kernel = _record(kd, "smaps").decode("utf-8", "surrogateescape").splitlines()
     ours = p.stdout.decode("utf-8", "surrogateescape").splitlines()
     bad = [f"line {i + 1}: kernel {a!r}, ours {o!r}" for i, (a, o) in enumerate(zip(kernel, ours)) if a != o]
-    print(f"\n[arm64 kdump smaps level {level}] {len(kernel)} lines, {len(bad)} mismatches")
+    print(f"\n[arm64 kdump {kd['kernel']} smaps level {level}] {len(kernel)} lines, {len(bad)} mismatches")
     assert len(ours) == len(kernel), f"{len(ours)} lines, kernel {len(kernel)}"
     assert not bad, bad[:8]
 
@@ -456,22 +473,26 @@ def test_arm64_kdump_ptdump_wx(arm64_kdump: dict[str, Any], level: str) -> None:
     p = livewalk(kd, kd["dumps"][level], "ptdump", "--check-wx")
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-4000:]
     verdict = p.stdout.decode().splitlines()[-1]
-    print(f"\n[arm64 kdump ptdump --check-wx level {level}] kernel at boot {boot[-1]!r}; livewalk {verdict!r}")
+    print(f"\n[arm64 kdump {kd['kernel']} ptdump --check-wx level {level}] kernel at boot {boot[-1]!r}; livewalk {verdict!r}")
     assert verdict == boot[-1]
 
 
 @pytest.mark.livewalk_vm_arm64
-def test_arm64_kdump_5_levels_makedumpfile_refuses() -> None:
-    """With 5 levels (LPA2) the capture kernel comes up and makedumpfile
-    refuses the 4K 52-bit kernel: the kdump fails fast, with its reason."""
-    tmp = tempfile.mkdtemp(prefix="livewalk-arm64-kdump5-")
+@pytest.mark.parametrize(("kernel", "levels", "page"), KDUMP_REFUSED,
+                         ids=[f"{k}-l{lv}" for k, lv, _ in KDUMP_REFUSED])  # fmt: skip
+def test_arm64_kdump_52_bit_va_makedumpfile_refuses(kernel: str, levels: int, page: str) -> None:
+    """With 52-bit VAs in use (LPA2: 5 levels with 4K pages, 4 with 16K) the
+    capture kernel comes up and makedumpfile refuses the kernel: the kdump
+    fails fast, with its reason."""
+    tmp = tempfile.mkdtemp(prefix="livewalk-arm64-kdump52-")
     g: Guest | None = None
     try:
         t = time.monotonic()
-        g = _kdump_guest(tmp, 5)
-        with pytest.raises(KdumpError, match=r"PAGE SIZE 0x1000 and VA Bits 52 not supported"):
+        g = _kdump_guest(tmp, levels, kernel)
+        with pytest.raises(KdumpError, match=rf"PAGE SIZE {page} and VA Bits 52 not supported"):
             g.kdump("sleep 600", dump_levels=(31,), capture_timeout=300)
-        print(f"\n[arm64 kdump levels=5] makedumpfile refused, as expected, in {time.monotonic() - t:.0f} s")
+        print(f"\n[arm64 kdump {kernel} levels={levels}] makedumpfile refused, as expected, "
+              f"in {time.monotonic() - t:.0f} s")  # fmt: skip
     finally:
         if g is not None:
             g.stop()
