@@ -67,7 +67,8 @@ from livewalk.vm.image import KERNEL_SERIES, current_image
 from livewalk.vm.kdump import KdumpError, KdumpResult
 from livewalk.vm.qemu import CRASHKERNEL
 
-from tests.vm.test_vm_vmcore import READER, _kernel_pagemap, _u64s, _vmas, _wait_guest_file
+from tests.vm.compare import compare_pagemap, u64s
+from tests.vm.test_vm_vmcore import READER, _kernel_pagemap, _vmas, _wait_guest_file
 from tests.workloads.mappings import unbuildable
 
 # The paging modes of the command line: 5 in CI, every one in the full matrix.
@@ -79,7 +80,6 @@ SNAP_TIMEOUT = 600.0
 CLI_TIMEOUT = 900.0
 WORKLOAD_READY = "/tmp/livewalk-arm64-vmcore-workload.json"
 SNAP_DIR = "/tmp/livewalk-arm64-vmcore-snap"
-PM_PRESENT = 1 << 63
 
 #: ``vabits_actual`` of the Debian arm64 kernels (VA_BITS=52) by (page size,
 #: paging levels): without LPA2 the 4K kernel runs 48 bits, the 16K one 47.
@@ -212,28 +212,15 @@ def test_arm64_vmcore_pagemap(arm64_vmcore: dict[str, Any]) -> None:
         args += ["--range", f"{s:x}:{e:x}"]
     p = livewalk(v, v["core"], *args, name="pagemap")
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
-    ours = _u64s(p.stdout)
-    assert len(ours) == len(k1), f"{len(ours)} entries, kernel {len(k1)}"
-    moved = sum(a != b for a, b in zip(k1, k2))
-    bad = [i for i, (a, b, o) in enumerate(zip(k1, k2, ours)) if o != a and o != b]
-    starts = []
-    n = 0
-    for s, e in vmas:
-        starts.append((n, s))
-        n += (e - s) // v["page"]
-
-    def where(i: int) -> str:
-        first, s = max(x for x in starts if x[0] <= i)
-        return f"{s + (i - first) * v['page']:#x}: kernel {k1[i]:#018x}/{k2[i]:#018x} ours {ours[i]:#018x}"
-
-    present = sum(1 for x in k1 if x & PM_PRESENT)
+    ours = u64s(p.stdout)
+    d = compare_pagemap(vmas, v["page"], ours, k1, k2)
     print(
-        f"\n[arm64 vmcore pagemap levels={v['levels']}] {len(k1)} pages in {len(vmas)} VMAs compared "
-        f"({present} present), {len(bad)} mismatches, {moved} pages moved between kernel reads; "
+        f"\n[arm64 vmcore pagemap levels={v['levels']}] {d.pages} pages in {len(vmas)} VMAs compared "
+        f"({d.present} present), {len(d.bad)} mismatches, {d.moved} pages moved between kernel reads; "
         f"host {v['timings']['pagemap']:.2f} s"
     )
-    assert present > 1000
-    assert not bad, [where(i) for i in bad[:8]]
+    assert d.present > 1000
+    assert not d.bad, d.bad[:8]
     # no CONFIG_MEM_SOFT_DIRTY on arm64: bit 55 stays 0
     assert not any(x >> 55 & 1 for x in ours)
     # Without --range: every VMA in address order, the same bytes.
@@ -423,29 +410,17 @@ def test_arm64_kdump_pagemap(arm64_kdump: dict[str, Any], level: str) -> None:
     for line in _record(kd, "maps").decode().splitlines():
         s, e = (int(x, 16) for x in line.split()[0].split("-"))
         vmas.append((s, e))
-    kernel = _u64s(_record(kd, "pagemap"))
+    kernel = u64s(_record(kd, "pagemap"))
     args = ["pagemap", "--pid", str(kd["pid"]), "--format", "raw"]
     for s, e in vmas:
         args += ["--range", f"{s:x}:{e:x}"]
     p = livewalk(kd, kd["dumps"][level], *args, name=f"pagemap-{level}")
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
-    ours = _u64s(p.stdout)
-    assert len(ours) == len(kernel), f"{len(ours)} entries, kernel {len(kernel)}"
-    starts, n = [], 0
-    for s, e in vmas:
-        starts.append((n, s))
-        n += (e - s) // kd["page"]
-    bad = [i for i, (a, o) in enumerate(zip(kernel, ours)) if a != o]
-
-    def where(i: int) -> str:
-        first, s = max(x for x in starts if x[0] <= i)
-        return f"{s + (i - first) * kd['page']:#x}: kernel {kernel[i]:#018x} ours {ours[i]:#018x}"
-
-    present = sum(1 for x in kernel if x & PM_PRESENT)
-    print(f"\n[arm64 kdump {kd['kernel']} pagemap level {level}] {len(kernel)} pages in {len(vmas)} VMAs ({present} present), "
-          f"{len(bad)} mismatches; host {kd['timings'][f'pagemap-{level}']:.2f} s")  # fmt: skip
-    assert present > 1000
-    assert not bad, [where(i) for i in bad[:8]]
+    d = compare_pagemap(vmas, kd["page"], u64s(p.stdout), kernel)
+    print(f"\n[arm64 kdump {kd['kernel']} pagemap level {level}] {d.pages} pages in {len(vmas)} VMAs "
+          f"({d.present} present), {len(d.bad)} mismatches; host {kd['timings'][f'pagemap-{level}']:.2f} s")  # fmt: skip
+    assert d.present > 1000
+    assert not d.bad, d.bad[:8]
 
 
 @pytest.mark.livewalk_vm_arm64

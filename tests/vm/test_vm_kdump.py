@@ -45,11 +45,12 @@ from livewalk.vm import Guest
 from livewalk.vm.kdump import KdumpResult
 from livewalk.vm.qemu import CRASHKERNEL
 
+from tests.vm.compare import PM_PRESENT, compare_pagemap, u64s
+
 pytestmark = pytest.mark.vm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAGE = 4096
-PM_PRESENT = 1 << 63
 PM_PFRAME_MASK = (1 << 55) - 1
 CLI_TIMEOUT = 600.0
 READY = "/tmp/livewalk-kdump-workload.json"
@@ -105,11 +106,6 @@ def _vmas(kd: dict[str, Any]) -> list[tuple[int, int]]:
     return out
 
 
-def _u64s(raw: bytes) -> list[int]:
-    assert len(raw) % 8 == 0
-    return list(memoryview(raw).cast("Q"))
-
-
 def test_kdump_record_verified(kd: dict[str, Any]) -> None:
     import json
 
@@ -120,31 +116,19 @@ def test_kdump_record_verified(kd: dict[str, Any]) -> None:
 @pytest.mark.parametrize("level", LEVELS)
 def test_kdump_pagemap(kd: dict[str, Any], level: str) -> None:
     vmas = _vmas(kd)
-    kernel = _u64s(_record(kd, "pagemap"))
+    kernel = u64s(_record(kd, "pagemap"))
     args = ["pagemap", "--pid", str(kd["pid"]), "--format", "raw"]
     for s, e in vmas:
         if s < 1 << 47:  # not [vsyscall]: pagemap stops at the user address space
             args += ["--range", f"{s:x}:{e:x}"]
     p = livewalk(kd, kd["dumps"][level], *args, name=f"pagemap-{level}")
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
-    ours = _u64s(p.stdout)
-    n_user = sum((e - s) // PAGE for s, e in vmas if s < 1 << 47)
-    kernel = kernel[:n_user]
-    assert len(ours) == len(kernel), f"{len(ours)} entries, kernel {len(kernel)}"
-    starts, n = [], 0
-    for s, e in vmas:
-        starts.append((n, s))
-        n += (e - s) // PAGE
-    bad = [i for i, (a, o) in enumerate(zip(kernel, ours)) if a != o]
-
-    def where(i: int) -> str:
-        first, s = max(x for x in starts if x[0] <= i)
-        return f"{s + (i - first) * PAGE:#x}: kernel {kernel[i]:#018x} ours {ours[i]:#018x}"
-
-    present = sum(1 for x in kernel if x & PM_PRESENT)
-    print(f"\n[kdump pagemap level {level}] {len(kernel)} pages in {len(vmas)} VMAs ({present} present), "
-          f"{len(bad)} mismatches; host {kd['timings'][f'pagemap-{level}']:.2f} s")
-    assert not bad, [where(i) for i in bad[:8]]
+    user = [(s, e) for s, e in vmas if s < 1 << 47]
+    kernel = kernel[: sum((e - s) // PAGE for s, e in user)]
+    d = compare_pagemap(user, PAGE, u64s(p.stdout), kernel)
+    print(f"\n[kdump pagemap level {level}] {d.pages} pages in {len(vmas)} VMAs ({d.present} present), "
+          f"{len(d.bad)} mismatches; host {kd['timings'][f'pagemap-{level}']:.2f} s")
+    assert not d.bad, d.bad[:8]
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -183,7 +167,7 @@ def test_kdump_vtop(kd: dict[str, Any], level: str) -> None:
     p = livewalk(kd, kd["dumps"][level], "vtop", "--pid", str(kd["pid"]), f"{thp:x}", f"{small:x}")
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
     text = p.stdout.decode()
-    kernel = _u64s(_record(kd, "pagemap"))
+    kernel = u64s(_record(kd, "pagemap"))
     for addr, leaf in ((thp, "2 MiB PMD leaf"), (small, "4 KiB PTE leaf")):
         i = 0
         for s, e in _vmas(kd):
@@ -246,7 +230,7 @@ def test_kdump_unaided_level31(kd: dict[str, Any]) -> None:
 
 def _kernel_entry(kd: dict[str, Any], addr: int) -> int:
     """The recorded (pre-panic) pagemap entry of *addr*."""
-    kernel = _u64s(_record(kd, "pagemap"))
+    kernel = u64s(_record(kd, "pagemap"))
     i = 0
     for s, e in _vmas(kd):
         if s <= addr < e:
@@ -295,7 +279,7 @@ def test_kdump_crash_commands(kd: dict[str, Any], level: str) -> None:
         if len(parts) == 2 and re.fullmatch(r"[0-9a-f]+", parts[0]) and int(parts[0], 16) < 1 << 47:
             pages[int(parts[0], 16)] = parts[1].strip()
     assert "# torn" not in text, text[-2000:]
-    kernel = _u64s(_record(kd, "pagemap"))
+    kernel = u64s(_record(kd, "pagemap"))
     bad, n, present, swapped, zero_table = [], 0, 0, 0, 0
     for s, e in _vmas(kd):
         for addr in range(s, e, PAGE):
@@ -472,7 +456,7 @@ def _record_pages(d: dict[str, Any]) -> tuple[list[tuple[int, int, str]], list[t
         if s < 1 << 47:
             vmas.append((s, e))
             names.append(f[5] if len(f) > 5 else "")
-    kernel = _u64s((d["record"] / "pagemap").read_bytes())
+    kernel = u64s((d["record"] / "pagemap").read_bytes())
     pages, i = [], 0
     for (s, e), name in zip(vmas, names):
         for a in range(s, e, PAGE):
@@ -544,7 +528,7 @@ def test_kdump_memmap_not_in_dump(dump: dict[str, Any], tmp_path: Any) -> None:
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
     assert err.count("\n") == 1 and " not in dump: " in err and "struct page" in err, err
-    ours = _u64s(p.stdout)
+    ours = u64s(p.stdout)
     assert len(ours) == len(pages)
     p = _lw(d, core, "pagemap", "--pid", str(d["pid"]), "--format", "json", *ranges)
     doc = json.loads(p.stdout)

@@ -42,6 +42,7 @@ from typing import Any
 
 import pytest
 
+from tests.vm.compare import PM_PRESENT, compare_pagemap, u64s
 from tests.workloads.mappings import unbuildable
 
 pytestmark = pytest.mark.vm
@@ -49,7 +50,6 @@ pytestmark = pytest.mark.vm
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAGE = 4096
 PM_PFRAME_MASK = (1 << 55) - 1
-PM_PRESENT = 1 << 63
 READY_TIMEOUT = 300.0
 CLI_TIMEOUT = 600.0
 WORKLOAD_READY = "/tmp/livewalk-vmcore-workload.json"
@@ -225,11 +225,6 @@ def livewalk(
     return p
 
 
-def _u64s(raw: bytes) -> list[int]:
-    assert len(raw) % 8 == 0
-    return list(memoryview(raw).cast("Q"))
-
-
 def _vmas(v: dict[str, Any]) -> list[tuple[int, int]]:
     keys = list(v["before"]["pagemap"])
     assert keys == list(v["after"]["pagemap"]), "the workload's VMAs changed across the dump"
@@ -238,14 +233,14 @@ def _vmas(v: dict[str, Any]) -> list[tuple[int, int]]:
 
 def _kernel_pagemap(v: dict[str, Any], when: str) -> list[int]:
     pm = v[when]["pagemap"]
-    return _u64s(b"".join(base64.b64decode(pm[f"{s:x}-{e:x}"]) for s, e in _vmas(v)))
+    return u64s(b"".join(base64.b64decode(pm[f"{s:x}-{e:x}"]) for s, e in _vmas(v)))
 
 
 def _kernel_entry(v: dict[str, Any], addr: int) -> int:
     for s, e in _vmas(v):
         if s <= addr < e:
-            k1 = _u64s(base64.b64decode(v["before"]["pagemap"][f"{s:x}-{e:x}"]))
-            k2 = _u64s(base64.b64decode(v["after"]["pagemap"][f"{s:x}-{e:x}"]))
+            k1 = u64s(base64.b64decode(v["before"]["pagemap"][f"{s:x}-{e:x}"]))
+            k2 = u64s(base64.b64decode(v["after"]["pagemap"][f"{s:x}-{e:x}"]))
             i = (addr - s) // PAGE
             assert k1[i] == k2[i], f"the kernel's entry for {addr:#x} moved across the dump"
             return k1[i]
@@ -261,28 +256,13 @@ def test_vmcore_pagemap(vmcore: dict[str, Any]) -> None:
         args += ["--range", f"{s:x}:{e:x}"]
     p = livewalk(v, v["core"], *args, name="pagemap")
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-4000:]
-    ours = _u64s(p.stdout)
-    assert len(ours) == len(k1), f"{len(ours)} entries, kernel {len(k1)}"
-    moved = sum(a != b for a, b in zip(k1, k2))
-    bad = [i for i, (a, b, o) in enumerate(zip(k1, k2, ours)) if o != a and o != b]
-    # Where each bad page is, for the message.
-    starts = []
-    n = 0
-    for s, e in vmas:
-        starts.append((n, s))
-        n += (e - s) // PAGE
-
-    def where(i: int) -> str:
-        first, s = max(x for x in starts if x[0] <= i)
-        return f"{s + (i - first) * PAGE:#x}: kernel {k1[i]:#018x}/{k2[i]:#018x} ours {ours[i]:#018x}"
-
-    present = sum(1 for x in k1 if x & PM_PRESENT)
+    d = compare_pagemap(vmas, PAGE, u64s(p.stdout), k1, k2)
     print(
-        f"\n[vmcore pagemap levels={v['levels']}] {len(k1)} pages in {len(vmas)} VMAs compared "
-        f"({present} present), {len(bad)} mismatches, {moved} pages moved between kernel reads; "
+        f"\n[vmcore pagemap levels={v['levels']}] {d.pages} pages in {len(vmas)} VMAs compared "
+        f"({d.present} present), {len(d.bad)} mismatches, {d.moved} pages moved between kernel reads; "
         f"host {v['timings']['pagemap']:.2f} s"
     )
-    assert not bad, [where(i) for i in bad[:8]]
+    assert not d.bad, d.bad[:8]
     # Without --range: every VMA in address order, the same bytes.
     p2 = livewalk(v, v["core"], "pagemap", "--pid", str(v["pid"]), "--format", "raw")
     assert p2.returncode == 0, p2.stderr.decode(errors="replace")[-4000:]
