@@ -17,8 +17,6 @@ trigger the kernel cannot run must say why, found by probing the kernel.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,16 +26,11 @@ from livewalk.vm import Guest
 
 from livewalk.crosscheck.triggers import trigger_names
 from livewalk.testing.pool import GuestKey
+from tests.vm.crosscheck_report import LINE, NOT_APPLICABLE, VERDICT, start_workload
 
 # The paging modes of the command line: 5 in CI, every one in the full matrix.
 pytestmark = [pytest.mark.vm, pytest.mark.livewalk_vm(arches=("arm64",))]
 
-LINE = re.compile(
-    r"^(?P<name>\w+)\s+(?P<ok>ok  |FAIL) +(?P<walks>\d+) walks +(?P<cbs>\d+) callbacks "
-    r"(?P<mm>\d+) mismatches (?P<lost>\d+) lost \[(?P<mode>\w+); (?P<eps>[^\]]*)\]"
-)
-NOT_APPLICABLE = re.compile(r"^(?P<name>\w+)\s+not applicable on this kernel: (?P<why>.*)$")
-VERDICT = re.compile(r"^crosscheck: (\d+) walks, (\d+) callbacks, (\d+) mismatches(.*)$", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +47,7 @@ def livewalk_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
 
 @pytest.fixture(scope="module")
 def target(livewalk_guest: Guest) -> int:
-    path = "/tmp/crosscheck-workload.json"
-    pid = livewalk_guest.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        r = livewalk_guest.run(f"cat {path} 2>/dev/null", timeout=30)
-        if r.returncode == 0 and r.stdout.strip():
-            return int(json.loads(r.stdout)["pid"])
-        time.sleep(1)
-    pytest.fail(f"workload not ready: {livewalk_guest.spawn_log(pid)[-3000:]}")
+    return start_workload(livewalk_guest)
 
 
 def _run(g: Guest, args: str) -> Any:

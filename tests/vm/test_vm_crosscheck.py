@@ -11,9 +11,7 @@ The target is the workload with many kinds of mappings
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,12 +19,7 @@ import pytest
 from livewalk.vm import Guest
 
 from livewalk.crosscheck.triggers import trigger_names
-
-LINE = re.compile(
-    r"^(?P<name>\w+)\s+(?P<ok>ok  |FAIL) +(?P<walks>\d+) walks +(?P<cbs>\d+) callbacks "
-    r"(?P<mm>\d+) mismatches (?P<lost>\d+) lost \[(?P<mode>\w+); (?P<eps>[^\]]*)\]"
-)
-VERDICT = re.compile(r"^crosscheck: (\d+) walks, (\d+) callbacks, (\d+) mismatches(.*)$", re.M)
+from tests.vm.crosscheck_report import LINE, VERDICT, start_workload
 
 
 @pytest.fixture(scope="module", params=[5, 4], ids=["l5", "l4"])
@@ -41,15 +34,7 @@ def numa_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
 
 @pytest.fixture(scope="module")
 def target(numa_guest: Guest) -> int:
-    path = "/tmp/crosscheck-workload.json"
-    pid = numa_guest.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        r = numa_guest.run(f"cat {path} 2>/dev/null", timeout=30)
-        if r.returncode == 0 and r.stdout.strip():
-            return int(json.loads(r.stdout)["pid"])
-        time.sleep(1)
-    pytest.fail(f"workload not ready: {numa_guest.spawn_log(pid)[-3000:]}")
+    return start_workload(numa_guest)
 
 
 def _run(g: Guest, args: str) -> Any:

@@ -20,9 +20,7 @@ would move), so they are this module's own; one crosscheck run per kernel.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,13 +28,7 @@ import pytest
 from livewalk.vm import Guest
 
 from livewalk.crosscheck.triggers import trigger_names
-
-LINE = re.compile(
-    r"^(?P<name>\w+)\s+(?P<ok>ok  |FAIL) +(?P<walks>\d+) walks +(?P<cbs>\d+) callbacks "
-    r"(?P<mm>\d+) mismatches (?P<lost>\d+) lost \[(?P<mode>\w+); (?P<eps>[^\]]*)\]"
-)
-NOT_APPLICABLE = re.compile(r"^(?P<name>\w+)\s+not applicable on this kernel: (?P<why>\S.*)$")
-VERDICT = re.compile(r"^crosscheck: (\d+) walks, (\d+) callbacks, (\d+) mismatches(.*)$", re.M)
+from tests.vm.crosscheck_report import LINE, NOT_APPLICABLE, VERDICT, start_workload
 
 #: series, paging levels, triggers that kernel cannot run (and a word of the
 #: reason), entry points / members it must report as not present, entry
@@ -71,24 +63,12 @@ def kernel_guest(request: pytest.FixtureRequest) -> Iterator[tuple[str, Guest]]:
         g.stop()
 
 
-def _target(g: Guest) -> int:
-    path = "/tmp/crosscheck-workload.json"
-    pid = g.spawn(f"python3 tests/workloads/mappings.py --ready-file {path}")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        r = g.run(f"cat {path} 2>/dev/null", timeout=30)
-        if r.returncode == 0 and r.stdout.strip():
-            return int(json.loads(r.stdout)["pid"])
-        time.sleep(1)
-    pytest.fail(f"workload not ready: {g.spawn_log(pid)[-3000:]}")
-
-
 def test_crosscheck_on_older_kernels(kernel_guest: tuple[str, Guest]) -> None:
     series, g = kernel_guest
     want = KERNELS[series]
     assert g.release is not None and g.release.startswith(f"{series}."), g.release
     assert g.run("cat /sys/devices/system/node/online").stdout.strip() == "0-1"
-    target = _target(g)
+    target = start_workload(g)
     r = g.run(f"python3 -m livewalk crosscheck --pid {target}", timeout=1800)
     out = r.stdout
     print(out)  # the per-trigger counts, for the record
