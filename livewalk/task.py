@@ -165,32 +165,13 @@ def type_unaliased(t: Type) -> Type:
     return t
 
 
-#: The Objects whose :func:`struct_tag` was last worked out, by ``id()``,
-#: each kept with its answer (so that its ``id()`` is not reused meanwhile).
-_TAGS: dict[int, tuple[Object, tuple[str | None, bool]]] = {}
-_TAGS_KEPT = 64
-
-
 def struct_tag(obj: Object) -> tuple[str | None, bool]:
-    """
-    ``(tag, is_pointer)`` of a ``struct tag`` or ``struct tag *`` Object.
-    Objects are immutable: the answer is worked out once per Object (the
-    same mm is asked about on every call of a loop, and each look at its
-    type costs more than the rest of the question).
-    """
-    hit = _TAGS.get(id(obj))
-    if hit is not None and hit[0] is obj:
-        return hit[1]
+    """``(tag, is_pointer)`` of a ``struct tag`` or ``struct tag *`` Object."""
     t = type_unaliased(obj.type_)
     if t.kind == TypeKind.POINTER:
         t = type_unaliased(t.type)
-        tag = (t.tag if t.kind == TypeKind.STRUCT else None), True
-    else:
-        tag = (t.tag if t.kind == TypeKind.STRUCT else None), False
-    if len(_TAGS) >= _TAGS_KEPT:
-        _TAGS.clear()
-    _TAGS[id(obj)] = (obj, tag)
-    return tag
+        return (t.tag if t.kind == TypeKind.STRUCT else None), True
+    return (t.tag if t.kind == TypeKind.STRUCT else None), False
 
 
 def resolve_mm(prog: Program | None, target: Any) -> Any:

@@ -58,6 +58,8 @@ __all__ = (
 
 _CACHE_KEY = "livewalk.backend.drgn"
 
+#: How many Objects' struct tags :meth:`DrgnBackend._struct_tag` keeps.
+_TAGS_KEPT = 64
 
 _ENTRY_TYPES = {
     PageTableLevel.PTE: "pte_t *",
@@ -393,6 +395,7 @@ class DrgnBackend:
         # kept with its answer (so that its id() is not reused meanwhile;
         # an Object's type never changes). drgn's Type objects hash and
         # compare by identity, a new one per .type_: no key.
+        self._tags: dict[int, tuple[Object, tuple[str | None, bool]]] = {}
 
     @classmethod
     def for_program(cls, prog: Program) -> DrgnBackend:
@@ -415,9 +418,20 @@ class DrgnBackend:
         """
         return self._live
 
+    def _struct_tag(self, obj: Object) -> tuple[str | None, bool]:
+        """:func:`~livewalk.task.struct_tag` of *obj*, worked out once per Object."""
+        hit = self._tags.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        tag = struct_tag(obj)
+        if len(self._tags) >= _TAGS_KEPT:
+            self._tags.clear()
+        self._tags[id(obj)] = (obj, tag)
+        return tag
+
     def _expect(self, obj: Any, tag: str) -> None:
         """:func:`_expect_struct`, with the type's tag looked up once per type."""
-        if not isinstance(obj, Object) or struct_tag(obj)[0] != tag:
+        if not isinstance(obj, Object) or self._struct_tag(obj)[0] != tag:
             _expect_struct(obj, tag)
 
     # -- configuration ---------------------------------------------------
@@ -771,7 +785,7 @@ class DrgnBackend:
 
     def _mm_kaddr(self, mm: Object) -> int:
         """The address of ``*mm`` (a ``struct mm_struct *`` or a ``struct mm_struct``)."""
-        if struct_tag(mm)[1]:
+        if self._struct_tag(mm)[1]:
             return int(mm.value_())
         return int(mm.address_)
 
