@@ -40,6 +40,7 @@ __all__ = (
     "hugepage_vma_check",
     "pmd_is_huge",
     "thp_eligible",
+    "thp_vma_suitable_order",
     "vma_thp_disabled",
 )
 
@@ -210,10 +211,7 @@ def hugepage_vma_check(vma_obj: Object, vma: VMA, bits: VMFlagBits) -> bool:
     # transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)
     shift = page_shift(prog)
     pmd_size = 1 << (shift + hpage_pmd_order(prog))
-    if not anonymous and ((vma.vm_start >> shift) - vma.vm_pgoff) % (pmd_size >> shift):
-        return False
-    haddr = (vma.vm_end - pmd_size) & ULONG_MAX & ~(pmd_size - 1)
-    if haddr < vma.vm_start or haddr + pmd_size > vma.vm_end:
+    if not thp_vma_suitable_order(vma, vma.vm_end - pmd_size, pmd_size, anonymous, shift):
         return False
     if inode is not None and shmem_mapping(vm_file.f_mapping):
         return _shmem_is_huge_6_1(vma_obj, inode, flags, bits)
@@ -269,22 +267,44 @@ def _shmem_is_huge_6_1(vma_obj: Object, inode: Object, vm_flags: int, bits: VMFl
     return huge == SHMEM_HUGE_ADVISE and bool(vm_flags & bits.VM_HUGEPAGE)
 
 
+def thp_vma_suitable_order(vma: VMA, addr: int, hsize: int, anonymous: bool, shift: int) -> bool:
+    """
+    ``thp_vma_suitable_order()`` (``transhuge_vma_suitable()`` before 6.8)
+    for a huge page of *hsize* bytes: aligned to it, the page holding *addr*
+    lies inside the VMA, and a file VMA's offset is aligned to it.
+
+    As in Linux 7.2 ``include/linux/huge_mm.h``, the arithmetic is that of
+    ``unsigned long``: for a VMA that ends below *hsize* (a low ``[heap]``
+    with 16K pages' 32 MiB PMD), ``addr`` (``vm_end - hsize``) wraps, the
+    aligned address is ``-hsize`` and its end wraps to 0, so the kernel
+    finds the page suitable, and smaps says ``THPeligible: 1``.
+
+    >>> thp_vma_suitable_order(vma, vma.vm_end - (2 << 20), 2 << 20, True, 12)  # doctest: +SKIP
+    True
+
+    :param vma: the VMA
+    :param addr: an address, as the kernel computes it (may be negative:
+        it is taken modulo 2**64)
+    :param hsize: the huge page's size in bytes
+    :param anonymous: ``vma_is_anonymous()`` (no file offset to align)
+    :param shift: the target's ``PAGE_SHIFT``
+    """
+    if not anonymous and ((vma.vm_start >> shift) - vma.vm_pgoff) & ((hsize >> shift) - 1):
+        return False
+    haddr = addr & ULONG_MAX & ~(hsize - 1)
+    return not (haddr < vma.vm_start or (haddr + hsize) & ULONG_MAX > vma.vm_end)
+
+
 def _suitable_orders(vma: VMA, orders: int, anonymous: bool, shift: int) -> int:
     """
     ``thp_vma_suitable_orders()`` on the VMA's end: the highest order whose
-    aligned huge page fits in the VMA (and, for files, whose file offset is
-    aligned), with every order below it.
+    huge page :func:`thp_vma_suitable_order` finds suitable there, with
+    every order below it.
     """
     while orders:
         order = orders.bit_length() - 1
         hsize = 1 << (shift + order)
-        good = True
-        if not anonymous and ((vma.vm_start >> shift) - vma.vm_pgoff) % (1 << order):
-            good = False
-        haddr = (vma.vm_end - hsize) & ~(hsize - 1)
-        if haddr < vma.vm_start or haddr + hsize > vma.vm_end:
-            good = False
-        if good:
+        if thp_vma_suitable_order(vma, vma.vm_end - hsize, hsize, anonymous, shift):
             return orders
         orders &= ~(1 << order)
     return 0

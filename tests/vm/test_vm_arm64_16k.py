@@ -72,7 +72,23 @@ for i in range(start - a, start - a + (64 << 20), P):
     thp[i] = 2
 cont = mmap.mmap(-1, 8 << 20, flags=ANON)
 cont.write(b"y" * (8 << 20))
-print("READY " + json.dumps({"sparse": addr(sparse), "thp": start, "cont": addr(cont)}), flush=True)
+# 1 MiB of MADV_HUGEPAGE memory that ends below the 32 MiB PMD size (where
+# a low [heap] can be): too small for the 2 MiB mTHPs enabled here, but the
+# kernel's unsigned arithmetic finds the PMD order suitable
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+MAP_FIXED_NOREPLACE = 0x100000
+low = None
+for base in range(28 << 20, 0, -(2 << 20)):
+    p = libc.mmap(base, 1 << 20, 3, ANON | MAP_FIXED_NOREPLACE, -1, 0)
+    if p == base:
+        low = base
+        assert libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(1 << 20), MADV_HUGEPAGE) == 0
+        ctypes.memset(low, 3, 1 << 20)
+        break
+    if p not in (None, ctypes.c_void_p(-1).value):
+        libc.munmap(ctypes.c_void_p(p), ctypes.c_size_t(1 << 20))
+print("READY " + json.dumps({"sparse": addr(sparse), "thp": start, "cont": addr(cont), "low": low}), flush=True)
 time.sleep(3600)
 """
 
@@ -209,3 +225,24 @@ def test_cli_range_rounds_to_16k_pages(workload: tuple[Guest, int, dict[str, int
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         assert len(r.stdout) == 6 * 8
         assert r.stdout.hex() == want.strip(), hex(base)
+
+
+def test_thp_eligible_below_the_pmd_size(workload: tuple[Guest, int, dict[str, int]]) -> None:
+    """A 1 MiB ``MADV_HUGEPAGE`` VMA that ends below the 32 MiB PMD size:
+    no enabled size fits in it, but the kernel's ``thp_vma_suitable_order()``
+    wraps around and says the PMD order does (``THPeligible: 1``), and
+    livewalk's smaps says what the kernel says (a low ``[heap]`` showed it
+    first)."""
+    g, pid, regions = workload
+    low = regions["low"]
+    assert low is not None, "no free 2 MiB below 32 MiB in the workload"
+    kernel = g.run(f"grep -A40 '^{low:08x}-' /proc/{pid}/smaps", check=True).stdout
+    m = re.search(r"^THPeligible:\s+(\d)$", kernel, re.M)
+    assert m is not None, kernel
+    g._prog = None  # a fresh QMP attach (the kernel's view just read)
+    ours = {v.vm_start: v for v in g.smaps(pid)}
+    assert low in ours, sorted(hex(a) for a in ours)
+    print(f"\n[16k THPeligible] {low:#x}-{low + (1 << 20):#x} kernel {m.group(1)}, livewalk {ours[low].thp_eligible}")
+    assert m.group(1) == "1"  # the kernel's quirk this test pins
+    assert ours[low].thp_eligible == 1
+
