@@ -253,12 +253,14 @@ class _Pagemap:
         self.bits_block: Callable[[int], list[int]] | None = None
         self.bits_blocks_read: Callable[[int, int], None] | None = None
         self.bits_large: Callable[[int], list[int]] | None = None
+        self.pfns_anon_exclusive: Callable[[int, int], bool] | None = None
         if isinstance(page_state, DrgnPageState):
             self.bits_shift = page_state.bits_shift
             self.bits_blocks = page_state.bits_blocks
             self.bits_block = page_state.pfn_bits_block
             self.bits_blocks_read = page_state.pfn_bits_blocks
             self.bits_large = page_state.pfn_bits_large
+            self.pfns_anon_exclusive = page_state.pfns_anon_exclusive
         # the walk, for page_unreadable() (set by the callbacks)
         self.walk: MMWalk | None = None
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
@@ -518,6 +520,15 @@ def _pte_entries(
         raw: bytes | None = memoryview(table).tobytes()  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raw = None
+    if raw is not None:
+        # The all-zero slots before the first and after the last that is
+        # not (most of a sparse table) keep their none entries: found on
+        # the slots as one integer, its lowest and highest set bits.
+        x = int.from_bytes(raw[8 * i0 : 8 * stop], "little")
+        if not x:
+            return out
+        i = i0 + (((x & -x).bit_length() - 1) >> 6)
+        stop = i0 + ((x.bit_length() - 1) >> 6) + 1
     while i < stop:
         # Slots go in aligned chunks: an all-zero chunk (most of a sparse
         # table) keeps its none entries, the others are decoded.
@@ -668,9 +679,8 @@ def _uniform_ptes(
 ) -> array | None:
     """
     The entries of ``table[i0:i0+n]`` if all are present, normal PTEs with
-    the same flags whose pages are small, anonymous folios mapped once
-    (every ``struct page`` of the vmemmap blocks their PFNs span is one: see
-    :meth:`DrgnPageState.pfn_bits_block`), else ``None``. Decoded without a
+    the same flags whose pages are anonymous and mapped once (see
+    :func:`_pages_exclusive`), else ``None``. Decoded without a
     Python object per entry: the slots are one big integer, masked, shifted
     and or-ed at once (no bits cross between slots: the flag bits above the
     PFN are masked off before the shift).
@@ -705,27 +715,18 @@ def _uniform_ptes(
         return None  # not all with the same flags
     pfns = (x & (pfn_mask * rep)) >> lay.page_shift
     lo = (v0 & pfn_mask) >> lay.page_shift
-    if pfns == lo * rep + _ramp_int(n):
-        hi = lo + n - 1  # consecutive frames, the common case: no int per slot
+    # consecutive frames (the common case, no int per slot): only the
+    # table's own pages count; scattered ones: every page of the blocks
+    consecutive = pfns == lo * rep + _ramp_int(n)
+    if consecutive:
+        hi = lo + n - 1
     else:
         pa = array("Q", pfns.to_bytes(8 * n, "little"))
         lo, hi = min(pa), max(pa)
     if hi > pm.highest_memmap_pfn:
         return None
-    shift = pm.bits_shift or 0
-    lob = lo >> shift
-    hib = hi >> shift
-    if hib - lob >= _UNIFORM_MAX_BLOCKS:
+    if not _pages_exclusive(pm, lo, hi, consecutive):
         return None
-    if pm.bits_blocks_read is not None:
-        pm.bits_blocks_read(lob, hib)  # one read for the whole span
-    get = pm.bits_blocks.get
-    for bi in range(lob, hib + 1):
-        blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
-        if -1 in blk and pm.bits_large is not None:
-            blk = pm.bits_large(bi)  # pages of large folios (the table's own)
-        if blk.count(PM_MMAP_EXCLUSIVE) != len(blk):
-            return None
     flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE
     if v0 & pm.sd_bit:
         flags |= PM_SOFT_DIRTY
@@ -735,6 +736,40 @@ def _uniform_ptes(
     if pm.show_pfn:
         res |= pfns
     return array("Q", res.to_bytes(8 * n, "little"))
+
+
+def _pages_exclusive(pm: _Pagemap, lo: int, hi: int, consecutive: bool) -> bool:
+    """
+    :func:`_uniform_ptes`'s page test: the pages of a table whose frames
+    run from *lo* to *hi* are all anonymous and mapped once. *consecutive*
+    (every frame of the range is the table's): those pages only, first in
+    one read of their own ``struct page`` s; scattered frames: every page
+    of the vmemmap blocks they span. False past :data:`_UNIFORM_MAX_BLOCKS`.
+    """
+    shift = pm.bits_shift or 0
+    lob = lo >> shift
+    hib = hi >> shift
+    if hib - lob >= _UNIFORM_MAX_BLOCKS:
+        return False
+    if consecutive and pm.pfns_anon_exclusive is not None and pm.pfns_anon_exclusive(lo, hi):
+        return True  # the usual anonymous memory, whatever its neighbours are
+    if pm.bits_blocks_read is not None:
+        pm.bits_blocks_read(lob, hib)  # one read for the whole span
+    get = pm.bits_blocks.get
+    mask = (1 << shift) - 1
+    for bi in range(lob, hib + 1):
+        blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
+        a, b = 0, mask + 1
+        if consecutive:  # the table may start or end inside a block
+            if bi == lob:
+                a = lo & mask
+            if bi == hib:
+                b = (hi & mask) + 1
+        if -1 in blk[a:b] and pm.bits_large is not None:
+            blk = pm.bits_large(bi)  # pages of large folios (the table's own)
+        if blk[a:b].count(PM_MMAP_EXCLUSIVE) != b - a:
+            return False
+    return True
 
 
 #: slots per chunk in :func:`_pte_entries` (a power of two dividing 512)

@@ -214,6 +214,24 @@ class DrgnPageState:
             off = (bl - a) * _BLOCK
             have[bl] = self._decode_block(raw[off : off + _BLOCK], bl)
 
+    def pfns_anon_exclusive(self, first: int, last: int) -> bool:
+        """
+        Whether the ``struct page`` of every PFN from *first* to *last*
+        (inclusive) is a small, anonymous folio mapped once (what
+        :meth:`page_info` says as ``PagemapPage(True, 1, False)``), read in
+        one read of exactly those pages, whatever vmemmap blocks they
+        share with their neighbours. False if any is not, or if they
+        cannot be read (ask :meth:`page_info` then). Only when
+        :attr:`bits_shift` is set (the layout the byte-slice test needs).
+        """
+        ks = self.ks
+        size = ks.page_size
+        try:
+            raw = self.prog.read(ks.vmemmap_base + first * size, (last - first + 1) * size)
+        except FaultError:
+            return False
+        return _all_small_anon_exclusive(raw, ks) is not None
+
     def _decode_block(self, raw: bytes, block: int) -> list[int]:
         ks = self.ks
         bits = _all_small_anon_exclusive(raw, ks)

@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+pagemap's uniform-table fast path (``_uniform_ptes``) with the ``struct
+page`` s of a synthetic vmemmap read through :class:`DrgnPageState`: a PTE
+table of consecutive frames that starts or ends inside a vmemmap block
+(what the kernel's allocator usually gives an anonymous region) is decided
+by its own pages only, in one read of them, whatever its neighbours in the
+blocks are; the entries equal those of the page-by-page path.
+"""
+
+from __future__ import annotations
+
+import struct
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+pytest.importorskip("drgn")
+
+from drgn import FaultError  # noqa: E402
+
+from livewalk.backend.synthetic import SyntheticMM  # noqa: E402
+from livewalk.proc.pagemap import pagemap_read  # noqa: E402
+from livewalk.proc.pagemap_entry import PM_FILE, PM_MMAP_EXCLUSIVE, PM_PRESENT  # noqa: E402
+from livewalk.proc.pagemap_page import DrgnPageState, PagemapPage  # noqa: E402
+
+VM_READ, VM_WRITE = 0x1, 0x2
+_PMD = 2 << 20
+_BASE = 64 * _PMD  # a PMD-aligned VMA start
+_VMEMMAP = 0xFFFF_EA00_0000_0000
+# x86_64 7.2's struct page: flags, compound_info, mapping, _mapcount
+_KS = SimpleNamespace(page_size=64, off_flags=0, off_compound=8, off_mapping=24, off_mapcount=48,
+                      pg_head=6, vmemmap_base=_VMEMMAP, highest_memmap_pfn=1 << 20)
+
+
+class _Vmemmap:
+    """The program of the page state: reads of the synthetic vmemmap, counted."""
+
+    def __init__(self, pages: int) -> None:
+        self.data = bytearray(64 * pages)
+        self.reads = 0
+
+    def set(self, pfn: int, *, anon: bool, mapcount: int) -> None:
+        o = 64 * pfn
+        struct.pack_into("<Q", self.data, o + _KS.off_mapping, 0xFFFF_8880_0000_0000 | anon)
+        struct.pack_into("<i", self.data, o + _KS.off_mapcount, mapcount - 1)
+
+    def info(self, pfn: int) -> PagemapPage:
+        o = 64 * pfn
+        anon = bool(struct.unpack_from("<Q", self.data, o + _KS.off_mapping)[0] & 1)
+        mapcount = struct.unpack_from("<i", self.data, o + _KS.off_mapcount)[0] + 1
+        return PagemapPage(anon, mapcount, mapcount > 1)
+
+    def read(self, addr: int, size: int, physical: bool = False) -> bytes:
+        self.reads += 1
+        off = addr - _VMEMMAP
+        if physical or off < 0 or off + size > len(self.data):
+            raise FaultError("outside the synthetic vmemmap", addr)
+        return bytes(self.data[off : off + size])
+
+
+def _page_state(prog: _Vmemmap) -> DrgnPageState:
+    """A :class:`DrgnPageState` of *prog*, as made for a kernel with that struct page."""
+    state = DrgnPageState.__new__(DrgnPageState)
+    state.prog = prog  # type: ignore[assignment]
+    state.ks = _KS  # type: ignore[assignment]
+    state.table_size = 4096
+    state._reader = None
+    state._cache = {}
+    state._folios = {}
+    state.bits_blocks = {}
+    state._large_blocks = {}
+    state.bits_shift = 6  # 64 struct pages per 4 KiB block
+    return state
+
+
+class _PagePerPage:
+    """The same pages, asked one by one through the protocol (the slow path)."""
+
+    def __init__(self, prog: _Vmemmap) -> None:
+        self.prog = prog
+
+    def highest_memmap_pfn(self) -> int:
+        return int(_KS.highest_memmap_pfn)
+
+    def page_info(self, pfn: int) -> PagemapPage | None:
+        return self.prog.info(pfn)
+
+    def hugetlb_pmd_shared(self, ptep: int) -> bool:
+        return False
+
+
+def _table(first_pfn: int, *, neighbours_exclusive: bool = False) -> tuple[Any, _Vmemmap]:
+    """One full PTE table of consecutive frames from *first_pfn*, anonymous and
+    mapped once; the other pages of their blocks file pages mapped twice."""
+    mm = SyntheticMM()
+    mm.add_vma(_BASE, _BASE + _PMD, VM_READ | VM_WRITE)
+    prog = _Vmemmap(4096)
+    for pfn in range(4096):
+        prog.set(pfn, anon=neighbours_exclusive, mapcount=1 if neighbours_exclusive else 2)
+    for i in range(512):
+        mm.map_page(_BASE + 4096 * i, first_pfn + i)
+        prog.set(first_pfn + i, anon=True, mapcount=1)
+    return mm, prog
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each ``_uniform_ptes`` call answers (None: not uniform, the slow path)."""
+    from livewalk.proc import pagemap
+
+    uniform = pagemap._uniform_ptes
+    answers: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        answers.append(uniform(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(pagemap, "_uniform_ptes", spy)
+    return answers
+
+
+@pytest.mark.parametrize("first_pfn", [1024, 1024 + 10, 2048 - 1])
+def test_table_inside_blocks_is_decided_by_its_own_pages(
+    first_pfn: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mm, prog = _table(first_pfn)
+    answers = _spy(monkeypatch)
+    got = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog))
+    assert len(answers) == 1 and answers[0] is not None  # the uniform path answered
+    slow = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
+    assert got == slow
+    assert {v & (PM_PRESENT | PM_MMAP_EXCLUSIVE | PM_FILE) for v in got} == {PM_PRESENT | PM_MMAP_EXCLUSIVE}
+    assert [v & ((1 << 55) - 1) for v in got] == list(range(first_pfn, first_pfn + 512))
+    # the fast path: one read of the table's own 512 struct pages
+    assert prog.reads == 1
+
+
+@pytest.mark.parametrize("which", [0, 200, 511])
+def test_one_shared_page_in_the_table_is_seen(which: int) -> None:
+    mm, prog = _table(1024 + 10, neighbours_exclusive=True)
+    prog.set(1024 + 10 + which, anon=False, mapcount=3)
+    got = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog))
+    slow = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
+    assert got == slow
+    assert got[which] & (PM_MMAP_EXCLUSIVE | PM_FILE) == PM_FILE
+    assert sum(1 for v in got if v & PM_MMAP_EXCLUSIVE) == 511
+
+
+def test_block_path_looks_only_at_the_tables_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the one-read test (the page state cannot tell), whole blocks
+    are read, but only the table's own pages of its first and last block
+    count: the table still takes the uniform path."""
+    mm, prog = _table(1024 + 10)
+    state = _page_state(prog)
+    state.pfns_anon_exclusive = lambda first, last: False  # type: ignore[method-assign]
+    answers = _spy(monkeypatch)
+    got = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=state)
+    assert got == pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
+    assert len(answers) == 1 and answers[0] is not None
+    assert prog.reads == 1  # the 9 blocks the frames span, in one read
