@@ -256,21 +256,21 @@ class _State:
         self.vma_seen = False
         self.vma: VMA | None = None  # the VMA the walk entered (walk.vma_info)
         self.walk: MMWalk | None = None  # the MMWalk, for its errors
+        self._shifts = _level_shifts(self.paging)
+        self._seen = {int(step.level) for step in result.steps}  # levels shown already
 
     def add(self, entry: Entry) -> None:
         lv = entry.level
-        shifts = _level_shifts(self.paging)
-        if shifts[lv] is None:
-            # p?d_offset() returns the slot of the level above: nothing new to show.
+        where = self._shifts[lv]
+        # a folded level: p?d_offset() returns the slot of the level above,
+        # nothing new to show
+        if where is None or lv in self._seen:
             return
-        level = _LEVELS[lv]
-        steps = self.result.steps
-        for step in steps:
-            if step.level == level:
-                return
+        self._seen.add(lv)
         assert entry.kaddr is not None  # the walker passes entries of real tables
-        shift, mask = shifts[lv]  # type: ignore[misc]
-        steps.append(VtopStep(level, entry.kaddr, entry.value, (self.result.addr >> shift) & mask))
+        shift, mask = where
+        r = self.result
+        r.steps.append(VtopStep(_LEVELS[lv], entry.kaddr, entry.value, (r.addr >> shift) & mask))
 
 
 @per_paging
