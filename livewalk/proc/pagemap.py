@@ -670,8 +670,10 @@ def _ramp_int(n: int) -> int:
 def _ramp(base: int, n: int, step: int) -> array:
     """``array('Q', range(base, base + n * step, step))`` (no slot may pass 2**64), built at once."""
     return array("Q", (base * _rep(n) + _ramp_int(n) * step).to_bytes(8 * n, "little"))
-# uniform tables may span this many vmemmap blocks
+# uniform tables may span this many vmemmap blocks, or be this many runs of
+# consecutive frames
 _UNIFORM_MAX_BLOCKS = 16
+_UNIFORM_MAX_RUNS = 16
 
 
 def _uniform_ptes(
@@ -715,17 +717,17 @@ def _uniform_ptes(
         return None  # not all with the same flags
     pfns = (x & (pfn_mask * rep)) >> lay.page_shift
     lo = (v0 & pfn_mask) >> lay.page_shift
-    # consecutive frames (the common case, no int per slot): only the
-    # table's own pages count; scattered ones: every page of the blocks
-    consecutive = pfns == lo * rep + _ramp_int(n)
-    if consecutive:
-        hi = lo + n - 1
-    else:
+    # consecutive frames (the common case, no int per slot): one run
+    runs: list[tuple[int, int]] | None = [(lo, lo + n - 1)]
+    if pfns != lo * rep + _ramp_int(n):
         pa = array("Q", pfns.to_bytes(8 * n, "little"))
+        runs = _frame_runs(pa)
         lo, hi = min(pa), max(pa)
+    else:
+        hi = lo + n - 1
     if hi > pm.highest_memmap_pfn:
         return None
-    if not _pages_exclusive(pm, lo, hi, consecutive):
+    if not _pages_exclusive(pm, runs, lo, hi):
         return None
     flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE
     if v0 & pm.sd_bit:
@@ -738,29 +740,45 @@ def _uniform_ptes(
     return array("Q", res.to_bytes(8 * n, "little"))
 
 
-def _pages_exclusive(pm: _Pagemap, lo: int, hi: int, consecutive: bool) -> bool:
+def _frame_runs(pa: array) -> list[tuple[int, int]] | None:
     """
-    :func:`_uniform_ptes`'s page test: the pages of a table whose frames
-    run from *lo* to *hi* are all anonymous and mapped once. *consecutive*
-    (every frame of the range is the table's): those pages only, first in
-    one read of their own ``struct page`` s; scattered frames: every page
-    of the vmemmap blocks they span. False past :data:`_UNIFORM_MAX_BLOCKS`.
+    The frames of *pa* as runs of consecutive frames, ``(first, last)``
+    each, in table order; ``None`` past :data:`_UNIFORM_MAX_RUNS` runs.
     """
+    starts = [i for i in range(1, len(pa)) if pa[i] != pa[i - 1] + 1]
+    if len(starts) >= _UNIFORM_MAX_RUNS:
+        return None
+    ends = starts + [len(pa)]
+    return [(pa[a], pa[b - 1]) for a, b in zip([0] + starts, ends)]
+
+
+def _pages_exclusive(pm: _Pagemap, runs: list[tuple[int, int]] | None, lo: int, hi: int) -> bool:
+    """
+    :func:`_uniform_ptes`'s page test: the pages of a table are all
+    anonymous and mapped once. First each run of consecutive frames in
+    *runs* (if given) with one read of exactly its own ``struct page`` s,
+    whatever else shares their vmemmap blocks; then (pages of large
+    folios, or a page state that cannot tell) the vmemmap blocks from *lo*
+    to *hi*, up to :data:`_UNIFORM_MAX_BLOCKS` of them: the table's pages
+    only when it is one run, every page of the blocks otherwise.
+    """
+    test = pm.pfns_anon_exclusive
+    if runs is not None and test is not None and all(test(a, b) for a, b in runs):
+        return True  # the usual anonymous memory, whatever its neighbours are
     shift = pm.bits_shift or 0
     lob = lo >> shift
     hib = hi >> shift
     if hib - lob >= _UNIFORM_MAX_BLOCKS:
         return False
-    if consecutive and pm.pfns_anon_exclusive is not None and pm.pfns_anon_exclusive(lo, hi):
-        return True  # the usual anonymous memory, whatever its neighbours are
     if pm.bits_blocks_read is not None:
         pm.bits_blocks_read(lob, hib)  # one read for the whole span
     get = pm.bits_blocks.get
     mask = (1 << shift) - 1
+    one_run = runs is not None and len(runs) == 1
     for bi in range(lob, hib + 1):
         blk = get(bi) or pm.bits_block(bi)  # type: ignore[misc]
         a, b = 0, mask + 1
-        if consecutive:  # the table may start or end inside a block
+        if one_run:  # the table may start or end inside a block
             if bi == lob:
                 a = lo & mask
             if bi == hib:

@@ -91,17 +91,19 @@ class _PagePerPage:
         return False
 
 
-def _table(first_pfn: int, *, neighbours_exclusive: bool = False) -> tuple[Any, _Vmemmap]:
-    """One full PTE table of consecutive frames from *first_pfn*, anonymous and
-    mapped once; the other pages of their blocks file pages mapped twice."""
+def _table(first_pfn: int, *, neighbours_exclusive: bool = False, frames: list[int] | None = None
+           ) -> tuple[Any, _Vmemmap]:
+    """One full PTE table of consecutive frames from *first_pfn* (or of
+    *frames*), anonymous and mapped once; the other pages of their blocks
+    file pages mapped twice."""
     mm = SyntheticMM()
     mm.add_vma(_BASE, _BASE + _PMD, VM_READ | VM_WRITE)
-    prog = _Vmemmap(4096)
-    for pfn in range(4096):
+    prog = _Vmemmap(8192)
+    for pfn in range(8192):
         prog.set(pfn, anon=neighbours_exclusive, mapcount=1 if neighbours_exclusive else 2)
-    for i in range(512):
-        mm.map_page(_BASE + 4096 * i, first_pfn + i)
-        prog.set(first_pfn + i, anon=True, mapcount=1)
+    for i, pfn in enumerate(frames or range(first_pfn, first_pfn + 512)):
+        mm.map_page(_BASE + 4096 * i, pfn)
+        prog.set(pfn, anon=True, mapcount=1)
     return mm, prog
 
 
@@ -159,3 +161,28 @@ def test_block_path_looks_only_at_the_tables_pages(monkeypatch: pytest.MonkeyPat
     assert got == pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
     assert len(answers) == 1 and answers[0] is not None
     assert prog.reads == 1  # the 9 blocks the frames span, in one read
+
+
+@pytest.mark.parametrize("runs", [2, 16, 17, 40, "descending"])
+def test_scattered_runs_of_frames(runs: int | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table whose frames come in runs far apart (more vmemmap blocks than
+    a block test reads): each run's struct pages in one read, the table on
+    the uniform path; past 16 runs (a table mapped in descending frame order
+    is 512 runs), the page-by-page path; the entries the same either way."""
+    if runs == "descending":
+        frames = list(range(5000 + 511, 5000 - 1, -1))
+    else:
+        assert isinstance(runs, int)
+        size = 512 // runs
+        frames = [r * 200 + i for r in range(runs) for i in range(size)]
+        frames += list(range(7000, 7000 + 512 - len(frames)))  # the rest, if any: one more run
+    n_runs = 1 + sum(1 for a, b in zip(frames, frames[1:]) if b != a + 1)
+    mm, prog = _table(0, frames=frames)
+    answers = _spy(monkeypatch)
+    got = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog))
+    assert got == pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
+    assert all(v & PM_MMAP_EXCLUSIVE for v in got)
+    if n_runs <= 16:
+        assert answers[0] is not None and prog.reads == n_runs
+    else:
+        assert answers[0] is None
