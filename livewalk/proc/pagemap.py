@@ -360,6 +360,12 @@ def pagemap_pte_hole(addr: int, end: int, depth: int, walk: MMWalk) -> int:
     pm: _Pagemap = walk.private
     sink = pm.sink
     shift = pm.page_shift
+    vma = walk.vma_info
+    if vma is not None and vma.vm_start <= addr and end <= vma.vm_end:
+        # a hole below a PMD or PUD of the VMA being walked: find_vma()
+        # would find it for every page
+        sink.fill(pm.vma_sd(vma), (end - addr) >> shift)
+        return 0
     while addr < end:
         vma = pm.find_vma(addr)
         hole_end = min(end, vma.vm_start) if vma is not None else end
