@@ -476,7 +476,7 @@ def _pte_entries(
     """
     vma_sd = pm.vma_sd(vma)
     if pm.bits_shift is not None and n >= _CHUNK:
-        got = _uniform_ptes(pm, table, i0, n, vma_sd)
+        got = _uniform_ptes(pm, table, i0, n, vma_sd, vma.anonymous)
         if got is not None:
             return got
     show_pfn = pm.show_pfn
@@ -676,6 +676,8 @@ def _ramp_int(n: int) -> int:
 def _ramp(base: int, n: int, step: int) -> array:
     """``array('Q', range(base, base + n * step, step))`` (no slot may pass 2**64), built at once."""
     return array("Q", (base * _rep(n) + _ramp_int(n) * step).to_bytes(8 * n, "little"))
+
+
 # uniform tables may span this many vmemmap blocks, or be this many runs of
 # consecutive frames
 _UNIFORM_MAX_BLOCKS = 16
@@ -683,7 +685,7 @@ _UNIFORM_MAX_RUNS = 16
 
 
 def _uniform_ptes(
-    pm: _Pagemap, table: Sequence[int], i0: int, n: int, vma_sd: int
+    pm: _Pagemap, table: Sequence[int], i0: int, n: int, vma_sd: int, anonymous: bool
 ) -> array | None:
     """
     The entries of ``table[i0:i0+n]`` if all are present, normal PTEs with
@@ -727,7 +729,9 @@ def _uniform_ptes(
     runs: list[tuple[int, int]] | None = [(lo, lo + n - 1)]
     if pfns != lo * rep + _ramp_int(n):
         pa = array("Q", pfns.to_bytes(8 * n, "little"))
-        runs = _frame_runs(pa)
+        # runs of frames far apart: anonymous memory (in a file VMA, the
+        # page cache's folios would pay a read for nothing)
+        runs = _frame_runs(pfns, pa) if anonymous else None
         lo, hi = min(pa), max(pa)
     else:
         hi = lo + n - 1
@@ -746,16 +750,22 @@ def _uniform_ptes(
     return array("Q", res.to_bytes(8 * n, "little"))
 
 
-def _frame_runs(pa: array) -> list[tuple[int, int]] | None:
+def _frame_runs(pfns: int, pa: array) -> list[tuple[int, int]] | None:
     """
-    The frames of *pa* as runs of consecutive frames, ``(first, last)``
-    each, in table order; ``None`` past :data:`_UNIFORM_MAX_RUNS` runs.
+    The frames of a table (*pa*, and *pfns*: the same as one integer of
+    64-bit slots) as runs of consecutive frames, ``(first, last)`` each, in
+    table order; ``None`` past :data:`_UNIFORM_MAX_RUNS` runs, found without
+    an int per slot (a table of scattered file pages is given up at once):
+    slot *i* of ``pfns ^ (pfns << 64) + 1...1`` is 0 where frame *i* follows
+    frame *i - 1*.
     """
-    starts = [i for i in range(1, len(pa)) if pa[i] != pa[i - 1] + 1]
-    if len(starts) >= _UNIFORM_MAX_RUNS:
+    n = len(pa)
+    steps = array("Q", ((pfns ^ ((pfns << 64) + _rep(n))) & ((1 << (64 * n)) - 1)).to_bytes(8 * n, "little"))
+    steps[0] = 1  # the first frame starts a run, whatever it is
+    if n - steps.count(0) > _UNIFORM_MAX_RUNS:
         return None
-    ends = starts + [len(pa)]
-    return [(pa[a], pa[b - 1]) for a, b in zip([0] + starts, ends)]
+    starts = [i for i in range(n) if steps[i]]
+    return [(pa[a], pa[b - 1]) for a, b in zip(starts, starts[1:] + [n])]
 
 
 def _pages_exclusive(pm: _Pagemap, runs: list[tuple[int, int]] | None, lo: int, hi: int) -> bool:
