@@ -51,7 +51,8 @@ sparse ``MAP_NORESERVE`` memory with one page written every 16 MiB;
    ("before") and of this one ("after"), each measuring the small
    questions of 7., ``pagemap_read`` of the sample blocks of 2. and of
    every VMA (``RATIO compare_*_before_over_after``; run before this
-   process attaches, as 6.).
+   process attaches, as 6.); and in each guest, 3. and 4. with both
+   (``RATIO compare_guest_over_kernel_{before,after}``).
 
 9. ``guest_ratio``: 3. and 4. again in the arm64 guest (``--arm64-levels``,
    booted after the x86_64 guest), printed with the suffix ``_arm64``
@@ -67,6 +68,7 @@ Output lines: ``TIME <name> <seconds>``, ``RATIO <name> <value>``,
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -75,6 +77,7 @@ import re
 import runpy
 import subprocess
 import sys
+import tarfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -578,7 +581,8 @@ def stop_workload(g: Any, pid: int) -> None:
 
 
 def guest_ratio(g: Any, res: Results, *, quick: bool = False, size_mb: int | None = None,
-                sparse_mb: int | None = None, repeat: int | None = None) -> float:
+                sparse_mb: int | None = None, repeat: int | None = None,
+                compare: str | None = None) -> float:
     """
     Only 3. and 4. (livewalk in the guest over ``/proc/kcore`` against the
     kernel's own pagemap) on guest *g*, any architecture: for the arm64
@@ -597,6 +601,8 @@ def guest_ratio(g: Any, res: Results, *, quick: bool = False, size_mb: int | Non
     pid, regions = start_workload(g, res, size_mb, sparse_mb)
     try:
         gd = _guest_side_on(g, pid, regions, repeat)
+        if compare:
+            compare_guest(g, res, pid, regions, compare, repeat)  # 8., in this guest
     finally:
         stop_workload(g, pid)
     k_s, lw_g = min(gd["kernel_s"]), min(gd["livewalk_s"])
@@ -613,14 +619,56 @@ def guest_ratio(g: Any, res: Results, *, quick: bool = False, size_mb: int | Non
     return ratio
 
 
-def _guest_side_on(g: Any, pid: int, regions: list[tuple[int, int]], repeat: int) -> dict[str, Any]:
-    """:func:`guest_side` run in guest *g* (the checkout's /src), its JSON decoded."""
+def _guest_side_on(g: Any, pid: int, regions: list[tuple[int, int]], repeat: int,
+                   livewalk_from: str | None = None) -> dict[str, Any]:
+    """:func:`guest_side` run in guest *g* (the checkout's /src, with the
+    livewalk of guest directory *livewalk_from* if given), its JSON decoded."""
     arg = ",".join(f"{s}:{e}" for s, e in regions)
-    r = g.run(f"python3 bench/bench_targets.py --guest-side {pid} {arg} --repeat {repeat}",
+    env = f"LIVEWALK_BENCH_FROM={livewalk_from} " if livewalk_from else ""
+    r = g.run(f"{env}python3 bench/bench_targets.py --guest-side {pid} {arg} --repeat {repeat}",
               timeout=3600)
     if r.returncode != 0:
         raise RuntimeError(f"guest side failed: {r.stderr[-4000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+_GUEST_BEFORE = "/tmp/livewalk-bench-before"
+
+
+def compare_guest(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], other: str,
+                  repeat: int, rounds: int = 2) -> None:
+    """
+    8. in the guest: 3. and 4. with the livewalk of checkout *other*
+    ("before", its package copied into the guest) and of this one
+    ("after"), alternately in the same guest, best of *rounds* each
+    (``RATIO compare_guest_over_kernel_{before,after}<sfx>``: the layout
+    of a guest's memory moves these ratios from boot to boot, so before and
+    after are only comparable in one guest).
+    """
+    sfx = "" if g.arch == "x86_64" else f"_{g.arch}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(os.path.join(other, "livewalk"), arcname="livewalk",
+                filter=lambda ti: None if "__pycache__" in ti.name else ti)
+    g.put(f"{_GUEST_BEFORE}.tgz", buf.getvalue())
+    r = g.run(f"rm -rf {_GUEST_BEFORE} && mkdir -p {_GUEST_BEFORE} && tar -xzf {_GUEST_BEFORE}.tgz "
+              f"-C {_GUEST_BEFORE}", timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"cannot unpack the before checkout in the guest: {r.stderr[-2000:]}")
+    best: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for which, where in (("before", _GUEST_BEFORE), ("after", None)):
+            gd = _guest_side_on(g, pid, regions, repeat, where)
+            if not all(gd["equal"]):
+                raise RuntimeError(f"guest pagemap ({which}) differs from the kernel's: {gd['mismatch_pages']}")
+            k, lw = best.get(which, [math.inf, math.inf])
+            best[which] = [min(k, min(gd["kernel_s"])), min(lw, min(gd["livewalk_s"]))]
+    for which, (k, lw) in best.items():
+        res.time(f"compare_guest_livewalk_{which}{sfx}", lw)
+        res.time(f"compare_guest_kernel_{which}{sfx}", k)
+        res.ratio(f"compare_guest_over_kernel_{which}{sfx}", lw / k, f"{g.arch} guest, same boot")
+    res.ratio(f"compare_guest_before_over_after{sfx}", best["before"][1] / best["after"][1],
+              "livewalk in the guest, same boot")
 
 
 def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]], quick: bool,
@@ -639,6 +687,8 @@ def _run_on_target(g: Any, res: Results, pid: int, regions: list[tuple[int, int]
     small_questions(res, mm, regions, quick)  # 7.
     sparse_walks(g, res, mm, repeat, quick)  # 5.
     guest_vs_kernel(g, res, pid, regions, repeat, host)  # 3. and 4.
+    if compare:
+        compare_guest(g, res, pid, regions, compare, repeat)  # 8., in the guest
 
 
 def time_to_first_result(g: Any, res: Results, pid: int, regions: list[tuple[int, int]],
@@ -938,7 +988,7 @@ def main() -> int:
         with Guest(arch="arm64", levels=args.arm64_levels) as g:
             res.time("vm_boot_arm64", time.monotonic() - t)
             guest_ratio(g, res, quick=args.quick, size_mb=args.size_mb, sparse_mb=args.sparse_mb,
-                        repeat=args.repeat)
+                        repeat=args.repeat, compare=os.path.abspath(args.compare) if args.compare else None)
         res.line("# side by side, livewalk_guest_over_kernel_pagemap: x86_64 "
                  f"{res.ratios['livewalk_guest_over_kernel_pagemap']:.2f}, arm64 "
                  f"{res.ratios['livewalk_guest_over_kernel_pagemap_arm64']:.2f}")
