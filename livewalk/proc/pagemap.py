@@ -725,18 +725,20 @@ def _uniform_ptes(
         return None  # not all with the same flags
     pfns = (x & (pfn_mask * rep)) >> lay.page_shift
     lo = (v0 & pfn_mask) >> lay.page_shift
-    # consecutive frames (the common case, no int per slot): one run
-    runs: list[tuple[int, int]] | None = [(lo, lo + n - 1)]
-    if pfns != lo * rep + _ramp_int(n):
-        pa = array("Q", pfns.to_bytes(8 * n, "little"))
-        # runs of frames far apart: anonymous memory (in a file VMA, the
-        # page cache's folios would pay a read for nothing)
-        runs = _frame_runs(pfns, pa) if anonymous else None
-        lo, hi = min(pa), max(pa)
-    else:
+    consecutive = pfns == lo * rep + _ramp_int(n)  # the common case: no int per slot
+    if consecutive:
         hi = lo + n - 1
+    else:
+        pa = array("Q", pfns.to_bytes(8 * n, "little"))
+        lo, hi = min(pa), max(pa)
     if hi > pm.highest_memmap_pfn:
         return None
+    # the runs of consecutive frames, tested first where pages are
+    # anonymous (in a file VMA, the page cache's folios would pay a read
+    # for nothing)
+    runs: list[tuple[int, int]] | None = None
+    if anonymous:
+        runs = [(lo, hi)] if consecutive else _frame_runs(pfns, pa)
     if not _pages_exclusive(pm, runs, lo, hi):
         return None
     flags = PM_PRESENT | vma_sd | PM_MMAP_EXCLUSIVE
@@ -772,7 +774,7 @@ def _pages_exclusive(pm: _Pagemap, runs: list[tuple[int, int]] | None, lo: int, 
     """
     :func:`_uniform_ptes`'s page test: the pages of a table are all
     anonymous and mapped once. First each run of consecutive frames in
-    *runs* (if given) with one read of exactly its own ``struct page`` s,
+    *runs* (if given) with one read of exactly its own struct pages,
     whatever else shares their vmemmap blocks; then (pages of large
     folios, or a page state that cannot tell) the vmemmap blocks from *lo*
     to *hi*, up to :data:`_UNIFORM_MAX_BLOCKS` of them: the table's pages

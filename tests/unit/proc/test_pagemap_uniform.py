@@ -91,13 +91,13 @@ class _PagePerPage:
         return False
 
 
-def _table(first_pfn: int, *, neighbours_exclusive: bool = False, frames: list[int] | None = None
-           ) -> tuple[Any, _Vmemmap]:
+def _table(first_pfn: int, *, neighbours_exclusive: bool = False, frames: list[int] | None = None,
+           anonymous: bool = True) -> tuple[Any, _Vmemmap]:
     """One full PTE table of consecutive frames from *first_pfn* (or of
     *frames*), anonymous and mapped once; the other pages of their blocks
     file pages mapped twice."""
     mm = SyntheticMM()
-    mm.add_vma(_BASE, _BASE + _PMD, VM_READ | VM_WRITE)
+    mm.add_vma(_BASE, _BASE + _PMD, VM_READ | VM_WRITE, anonymous=anonymous)
     prog = _Vmemmap(8192)
     for pfn in range(8192):
         prog.set(pfn, anon=neighbours_exclusive, mapcount=1 if neighbours_exclusive else 2)
@@ -186,3 +186,19 @@ def test_scattered_runs_of_frames(runs: int | str, monkeypatch: pytest.MonkeyPat
         assert answers[0] is not None and prog.reads == n_runs
     else:
         assert answers[0] is None
+
+
+@pytest.mark.parametrize("frames", ["consecutive", "runs"])
+def test_anonymous_pages_of_a_file_vma(frames: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Private file mappings hold anonymous (copied-on-write) pages too: in a
+    file VMA the run reads are skipped, the blocks decide, and the entries
+    are the page-by-page path's."""
+    picked = list(range(1024 + 10, 1024 + 10 + 512)) if frames == "consecutive" else [
+        r * 200 + i for r in range(4) for i in range(128)]
+    mm, prog = _table(0, frames=picked, anonymous=False, neighbours_exclusive=True)
+    answers = _spy(monkeypatch)
+    got = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog))
+    assert got == pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_PagePerPage(prog))
+    assert all(v & PM_MMAP_EXCLUSIVE and not v & PM_FILE for v in got)
+    assert answers[0] is not None  # the blocks (all exclusive here) answered
+    assert prog.reads == 1  # one read of the blocks the frames span, no run read
