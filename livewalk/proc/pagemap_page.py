@@ -264,46 +264,35 @@ class DrgnPageState:
         block *block* (read as *raw*), left -1 by :func:`_small_folio_bits`:
         what :meth:`page_info` gives them, from the folio's state (worked
         out once per folio) and each page's own ``_mapcount``. A page whose
-        folio cannot be read stays -1. The fields of every page are cut out
-        at once; the head and the mapcount rule run once per folio and per
-        distinct ``_mapcount`` value (the tails of a folio share their
-        ``compound_info`` and most their ``_mapcount``), not once per page.
+        folio cannot be read stays -1.
         """
         ks = self.ks
         r = self.reader
         # the block is the reader's too: the head is often in it
         r.add_block(ks.vmemmap_base + block * _BLOCK, raw)
-        compounds, mapcounts = _page_fields(ks, raw)
+        size = ks.page_size
+        off_compound, off_mapcount = ks.off_compound, ks.off_mapcount
         first = block << (self.bits_shift or 0)
         folio_pfn_of = r.folio_pfn_of
         precise_mapcount_of = r.precise_mapcount_of
-        last_info = last_head = -1
+        last_head = -1
         pi = None
         file_bit = 0
-        exclusive: dict[int, int] = {}  # _mapcount -> PM_MMAP_EXCLUSIVE or 0, for pi
         for i, b in enumerate(bits):
             if b != -1:
                 continue
-            info = compounds[i]
-            if info != last_info:
-                head = folio_pfn_of(first + i, info)
-                if head != last_head:  # the pages of a folio come one after the other
-                    try:
-                        pi, anon, _ = self._folio(head)
-                    except FaultError:
-                        continue
-                    last_head = head
-                    file_bit = 0 if anon else PM_FILE
-                    exclusive = {}
-                last_info = info
+            off = i * size
+            head = folio_pfn_of(first + i, _U64S.unpack_from(raw, off + off_compound)[0])
+            if head != last_head:  # the pages of a folio come one after the other
+                try:
+                    pi, anon, _ = self._folio(head)
+                except FaultError:
+                    continue
+                last_head = head
+                file_bit = 0 if anon else PM_FILE
             assert pi is not None
-            raw_mapcount = mapcounts[i]
-            bit = exclusive.get(raw_mapcount)
-            if bit is None:
-                bit = exclusive[raw_mapcount] = (
-                    PM_MMAP_EXCLUSIVE if precise_mapcount_of(pi, raw_mapcount) == 1 else 0
-                )
-            bits[i] = file_bit | bit
+            mapcount = precise_mapcount_of(pi, _S32S.unpack_from(raw, off + off_mapcount)[0])
+            bits[i] = file_bit | (PM_MMAP_EXCLUSIVE if mapcount == 1 else 0)
 
     def hugetlb_pmd_shared(self, ptep: int) -> bool:
         try:
@@ -311,26 +300,6 @@ class DrgnPageState:
             return self.reader.pt_share_count(ptep & ~(self.table_size - 1)) != 0
         except FaultError:
             return False
-
-
-_FIELDS: dict[tuple[int, int, int], tuple[struct.Struct, struct.Struct]] = {}
-
-
-def _page_fields(ks: KernelState, raw: bytes) -> tuple[list[int], list[int]]:
-    """
-    ``compound_info`` and ``_mapcount`` (signed) of every ``struct page``
-    in *raw* (whole pages), each cut out of all pages by one
-    ``iter_unpack``.
-    """
-    key = (ks.page_size, ks.off_compound, ks.off_mapcount)
-    formats = _FIELDS.get(key)
-    if formats is None:
-        size, oc, om = key
-        formats = _FIELDS[key] = (
-            struct.Struct(f"<{oc}xQ{size - oc - 8}x"),
-            struct.Struct(f"<{om}xi{size - om - 4}x"),
-        )
-    return [c for (c,) in formats[0].iter_unpack(raw)], [m for (m,) in formats[1].iter_unpack(raw)]
 
 
 # byte -> bit k of it, for testing one bit of many bytes at once
