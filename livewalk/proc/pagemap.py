@@ -526,10 +526,11 @@ def _pte_entries(
         raw: bytes | None = memoryview(table).tobytes()  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raw = None
-    if raw is not None:
+    if raw is not None and not (table[i0] and table[stop - 1]):
         # The all-zero slots before the first and after the last that is
         # not (most of a sparse table) keep their none entries: found on
-        # the slots as one integer, its lowest and highest set bits.
+        # the slots as one integer, its lowest and highest set bits (not
+        # for a table whose first and last slots are set: nothing to skip).
         x = int.from_bytes(raw[8 * i0 : 8 * stop], "little")
         if not x:
             return out
