@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from itertools import compress
 
 from drgn import Object
 
@@ -253,14 +254,14 @@ class _Pagemap:
         self.bits_block: Callable[[int], list[int]] | None = None
         self.bits_blocks_read: Callable[[int, int], None] | None = None
         self.bits_large: Callable[[int], list[int]] | None = None
-        self.pfns_anon_exclusive: Callable[[int, int], bool] | None = None
+        self.runs_anon_exclusive: Callable[[list[tuple[int, int]]], bool] | None = None
         if isinstance(page_state, DrgnPageState):
             self.bits_shift = page_state.bits_shift
             self.bits_blocks = page_state.bits_blocks
             self.bits_block = page_state.pfn_bits_block
             self.bits_blocks_read = page_state.pfn_bits_blocks
             self.bits_large = page_state.pfn_bits_large
-            self.pfns_anon_exclusive = page_state.pfns_anon_exclusive
+            self.runs_anon_exclusive = page_state.runs_anon_exclusive
         # the walk, for page_unreadable() (set by the callbacks)
         self.walk: MMWalk | None = None
         # find_vma memo: find_vma(mm, a) is _memo_vma for _memo_lo <= a < its vm_end
@@ -680,9 +681,10 @@ def _ramp(base: int, n: int, step: int) -> array:
 
 
 # uniform tables may span this many vmemmap blocks, or be this many runs of
-# consecutive frames
+# consecutive frames (each costs a slice of a read; the runs close together
+# in memory share one read)
 _UNIFORM_MAX_BLOCKS = 16
-_UNIFORM_MAX_RUNS = 16
+_UNIFORM_MAX_RUNS = 128
 
 
 def _uniform_ptes(
@@ -758,8 +760,8 @@ def _frame_runs(pfns: int, pa: array) -> list[tuple[int, int]] | None:
     The frames of a table (*pa*, and *pfns*: the same as one integer of
     64-bit slots) as runs of consecutive frames, ``(first, last)`` each, in
     table order; ``None`` past :data:`_UNIFORM_MAX_RUNS` runs, found without
-    an int per slot (a table of scattered file pages is given up at once):
-    slot *i* of ``pfns ^ (pfns << 64) + 1...1`` is 0 where frame *i* follows
+    an int per slot (a table of scattered pages is given up at once): slot
+    *i* of ``pfns ^ (pfns << 64) + 1...1`` is 0 where frame *i* follows
     frame *i - 1*.
     """
     n = len(pa)
@@ -767,22 +769,24 @@ def _frame_runs(pfns: int, pa: array) -> list[tuple[int, int]] | None:
     steps[0] = 1  # the first frame starts a run, whatever it is
     if n - steps.count(0) > _UNIFORM_MAX_RUNS:
         return None
-    starts = [i for i in range(n) if steps[i]]
+    starts = list(compress(range(n), steps))  # the slots that start a run
     return [(pa[a], pa[b - 1]) for a, b in zip(starts, starts[1:] + [n])]
 
 
 def _pages_exclusive(pm: _Pagemap, runs: list[tuple[int, int]] | None, lo: int, hi: int) -> bool:
     """
     :func:`_uniform_ptes`'s page test: the pages of a table are all
-    anonymous and mapped once. First each run of consecutive frames in
-    *runs* (if given) with one read of exactly its own struct pages,
-    whatever else shares their vmemmap blocks; then (pages of large
+    anonymous and mapped once. First the runs of consecutive frames in
+    *runs* (if given), by their own struct pages only, whatever else
+    shares their vmemmap blocks (a read for each stretch of memory the
+    runs are in: :meth:`DrgnPageState.runs_anon_exclusive
+    <livewalk.proc.pagemap_page.DrgnPageState.runs_anon_exclusive>`); then (pages of large
     folios, or a page state that cannot tell) the vmemmap blocks from *lo*
     to *hi*, up to :data:`_UNIFORM_MAX_BLOCKS` of them: the table's pages
     only when it is one run, every page of the blocks otherwise.
     """
-    test = pm.pfns_anon_exclusive
-    if runs is not None and test is not None and all(test(a, b) for a, b in runs):
+    test = pm.runs_anon_exclusive
+    if runs is not None and test is not None and test(runs):
         return True  # the usual anonymous memory, whatever its neighbours are
     shift = pm.bits_shift or 0
     lob = lo >> shift

@@ -16,6 +16,7 @@ PagemapPage(anon=True, mapcount=1, maybe_shared=False)
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
 from drgn import FaultError, Program
@@ -69,6 +70,12 @@ class PagemapPageState(Protocol):
 #: Bytes of the vmemmap read and decoded at once (a read unit of this
 #: module, whatever the target's page size).
 _BLOCK = 4096
+
+#: Runs of PFNs whose ``struct page`` s are at most this many bytes apart
+#: are read together by :meth:`DrgnPageState.runs_anon_exclusive`: reading
+#: a few KiB more costs less than one more read (over QMP, 4 KiB in about
+#: 2.0 us, 32 KiB in 3.2 us, 8 bytes in 1.9 us).
+_RUN_GAP = 4 * _BLOCK
 
 _U64S = struct.Struct("<Q")
 _S32S = struct.Struct("<i")
@@ -214,23 +221,48 @@ class DrgnPageState:
             off = (bl - a) * _BLOCK
             have[bl] = self._decode_block(raw[off : off + _BLOCK], bl)
 
-    def pfns_anon_exclusive(self, first: int, last: int) -> bool:
+    def runs_anon_exclusive(self, runs: Iterable[tuple[int, int]]) -> bool:
         """
-        Whether the ``struct page`` of every PFN from *first* to *last*
-        (inclusive) is a small, anonymous folio mapped once (what
-        :meth:`page_info` says as ``PagemapPage(True, 1, False)``), read in
-        one read of exactly those pages, whatever vmemmap blocks they
-        share with their neighbours. False if any is not, or if they
-        cannot be read (ask :meth:`page_info` then). Only when
-        :attr:`bits_shift` is set (the layout the byte-slice test needs).
+        Whether the ``struct page`` of every PFN of *runs* (``(first,
+        last)`` runs of consecutive PFNs, inclusive) is a small, anonymous
+        folio mapped once (what :meth:`page_info` says as
+        ``PagemapPage(True, 1, False)``), whatever vmemmap blocks they
+        share with their neighbours. Runs whose struct pages lie close
+        together (at most :data:`_RUN_GAP` bytes apart) are read in one
+        read and only their own pages tested, so that a table of many short
+        runs in a few stretches of memory costs a read per stretch. False
+        if any is not, or if they cannot be read (ask :meth:`page_info`
+        then). Only when :attr:`bits_shift` is set (the layout the
+        byte-slice test needs).
+
+        >>> state.runs_anon_exclusive([(0x1000, 0x10ff), (0x1180, 0x11ff)])  # doctest: +SKIP
+        True
         """
         ks = self.ks
         size = ks.page_size
-        try:
-            raw = self.prog.read(ks.vmemmap_base + first * size, (last - first + 1) * size)
-        except FaultError:
-            return False
-        return _all_small_anon_exclusive(raw, ks) is not None
+        gap = _RUN_GAP // size
+        todo = sorted(runs)
+        i = 0
+        while i < len(todo):
+            # one stretch: the runs from todo[i] on that start within gap
+            # pages of the last page read so far
+            first, last = todo[i]
+            j = i + 1
+            while j < len(todo) and todo[j][0] - last <= gap:
+                last = max(last, todo[j][1])
+                j += 1
+            try:
+                raw = self.prog.read(ks.vmemmap_base + first * size, (last - first + 1) * size)
+            except FaultError:
+                return False
+            if j - i > 1:
+                # the runs' own pages only (a run may repeat or overlap
+                # another: the same pages tested twice)
+                raw = b"".join(raw[(a - first) * size : (b - first + 1) * size] for a, b in todo[i:j])
+            if _all_small_anon_exclusive(raw, ks) is None:
+                return False
+            i = j
+        return True
 
     def _decode_block(self, raw: bytes, block: int) -> list[int]:
         ks = self.ks
