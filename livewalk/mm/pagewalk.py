@@ -826,11 +826,15 @@ def walk_pmd_range(
     map_may_fail = f.pte_map_may_fail
     o = walk._o
     pmd_entry = o.pmd_entry
+    pte_hole = o.pte_hole
     has_handler = o.pte_entry is not None
     has_install = o.install_pte is not None
     g = walk._g
     depth = g.depth[3]
     shift, index_mask = g.shift[_PMD], g.mask[_PMD]
+    pmd_none = paging.pmd_none
+    emulated = walk.overlay.values  # the entries this walk changed (WalkOverlay.get)
+    vals = table.vals
     pmd, i = pud, pud_i
     for addr, next_ in _level_ranges(start, end, shift, folded):
         if not folded:
@@ -840,8 +844,18 @@ def walk_pmd_range(
         while True:  # again:
             if at_again:
                 walk.action = ACTION_SUBTREE  # as in Linux 7.2: before pmd_none()
-            v = walk.overlay.get(pmd, table.vals[i])
-            if paging.pmd_none(v):
+            v = emulated.get(pmd, vals[i]) if emulated else vals[i]
+            if pmd_none(v):
+                if not has_install:
+                    # _none_entry() without install_pte, inlined: most of a
+                    # sparse range is none PMDs, each a pte_hole() call
+                    if pte_hole is not None:
+                        ret = pte_hole(addr, next_, depth, walk)
+                        if ret is not _ZERO and ret is not None:
+                            err = _cbret(ret, "pte_hole")
+                            if err:
+                                return err
+                    break  # continue
                 err, new = _none_entry(walk, pmd, addr, next_, depth)
                 if err:
                     return err

@@ -186,6 +186,32 @@ def test_callback_returning_huge_values_stops_the_walk_with_it(value: int) -> No
     assert calls == [BASE]
 
 
+@pytest.mark.parametrize("ret", [None, 0, False, 3, -errno.EIO, "0"])
+def test_pte_hole_of_a_none_pmd_returns_as_any_callback(ret: Any) -> None:
+    """The none PMDs of a VMA (the PMD loop calls pte_hole itself, without
+    _none_entry): 0, None and False go on, a positive value stops the walk
+    with it, an errno is returned, anything else is a TypeError."""
+    mm = SyntheticMM(levels=5)
+    end = BASE + 0x800000
+    mm.add_vma(BASE, end)
+    mm.map_4k(BASE, pfn=0x1234)  # PMDs 1 to 3 of the VMA are none
+    holes: list[tuple[int, int, int]] = []
+
+    def hole(addr: int, next: int, depth: int, walk: Any) -> Any:  # noqa: A002
+        holes.append((addr, next, depth))
+        return ret
+
+    ops = MMWalkOps(pte_hole=hole, pmd_entry=lambda *a: 0)
+    if isinstance(ret, str):
+        with pytest.raises(TypeError, match="pte_hole callback must return an int"):
+            walk_page_range(mm, BASE, end, ops)
+        return
+    got = walk_page_range(mm, BASE, end, ops)
+    assert got == (int(ret) if ret else 0)
+    pmds = [(BASE + k * 0x200000, BASE + (k + 1) * 0x200000, 3) for k in (1, 2, 3)]
+    assert holes == (pmds[:1] if ret else pmds)
+
+
 def test_none_return_counts_as_zero() -> None:
     mm, _ = _mm()
     calls: list[int] = []
