@@ -247,6 +247,7 @@ class _Pagemap:
             migration = {st.migration_read, st.migration_read_exclusive, st.migration_write}
             self.excl_swap_types = self.pfn_types - migration
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
+        self._present_flags: dict[int, dict[int, int]] = {}  # see present_flags()
         # Batch decoding of struct pages, a vmemmap block at a time
         # (DrgnPageState.pfn_bits_block); other page states answer per page.
         self.bits_shift: int | None = None
@@ -290,6 +291,22 @@ class _Pagemap:
 
     def vma_sd(self, vma: VMA) -> int:
         return PM_SOFT_DIRTY if vma.vm_flags & self.vm_softdirty else 0
+
+    def present_flags(self, vma_sd: int) -> dict[int, int]:
+        """
+        A present entry's flags by its soft-dirty and uffd-wp bits (the
+        entry ``&`` ``sd_bit | uffd_bit``), in a VMA whose :meth:`vma_sd`
+        is *vma_sd*; worked out once per read.
+        """
+        flags = self._present_flags.get(vma_sd)
+        if flags is None:
+            sd_bit, uffd_bit = self.sd_bit, self.uffd_bit
+            base = PM_PRESENT | vma_sd
+            flags = self._present_flags[vma_sd] = {
+                sd: base | (PM_SOFT_DIRTY if sd & sd_bit else 0) | (PM_UFFD_WP if sd & uffd_bit else 0)
+                for sd in {0, sd_bit, uffd_bit, sd_bit | uffd_bit}
+            }
+        return flags
 
     def swp_type_offset(self, v: int) -> tuple[int, int]:
         """``swp_type()`` and ``swp_offset()`` of a swap-format entry (``softleaf_from_pte()``)."""
@@ -509,11 +526,7 @@ def _pte_entries(
     blk: list[int] = []
     present_sd = PM_PRESENT | vma_sd
     sd_uffd = sd_bit | uffd_bit
-    # a present entry's flags by its soft-dirty and uffd-wp bits
-    present_flags = {
-        sd: present_sd | (PM_SOFT_DIRTY if sd & sd_bit else 0) | (PM_UFFD_WP if sd & uffd_bit else 0)
-        for sd in {0, sd_bit, uffd_bit, sd_uffd}
-    }
+    present_flags = pm.present_flags(vma_sd)
     # the bits that make a present entry normal and keep its PFN in place
     # (accessed, dirty, rw... do not count; soft-dirty and uffd-wp are read
     # per entry)
