@@ -680,6 +680,24 @@ def _rep(n: int) -> int:
     return rep
 
 
+_SPLAT: dict[tuple[int, int], int] = {}
+
+
+def _splat(value: int, n: int) -> int:
+    """
+    ``value * _rep(n)``: *value* in each of *n* 64-bit slots, made once per
+    value (the masks and flag sets of a walk are a handful; multiplying a
+    table-wide integer costs as much as the rest of a uniform table's
+    decoding together).
+    """
+    got = _SPLAT.get((value, n))
+    if got is None:
+        if len(_SPLAT) >= 64:
+            _SPLAT.clear()
+        got = _SPLAT[(value, n)] = value * _rep(n)
+    return got
+
+
 def _ramp_int(n: int) -> int:
     """The integer whose *n* 64-bit slots (little endian) are 0, 1, ..., n - 1."""
     r = _RAMP.get(n)
@@ -737,9 +755,9 @@ def _uniform_ptes(
     # the bits pagemap reads besides the PFN (accessed, dirty, rw... do not
     # count), and those that keep the PFN in place
     rel = present | special | pm.sd_bit | pm.uffd_bit | ck_mask
-    if x & (rel * rep) != (v0 & rel) * rep:
+    if x & _splat(rel, n) != _splat(v0 & rel, n):
         return None  # not all with the same flags
-    pfns = (x & (pfn_mask * rep)) >> lay.page_shift
+    pfns = (x & _splat(pfn_mask, n)) >> lay.page_shift
     lo = (v0 & pfn_mask) >> lay.page_shift
     consecutive = pfns == lo * rep + _ramp_int(n)  # the common case: no int per slot
     if consecutive:
@@ -762,7 +780,7 @@ def _uniform_ptes(
         flags |= PM_SOFT_DIRTY
     if v0 & pm.uffd_bit:
         flags |= PM_UFFD_WP
-    res = flags * rep
+    res = _splat(flags, n)
     if pm.show_pfn:
         res |= pfns
     return array("Q", res.to_bytes(8 * n, "little"))
