@@ -359,6 +359,22 @@ def test_kdump_bad_dump(kd: dict[str, Any], which: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.parametrize("level", ["0", "31"])
+def test_kdump_pagemap_fast_paths_equal_page_by_page(kd: dict[str, Any], level: str) -> None:
+    """
+    pagemap's fast paths (vmemmap blocks decoded at once, uniform PTE
+    tables and their runs of frames) and its page-by-page path agree on
+    every VMA of every process of the kdump, a complete one (level 0) and a
+    filtered one (31: no page cache, user or free pages).
+    """
+    from tests.unit.proc.pagemap_paths import fast_paths_equal_page_by_page
+
+    t = time.monotonic()
+    checked, present = fast_paths_equal_page_by_page(kd["dumps"][level], kd["vmlinux"])
+    print(f"\n[kdump level {level}] fast paths = page by page: {checked} entries of every VMA of every "
+          f"process ({present} present), in {time.monotonic() - t:.1f} s")
+
+
 # -- what a dump lacks: hand-filtered makedumpfile dumps ----------------------------------------
 #
 # These run on the fresh kdump above ("fresh") and, host only, on a kdump
