@@ -3,8 +3,8 @@
 pagemap's fast paths (whole vmemmap blocks decoded at once, small and large
 folios; uniform PTE tables, their runs of frames) against its page-by-page
 path, on a real Linux dump: every VMA of every process, entry by entry.
-Used by ``tests/unit/proc/test_pagemap_kdump.py`` (a dump on disk) and
-``tests/vm/test_vm_kdump.py`` (the kdump the VM test makes).
+Used by ``tests/vm/test_vm_kdump.py``, on the kdump it makes and on one on
+disk.
 """
 
 from __future__ import annotations
