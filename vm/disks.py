@@ -1,21 +1,40 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The guest's two data disks: ``/src`` (a read-only ext4 snapshot of a host
 tree, made at boot) and ``/out`` (an empty ext4 disk copied back at stop);
-and the clean-up of run directories left behind by killed processes.
+the partition table a kernel of one's own finds its root disk by; and the
+clean-up of run directories left behind by killed processes.
 
 >>> n = make_src_image(Path("."), Path("/tmp/src.img"), Path("/tmp/src-staging"))  # doctest: +SKIP
+>>> len(root_partition_table(3 << 30)), ROOT_PARTUUID
+(512, '6c77726f-01')
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ("extract_out_image", "make_out_image", "make_src_image", "remove_stale_run_dirs")
+__all__ = (
+    "ROOT_DISK_SIGNATURE",
+    "ROOT_PARTUUID",
+    "extract_out_image",
+    "make_out_image",
+    "make_src_image",
+    "remove_stale_run_dirs",
+    "root_partition_table",
+)
+
+#: The disk signature of :func:`root_partition_table` ("lwro").
+ROOT_DISK_SIGNATURE = 0x6C77726F
+
+#: What the kernel calls the root partition of :func:`root_partition_table`
+#: (``root=PARTUUID=``): the disk signature and the partition's number.
+ROOT_PARTUUID = f"{ROOT_DISK_SIGNATURE:08x}-01"
 
 
 def _tree_files(src: Path) -> list[str]:
@@ -97,6 +116,34 @@ def extract_out_image(img: Path, dest: Path) -> list[str]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
         )  # fmt: skip
     return names
+
+
+def root_partition_table(size: int) -> bytes:
+    """The first sector of the root disk, of *size* bytes, for a kernel of
+    one's own that also gets its modules disk: a DOS partition table whose
+    one partition (Linux, number 1) covers the whole disk from sector 0, so
+    that it is the root's ext4 itself, under :data:`ROOT_DISK_SIGNATURE`.
+
+    The kernel then finds the root as ``root=PARTUUID=``:data:`ROOT_PARTUUID`
+    whatever the disk is named. ``root=/dev/nvme0n1`` is not enough beside a
+    second NVMe namespace: since Linux 6.9 the kernel scans a controller's
+    namespaces asynchronously, and names them in the order the scans end
+    (and controllers probe asynchronously too). ext4 never uses the sector
+    (its superblock is at byte 1024); the table goes into QEMU's snapshot of
+    the root at boot (:func:`.qmp.write_disk_and_start`), never into the
+    image.
+
+    :raises ValueError: if the disk is too large for a DOS table (2 TiB)
+    """
+    sectors = size // 512
+    if not 0 < sectors <= 0xFFFFFFFF:
+        raise ValueError(f"a root disk of {size} bytes has no DOS partition table")
+    sector = bytearray(512)
+    struct.pack_into("<I", sector, 440, ROOT_DISK_SIGNATURE)
+    # Not bootable, CHS fields unused (the kernel reads the LBA ones), type 0x83.
+    struct.pack_into("<B3sB3sII", sector, 446, 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff", 0, sectors)
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
 
 
 def remove_stale_run_dirs(min_age: float = 3600) -> None:

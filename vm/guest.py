@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any
 from . import host
 from .accel import choose_accel
 from .channel import AgentChannel
-from .disks import extract_out_image, make_out_image, make_src_image, remove_stale_run_dirs
+from .disks import (
+    extract_out_image,
+    make_out_image,
+    make_src_image,
+    remove_stale_run_dirs,
+    root_partition_table,
+)
 from .errors import BootError, GuestError, RunResult, log
 from .image import (
     ARCHES,
@@ -64,7 +70,7 @@ from .image import (
     make_modules_image,
 )
 from .qemu import FATAL, QemuSpec, host_has_la57, pdeathsig, qemu_args
-from .qmp import dump_guest_memory, qmp_quit
+from .qmp import dump_guest_memory, qmp_quit, write_disk_and_start
 
 if TYPE_CHECKING:
     from drgn import Object, Program
@@ -363,6 +369,8 @@ class Guest:
                 preexec_fn=pdeathsig if threading.current_thread() is threading.main_thread() else None,
             )
         (d / "qemu.pid").write_text(f"{self._proc.pid}\n")
+        if self.modules is not None:
+            self._partition_root(deadline)
         # Connect to the agent's socket (QEMU creates it at start-up).
         while True:
             self._check_boot(deadline)
@@ -385,6 +393,23 @@ class Guest:
                 f"booted {self.release} ({self.arch}) with {self.levels}-level paging ({self.accel}) "
                 f"in {self.boot_seconds:.1f} s"
             )
+
+    def _partition_root(self, deadline: float) -> None:
+        """Give the root disk the partition table a kernel of one's own finds
+        it by (:func:`.disks.root_partition_table`), in QEMU's snapshot of
+        it, and start the guest, which QEMU holds (``-S``) until then."""
+        assert self.run_dir is not None and self.image is not None and self._proc is not None
+        table = self.run_dir / "root-table.bin"
+        table.write_bytes(root_partition_table(self.image.root.stat().st_size))
+        sock = self.run_dir / "qmp-ctl.sock"
+        while not sock.exists():
+            self._check_boot(deadline)
+            time.sleep(0.05)
+        proc = self._proc
+        try:
+            write_disk_and_start(str(sock), "root", 0, table, deadline, lambda: proc.poll() is None)
+        except GuestError as e:
+            raise BootError(f"cannot give the root disk its partition table: {e}") from e
 
     def _wait_pong(self, deadline: float) -> dict[str, Any]:
         """Ping the agent (every 15 s: the port may drop early ones) until it answers."""

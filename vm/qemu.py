@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .disks import ROOT_PARTUUID
+
 __all__ = (
     "CRASHKERNEL",
     "FATAL",
@@ -179,8 +181,13 @@ def kernel_cmdline(spec: QemuSpec) -> str:
     """The guest kernel's command line."""
     from .image import ARCHES, KERNEL_SERIES
 
+    # Beside a second NVMe namespace (a kernel of one's own and its modules)
+    # the root's name is a race: it is found by its partition table (see
+    # .disks.root_partition_table). No rootwait: without the table, the
+    # kernel says at once that it cannot open the root.
+    root = "root=/dev/nvme0n1" if spec.modules is None else f"root=PARTUUID={ROOT_PARTUUID}"
     cmdline = [
-        f"console={ARCHES[spec.arch].console}", "root=/dev/nvme0n1", "rw", "init=/usr/sbin/livewalk-init",
+        f"console={ARCHES[spec.arch].console}", root, "rw", "init=/usr/sbin/livewalk-init",
         "panic=-1", "hugepagesz=2M", "hugepages=64", "transparent_hugepage=madvise",
     ]  # fmt: skip
     # 2 MiB hugetlb pages (the workloads' MAP_HUGE_2MB), and some of the PMD
@@ -210,6 +217,8 @@ def qemu_args(spec: QemuSpec) -> list[str]:
         *numa_args(spec.memory, spec.smp, spec.numa_nodes),
         "-display", "none", "-vga", "none", "-nic", "none", "-monitor", "none",
         "-no-reboot",
+        # held until the root disk has its partition table (Guest._boot)
+        *(["-S"] if spec.modules is not None else []),
         "-serial", f"file:{d / 'console.log'}",
         "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
         "-chardev", f"socket,id=qmpctl,path={d / 'qmp-ctl.sock'},server=on,wait=off",
@@ -236,11 +245,11 @@ def qemu_args(spec: QemuSpec) -> list[str]:
 
 
 def _nvme_args(spec: QemuSpec) -> list[str]:
-    """The NVMe disks: the root (``root=/dev/nvme0n1``) and, with a kernel of
-    one's own, its modules, which must be readable before any module is
-    loaded. Both are namespaces of one controller: the kernel probes NVMe
-    controllers asynchronously, so with a controller each the root could be
-    named ``nvme1n1`` and the read-only modules disk mounted as root."""
+    """The NVMe disks: the root and, with a kernel of one's own, its
+    modules, which must be readable before any module is loaded (NVMe is
+    built in). Both are namespaces of one controller; which of them the
+    kernel names ``nvme0n1`` is a race (see
+    :func:`.disks.root_partition_table`)."""
     if spec.modules is None:
         return ["-device", "nvme,drive=root,serial=lwroot"]
     return [

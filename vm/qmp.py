@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""A minimal QMP client for the harness's own monitors: quitting QEMU and
-dumping the guest's memory (drgn holds the main QMP socket).
+"""A minimal QMP client for the harness's own monitors: writing a disk
+before the guest starts, quitting QEMU and dumping the guest's memory (drgn
+holds the main QMP socket).
 
 >>> with QMPClient("/tmp/lwvm-x/qmp-dump.sock", deadline=time.monotonic() + 60) as q:  # doctest: +SKIP
 ...     q.command("query-status")["status"]
@@ -19,7 +20,7 @@ from typing import Any
 
 from .errors import GuestError
 
-__all__ = ("QMPClient", "dump_guest_memory", "qmp_quit")
+__all__ = ("QMPClient", "dump_guest_memory", "qmp_quit", "write_disk_and_start")
 
 _ids = itertools.count(1)
 
@@ -86,6 +87,35 @@ class QMPClient:
             if "error" in m:
                 raise GuestError(f"QMP {name}: {m['error'].get('desc', m['error'])}")
             return m.get("return")
+
+
+def write_disk_and_start(
+    path: str, drive: str, offset: int, src: Path, deadline: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Write the file *src* into the disk *drive* (a ``-drive`` id) at
+    *offset*, then start the guest's CPUs, which ``-S`` held, over the
+    monitor at *path*.
+
+    The write goes through the monitor's ``qemu-io``, so with
+    ``snapshot=on`` it lands in QEMU's temporary overlay of the disk and
+    never in its file. ``qemu-io`` reports a success on QEMU's standard
+    output, not to the monitor: whatever the monitor answers is an error.
+
+    :raises ValueError: if *src* is not an absolute path without quotes
+    :raises GuestError: if the monitor does not answer, or the write fails
+    """
+    if '"' in str(src) or not src.is_absolute():
+        raise ValueError(f"{src}: not a path the monitor's qemu-io takes")
+    size = src.stat().st_size
+    try:
+        with QMPClient(path, deadline, alive) as q:
+            line = f'qemu-io {drive} "write -s {src} {offset} {size}"'
+            out = str(q.command("human-monitor-command", **{"command-line": line}) or "").strip()
+            if out:
+                raise GuestError(f"writing {src} to disk {drive}: {out}")
+            q.command("cont")
+    except OSError as e:
+        raise GuestError(f"QMP monitor {path}: {e}") from e
 
 
 def qmp_quit(path: str) -> None:

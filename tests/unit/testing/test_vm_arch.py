@@ -5,9 +5,12 @@ command line of x86-64 and arm64 guests, the image names, the plugin's
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from livewalk.vm.disks import ROOT_PARTUUID, root_partition_table
 from livewalk.vm.image import FIRSTBOOT_INIT, ImageSpec, arch_name
 from livewalk.vm.qemu import QemuSpec, firstboot_args, kernel_cmdline, qemu_args
 
@@ -47,16 +50,48 @@ def test_arm64_command_line(levels: int, cpu: str) -> None:
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_modules_disk_beside_the_root(arch: str) -> None:
     """With a kernel of one's own, its modules disk is the second namespace
-    of the root's NVMe controller: a second controller may probe first and
-    take the name ``nvme0n1`` that ``root=`` gives."""
+    of the root's NVMe controller. The kernel may name either ``nvme0n1``
+    (it scans namespaces asynchronously), so the root is found by the
+    partition table the harness gives it while QEMU holds the CPUs (``-S``);
+    without a modules disk nothing of that is there."""
     from dataclasses import replace
 
-    args = qemu_args(replace(_spec(arch, 4), modules=Path("mods.img")))
+    spec = replace(_spec(arch, 4), modules=Path("mods.img"))
+    args = qemu_args(spec)
     devices = [args[i + 1] for i, a in enumerate(args) if a == "-device"]
     nvme = [d for d in devices if d.split(",")[0] in ("nvme", "nvme-ns")]
     assert nvme == ["nvme,id=nvme0,serial=lwroot", "nvme-ns,drive=root,bus=nvme0,nsid=1",
                     "nvme-ns,drive=mods,bus=nvme0,nsid=2"]  # fmt: skip
-    assert "root=/dev/nvme0n1" in kernel_cmdline(replace(_spec(arch, 4), modules=Path("mods.img"))).split()
+    assert "-S" in args
+    words = kernel_cmdline(spec).split()
+    assert f"root=PARTUUID={ROOT_PARTUUID}" in words
+    assert not any(w.startswith("root=/dev/") for w in words)
+    plain = _spec(arch, 4)
+    assert "-S" not in qemu_args(plain) and "root=/dev/nvme0n1" in kernel_cmdline(plain).split()
+
+
+@pytest.mark.parametrize("size", [16 << 20, 3 << 30, 2**41 - 512])
+def test_root_partition_table_read_by_util_linux(tmp_path: Path, size: int) -> None:
+    """The root's partition table, read back by util-linux (``partx``): one
+    partition, number 1, of the whole disk from sector 0, named
+    :data:`ROOT_PARTUUID`; an ext4 file system under it is still whole."""
+    if shutil.which("partx") is None:
+        pytest.skip("no partx (util-linux)")
+    disk = tmp_path / "root.img"
+    with open(disk, "wb") as f:
+        f.truncate(size)
+    if size == 16 << 20:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lwroot", str(disk)], check=True)
+    with open(disk, "r+b") as f:
+        f.write(root_partition_table(size))
+    out = subprocess.run(["partx", "--show", "--bytes", "--noheadings", "-o", "NR,START,SECTORS,UUID", str(disk)],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.split()  # fmt: skip
+    assert out == ["1", "0", str(size // 512), ROOT_PARTUUID]
+    if size == 16 << 20:
+        fsck = subprocess.run(["e2fsck", "-fn", str(disk)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert fsck.returncode == 0, fsck.stdout
+    with pytest.raises(ValueError):
+        root_partition_table(2**41)
 
 
 @pytest.mark.parametrize(("series", "pools"), [("7", ["2M:64"]), ("16k", ["2M:64", "32M:4"])])
