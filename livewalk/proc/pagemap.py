@@ -32,6 +32,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress
+from typing import Any
 
 from drgn import Object
 
@@ -205,6 +206,23 @@ class _RunSink:
 class _Pagemap:
     """``struct pagemapread`` plus what the raw decoders need."""
 
+    # the target's, from _backend_constants()
+    paging: ArchPaging
+    lay: EntryLayout
+    page_shift: int
+    ptrs_per_pte: int
+    pte_pfn_mask: int
+    swp_pfn_mask: int
+    sd_bit: int
+    swp_sd_bit: int
+    uffd_bit: int
+    swp_uffd_bit: int
+    pfn_types: frozenset[int]
+    marker_type: int | None
+    vm_softdirty: int
+    page_mapcount_rules: bool
+    excl_swap_types: frozenset[int]
+
     def __init__(
         self,
         mm: Object,
@@ -218,34 +236,9 @@ class _Pagemap:
         self.sink = sink
         self.show_pfn = show_pfn
         self.pages = page_state
-        paging: ArchPaging = backend.paging
-        self.paging = paging
-        # The table loops below decode a table at a time with the
-        # architecture's masks (EntryLayout restates its predicates).
-        self.lay = lay = _entry_layout(paging)
-        self.page_shift = lay.page_shift
-        self.ptrs_per_pte = paging.ptrs_per(PageTableLevel.PTE)
-        self.pte_pfn_mask = lay.pfn_mask
-        # SWP_PFN_MASK: softleaf_to_pfn() of migration, device, hwpoison entries
-        self.swp_pfn_mask = (1 << (paging.max_physmem_bits - lay.page_shift)) - 1
-        self.sd_bit = lay.soft_dirty
-        self.swp_sd_bit = lay.swp_soft_dirty
-        self.uffd_bit = lay.uffd_wp
-        self.swp_uffd_bit = lay.swp_uffd_wp
-        st = paging.swap_types
-        self.pfn_types = _pfn_types(st)
-        self.marker_type = st.pte_marker
-        # VM_SOFTDIRTY is VM_NONE without CONFIG_MEM_SOFT_DIRTY, which needs
-        # the architecture's soft-dirty bit (none on arm64)
-        self.vm_softdirty = _vm_flag_bits(backend).VM_SOFTDIRTY if paging.soft_dirty else 0
-        # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry
-        # with a page but a migration entry, present or not (device and
-        # hwpoison entries too); hugetlb ignores PMD sharing.
-        self.page_mapcount_rules = backend.features.task_mmu_page_mapcount
-        self.excl_swap_types: frozenset[int] = frozenset()
-        if self.page_mapcount_rules:
-            migration = {st.migration_read, st.migration_read_exclusive, st.migration_write}
-            self.excl_swap_types = self.pfn_types - migration
+        # paging, lay, page_shift, the bit masks, the swap types... (see
+        # _backend_constants): the same for every read of a target
+        self.__dict__.update(_backend_constants(backend))
         self.highest_memmap_pfn = page_state.highest_memmap_pfn()
         self._present_flags: dict[int, dict[int, int]] = {}  # see present_flags()
         # Batch decoding of struct pages, a vmemmap block at a time
@@ -314,6 +307,57 @@ class _Pagemap:
         typ = (v >> lay.swp_type_shift) & lay.swp_type_mask
         off = ((v ^ lay.swp_offset_invert) >> lay.swp_offset_shift) & lay.swp_offset_mask
         return typ, off
+
+
+_CONSTANTS: dict[int, tuple[PageTableBackend, dict[str, Any]]] = {}
+
+
+def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
+    """
+    The attributes of a :class:`_Pagemap` that depend on the target only
+    (its paging, entry layout, swap types and VM flags), worked out once
+    per backend: a small read pays for its set-up on every call.
+    """
+    hit = _CONSTANTS.get(id(backend))
+    if hit is not None and hit[0] is backend:
+        return hit[1]
+    paging: ArchPaging = backend.paging
+    # The table loops decode a table at a time with the architecture's
+    # masks (EntryLayout restates its predicates).
+    lay = _entry_layout(paging)
+    st = paging.swap_types
+    pfn_types = _pfn_types(st)
+    # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry with
+    # a page but a migration entry, present or not (device and hwpoison
+    # entries too); hugetlb ignores PMD sharing.
+    page_mapcount_rules = backend.features.task_mmu_page_mapcount
+    excl_swap_types: frozenset[int] = frozenset()
+    if page_mapcount_rules:
+        excl_swap_types = pfn_types - {st.migration_read, st.migration_read_exclusive, st.migration_write}
+    consts = {
+        "paging": paging,
+        "lay": lay,
+        "page_shift": lay.page_shift,
+        "ptrs_per_pte": paging.ptrs_per(PageTableLevel.PTE),
+        "pte_pfn_mask": lay.pfn_mask,
+        # SWP_PFN_MASK: softleaf_to_pfn() of migration, device, hwpoison entries
+        "swp_pfn_mask": (1 << (paging.max_physmem_bits - lay.page_shift)) - 1,
+        "sd_bit": lay.soft_dirty,
+        "swp_sd_bit": lay.swp_soft_dirty,
+        "uffd_bit": lay.uffd_wp,
+        "swp_uffd_bit": lay.swp_uffd_wp,
+        "pfn_types": pfn_types,
+        "marker_type": st.pte_marker,
+        # VM_SOFTDIRTY is VM_NONE without CONFIG_MEM_SOFT_DIRTY, which needs
+        # the architecture's soft-dirty bit (none on arm64)
+        "vm_softdirty": _vm_flag_bits(backend).VM_SOFTDIRTY if paging.soft_dirty else 0,
+        "page_mapcount_rules": page_mapcount_rules,
+        "excl_swap_types": excl_swap_types,
+    }
+    if len(_CONSTANTS) > 16:
+        _CONSTANTS.clear()
+    _CONSTANTS[id(backend)] = (backend, consts)
+    return consts
 
 
 _LAYOUTS: dict[int, tuple[ArchPaging, EntryLayout]] = {}
