@@ -89,6 +89,24 @@ _HEAD_MEMBERS = (*_STAMP_MEMBERS, ("pgd", 8), ("task_size", 8))
 #: and ``task_size`` in three reads.
 _HEAD_SPAN_MAX = 1024
 
+_U64 = struct.Struct("<Q")
+
+
+class _VmemmapLeaf:
+    """
+    The PMD leaf that maps a stretch of the vmemmap (see
+    :meth:`DrgnBackend.read_vmemmap`): where the entry is, what it held,
+    the physical address it maps, and the call scope it was last checked in.
+    """
+
+    __slots__ = ("entry_pa", "value", "phys", "checked")
+
+    def __init__(self, entry_pa: int, value: int, phys: int, checked: int) -> None:
+        self.entry_pa = entry_pa
+        self.value = value
+        self.phys = phys
+        self.checked = checked
+
 
 class _MMHead(NamedTuple):
     """:data:`_HEAD_MEMBERS` of one mm, as read in one read."""
@@ -131,6 +149,7 @@ class _CallScope:
         me = threading.get_ident()
         if not b._scope_depth:
             b._scope_owner = me
+            b._scope_serial += 1
         elif b._scope_owner != me:
             return  # another thread's scope: this one reads fresh
         b._scope_depth += 1
@@ -191,6 +210,20 @@ def _read_phys_base(prog: Program) -> int:
         pass
     v = vmcoreinfo_number(prog, "phys_base")
     return 0 if v is None else v
+
+
+def _drgn_walks_each_read(prog: Program) -> bool:
+    """
+    Whether drgn translates each virtual read of *prog* by walking the
+    kernel page tables with reads of its own: a program with no core dump
+    behind it (QEMU over QMP; ``/proc/kcore`` and vmcores have the
+    kernel's virtual addresses, or a translation of their own). drgn before
+    0.2 has no ``core_dump_path``, and no QMP either.
+    """
+    try:
+        return prog.core_dump_path is None
+    except AttributeError:
+        return False
 
 
 def _pgtable_levels(prog: Program) -> int | None:
@@ -388,6 +421,18 @@ class DrgnBackend:
         self._scope_depth = 0
         self._scope_owner = 0
         self._scope_heads: dict[int, _MMHead] = {}
+        self._scope_serial = 0  # counts the outermost scopes
+        # vmemmap reads by physical address (see read_vmemmap): the PMD
+        # leaves met, by vmemmap address >> PMD_SHIFT (None: read it as drgn
+        # does); only where drgn pays a page-table walk for a virtual read
+        # (no core dump: QEMU over QMP), and the walk here is the plain one
+        # (no level folded at boot)
+        self._vmemmap_leaves: dict[int, _VmemmapLeaf | None] = {}
+        self._vmemmap_by_phys = _drgn_walks_each_read(prog) and not any(
+            self.paging.folded_at_boot(level) for level in PageTableLevel
+        )
+        self._pmd_shift = self.paging.level_shift(PageTableLevel.PMD)
+        self._init_pgd_pa: int | None = None
         self._mm_offsets: dict[str, int] = {}
         self._maple: _MapleLayout | bool | None = None
         self._vma_ptr_type: drgn.Type | None = None
@@ -621,6 +666,94 @@ class DrgnBackend:
         except FaultError as e:
             raise TableReadError(paddr, f"cannot read page table at physical address {paddr:#x}: {e}") from None
         return memoryview(data).cast("Q")
+
+    def read_vmemmap(self, addr: int, size: int) -> bytes:
+        """
+        *size* bytes of the vmemmap (``struct page`` s) at *addr*, as
+        ``prog.read(addr, size)`` gives them; by physical address where
+        drgn's own translation costs more than the read: over QMP, drgn
+        walks the page tables for every virtual read, four reads more (a
+        4 KiB read takes 8.4 us virtual, 2.0 us physical). The translation
+        is kept per PMD leaf of the vmemmap and, on a live target, checked
+        once per :meth:`call_scope` (every time outside one) by reading the
+        leaf entry again: HVO and memory hotplug remap the vmemmap. A
+        vmemmap not mapped by PMD leaves is read as drgn reads it.
+
+        >>> backend.read_vmemmap(vmemmap_base + 64 * pfn, 64)  # doctest: +SKIP
+        b'...'
+
+        :raises FaultError: as ``prog.read``
+        """
+        if self._vmemmap_by_phys:
+            pa = self._vmemmap_pa(addr, size)
+            if pa is not None:
+                return self.prog.read(pa, size, True)
+        return self.prog.read(addr, size)
+
+    def _vmemmap_pa(self, addr: int, size: int) -> int | None:
+        """The physical address of ``[addr, addr + size)`` of the vmemmap if one PMD leaf maps it all."""
+        shift = self._pmd_shift
+        key = addr >> shift
+        if (addr + size - 1) >> shift != key:
+            return None
+        serial = self._scope_serial if self._scope_depth and self._scope_owner == threading.get_ident() else -1
+        leaves = self._vmemmap_leaves
+        if key not in leaves:
+            leaf = leaves[key] = self._vmemmap_leaf(addr, serial)
+        else:
+            leaf = leaves[key]
+            if leaf is not None and self._live and (serial < 0 or leaf.checked != serial):
+                try:
+                    value = _U64.unpack(self.prog.read(leaf.entry_pa, 8, True))[0]
+                except FaultError:
+                    value = None
+                if value == leaf.value:
+                    leaf.checked = serial
+                else:
+                    leaf = leaves[key] = self._vmemmap_leaf(addr, serial)
+        if leaf is None:
+            return None
+        return leaf.phys + (addr & ((1 << shift) - 1))
+
+    def _vmemmap_leaf(self, addr: int, serial: int) -> _VmemmapLeaf | None:
+        """
+        The PMD leaf of the kernel page tables (``init_mm``) that maps
+        *addr*, found as drgn's ``follow_phys()`` would (a folded level's
+        entry is its parent's), or ``None`` if something else maps it (a
+        PTE table, a PUD leaf) or nothing does.
+        """
+        p = self.paging
+        read = self.prog.read
+        if self._init_pgd_pa is None:
+            self._init_pgd_pa = self.pgd_phys(self.mm_pgd(self.init_mm()))
+        table = self._init_pgd_pa
+        value = 0
+        entry_pa = 0
+        levels = (
+            (PageTableLevel.PGD, p.pgd_none, p.pgd_bad),
+            (PageTableLevel.P4D, p.p4d_none, p.p4d_bad),
+            (PageTableLevel.PUD, p.pud_none, p.pud_bad),
+            (PageTableLevel.PMD, p.pmd_none, None),
+        )
+        try:
+            for level, none, bad in levels:
+                if level == PageTableLevel.PGD or not p.folded(level):
+                    if level != PageTableLevel.PGD:
+                        table = p.table_paddr(value)
+                    entry_pa = table + 8 * ((addr >> p.level_shift(level)) & (p.ptrs_per(level) - 1))
+                    value = _U64.unpack(read(entry_pa, 8, True))[0]
+                if none(value):
+                    return None
+                if bad is None:
+                    break
+                if (level == PageTableLevel.PUD and p.pud_leaf(value)) or bad(value):
+                    return None
+        except FaultError:
+            return None
+        if not (p.pmd_present(value) and p.pmd_leaf(value)):
+            return None
+        phys = p.pmd_pfn(value) << p.page_shift
+        return _VmemmapLeaf(entry_pa, value, phys, serial)
 
     def mm_pgd(self, mm: Object) -> int:
         """

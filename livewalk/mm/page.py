@@ -390,9 +390,13 @@ class PageReader:
     """
 
     def __init__(self, prog: Program) -> None:
+        from livewalk.backend.drgn import DrgnBackend
+
         self.prog = prog
         self.ks = KernelState.for_program(prog)
         self._blocks: dict[int, bytes] = {}
+        # prog.read of the vmemmap, by physical address where that is cheaper
+        self._read_vmemmap = DrgnBackend.for_program(prog).read_vmemmap
 
     def clear(self) -> None:
         """Drop cached memory (for re-reading a live kernel)."""
@@ -410,10 +414,10 @@ class PageReader:
         data = self._blocks.get(block)
         if data is None:
             try:
-                data = self.prog.read(block, _VMEMMAP_BLOCK)
+                data = self._read_vmemmap(block, _VMEMMAP_BLOCK)
             except FaultError:
                 # A partially populated vmemmap block: read just what is asked.
-                return self.prog.read(addr, size)
+                return self._read_vmemmap(addr, size)
             self._blocks[block] = data
         off = addr - block
         return data[off : off + size]

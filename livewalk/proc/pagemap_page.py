@@ -94,7 +94,9 @@ class DrgnPageState:
         self.ks = ks = KernelState.for_program(prog)
         # PAGE_SIZE of the target (4, 16 or 64 KiB on arm64): a page-table
         # page is one page
-        self.table_size = DrgnBackend.for_program(prog).paging.page_size
+        backend = DrgnBackend.for_program(prog)
+        self.table_size = backend.paging.page_size
+        self._read_vmemmap = backend.read_vmemmap  # prog.read, cheaper where it can be
         self._reader: PageReader | None = None  # made on first use (see reader)
         self._cache: dict[int, PagemapPage | None] = {}
         # head PFN -> (its PageInfo, folio_test_anon, folio_maybe_mapped_shared
@@ -187,7 +189,7 @@ class DrgnPageState:
         """
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + block * _BLOCK, _BLOCK)
+            raw = self._read_vmemmap(ks.vmemmap_base + block * _BLOCK, _BLOCK)
         except FaultError:
             bits = [-1] * (1 << (self.bits_shift or 0))
         else:
@@ -208,7 +210,7 @@ class DrgnPageState:
         a, z = missing[0], missing[-1]
         ks = self.ks
         try:
-            raw = self.prog.read(ks.vmemmap_base + a * _BLOCK, (z - a + 1) * _BLOCK)
+            raw = self._read_vmemmap(ks.vmemmap_base + a * _BLOCK, (z - a + 1) * _BLOCK)
         except FaultError:
             return  # pfn_bits_block() reads them one by one
         if _all_small_anon_exclusive(raw, ks) is not None:
@@ -252,7 +254,7 @@ class DrgnPageState:
                 last = max(last, todo[j][1])
                 j += 1
             try:
-                raw = self.prog.read(ks.vmemmap_base + first * size, (last - first + 1) * size)
+                raw = self._read_vmemmap(ks.vmemmap_base + first * size, (last - first + 1) * size)
             except FaultError:
                 return False
             if j - i > 1:

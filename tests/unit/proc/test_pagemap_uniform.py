@@ -64,6 +64,7 @@ def _page_state(prog: _Vmemmap) -> DrgnPageState:
     """A :class:`DrgnPageState` of *prog*, as made for a kernel with that struct page."""
     state = DrgnPageState.__new__(DrgnPageState)
     state.prog = prog  # type: ignore[assignment]
+    state._read_vmemmap = prog.read  # the backend's read_vmemmap, as on a vmcore
     state.ks = _KS  # type: ignore[assignment]
     state.table_size = 4096
     state._reader = None
