@@ -687,9 +687,7 @@ class PageReader:
 # ---------------------------------------------------------------------------
 def _reader(prog: Program) -> PageReader:
     """A PageReader without block caching, for one-off Object queries."""
-    r = PageReader.__new__(PageReader)
-    r.prog = prog
-    r.ks = KernelState.for_program(prog)
+    r = PageReader(prog)
     r._blocks = _NoCache()
     return r
 

@@ -29,6 +29,7 @@ bits are in :mod:`livewalk.proc.pagemap_entry`, the ``struct page`` state in
 
 from __future__ import annotations
 
+import weakref
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress
@@ -309,17 +310,19 @@ class _Pagemap:
         return typ, off
 
 
-_CONSTANTS: dict[int, tuple[PageTableBackend, dict[str, Any]]] = {}
+_CONSTANTS: dict[int, tuple[weakref.ref[PageTableBackend], dict[str, Any]]] = {}
 
 
 def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
     """
     The attributes of a :class:`_Pagemap` that depend on the target only
     (its paging, entry layout, swap types and VM flags), worked out once
-    per backend: a small read pays for its set-up on every call.
+    per backend: a small read pays for its set-up on every call. The
+    backend is held weakly: a program let go of (its QMP connection, its
+    core dump) is not kept alive here.
     """
     hit = _CONSTANTS.get(id(backend))
-    if hit is not None and hit[0] is backend:
+    if hit is not None and hit[0]() is backend:
         return hit[1]
     paging: ArchPaging = backend.paging
     # The table loops decode a table at a time with the architecture's
@@ -356,7 +359,10 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
     }
     if len(_CONSTANTS) > 16:
         _CONSTANTS.clear()
-    _CONSTANTS[id(backend)] = (backend, consts)
+    try:
+        _CONSTANTS[id(backend)] = (weakref.ref(backend), consts)
+    except TypeError:
+        pass  # a backend without weak references: worked out every time
     return consts
 
 

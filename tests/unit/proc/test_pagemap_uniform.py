@@ -266,3 +266,22 @@ def test_anonymous_pages_of_a_file_vma(frames: str, monkeypatch: pytest.MonkeyPa
     assert all(v & PM_MMAP_EXCLUSIVE and not v & PM_FILE for v in got)
     assert answers[0] is not None  # the blocks (all exclusive here) answered
     assert prog.reads == 1  # one read of the blocks the frames span, no run read
+
+
+def test_a_read_keeps_no_target_alive() -> None:
+    """What a read keeps of its target between calls (the constants of its
+    paging) does not keep the target itself: a program let go of is freed,
+    and with it its QMP connection (QEMU serves one client)."""
+    import gc
+    import weakref
+
+    from livewalk.backend import backend_for_mm
+
+    mm, prog = _table(1024 + 10)
+    backend = backend_for_mm(mm)
+    first = pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog))
+    assert pagemap_read(mm, _BASE, _BASE + _PMD, page_state=_page_state(prog)) == first
+    gone = weakref.ref(backend)
+    del mm, backend
+    gc.collect()
+    assert gone() is None
