@@ -667,6 +667,16 @@ class DrgnBackend:
             raise TableReadError(paddr, f"cannot read page table at physical address {paddr:#x}: {e}") from None
         return memoryview(data).cast("Q")
 
+    @property
+    def vmemmap_reader(self) -> Callable[[int, int], bytes]:
+        """
+        The function to read the vmemmap with, ``(addr, size) -> bytes``:
+        :meth:`read_vmemmap` where it reads by physical address, else
+        ``prog.read`` itself (no call in between on ``/proc/kcore`` or a
+        vmcore).
+        """
+        return self.read_vmemmap if self._vmemmap_by_phys else self.prog.read
+
     def read_vmemmap(self, addr: int, size: int) -> bytes:
         """
         *size* bytes of the vmemmap (``struct page`` s) at *addr*, as

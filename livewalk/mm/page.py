@@ -396,7 +396,7 @@ class PageReader:
         self.ks = KernelState.for_program(prog)
         self._blocks: dict[int, bytes] = {}
         # prog.read of the vmemmap, by physical address where that is cheaper
-        self._read_vmemmap = DrgnBackend.for_program(prog).read_vmemmap
+        self._read_vmemmap = DrgnBackend.for_program(prog).vmemmap_reader
 
     def clear(self) -> None:
         """Drop cached memory (for re-reading a live kernel)."""

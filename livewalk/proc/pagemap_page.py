@@ -96,7 +96,7 @@ class DrgnPageState:
         # page is one page
         backend = DrgnBackend.for_program(prog)
         self.table_size = backend.paging.page_size
-        self._read_vmemmap = backend.read_vmemmap  # prog.read, cheaper where it can be
+        self._read_vmemmap = backend.vmemmap_reader  # prog.read, cheaper where it can be
         self._reader: PageReader | None = None  # made on first use (see reader)
         self._cache: dict[int, PagemapPage | None] = {}
         # head PFN -> (its PageInfo, folio_test_anon, folio_maybe_mapped_shared

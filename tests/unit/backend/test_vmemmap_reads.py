@@ -160,3 +160,11 @@ def test_unreadable_tables_leave_it_to_drgn() -> None:
     assert k2.read(_VMEMMAP, 64) == b"V" * 64
     with pytest.raises(FaultError):
         k2.backend.read_vmemmap(_VMEMMAP + len(k2.view), 64)
+
+
+def test_reader_is_prog_read_where_drgn_reads_as_cheaply() -> None:
+    k = _Kernel(live=True)
+    assert k.backend.vmemmap_reader == k.backend.read_vmemmap
+    k.backend._vmemmap_by_phys = False  # /proc/kcore, a vmcore
+    assert k.backend.vmemmap_reader == k.prog.read
+    assert k.read(_VMEMMAP, 64) == b"V" * 64
