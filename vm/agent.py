@@ -287,11 +287,15 @@ class Agent:
         self.send({"op": "file", "id": rid, "data": base64.b64encode(data).decode()})
 
     def op_put(self, rid, req):
+        # Whole or not at all: a guest process polling for the file (a
+        # test's request file) never sees it created but not yet written.
         path = req["path"]
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "wb") as f:
+        tmp = f"{path}.lwput-{os.getpid()}"
+        with open(tmp, "wb") as f:
             f.write(base64.b64decode(req["data"]))
-        os.chmod(path, int(req.get("mode", 0o644)))
+        os.chmod(tmp, int(req.get("mode", 0o644)))
+        os.replace(tmp, path)
         self.send({"op": "ok", "id": rid})
 
     def op_shutdown(self, rid, req):

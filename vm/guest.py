@@ -556,7 +556,8 @@ class Guest:
 
     def put(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write a guest file (e.g. a test program made after boot; /src is a
-        snapshot taken at boot)."""
+        snapshot taken at boot). It appears whole: it is written beside and
+        renamed into place."""
         raw = data.encode() if isinstance(data, str) else data
         self._request(
             {"op": "put", "path": path, "data": base64.b64encode(raw).decode(), "mode": mode}, 300

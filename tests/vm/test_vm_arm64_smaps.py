@@ -43,6 +43,7 @@ from livewalk.vm import Guest
 
 from tests.vm.test_vm_smaps import (
     SWAP_WORKLOAD,
+    HostReader,
     _copy_livewalk,
     count_fields,
     diff_smaps,
@@ -88,27 +89,6 @@ while True:
     signal.pause()
 """
 
-#: A reader of /proc/PID/{smaps,smaps_rollup} that lives through livewalk's
-#: computation: request n names the file to read.
-READER = r"""
-import os, sys, time
-pid, d = sys.argv[1], sys.argv[2]
-n = 0
-while not os.path.exists(f"{d}/stop"):
-    req = f"{d}/req.{n}"
-    if os.path.exists(req):
-        with open(req) as f:
-            name = f.read().strip()
-        with open(f"/proc/{pid}/{name}") as f:
-            text = f.read()
-        with open(f"{d}/out.{n}.tmp", "w") as f:
-            f.write(text)
-        os.rename(f"{d}/out.{n}.tmp", f"{d}/out.{n}")
-        n += 1
-        continue
-    time.sleep(0.05)
-"""
-
 GUEST_SCRIPT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -135,35 +115,6 @@ for pid in [int(p) for p in sys.argv[2].split(",")]:
                 "seconds": dt}
 json.dump(out, sys.stdout)
 """
-
-
-class _Reader:
-    """A process in the guest that reads the target's smaps files when asked."""
-
-    def __init__(self, g: Guest, pid: int) -> None:
-        self.g = g
-        self.dir = f"/tmp/lwa64-reader-{pid}"
-        g.run(f"rm -rf {self.dir}; mkdir -p {self.dir}", timeout=60)
-        g.put(f"{self.dir}/reader.py", READER)
-        g.spawn(f"python3 {self.dir}/reader.py {pid} {self.dir}")
-        self.n = 0
-        self.read("smaps")  # up, and mapped all it will map
-
-    def read(self, name: str) -> str:
-        n = self.n
-        self.n += 1
-        self.g.put(f"{self.dir}/req.{n}", name)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                return self.g.get(f"{self.dir}/out.{n}").decode("utf-8", "surrogateescape")
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def close(self) -> None:
-        self.g.put(f"{self.dir}/stop", "")
 
 
 def _spawn_ready(g: Guest, cmd: str, path: str) -> dict[str, Any]:
@@ -244,7 +195,7 @@ def test_smaps_host_qmp(workloads: tuple[Guest, list[int], dict[str, Any]]) -> N
     prog = g.host_program()
     diffs: list[str] = []
     for pid in pids:
-        reader = _Reader(g, pid)
+        reader = HostReader(g, pid)
         try:
             for _ in range(4):
                 DrgnBackend.for_program(prog)._vma_cache.clear()  # a live target
@@ -302,7 +253,7 @@ def test_smaps_cli_from_the_host(workloads: tuple[Guest, list[int], dict[str, An
     """``livewalk smaps --pid`` over QMP prints the kernel's text."""
     g, pids, ready = workloads
     for pid in (pids[0], int(ready["cont"]["pid"])):
-        reader = _Reader(g, pid)
+        reader = HostReader(g, pid)
         try:
             for _ in range(4):
                 k1 = reader.read("smaps")

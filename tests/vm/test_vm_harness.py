@@ -138,6 +138,33 @@ def _vmas(mm):  # type: ignore[no-untyped-def]
     return for_each_vma(mm)
 
 
+def test_put_is_whole_or_absent(guest: Guest) -> None:
+    """A guest process polling for a file :meth:`Guest.put` writes never sees
+    it created but not yet written (the tests' request files rely on it), and
+    the file gets its mode and leaves nothing beside it."""
+    data = os.urandom(1 << 20)
+    poller = (
+        "import os, sys\n"
+        "p = sys.argv[1]\n"
+        "while not os.path.exists(p):\n"
+        "    pass\n"
+        "with open(p, 'rb') as f:\n"
+        "    print(len(f.read()), flush=True)\n"
+    )
+    guest.run("rm -rf /tmp/lw-put; mkdir /tmp/lw-put", check=True)
+    guest.put("/tmp/lw-put-poller.py", poller)
+    for i in range(3):
+        pid = guest.spawn(f"python3 /tmp/lw-put-poller.py /tmp/lw-put/f{i}")
+        time.sleep(1)  # polling by now
+        guest.put(f"/tmp/lw-put/f{i}", data, mode=0o600)
+        guest.wait_output(pid, "\n", timeout=60)
+        assert guest.spawn_log(pid).split() == [str(len(data))], f"round {i}"
+    r = guest.run("ls -A /tmp/lw-put; stat -c %a /tmp/lw-put/f0; sha256sum /tmp/lw-put/f2", check=True)
+    names, mode, digest = r.stdout.split()[:3], r.stdout.split()[3], r.stdout.split()[4]
+    assert (names, mode) == (["f0", "f1", "f2"], "600"), r.stdout
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
 def test_src_is_the_working_tree_read_only(guest: Guest) -> None:
     here = Path(__file__)
     rel = here.relative_to(ROOT)

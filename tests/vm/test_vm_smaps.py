@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from livewalk.vm import GuestError
 
 pytestmark = pytest.mark.vm
 
@@ -133,6 +134,8 @@ for pid in pids:
 json.dump(out, sys.stdout)
 """
 
+#: A reader of /proc/PID/* that lives through livewalk's computation: request
+#: file n names the file to read, its answer is out.n.
 READER_SCRIPT = r"""
 import os, sys, time
 pid, d = sys.argv[1], sys.argv[2]
@@ -140,7 +143,9 @@ n = 0
 while True:
     req = f"{d}/req.{n}"
     if os.path.exists(req):
-        with open(f"/proc/{pid}/smaps") as f:
+        with open(req) as f:
+            name = f.read()
+        with open(f"/proc/{pid}/{name}") as f:
             text = f.read()
         with open(f"{d}/out.{n}.tmp", "w") as f:
             f.write(text)
@@ -177,7 +182,9 @@ def guest_side(g: Any, pids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 class HostReader:
-    """A Python process in the guest that reads /proc/PID/smaps when asked via files."""
+    """A Python process in the guest that reads /proc/PID/smaps (or another
+    file of the process) when asked via files: the kernel's text comes from a
+    process that exists during livewalk's computation."""
 
     def __init__(self, g: Any, pid: int) -> None:
         self.g = g
@@ -188,18 +195,31 @@ class HostReader:
         self.n = 0
         self.read()  # the reader is up and has mapped all it will map
 
-    def read(self) -> str:
+    def read(self, name: str = "smaps") -> str:
         n = self.n
         self.n += 1
-        self.g.put(f"{self.dir}/req.{n}", "")
+        self.g.put(f"{self.dir}/req.{n}", name)
         deadline = time.monotonic() + 120
         while True:
             try:
                 return self.g.get(f"{self.dir}/out.{n}").decode("utf-8", "surrogateescape")
-            except Exception:
+            except GuestError:
+                if not self._reader_alive():
+                    raise GuestError(
+                        f"the smaps reader ended:\n{self.g.spawn_log(self.rpid)[-2000:]}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _reader_alive(self) -> bool:
+        # Read by the agent itself: a command (Guest.alive) would start
+        # processes that share the target's libraries and move its Pss.
+        try:
+            stat = self.g.get(f"/proc/{self.rpid}/stat").decode()
+        except GuestError:
+            return False
+        return stat.rpartition(")")[2].split()[0] != "Z"
 
     def close(self) -> None:
         self.g.put(f"{self.dir}/stop", "")
@@ -438,6 +458,17 @@ def test_smaps_host_qmp(smaps_workload: tuple[Any, dict[str, Any]]) -> None:
         res = host_side(g, pid)
         all_diffs += [f"pid {pid}: {d}" for d in _report("host", g, pid, res)]
     assert not all_diffs, "\n".join(all_diffs)
+
+
+def test_a_reader_that_ends_is_reported(smaps_workload: tuple[Any, dict[str, Any]]) -> None:
+    """The kernel-side reader of the host tests: if it dies (here: its target
+    does not exist), the test says so at once, with its output."""
+    g, _ = smaps_workload
+    pid = int(g.run("sleep 0 & echo $!", check=True).stdout)  # a PID that has ended
+    t = time.monotonic()
+    with pytest.raises(GuestError, match="the smaps reader ended") as e:
+        HostReader(g, pid)
+    assert "FileNotFoundError" in str(e.value) and time.monotonic() - t < 60
 
 
 def test_smaps_covers_the_workload(smaps_workload: tuple[Any, dict[str, Any]]) -> None:
