@@ -37,9 +37,8 @@ from typing import Any
 
 from drgn import Object
 
-from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel
+from livewalk.arch import ULONG_MAX, ArchPaging, EntryLayout, PageTableLevel, per_paging
 from livewalk.backend import PageTableBackend, TableReadError, backend_for_mm
-from livewalk.backend.drgn import DrgnBackend
 from livewalk.mm.entry import Entry
 from livewalk.mm.overlay import PAGE_UNREADABLE
 from livewalk.mm.pagewalk import (
@@ -50,8 +49,8 @@ from livewalk.mm.pagewalk import (
     walk_page_range,
 )
 from livewalk.mm.swapfile import MAX_SWAPFILES_SHIFT
-from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP, SwapTypes
-from livewalk.mm.vma import VMA, VMFlagBits
+from livewalk.mm.swapops import PTE_MARKER_GUARD, PTE_MARKER_UFFD_WP
+from livewalk.mm.vma import VMA
 from livewalk.proc.pagemap_entry import (
     PM_FILE,
     PM_GUARD_REGION,
@@ -329,7 +328,7 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
     # masks (EntryLayout restates its predicates).
     lay = _entry_layout(paging)
     st = paging.swap_types
-    pfn_types = _pfn_types(st)
+    pfn_types = _pfn_types(paging)
     # Linux 6.1 pte_to_pagemap_entry(): the exclusive bit on any entry with
     # a page but a migration entry, present or not (device and hwpoison
     # entries too); hugetlb ignores PMD sharing.
@@ -353,7 +352,7 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
         "marker_type": st.pte_marker,
         # VM_SOFTDIRTY is VM_NONE without CONFIG_MEM_SOFT_DIRTY, which needs
         # the architecture's soft-dirty bit (none on arm64)
-        "vm_softdirty": _vm_flag_bits(backend).VM_SOFTDIRTY if paging.soft_dirty else 0,
+        "vm_softdirty": backend.vm_flag_bits.VM_SOFTDIRTY if paging.soft_dirty else 0,
         "page_mapcount_rules": page_mapcount_rules,
         "excl_swap_types": excl_swap_types,
     }
@@ -366,30 +365,17 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
     return consts
 
 
-_LAYOUTS: dict[int, tuple[ArchPaging, EntryLayout]] = {}
-
-
+@per_paging
 def _entry_layout(paging: ArchPaging) -> EntryLayout:
-    """``paging.entry_layout`` (made anew by each ask), worked out once per paging (they are immutable)."""
-    hit = _LAYOUTS.get(id(paging))
-    if hit is not None and hit[0] is paging:
-        return hit[1]
-    lay = paging.entry_layout
-    if len(_LAYOUTS) > 64:
-        _LAYOUTS.clear()
-    _LAYOUTS[id(paging)] = (paging, lay)
-    return lay
+    """``paging.entry_layout`` (made anew by each ask), worked out once per paging."""
+    return paging.entry_layout
 
 
-_PFN_TYPES: dict[int, tuple[SwapTypes, frozenset[int]]] = {}
-
-
-def _pfn_types(st: SwapTypes) -> frozenset[int]:
-    """The swap types whose entries hold a PFN (migration, device, hwpoison), worked out once per numbering."""
-    hit = _PFN_TYPES.get(id(st))
-    if hit is not None and hit[0] is st:
-        return hit[1]
-    types = frozenset(
+@per_paging
+def _pfn_types(paging: ArchPaging) -> frozenset[int]:
+    """The swap types whose entries hold a PFN (migration, device, hwpoison), worked out once per paging."""
+    st = paging.swap_types
+    return frozenset(
         t
         for t in (
             st.hwpoison,
@@ -402,21 +388,6 @@ def _pfn_types(st: SwapTypes) -> frozenset[int]:
         )
         if t is not None
     )
-    if len(_PFN_TYPES) > 64:
-        _PFN_TYPES.clear()
-    _PFN_TYPES[id(st)] = (st, types)
-    return types
-
-
-def _vm_flag_bits(backend: PageTableBackend) -> VMFlagBits:
-    """
-    The target's VM flag bits: probed by the drgn backend; the Linux 7.2
-    defaults for others (``VM_SOFTDIRTY`` as their paging says).
-    """
-    if isinstance(backend, DrgnBackend):
-        return backend.vm_flag_bits
-    default = VMFlagBits()
-    return VMFlagBits(soft_dirty=default.soft_dirty if backend.paging.soft_dirty else None)
 
 
 def pagemap_pte_hole(addr: int, end: int, depth: int, walk: MMWalk) -> int:
@@ -994,9 +965,10 @@ def _run_walk(
     walks: list[MMWalk] | None = None,
 ) -> None:
     if page_state is None:
-        if not isinstance(backend, DrgnBackend):
+        prog = backend.prog
+        if prog is None:
             raise TypeError(f"pagemap of a {type(backend).__name__} mm needs a page_state")
-        page_state = DrgnPageState(backend.prog)
+        page_state = DrgnPageState(prog)
     pm = _Pagemap(mm, backend, sink, show_pfn, page_state)
     global _OPS
     if _OPS is None:
