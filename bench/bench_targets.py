@@ -838,8 +838,12 @@ def small_questions(res: Results, mm: Any, regions: list[tuple[int, int]], quick
     """
     7. Warm per-call cost over QMP of one-address vtop and of one 2 MiB
     pagemap_read, against one 4 KiB physical read measured in the same run
-    (issue [E]: the per-call fixed cost in "reads' worth").
+    (issue [E]: the per-call fixed cost in "reads' worth"), and vtop
+    against drgn's own ``follow_phys()`` of the same address (libdrgn's
+    page-table walk, in C: the yardstick of a compiled translation).
     """
+    from drgn.helpers.linux.mm import follow_phys
+
     from livewalk.backend.drgn import DrgnBackend
     from livewalk.proc.pagemap import pagemap_read
     from livewalk.tools.vtop import vtop
@@ -853,11 +857,17 @@ def small_questions(res: Results, mm: Any, regions: list[tuple[int, int]], quick
     s4k, e4k = regions[0]
     addr = s4k + 0x123000 + 0x456
     vtop_s = per_call(lambda: vtop(mm, addr), n)
+    fp_s = per_call(lambda: follow_phys(mm, addr), n)
+    if vtop(mm, addr).phys != follow_phys(mm, addr).value_():
+        raise RuntimeError(f"vtop and follow_phys disagree on {addr:#x}")
     pm_start = s4k + (2 << 20) if e4k - s4k >= (4 << 20) else s4k
     pm_s = per_call(lambda: pagemap_read(mm, pm_start, pm_start + (2 << 20)), n)
     res.time("phys_read_4k", read_s, "one 4 KiB physical read over QMP, warm, per call")
     res.time("vtop_one_address", vtop_s, "vtop of one address of bench_4k, warm, per call")
     res.time("pagemap_2mib", pm_s, "pagemap_read of 2 MiB of bench_4k, warm, per call")
+    res.time("follow_phys_one_address", fp_s, "drgn's follow_phys() of the same address, warm, per call")
+    res.ratio("follow_phys_one_address_over_phys_read", fp_s / read_s, "per call, in 4 KiB physical reads' worth")
+    res.ratio("vtop_one_address_over_follow_phys", vtop_s / fp_s, "livewalk's vtop / drgn's C walk, same address")
     for name, t in (("vtop_one_address", vtop_s), ("pagemap_2mib", pm_s)):
         r = t / read_s
         res.ratio(f"{name}_over_phys_read", r, "per call, in 4 KiB physical reads' worth")

@@ -104,6 +104,8 @@ def test_bench_figures_sane(bench_run: tuple[Any, list[str]]) -> None:
         "kernel_pagemap",
         "livewalk_guest",
         "synthetic_1gib_pte_entry_walk",
+        "vtop_one_address",
+        "follow_phys_one_address",
     ):
         v = res.times[name]
         assert math.isfinite(v) and 0 < v < 3600, (name, v)
@@ -111,6 +113,7 @@ def test_bench_figures_sane(bench_run: tuple[Any, list[str]]) -> None:
         "follow_phys_over_livewalk_sample",
         "follow_phys_over_livewalk_host",
         "livewalk_guest_over_kernel_pagemap",
+        "vtop_one_address_over_follow_phys",
     ):
         v = res.ratios[name]
         assert math.isfinite(v) and v > 0, (name, v)
