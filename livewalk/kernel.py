@@ -28,6 +28,7 @@ __all__ = (
     "DEBIAN_SUBLEVEL",
     "DEFAULT_VERSION",
     "KernelFeatures",
+    "MM_WALK_CALLBACKS",
     "NotInKernelError",
     "WALK_ENTRY_POINTS",
     "banner_version",
@@ -49,6 +50,23 @@ def parse_release(release: str) -> tuple[int, int] | None:
     m = re.match(r"(\d+)\.(\d+)", release)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
+
+#: The callbacks of ``struct mm_walk_ops``, in declaration order
+#: (``include/linux/pagewalk.h`` of Linux 7.2; ``install_pte`` since Linux
+#: 6.13).
+MM_WALK_CALLBACKS = (
+    "pgd_entry",
+    "p4d_entry",
+    "pud_entry",
+    "pmd_entry",
+    "pte_entry",
+    "pte_hole",
+    "hugetlb_entry",
+    "test_walk",
+    "pre_vma",
+    "post_vma",
+    "install_pte",
+)
 
 #: The entry points of ``mm/pagewalk.c`` whose presence differs between the
 #: kernels livewalk supports (probed as symbols), with where they are found
@@ -439,8 +457,6 @@ def _walk_ops_layout_of(install_pte: bool, walk_lock: bool) -> _WalkOpsLayout:
     callbacks of ``MM_WALK_CALLBACKS`` it has, one pointer each, then
     ``walk_lock`` (x86_64).
     """
-    from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
-
     names = [n for n in MM_WALK_CALLBACKS if install_pte or n != "install_pte"]
     return tuple((n, 8 * i) for i, n in enumerate(names)), (8 * len(names) if walk_lock else None)
 

@@ -23,8 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import cast
 
 from livewalk.arch import ULONG_MAX
-from livewalk.kernel import KernelFeatures
-from livewalk.mm.pagewalk import MM_WALK_CALLBACKS
+from livewalk.kernel import MM_WALK_CALLBACKS, KernelFeatures
 
 __all__ = (
     "DEFAULT_OPS_LAYOUT",

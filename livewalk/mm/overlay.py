@@ -99,12 +99,10 @@ Policies where a read-only snapshot cannot do what the kernel does
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from livewalk.arch import PageTableLevel
-
-if TYPE_CHECKING:
-    from livewalk.mm.pagewalk import MMWalk
+from livewalk.arch import ArchPaging, PageTableLevel
+from livewalk.mm.vma import VMA
 
 __all__ = (
     "AGAIN_RETRY_LIMIT",
@@ -122,6 +120,22 @@ __all__ = (
     "split_huge_pmd",
     "split_huge_pud",
 )
+
+class _Walk(Protocol):
+    """What the helpers here use of a walk (a :class:`~livewalk.mm.pagewalk.MMWalk`)."""
+
+    @property
+    def overlay(self) -> WalkOverlay: ...
+
+    @property
+    def paging(self) -> ArchPaging: ...
+
+    @property
+    def backend(self) -> Any: ...
+
+    @property
+    def vma_info(self) -> VMA | None: ...
+
 
 #: Retries of an unchanged entry after ``ACTION_AGAIN`` before the walker
 #: moves on (see the module documentation).
@@ -214,19 +228,19 @@ class WalkOverlay:
         errors.append(WalkError(PageTableLevel(level), addr, value, reason))
 
 
-def clear_bad(walk: MMWalk, slot: Slot, v: int) -> None:
+def clear_bad(walk: _Walk, slot: Slot, v: int) -> None:
     """``p?d_clear_bad()``: log the bad entry and clear it, in the overlay."""
     walk.overlay.error(slot[0], slot[1], v, "bad")
     walk.overlay.values[slot] = 0
 
 
-def record_unreadable(walk: MMWalk, slot: Slot, paddr: int) -> None:
+def record_unreadable(walk: _Walk, slot: Slot, paddr: int) -> None:
     """A table could not be read: the slot pointing to it reads as cleared from now on."""
     walk.overlay.error(slot[0], slot[1], paddr, "unreadable")
     walk.overlay.values[slot] = 0
 
 
-def p_alloc(walk: MMWalk, slot: Slot) -> int:
+def p_alloc(walk: _Walk, slot: Slot) -> int:
     """``__p4d_alloc()`` ... ``__pte_alloc()``: a new, empty table below *slot*."""
     paging = walk.paging
     v = paging.mk_table_entry(slot[0])
@@ -235,13 +249,13 @@ def p_alloc(walk: MMWalk, slot: Slot) -> int:
     return v
 
 
-def set_pte_at(walk: MMWalk, addr: int, value: int) -> None:
+def set_pte_at(walk: _Walk, addr: int, value: int) -> None:
     """``set_pte_at()`` of ``install_pte``'s result: recorded, never written."""
     walk.overlay.installed[addr] = value
 
 
 def again_retry(
-    walk: MMWalk, level: PageTableLevel, addr: int, changed: bool, tries: list[int]
+    walk: _Walk, level: PageTableLevel, addr: int, changed: bool, tries: list[int]
 ) -> bool:
     """
     Whether an ``ACTION_AGAIN`` may go back to ``again:``. *tries* counts
@@ -259,7 +273,7 @@ def again_retry(
     return True
 
 
-def pte_offset_map(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
+def pte_offset_map(walk: _Walk, slot: Slot, pmdval: int) -> bool:
     """
     ``__pte_offset_map()``'s checks: False (the kernel's NULL) for a none,
     non-present or leaf PMD; a bad PMD is also cleared (``pmd_clear_bad()``).
@@ -273,7 +287,7 @@ def pte_offset_map(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
     return True
 
 
-def pmd_trans_unstable(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
+def pmd_trans_unstable(walk: _Walk, slot: Slot, pmdval: int) -> bool:
     """
     ``pmd_trans_unstable()`` of Linux 6.1 (``pmd_none_or_trans_huge_or_clear_bad``
     with THP migration): True for a none, trans-huge or non-present PMD; a
@@ -289,7 +303,7 @@ def pmd_trans_unstable(walk: MMWalk, slot: Slot, pmdval: int) -> bool:
     return False
 
 
-def split_huge_pud(walk: MMWalk, slot: Slot, v: int) -> int:
+def split_huge_pud(walk: _Walk, slot: Slot, v: int) -> int:
     """``split_huge_pud()``: a trans-huge PUD is cleared; return the new value."""
     if not walk.paging.pud_trans_huge(v):
         return v
@@ -298,7 +312,7 @@ def split_huge_pud(walk: MMWalk, slot: Slot, v: int) -> int:
     return 0
 
 
-def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
+def _is_huge_zero_pmd(walk: _Walk, v: int) -> bool:
     paging = walk.paging
     if not paging.pmd_present(v):
         return False
@@ -308,7 +322,7 @@ def _is_huge_zero_pmd(walk: MMWalk, v: int) -> bool:
     return paging.pmd_special(v)
 
 
-def split_huge_pmd(walk: MMWalk, slot: Slot, v: int) -> int:
+def split_huge_pmd(walk: _Walk, slot: Slot, v: int) -> int:
     """
     ``split_huge_pmd()``: act when ``pmd_is_huge()`` and (the locked step)
     the PMD is trans-huge or a migration or device-private entry; record

@@ -120,7 +120,7 @@ from typing import Any, NamedTuple
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel, per_paging
 from livewalk.backend import TableReadError, backend_for_mm
-from livewalk.kernel import KernelFeatures
+from livewalk.kernel import MM_WALK_CALLBACKS, KernelFeatures
 from livewalk.mm.entry import Entry, EntryContext, _EmulatedEntry, _TablePTE
 from livewalk.mm.overlay import (
     Slot,
@@ -198,21 +198,7 @@ ACTION_SUBTREE = PageWalkAction.ACTION_SUBTREE
 ACTION_CONTINUE = PageWalkAction.ACTION_CONTINUE
 ACTION_AGAIN = PageWalkAction.ACTION_AGAIN
 
-#: The callbacks of ``struct mm_walk_ops``, in declaration order
-#: (``include/linux/pagewalk.h``).
-MM_WALK_CALLBACKS = _CALLBACKS = (
-    "pgd_entry",
-    "p4d_entry",
-    "pud_entry",
-    "pmd_entry",
-    "pte_entry",
-    "pte_hole",
-    "hugetlb_entry",
-    "test_walk",
-    "pre_vma",
-    "post_vma",
-    "install_pte",
-)
+_CALLBACKS = MM_WALK_CALLBACKS
 
 
 class MMWalkOps:
