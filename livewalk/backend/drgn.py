@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import drgn
 from drgn import FaultError, IntegerLike, Object, Program
+from drgn.helpers.linux.mm import compound_head, pfn_to_page
 
 from livewalk.arch import ULONG_MAX, ArchPaging, PageTableLevel
 from livewalk.arch.arm64.pgtable import Arm64Paging
@@ -811,15 +812,15 @@ class DrgnBackend:
 
     def pfn_to_page(self, pfn: IntegerLike) -> Object:
         """``pfn_to_page(pfn)``: the ``struct page *``."""
-        from drgn.helpers.linux.mm import pfn_to_page
-
         return pfn_to_page(self.prog, pfn)
 
     def page_folio(self, pfn: IntegerLike) -> Object:
-        """``page_folio(pfn_to_page(pfn))``: the ``struct folio *``."""
-        from livewalk.mm.page import page_folio
-
-        return page_folio(self.pfn_to_page(pfn))
+        """
+        ``page_folio(pfn_to_page(pfn))``: the ``struct folio *``, the head
+        page by drgn's ``compound_head()`` (which knows each kernel's
+        encoding of tail pages), as :func:`livewalk.mm.page.page_folio`.
+        """
+        return drgn.cast("struct folio *", compound_head(self.pfn_to_page(pfn)))
 
     # -- mm and VMAs ---------------------------------------------------------
 

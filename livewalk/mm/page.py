@@ -44,6 +44,7 @@ from drgn import FaultError, Object, Program, TypeKind, cast, offsetof, sizeof
 from drgn.helpers.linux.mm import compound_head, virt_to_pfn
 
 from livewalk.arch import ULONG_MAX
+from livewalk.backend.drgn import DrgnBackend
 from livewalk.kernel import KernelFeatures
 from livewalk.mm.vma import VMFlagBits
 
@@ -168,8 +169,6 @@ class KernelState:
     def __init__(self, prog: Program, features: KernelFeatures | None = None) -> None:
         self.prog = prog
         if features is None:
-            from livewalk.backend.drgn import DrgnBackend
-
             features = DrgnBackend.for_program(prog).features
         self.features = features
         page_t = prog.type("struct page")
@@ -390,8 +389,6 @@ class PageReader:
     """
 
     def __init__(self, prog: Program) -> None:
-        from livewalk.backend.drgn import DrgnBackend
-
         self.prog = prog
         self.ks = KernelState.for_program(prog)
         self._blocks: dict[int, bytes] = {}
