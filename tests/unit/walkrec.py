@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from livewalk.kernel import MM_WALK_CALLBACKS
 from livewalk.mm.pagewalk import MMWalkOps
 
-ALL = (
-    "pgd_entry",
-    "p4d_entry",
-    "pud_entry",
-    "pmd_entry",
-    "pte_entry",
-    "pte_hole",
-    "hugetlb_entry",
-    "test_walk",
-    "pre_vma",
-    "post_vma",
-)
+#: The callbacks recorded: every one of struct mm_walk_ops but install_pte.
+ALL = tuple(name for name in MM_WALK_CALLBACKS if name != "install_pte")
 
 
 class Rec:
