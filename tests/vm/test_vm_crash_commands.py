@@ -63,31 +63,43 @@ class Prompt:
         raise AssertionError(f"{text!r} not on the screen after {timeout} s:\n{self.screen()[-3000:]}")
 
     def type(self, line: str, timeout: float = 600) -> str:
-        """Type *line*, wait for it to finish, return what it printed."""
+        """
+        Type *line*, wait for the prompt to come back, return what it printed.
+
+        Nothing is typed ahead of the prompt: keys that reach the terminal
+        while readline hands it to the running command are echoed or not
+        depending on timing (an Enter that arrives just after the switch
+        shows as an empty line at the top of the output). A unique no-op
+        line typed first marks where this command's screen begins.
+        """
         self.n += 1
-        mark = f"@@done{self.n}"
+        mark = f"'@@{self.n}' and None"
         subprocess.run(["tmux", "clear-history", "-t", self.name], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "C-l"], check=True)
+        self._enter(mark)
+        self._back(mark, "", 120)
+        self._enter(line)
+        return self._back(line, mark, timeout)
+
+    def _enter(self, line: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", line], check=True)
         subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", f"print('{mark}')"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
-        s = self.wait_for(f"\n{mark}", timeout)
-        lines = s.splitlines()
-        start = max(i for i, x in enumerate(lines) if x.endswith(line)) + 1
-        end = lines.index(mark)
-        # The marker line typed ahead is echoed wherever the terminal was when
-        # it arrived, possibly in front of a line of the output: cut the echo
-        # out, keep what shares its line.
-        echo = f"print('{mark}')"
-        out = []
-        for x in lines[start:end]:
-            if echo in x:
-                x = x.replace(echo, "")
-                if x.strip() in ("", ">>>"):  # the echo alone at the prompt
-                    continue
-            out.append(x)
-        return "\n".join(out)
+
+    def _back(self, line: str, after: str, timeout: float) -> str:
+        """
+        Wait until *line*, typed below the line *after* (any line if empty),
+        has finished: the prompt is back, alone on the last line. Return the
+        lines between the two.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.screen().rstrip().splitlines()
+            first = max((i + 1 for i, x in enumerate(lines) if after and x.endswith(after)), default=0)
+            typed = [i for i, x in enumerate(lines) if i >= first and x.endswith(line)]
+            if typed and typed[-1] < len(lines) - 1 and lines[-1].rstrip() == ">>>":
+                return "\n".join(lines[typed[-1] + 1:-1])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{line!r} did not finish in {timeout} s:\n{self.screen()[-3000:]}")
+            time.sleep(0.3)
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
