@@ -583,9 +583,15 @@ class Guest:
         raise GuestError(f"{path} not written in {timeout:.0f} s")
 
     def alive(self, pid: int) -> bool:
-        """Whether guest process *pid* exists and is not a zombie."""
-        r = self.run(f"grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/{int(pid)}/status", timeout=60)
-        return r.returncode == 0
+        """Whether guest process *pid* exists and is not a zombie. Read by
+        the agent itself: a command would start processes, which map the
+        same libraries as the workloads being measured and move their Pss."""
+        try:
+            stat = self.get(f"/proc/{int(pid)}/stat").decode(errors="replace")
+        except GuestError:
+            return False
+        # the state follows the command name, which may hold ") "
+        return stat.rpartition(")")[2].split()[0] != "Z"
 
     def copy_in(self, host_path: str | os.PathLike[str], guest_path: str) -> None:
         """Copy a host file (mode kept, e.g. a built binary) or directory

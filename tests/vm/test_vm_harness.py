@@ -160,7 +160,8 @@ def test_put_is_whole_or_absent(guest: Guest) -> None:
         guest.wait_output(pid, "\n", timeout=60)
         assert guest.spawn_log(pid).split() == [str(len(data))], f"round {i}"
     r = guest.run("ls -A /tmp/lw-put; stat -c %a /tmp/lw-put/f0; sha256sum /tmp/lw-put/f2", check=True)
-    names, mode, digest = r.stdout.split()[:3], r.stdout.split()[3], r.stdout.split()[4]
+    out = r.stdout.split()
+    names, mode, digest = out[:3], out[3], out[4]
     assert (names, mode) == (["f0", "f1", "f2"], "600"), r.stdout
     assert digest == hashlib.sha256(data).hexdigest()
 

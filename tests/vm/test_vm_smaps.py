@@ -204,22 +204,13 @@ class HostReader:
             try:
                 return self.g.get(f"{self.dir}/out.{n}").decode("utf-8", "surrogateescape")
             except GuestError:
-                if not self._reader_alive():
+                if not self.g.alive(self.rpid):
                     raise GuestError(
                         f"the smaps reader ended:\n{self.g.spawn_log(self.rpid)[-2000:]}"
                     ) from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-
-    def _reader_alive(self) -> bool:
-        # Read by the agent itself: a command (Guest.alive) would start
-        # processes that share the target's libraries and move its Pss.
-        try:
-            stat = self.g.get(f"/proc/{self.rpid}/stat").decode()
-        except GuestError:
-            return False
-        return stat.rpartition(")")[2].split()[0] != "Z"
 
     def close(self) -> None:
         self.g.put(f"{self.dir}/stop", "")
