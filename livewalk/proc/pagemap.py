@@ -309,7 +309,7 @@ class _Pagemap:
         return typ, off
 
 
-_CONSTANTS: dict[int, tuple[weakref.ref[PageTableBackend], dict[str, Any]]] = {}
+_CONSTANTS: weakref.WeakKeyDictionary[PageTableBackend, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
@@ -320,9 +320,9 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
     backend is held weakly: a program let go of (its QMP connection, its
     core dump) is not kept alive here.
     """
-    hit = _CONSTANTS.get(id(backend))
-    if hit is not None and hit[0]() is backend:
-        return hit[1]
+    consts = _CONSTANTS.get(backend)
+    if consts is not None:
+        return consts
     paging: ArchPaging = backend.paging
     # The table loops decode a table at a time with the architecture's
     # masks (EntryLayout restates its predicates).
@@ -356,12 +356,7 @@ def _backend_constants(backend: PageTableBackend) -> dict[str, Any]:
         "page_mapcount_rules": page_mapcount_rules,
         "excl_swap_types": excl_swap_types,
     }
-    if len(_CONSTANTS) > 16:
-        _CONSTANTS.clear()
-    try:
-        _CONSTANTS[id(backend)] = (weakref.ref(backend), consts)
-    except TypeError:
-        pass  # a backend without weak references: worked out every time
+    _CONSTANTS[backend] = consts
     return consts
 
 
