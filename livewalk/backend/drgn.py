@@ -426,12 +426,9 @@ class DrgnBackend:
         # vmemmap reads by physical address (see read_vmemmap): the PMD
         # leaves met, by vmemmap address >> PMD_SHIFT (None: read it as drgn
         # does); only where drgn pays a page-table walk for a virtual read
-        # (no core dump: QEMU over QMP), and the walk here is the plain one
-        # (no level folded at boot)
+        # (no core dump: QEMU over QMP)
         self._vmemmap_leaves: dict[int, _VmemmapLeaf | None] = {}
-        self._vmemmap_by_phys = _drgn_walks_each_read(prog) and not any(
-            self.paging.folded_at_boot(level) for level in PageTableLevel
-        )
+        self._vmemmap_by_phys = _drgn_walks_each_read(prog)
         self._pmd_shift = self.paging.level_shift(PageTableLevel.PMD)
         self._init_pgd_pa: int | None = None
         self._mm_offsets: dict[str, int] = {}
@@ -729,9 +726,10 @@ class DrgnBackend:
     def _vmemmap_leaf(self, addr: int, serial: int) -> _VmemmapLeaf | None:
         """
         The PMD leaf of the kernel page tables (``init_mm``) that maps
-        *addr*, found as drgn's ``follow_phys()`` would (a folded level's
-        entry is its parent's), or ``None`` if something else maps it (a
-        PTE table, a PUD leaf) or nothing does.
+        *addr*, found as the walker's ``p?d_offset()`` finds it (a level
+        folded at build time is its parent's entry; one folded at boot, on
+        arm64, is indexed in its parent's page), or ``None`` if something
+        else maps it (a PTE table, a PUD leaf) or nothing does.
         """
         p = self.paging
         read = self.prog.read
@@ -749,7 +747,7 @@ class DrgnBackend:
         try:
             for level, none, bad in levels:
                 if level == PageTableLevel.PGD or not p.folded(level):
-                    if level != PageTableLevel.PGD:
+                    if level != PageTableLevel.PGD and not p.folded_at_boot(level):
                         table = p.table_paddr(value)
                     entry_pa = table + 8 * ((addr >> p.level_shift(level)) & (p.ptrs_per(level) - 1))
                     value = _U64.unpack(read(entry_pa, 8, True))[0]

@@ -252,6 +252,25 @@ def test_kernel_addresses_match_drgn(livewalk_guest: Guest) -> None:
         assert leaf.get("pa") == int(follow_phys(init_mm, addr)), hex(addr)
 
 
+def test_vmemmap_reads_by_physical_address_equal_drgns(livewalk_guest: Guest) -> None:
+    """
+    Over QMP the backend reads ``struct page`` s by physical address through
+    the PMD leaf that maps them, found in swapper_pg_dir as the walker finds
+    entries (with 4 levels of a 5-level build, the P4D is folded at boot into
+    the PGD's page): the bytes are drgn's, whose own walk translates each
+    virtual read. With 4K pages the vmemmap is mapped by PMD sections, so
+    every struct page goes the physical way.
+    """
+    from tests.vm.vmemmap_reads import compare_vmemmap_reads
+
+    r = compare_vmemmap_reads(livewalk_guest.host_program())
+    print(f"vmemmap: {r.compared} struct pages compared, {r.physical} by physical address, {r.absent} absent")
+    assert not r.differ, r.differ
+    assert r.compared >= 512
+    if PAGE_SIZE[livewalk_guest.kernel] == 4096:
+        assert r.physical == r.compared
+
+
 # --- pagemap: livewalk's equals the arm64 kernel's, all 64 bits -------------
 
 #: The mappings workload's regions (tests/workloads/mappings.py) that this

@@ -75,3 +75,17 @@ def test_answers_follow_the_target_between_calls(guest5: Guest, wl: Workload) ->
     assert pm[4] == pm[5] == 0
     assert v.state == "no_vma" and v.vma is None
     assert at4.vm_start == base + 6 * PAGE
+
+
+def test_vmemmap_reads_by_physical_address_equal_drgns(guest5: Guest) -> None:
+    """
+    Over QMP the backend reads ``struct page`` s by physical address through
+    the PMD leaf that maps them (x86_64's vmemmap: 2 MiB leaves): the bytes
+    are drgn's, whose own walk translates each virtual read.
+    """
+    from tests.vm.vmemmap_reads import compare_vmemmap_reads
+
+    r = compare_vmemmap_reads(guest5.host_program())
+    print(f"vmemmap: {r.compared} struct pages compared, {r.physical} by physical address, {r.absent} absent")
+    assert not r.differ, r.differ
+    assert r.compared >= 512 and r.physical == r.compared
