@@ -166,6 +166,34 @@ def test_put_is_whole_or_absent(guest: Guest) -> None:
     assert digest == hashlib.sha256(data).hexdigest()
 
 
+def test_alive_and_an_ended_process(guest: Guest) -> None:
+    """
+    ``Guest.alive`` follows a spawned process (its /proc/PID/stat, read by
+    the agent: no command runs for it), and ``wait_output`` on a process
+    that ended without printing the text fails at once with its output,
+    not at the timeout.
+    """
+    running = guest.spawn("exec sleep 600")
+    ended = guest.spawn("echo last words; exit 3")
+    try:
+        assert guest.alive(running)
+        deadline = time.monotonic() + 60
+        while guest.alive(ended):
+            assert time.monotonic() < deadline, f"process {ended} still alive after 60 s"
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        with pytest.raises(GuestError, match=r"ended before printing 'never'[\s\S]*last words"):
+            guest.wait_output(ended, "never", timeout=120)
+        assert time.monotonic() - t0 < 30
+        assert not guest.alive(999999)
+    finally:
+        guest.run(f"kill {running}")
+    deadline = time.monotonic() + 60
+    while guest.alive(running):
+        assert time.monotonic() < deadline, f"process {running} still alive after kill"
+        time.sleep(0.5)
+
+
 def test_src_is_the_working_tree_read_only(guest: Guest) -> None:
     here = Path(__file__)
     rel = here.relative_to(ROOT)
